@@ -1,0 +1,257 @@
+"""The ASGI application: AWS JSON 1.1 on ``POST /``, the ledger REST API on the rest.
+
+``POST /`` is handled by a thin raw-ASGI front (the hot path: parse, validate, call the
+application, encode); every other path goes to FastAPI, which serves ``/healthz``, the
+ledger API under ``/ledger/v1`` (documented in its OpenAPI) and, only when enabled, the
+test-only clock control.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
+
+from api.bootstrap import build_service
+from api.protocol import (
+    JSON_CONTENT_TYPE,
+    TARGET_PREFIX,
+    UnknownOperationException,
+    encode_error,
+    encode_response,
+    operation_names,
+    parse_credential_scope,
+    parse_request,
+)
+from api.settings import Settings
+from application.context import RequestContext
+from application.service import HOT_OPERATIONS, IMPLEMENTED_OPERATIONS, KeyManagementService
+from domain.errors import KmsError, UnsupportedOperationException, ValidationException
+from infrastructure.persistence import REGION_PATTERN
+
+log = logging.getLogger("keyledger.api")
+
+MAX_BODY_BYTES = 512 * 1024
+ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
+
+
+class UnsupportedMediaTypeException(KmsError):
+    code = "UnsupportedMediaTypeException"
+    status = 415
+
+
+class RequestEntityTooLargeException(KmsError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class KmsFrontend:
+    """Routes ``POST /`` to the KMS protocol handler and everything else to FastAPI."""
+
+    def __init__(self, service: KeyManagementService, settings: Settings, fallback) -> None:
+        self.service = service
+        self.settings = settings
+        self.fallback = fallback
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
+            await self.handle(scope, receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> None:
+        request_id = str(uuid.uuid4())
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            status, payload = 200, await self._dispatch(scope, receive, headers, request_id)
+        except _Disconnected:
+            return
+        except KmsError as error:
+            status, payload = error.status, encode_error(error.code, error.message)
+        except Exception:  # a bug of ours: log it, never leak a stack trace to the caller
+            log.exception("internal error in request %s", request_id)
+            status = 500
+            payload = encode_error("KMSInternalException", "An internal error occurred.")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", JSON_CONTENT_TYPE.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"x-amzn-requestid", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _dispatch(self, scope, receive, headers: dict[str, str], request_id: str) -> bytes:
+        target = headers.get("x-amz-target", "")
+        if not target.startswith(TARGET_PREFIX):
+            raise UnknownOperationException("Missing or invalid X-Amz-Target header.")
+        operation = target[len(TARGET_PREFIX) :]
+        if operation not in operation_names():
+            raise UnknownOperationException(f"Unknown operation {operation}.")
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ACCEPTED_CONTENT_TYPES:
+            raise UnsupportedMediaTypeException(
+                f"Content-Type must be {JSON_CONTENT_TYPE}, not '{content_type}'."
+            )
+        body = await _read_body(receive, headers)
+        if operation not in IMPLEMENTED_OPERATIONS:
+            raise UnsupportedOperationException(f"keyledger does not implement {operation} yet.")
+        params = parse_request(operation, body)
+        context = self._context(scope, headers, request_id)
+        handler = getattr(self.service, operation)
+        if operation in HOT_OPERATIONS and self.service.has_region(context.region):
+            result = handler(context, params)
+        else:
+            result = await anyio.to_thread.run_sync(handler, context, params)
+        return encode_response(result)
+
+    def _context(self, scope, headers: dict[str, str], request_id: str) -> RequestContext:
+        credential = parse_credential_scope(headers.get("authorization"))
+        access_key_id, region = credential or ("", self.settings.default_region)
+        if not REGION_PATTERN.match(region):
+            raise ValidationException(f"The credential scope names an invalid region '{region[:64]}'.")
+        client = scope.get("client") or ("", 0)
+        return RequestContext(
+            account_id=self.settings.account_id,
+            region=region,
+            request_id=request_id,
+            access_key_id=access_key_id,
+            source_ip=client[0] or "",
+            user_agent=headers.get("user-agent", ""),
+        )
+
+
+async def _read_body(receive, headers: dict[str, str]) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class LedgerEvent(BaseModel):
+    Version: int
+    Type: str
+    Timestamp: datetime
+    Actor: dict[str, str] | None
+    Details: dict[str, Any]
+
+
+class KeyHistory(BaseModel):
+    KeyId: str
+    Region: str
+    Events: list[LedgerEvent]
+
+
+class ClockAdvance(BaseModel):
+    advance_seconds: float
+
+
+class Maintenance:
+    """Background work of one server process: follow the ledger, run scheduled changes."""
+
+    FOLLOW_INTERVAL = 0.2
+
+    def __init__(self, service: KeyManagementService, interval: float) -> None:
+        self.service = service
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keyledger-maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        since_scheduled = self.interval
+        while not self._stop.wait(self.FOLLOW_INTERVAL):
+            try:
+                self.service.follow()
+                since_scheduled += self.FOLLOW_INTERVAL
+                if since_scheduled >= self.interval:
+                    since_scheduled = 0.0
+                    self.service.run_scheduled()
+            except Exception:
+                log.exception("maintenance pass failed; retrying")
+
+
+def create_app(settings: Settings | None = None) -> KmsFrontend:
+    settings = settings or Settings.from_env()
+    service = build_service(settings)
+    service.region(settings.default_region)
+    for region in service.known_regions():
+        service.region(region)
+    maintenance = Maintenance(service, settings.maintenance_interval)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        maintenance.start()
+        try:
+            yield
+        finally:
+            maintenance.stop()
+            service.close()
+
+    ledger_api = FastAPI(
+        title="keyledger",
+        description="The ledger's own API. The AWS KMS API (JSON 1.1) is served on POST /.",
+        lifespan=lifespan,
+    )
+
+    @ledger_api.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
+    def key_events(key_id: str, region: str | None = None) -> KeyHistory:
+        """Every event of a key, oldest first: the key's audit trail."""
+        region = region or settings.default_region
+        if not REGION_PATTERN.match(region):
+            raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
+        try:
+            events = service.key_history(region, key_id)
+        except KmsError as error:
+            raise HTTPException(status_code=404, detail=error.message) from None
+        return KeyHistory(KeyId=key_id, Region=region, Events=events)
+
+    if settings.enable_test_control:
+
+        @ledger_api.post("/_test/clock", include_in_schema=False)
+        def advance_clock(body: ClockAdvance) -> dict[str, float]:
+            """TEST ONLY (``--enable-test-control``): move the clock, run due changes."""
+            if body.advance_seconds < 0:
+                raise HTTPException(status_code=400, detail="the clock only moves forward")
+            now = service.clock.advance(timedelta(seconds=body.advance_seconds))
+            service.follow()
+            service.run_scheduled()
+            return {"now": now.timestamp()}
+
+    return KmsFrontend(service, settings, ledger_api)

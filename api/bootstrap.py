@@ -1,0 +1,33 @@
+"""The composition root: wires infrastructure adapters into the application."""
+
+from __future__ import annotations
+
+from application.clock import AdjustableClock, Clock
+from application.service import KeyManagementService, RegionResources
+from api.settings import Settings
+from infrastructure import ciphertext
+from infrastructure.key_hierarchy import KeyHierarchy
+from infrastructure.persistence import StoreConfig
+from infrastructure.root_key import RootKey
+from infrastructure.transcoding import TRANSCODINGS
+
+
+def build_service(settings: Settings) -> KeyManagementService:
+    data_dir = settings.data_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    root_key = RootKey.load(data_dir, settings.root_key_file)
+    store = StoreConfig(data_dir, settings.store)
+
+    def open_region(region: str) -> RegionResources:
+        storage = store.open_region(region)
+        return RegionResources(
+            ledger_env=storage.ledger_env,
+            directory=storage.directory,
+            hierarchy=KeyHierarchy(root_key, storage.keyring),
+            close=storage.close,
+        )
+
+    clock: Clock = AdjustableClock() if settings.enable_test_control else Clock()
+    return KeyManagementService(
+        open_region, ciphertext, TRANSCODINGS, clock, known_regions=store.known_regions
+    )

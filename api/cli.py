@@ -1,0 +1,113 @@
+"""``keyledger serve`` and ``keyledger history``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+
+from api.settings import Settings
+
+_DEFAULTS = Settings()
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run the KMS endpoint")
+    for f in fields(Settings):
+        if f.name == "maintenance_interval":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        env = Settings.env_name(f.name)
+        if f.type == "bool":
+            p.add_argument(flag, action="store_true", default=None,
+                           help=f"[{env}] " + ("TEST ONLY: expose POST /_test/clock to move the "
+                                               "service clock; never enable in production"))
+        else:
+            p.add_argument(flag, default=None, help=f"[{env}] default: {getattr(_DEFAULTS, f.name)}")
+
+
+def _history_parser(sub) -> None:
+    p = sub.add_parser("history", help="print a key's events as a timeline")
+    p.add_argument("key_id")
+    p.add_argument("--region", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a timeline")
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    os.environ.update(settings.to_env())  # workers build their settings from the environment
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"keyledger: KMS endpoint {url}  (account {settings.account_id}, default region "
+          f"{settings.default_region}, data in {settings.data_path}"
+          f"{', store ' + settings.store.split('@')[-1] if settings.store else ''})", flush=True)
+    print(f"  try: python -c \"import boto3; print(boto3.client('kms', endpoint_url='{url}', "
+          f"region_name='{settings.default_region}', aws_access_key_id='x', "
+          f"aws_secret_access_key='x').create_key()['KeyMetadata']['Arn'])\"", flush=True)
+    if settings.enable_test_control:
+        print("  WARNING: test control is enabled (POST /_test/clock). Never use in production.",
+              flush=True)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+    )
+
+
+def history(args: argparse.Namespace) -> int:
+    from api.bootstrap import build_service
+    from domain.errors import KmsError
+
+    overrides = {"data_dir": args.data_dir, "store": args.store}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    service = build_service(settings)
+    region = args.region or settings.default_region
+    try:
+        events = service.key_history(region, args.key_id)
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps({"KeyId": args.key_id, "Region": region, "Events": events},
+                         default=str, indent=2))
+        return 0
+    print(f"History of {args.key_id} in {region} ({len(events)} events)")
+    for e in events:
+        actor = e["Actor"] or {}
+        who = actor.get("principal", "?")
+        extra = ", ".join(f"{k}={v}" for k, v in e["Details"].items() if k not in ("policy",))
+        print(f"{e['Timestamp'].isoformat(timespec='seconds')}  v{e['Version']:<3} {e['Type']:<22} "
+              f"by {who} (request {actor.get('request_id') or '-'}, ip {actor.get('source_ip') or '-'}, "
+              f"agent {(actor.get('user_agent') or '-')[:40]})" + (f"\n{'':28}{extra}" if extra else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="keyledger", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _history_parser(sub)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args)
+        return 0
+    return history(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

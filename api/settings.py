@@ -1,0 +1,55 @@
+"""Server settings: every flag of ``keyledger serve`` has a ``KEYLEDGER_*`` variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./keyledger-data"
+    store: str | None = None
+    account_id: str = "111122223333"
+    default_region: str = "us-east-1"
+    workers: int = 1
+    root_key_file: str | None = None
+    enable_test_control: bool = False
+    maintenance_interval: float = 1.0
+
+    @staticmethod
+    def env_name(field: str) -> str:
+        return "KEYLEDGER_" + field.upper()
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        values = {}
+        for f in fields(cls):
+            raw = overrides.get(f.name)
+            if raw is None:
+                raw = os.environ.get(cls.env_name(f.name))
+            if raw is None:
+                continue
+            if f.type == "int":
+                raw = int(raw)
+            elif f.type == "float":
+                raw = float(raw)
+            elif f.type == "bool":
+                raw = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "y")
+            values[f.name] = raw
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[self.env_name(f.name)] = str(value)
+        return out
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()

@@ -1,0 +1,32 @@
+"""The request context carried from the wire into every use case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.values import Actor
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    account_id: str
+    region: str
+    request_id: str
+    access_key_id: str = ""
+    source_ip: str = ""
+    user_agent: str = ""
+
+    @property
+    def principal(self) -> str:
+        # Signatures are not verified yet: every caller acts as the account's root.
+        return f"arn:aws:iam::{self.account_id}:root"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(
+            principal=self.principal,
+            access_key_id=self.access_key_id,
+            request_id=self.request_id,
+            source_ip=self.source_ip,
+            user_agent=self.user_agent,
+        )

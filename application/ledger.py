@@ -1,0 +1,174 @@
+"""A region's ledger: the eventsourcing application that stores every key's events,
+and the two followers of its notification log.
+
+* :class:`LiveKeys` keeps the in-memory state the cryptographic hot path reads (aggregates
+  and cached AES-GCM objects per material version); it is kept current by applying the
+  ledger's own events, including those written by other processes on the same store.
+* :class:`DirectoryProjection` maintains the listing view (ListKeys, ListAliases, the
+  scheduler's due dates) with a tracked position.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Tracking, Transcoder
+
+from domain.alias import Alias
+from domain.base import StrAggregate
+from domain.key import KmsKey
+
+log = logging.getLogger("keyledger.ledger")
+
+
+class KeyLedger(Application[str]):
+    """The event store of one region; its events are the audit trail."""
+
+    name = "KeyLedger"
+    snapshotting_intervals = {KmsKey: 50}  # noqa: RUF012
+
+    def __init__(self, env: dict[str, str], transcodings: Sequence[Any] = ()) -> None:
+        self._transcodings = tuple(transcodings)
+        super().__init__(env=env)
+
+    def register_transcodings(self, transcoder: Transcoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in self._transcodings:
+            transcoder.register(transcoding)
+
+    def get_key(self, key_id: str) -> KmsKey | None:
+        return self._get(key_id, KmsKey)
+
+    def get_alias(self, alias_id: str) -> Alias | None:
+        return self._get(alias_id, Alias)
+
+    def _get(self, aggregate_id: str, cls: type) -> Any:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+
+class LiveKeys:
+    """In-memory key and alias state, kept current by the ledger's events.
+
+    Aggregates are loaded from the store on first use; after that they change only by
+    applying events (copy-on-write, so readers never see a half-applied event).
+    """
+
+    def __init__(self, ledger: KeyLedger, unseal) -> None:
+        self._ledger = ledger
+        self._unseal = unseal  # (key_id, material_id, sealed) -> material
+        self._aggregates: dict[str, StrAggregate] = {}
+        self._ciphers: dict[tuple[str, str], AESGCM] = {}
+        self._lock = threading.Lock()
+
+    def key(self, key_id: str) -> KmsKey | None:
+        key = self._aggregates.get(key_id)
+        if key is None:
+            key = self._ledger.get_key(key_id)
+            if key is not None:
+                self.put(key)
+        return key if isinstance(key, KmsKey) else None
+
+    def alias(self, alias_id: str) -> Alias | None:
+        alias = self._aggregates.get(alias_id)
+        if alias is None:
+            alias = self._ledger.get_alias(alias_id)
+            if alias is not None:
+                self.put(alias)
+        return alias if isinstance(alias, Alias) else None
+
+    def cipher(self, key: KmsKey, key_material_id: str) -> AESGCM | None:
+        """The AES-GCM object of one material version: O(1), however many rotations."""
+        cipher = self._ciphers.get((key.id, key_material_id))
+        if cipher is None:
+            material = key.materials.get(key_material_id)
+            if material is None or key.shredded:
+                return None
+            cipher = AESGCM(self._unseal(key.id, key_material_id, material.sealed_material))
+            self._ciphers[(key.id, key_material_id)] = cipher
+        return cipher
+
+    def put(self, aggregate: StrAggregate) -> None:
+        """Remember the latest state of an aggregate this process just saved or loaded."""
+        with self._lock:
+            cached = self._aggregates.get(aggregate.id)
+            if cached is None or cached.version < aggregate.version:
+                self._aggregates[aggregate.id] = aggregate
+                self._forget_ciphers_if_shredded(aggregate)
+
+    def apply(self, events: Iterable[Any]) -> None:
+        """Apply events read from the notification log to the cached aggregates."""
+        with self._lock:
+            for domain_event in events:
+                cached = self._aggregates.get(domain_event.originator_id)
+                if cached is None or domain_event.originator_version <= cached.version:
+                    continue
+                if domain_event.originator_version != cached.version + 1:
+                    del self._aggregates[cached.id]  # missed something: reload on next use
+                    continue
+                updated = copy.deepcopy(cached)
+                domain_event.mutate(updated)
+                self._aggregates[updated.id] = updated
+                self._forget_ciphers_if_shredded(updated)
+
+    def _forget_ciphers_if_shredded(self, aggregate: StrAggregate) -> None:
+        if isinstance(aggregate, KmsKey) and aggregate.shredded:
+            for material_id in aggregate.materials:
+                self._ciphers.pop((aggregate.id, material_id), None)
+
+    def __len__(self) -> int:
+        return len(self._aggregates)
+
+
+class LogFollower:
+    """Reads the ledger's notification log after a position (polling; works on every store)."""
+
+    BATCH = 500
+
+    def __init__(self, ledger: KeyLedger, position: int) -> None:
+        self.ledger = ledger
+        self.position = position
+
+    def read(self) -> list[tuple[int, Any]]:
+        notifications = self.ledger.recorder.select_notifications(
+            start=self.position, limit=self.BATCH, inclusive_of_start=False
+        )
+        return [(n.id, self.ledger.mapper.to_domain_event(n)) for n in notifications]
+
+
+class DirectoryProjection:
+    """Maintains the key directory view from the notification log, exactly once."""
+
+    def __init__(self, ledger: KeyLedger, directory, to_changes) -> None:
+        self._ledger = ledger
+        self._directory = directory
+        self._to_changes = to_changes  # (notification_id, domain_event) -> list[ViewChange]
+        self._lock = threading.Lock()
+
+    @property
+    def position(self) -> int:
+        return self._directory.max_tracking_id(self._ledger.name) or 0
+
+    def catch_up(self) -> int:
+        """Process every notification after the tracked position; returns the new position."""
+        with self._lock:
+            while True:
+                follower = LogFollower(self._ledger, self.position)
+                batch = follower.read()
+                if not batch:
+                    return follower.position
+                changes = [c for nid, ev in batch for c in self._to_changes(nid, ev)]
+                try:
+                    self._directory.record(changes, Tracking(self._ledger.name, batch[-1][0]))
+                except IntegrityError:
+                    # Another process recorded this batch first: read the position again.
+                    log.debug("directory batch already recorded by another process")

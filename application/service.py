@@ -1,0 +1,755 @@
+"""The KMS use cases, one method per operation, over per-region ledgers.
+
+Methods take a :class:`RequestContext` and the operation's validated parameters (names as
+in the KMS API; blobs as bytes) and return the operation's result in the same terms.
+Cryptographic operations read only in-memory state (:class:`LiveKeys`); every change to a
+key or alias is an event saved to the region's ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from eventsourcing.persistence import IntegrityError
+
+from application.clock import Clock
+from application.context import RequestContext
+from application.ledger import DirectoryProjection, KeyLedger, LiveKeys, LogFollower
+from application.listing import view_changes
+from domain import errors
+from domain.alias import MAX_ALIASES_PER_KEY, Alias, alias_aggregate_id, check_alias_name
+from domain.key import KmsKey, check_policy_name
+from domain.policy import DEFAULT_POLICY_NAME, default_key_policy
+from domain.values import Actor, BackingKey, RotationType, alias_arn, key_arn
+
+log = logging.getLogger("keyledger.service")
+
+SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
+DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
+MATERIAL_BYTES = 32
+_WRITE_ATTEMPTS = 5
+
+
+@dataclass
+class RegionResources:
+    """What infrastructure provides for one region (built by the composition root)."""
+
+    ledger_env: dict[str, str]
+    directory: Any  # infrastructure.directory view
+    hierarchy: Any  # infrastructure.key_hierarchy.KeyHierarchy
+    close: Callable[[], None]
+
+
+class Region:
+    """One region's ledger with its in-memory state and listing projection."""
+
+    def __init__(self, name: str, resources: RegionResources, transcodings) -> None:
+        self.name = name
+        self.resources = resources
+        self.hierarchy = resources.hierarchy
+        self.directory = resources.directory
+        self.ledger = KeyLedger(resources.ledger_env, transcodings)
+        self.live = LiveKeys(self.ledger, self.hierarchy.unseal)
+        self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
+        self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
+        self._follow_lock = threading.Lock()
+        self.projection.catch_up()
+
+    def save(self, *aggregates) -> None:
+        self.ledger.save(*aggregates)
+        for aggregate in aggregates:
+            self.live.put(aggregate)
+
+    def follow(self) -> None:
+        """Apply events written since the last call (by any process) to the live state."""
+        with self._follow_lock:
+            while batch := self.follower.read():
+                self.live.apply(event for _, event in batch)
+                self.follower.position = batch[-1][0]
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.resources.close()
+
+
+def _new_material_id() -> str:
+    return os.urandom(32).hex()
+
+
+def _marker(value: str) -> str:
+    return base64.urlsafe_b64encode(("kl1:" + value).encode()).decode()
+
+
+def _unmarker(marker: str | None) -> str | None:
+    if marker is None:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(marker.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        decoded = ""
+    if not decoded.startswith("kl1:"):
+        raise errors.InvalidMarkerException("Invalid marker")
+    return decoded[4:]
+
+
+def _page(items: list[Any], limit: int | None, marker_of: Callable[[Any], str]) -> tuple[list, dict]:
+    """Cut a page (items holds up to limit+1 entries) and build Truncated/NextMarker."""
+    limit = limit or 100
+    page = items[:limit]
+    if len(items) > limit:
+        return page, {"Truncated": True, "NextMarker": _marker(marker_of(page[-1]))}
+    return page, {"Truncated": False}
+
+
+def _dry_run(params: dict[str, Any]) -> None:
+    if params.get("DryRun"):
+        raise errors.DryRunOperationException(
+            "The request would have succeeded, but the DryRun option is set."
+        )
+
+
+class KeyManagementService:
+    """The AWS KMS API, symmetric keys, on event-sourced per-region ledgers."""
+
+    def __init__(
+        self,
+        open_region: Callable[[str], RegionResources],
+        ciphertext_format,
+        transcodings=(),
+        clock: Clock | None = None,
+        known_regions: Callable[[], list[str]] = list,
+    ) -> None:
+        self.known_regions = known_regions  # regions that already have a ledger in the store
+        self._open_region = open_region
+        #: the ciphertext blob adapter: seal(), parse_header(), open_sealed(), MalformedCiphertext
+        self._format = ciphertext_format
+        self._transcodings = tuple(transcodings)
+        self.clock = clock or Clock()
+        self._regions: dict[str, Region] = {}
+        self._regions_lock = threading.Lock()
+
+    # -- regions ------------------------------------------------------------------------------
+
+    def region(self, name: str) -> Region:
+        region = self._regions.get(name)
+        if region is None:
+            with self._regions_lock:
+                region = self._regions.get(name)
+                if region is None:
+                    region = Region(name, self._open_region(name), self._transcodings)
+                    self._regions[name] = region
+        return region
+
+    def has_region(self, name: str) -> bool:
+        return name in self._regions
+
+    @property
+    def regions(self) -> list[Region]:
+        return list(self._regions.values())
+
+    def close(self) -> None:
+        for region in self.regions:
+            region.close()
+        self._regions.clear()
+
+    def follow(self) -> None:
+        for region in self.regions:
+            region.follow()
+
+    def run_scheduled(self) -> int:
+        """Complete due deletions and rotations in every open region; returns how many."""
+        done = 0
+        for region in self.regions:
+            region.projection.catch_up()
+            now = self.clock.now()
+            for key_id in region.directory.due_key_ids(now.timestamp()):
+                try:
+                    done += self._run_due(region, key_id, now)
+                except IntegrityError:
+                    log.info("scheduled change of %s raced another process", key_id)
+            region.projection.catch_up()
+        return done
+
+    def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
+        key = region.ledger.get_key(key_id)
+        if key is None:
+            return 0
+        actor = Actor.service()
+        if key.deletion_due(now):
+            # Destroy the data-encryption key first: from here on the material is gone,
+            # even if the process dies before the events below are recorded.
+            region.hierarchy.shred(key.id)
+            key.complete_deletion(now, actor)
+            aliases = [
+                region.ledger.get_alias(alias_aggregate_id(key.account, row.alias_name))
+                for row in region.directory.list_aliases(key.account, key.id, "", 10_000)
+            ]
+            for alias in aliases:
+                if alias is not None and alias.target_key_id == key.id:
+                    alias.delete(actor)
+            region.save(key, *[a for a in aliases if a is not None])
+            return 1
+        if key.rotation_due(now):
+            key.rotate_automatically(self._new_material(region, key.id, now, RotationType.AUTOMATIC), now, actor)
+            region.save(key)
+            return 1
+        return 0
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _new_material(
+        self, region: Region, key_id: str, now: datetime, rotation_type: RotationType | None
+    ) -> BackingKey:
+        material_id = _new_material_id()
+        sealed = region.hierarchy.seal(key_id, material_id, os.urandom(MATERIAL_BYTES))
+        return BackingKey(material_id, sealed, now, rotation_type)
+
+    def _not_found(self, ctx: RequestContext, key_id: str) -> errors.KmsError:
+        return errors.NotFoundException(
+            f"Key '{key_arn(ctx.region, ctx.account_id, key_id)}' does not exist"
+        )
+
+    def _key_id(self, ctx: RequestContext, region: Region, key_ref: str, allow_alias=True) -> str:
+        """Resolve a key id, key ARN, alias name or alias ARN to a key id."""
+        if key_ref.startswith("arn:"):
+            parts = key_ref.split(":", 5)
+            if len(parts) != 6 or parts[1] not in ("aws", "aws-cn", "aws-us-gov") or parts[2] != "kms":
+                raise errors.InvalidArnException(f"Invalid arn {key_ref}")
+            _, _, _, arn_region, account, resource = parts
+            if resource.startswith("key/"):
+                if arn_region != ctx.region or account != ctx.account_id:
+                    raise errors.NotFoundException(f"Key '{key_ref}' does not exist")
+                return resource[4:]
+            if resource.startswith("alias/") and allow_alias:
+                if arn_region != ctx.region or account != ctx.account_id:
+                    raise errors.NotFoundException(f"Alias {key_ref} is not found.")
+                return self._alias_target(ctx, region, resource)
+            raise errors.InvalidArnException(f"Invalid arn {key_ref}")
+        if key_ref.startswith("alias/"):
+            if not allow_alias:
+                raise self._not_found(ctx, key_ref)
+            return self._alias_target(ctx, region, key_ref)
+        return key_ref
+
+    def _alias_target(self, ctx: RequestContext, region: Region, alias_name: str) -> str:
+        alias = region.live.alias(alias_aggregate_id(ctx.account_id, alias_name))
+        if alias is None or not alias.exists:
+            raise errors.NotFoundException(
+                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
+            )
+        return alias.target_key_id
+
+    def _live_key(self, ctx: RequestContext, region: Region, key_ref: str, operation: str,
+                  allow_alias=True) -> KmsKey:
+        key_id = self._key_id(ctx, region, key_ref, allow_alias)
+        key = region.live.key(key_id)
+        if key is None or key.account != ctx.account_id or key.deleted:
+            raise self._not_found(ctx, key_id)
+        key.check(operation)
+        return key
+
+    def _change_key(
+        self, ctx: RequestContext, key_ref: str, change: Callable[[KmsKey], Any], allow_alias=True
+    ) -> KmsKey:
+        region = self.region(ctx.region)
+        key_id = self._key_id(ctx, region, key_ref, allow_alias)
+        for _ in range(_WRITE_ATTEMPTS):
+            key = region.ledger.get_key(key_id)
+            if key is None or key.account != ctx.account_id or key.deleted:
+                raise self._not_found(ctx, key_id)
+            change(key)
+            try:
+                region.save(key)
+            except IntegrityError:
+                continue
+            return key
+        raise errors.ConflictException("The key was changed concurrently; retry the request.")
+
+    def _cipher(self, region: Region, key: KmsKey, material_id: str):
+        cipher = region.live.cipher(key, material_id)
+        if cipher is None:
+            raise errors.InvalidCiphertextException("The ciphertext refers to key material that does not exist.")
+        return cipher
+
+    @staticmethod
+    def _check_symmetric_algorithm(params: dict[str, Any], name: str = "EncryptionAlgorithm") -> None:
+        algorithm = params.get(name, SYMMETRIC_DEFAULT)
+        if algorithm != SYMMETRIC_DEFAULT:
+            raise errors.InvalidKeyUsageException(
+                f"The encryption algorithm {algorithm} is not supported by symmetric KMS keys."
+            )
+
+    # -- key lifecycle --------------------------------------------------------------------------
+
+    def key_metadata(self, key: KmsKey) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "AWSAccountId": key.account,
+            "KeyId": key.id,
+            "Arn": key.arn,
+            "CreationDate": key.creation_date,
+            "Enabled": key.enabled,
+            "Description": key.description,
+            "KeyUsage": key.key_usage,
+            "KeyState": key.key_state.value,
+            "Origin": key.origin,
+            "KeyManager": "CUSTOMER",
+            "CustomerMasterKeySpec": key.key_spec,
+            "KeySpec": key.key_spec,
+            "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],
+            "MultiRegion": False,
+            "CurrentKeyMaterialId": key.current_key_material_id,
+        }
+        if key.deletion_date is not None:
+            metadata["DeletionDate"] = key.deletion_date
+            metadata["PendingDeletionWindowInDays"] = key.pending_window_days
+        return metadata
+
+    def CreateKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec") or SYMMETRIC_DEFAULT
+        usage = params.get("KeyUsage", "ENCRYPT_DECRYPT")
+        if "KeySpec" in params and "CustomerMasterKeySpec" in params:
+            raise errors.ValidationException(
+                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request."
+            )
+        if spec != SYMMETRIC_DEFAULT:
+            raise errors.UnsupportedOperationException(f"KeySpec {spec} is not supported yet.")
+        if usage != "ENCRYPT_DECRYPT":
+            raise errors.ValidationException(
+                f"KeyUsage {usage} is not compatible with KeySpec {spec}."
+            )
+        if params.get("Origin", "AWS_KMS") != "AWS_KMS":
+            raise errors.UnsupportedOperationException(f"Origin {params['Origin']} is not supported yet.")
+        if params.get("CustomKeyStoreId") or params.get("XksKeyId"):
+            raise errors.UnsupportedOperationException("Custom key stores are not supported.")
+        if params.get("MultiRegion"):
+            raise errors.UnsupportedOperationException("Multi-Region keys are not supported yet.")
+        region = self.region(ctx.region)
+        now = self.clock.now()
+        key_id = str(uuid.uuid4())
+        region.hierarchy.create_data_key(key_id)
+        key = KmsKey.create(
+            key_id=key_id,
+            account=ctx.account_id,
+            region=ctx.region,
+            description=params.get("Description", ""),
+            policy=params.get("Policy") or default_key_policy(ctx.account_id),
+            tags=_tags(params.get("Tags", [])),
+            material=self._new_material(region, key_id, now, None),
+            now=now,
+            actor=ctx.actor,
+        )
+        region.save(key)
+        return {"KeyMetadata": self.key_metadata(key)}
+
+    def DescribeKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "DescribeKey")
+        return {"KeyMetadata": self.key_metadata(key)}
+
+    def ListKeys(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        region = self.region(ctx.region)
+        after = _unmarker(params.get("Marker"))
+        try:
+            position = int(after) if after is not None else 0
+        except ValueError:
+            raise errors.InvalidMarkerException("Invalid marker") from None
+        limit = params.get("Limit") or 100
+        region.projection.catch_up()
+        rows = region.directory.list_keys(ctx.account_id, position, limit + 1)
+        page, paging = _page(rows, limit, lambda row: str(row[1]))
+        keys = [{"KeyId": k, "KeyArn": key_arn(ctx.region, ctx.account_id, k)} for k, _ in page]
+        return {"Keys": keys, **paging}
+
+    def UpdateKeyDescription(self, ctx, params):
+        self._change_key(ctx, params["KeyId"], lambda k: k.update_description(params["Description"], ctx.actor))
+        return {}
+
+    def EnableKey(self, ctx, params):
+        self._change_key(ctx, params["KeyId"], lambda k: k.enable(ctx.actor))
+        return {}
+
+    def DisableKey(self, ctx, params):
+        self._change_key(ctx, params["KeyId"], lambda k: k.disable(ctx.actor))
+        return {}
+
+    def ScheduleKeyDeletion(self, ctx, params):
+        key = self._change_key(
+            ctx, params["KeyId"],
+            lambda k: k.schedule_deletion(params.get("PendingWindowInDays"), self.clock.now(), ctx.actor),
+        )
+        return {
+            "KeyId": key.arn,
+            "DeletionDate": key.deletion_date,
+            "KeyState": key.key_state.value,
+            "PendingWindowInDays": key.pending_window_days,
+        }
+
+    def CancelKeyDeletion(self, ctx, params):
+        key = self._change_key(ctx, params["KeyId"], lambda k: k.cancel_deletion(ctx.actor))
+        return {"KeyId": key.arn}
+
+    # -- rotation -------------------------------------------------------------------------------
+
+    def EnableKeyRotation(self, ctx, params):
+        self._change_key(
+            ctx, params["KeyId"],
+            lambda k: k.enable_rotation(params.get("RotationPeriodInDays"), self.clock.now(), ctx.actor),
+            allow_alias=False,
+        )
+        return {}
+
+    def DisableKeyRotation(self, ctx, params):
+        self._change_key(ctx, params["KeyId"], lambda k: k.disable_rotation(ctx.actor), allow_alias=False)
+        return {}
+
+    def GetKeyRotationStatus(self, ctx, params):
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "GetKeyRotationStatus", allow_alias=False)
+        result: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
+        if key.rotation_is_enabled():
+            result["RotationPeriodInDays"] = key.rotation_period_days
+            result["NextRotationDate"] = key.next_rotation_date
+        return result
+
+    def RotateKeyOnDemand(self, ctx, params):
+        region = self.region(ctx.region)
+        now = self.clock.now()
+        key = self._change_key(
+            ctx, params["KeyId"],
+            lambda k: k.rotate_on_demand(self._new_material(region, k.id, now, RotationType.ON_DEMAND), ctx.actor),
+            allow_alias=False,
+        )
+        return {"KeyId": key.arn}
+
+    def ListKeyRotations(self, ctx, params):
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyRotations", allow_alias=False)
+        materials = (
+            list(key.materials.values())
+            if params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
+            else key.rotations()
+        )
+        start = _unmarker(params.get("Marker"))
+        ids = [m.key_material_id for m in materials]
+        if start is not None:
+            if start not in ids:
+                raise errors.InvalidMarkerException("Invalid marker")
+            materials = materials[ids.index(start) + 1 :]
+        limit = params.get("Limit") or 100
+        page, paging = _page(materials, limit, lambda m: m.key_material_id)
+        rotations = []
+        for material in page:
+            entry: dict[str, Any] = {
+                "KeyId": key.id,
+                "KeyMaterialId": material.key_material_id,
+                "KeyMaterialState": key.material_state(material.key_material_id).value,
+            }
+            if material.rotation_type is not None:
+                entry["RotationDate"] = material.created
+                entry["RotationType"] = material.rotation_type.value
+            rotations.append(entry)
+        return {"Rotations": rotations, **paging}
+
+    # -- cryptographic operations (in-memory state only) ----------------------------------------
+
+    def Encrypt(self, ctx, params):
+        region = self.region(ctx.region)
+        key = self._live_key(ctx, region, params["KeyId"], "Encrypt")
+        self._check_symmetric_algorithm(params)
+        _dry_run(params)
+        blob = self._seal(region, key, params["Plaintext"], params.get("EncryptionContext"))
+        return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
+
+    def _seal(self, region: Region, key: KmsKey, plaintext: bytes, context) -> bytes:
+        material_id = key.current_key_material_id
+        return self._format.seal(self._cipher(region, key, material_id), key.id, material_id, plaintext, context)
+
+    def _open(self, ctx, region: Region, params: dict[str, Any], key_param: str, context_param: str,
+              operation: str) -> tuple[KmsKey, str, bytes]:
+        blob = params["CiphertextBlob"]
+        try:
+            header = self._format.parse_header(blob)
+        except self._format.MalformedCiphertext:
+            raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
+        if key_param in params:
+            requested = self._key_id(ctx, region, params[key_param])
+            if requested != header.key_id:
+                raise errors.IncorrectKeyException(
+                    "The key ID in the request does not identify a CMK that can perform this operation."
+                )
+        key = region.live.key(header.key_id)
+        if key is None or key.account != ctx.account_id or key.deleted:
+            raise errors.AccessDeniedException(
+                "The ciphertext refers to a customer master key that does not exist, does not "
+                "exist in this region, or you are not allowed to access."
+            )
+        key.check(operation)
+        try:
+            plaintext = self._format.open_sealed(
+                self._cipher(region, key, header.key_material_id), header, blob, params.get(context_param)
+            )
+        except InvalidTag:
+            raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
+        return key, header.key_material_id, plaintext
+
+    def Decrypt(self, ctx, params):
+        if "CiphertextBlob" not in params:
+            raise errors.ValidationException(
+                "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+                "constraint: Member must not be null"
+            )
+        self._check_symmetric_algorithm(params)
+        region = self.region(ctx.region)
+        key, material_id, plaintext = self._open(ctx, region, params, "KeyId", "EncryptionContext", "Decrypt")
+        _dry_run(params)
+        return {
+            "KeyId": key.arn,
+            "Plaintext": plaintext,
+            "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+            "KeyMaterialId": material_id,
+        }
+
+    def ReEncrypt(self, ctx, params):
+        if "CiphertextBlob" not in params:
+            raise errors.ValidationException(
+                "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+                "constraint: Member must not be null"
+            )
+        self._check_symmetric_algorithm(params, "SourceEncryptionAlgorithm")
+        self._check_symmetric_algorithm(params, "DestinationEncryptionAlgorithm")
+        region = self.region(ctx.region)
+        source, source_material, plaintext = self._open(
+            ctx, region, params, "SourceKeyId", "SourceEncryptionContext", "ReEncrypt"
+        )
+        destination = self._live_key(ctx, region, params["DestinationKeyId"], "ReEncrypt")
+        _dry_run(params)
+        blob = self._seal(region, destination, plaintext, params.get("DestinationEncryptionContext"))
+        return {
+            "CiphertextBlob": blob,
+            "SourceKeyId": source.arn,
+            "KeyId": destination.arn,
+            "SourceEncryptionAlgorithm": SYMMETRIC_DEFAULT,
+            "DestinationEncryptionAlgorithm": SYMMETRIC_DEFAULT,
+            "SourceKeyMaterialId": source_material,
+            "DestinationKeyMaterialId": destination.current_key_material_id,
+        }
+
+    def _data_key(self, ctx, params, operation):
+        number, spec = params.get("NumberOfBytes"), params.get("KeySpec")
+        if (number is None) == (spec is None):
+            raise errors.ValidationException(
+                "Please specify either number of bytes or key spec." if number is None
+                else "You cannot specify both KeySpec and NumberOfBytes."
+            )
+        region = self.region(ctx.region)
+        key = self._live_key(ctx, region, params["KeyId"], operation)
+        _dry_run(params)
+        plaintext = os.urandom(number if number is not None else DATA_KEY_BYTES[spec])
+        blob = self._seal(region, key, plaintext, params.get("EncryptionContext"))
+        return key, plaintext, blob
+
+    def GenerateDataKey(self, ctx, params):
+        key, plaintext, blob = self._data_key(ctx, params, "GenerateDataKey")
+        return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn,
+                "KeyMaterialId": key.current_key_material_id}
+
+    def GenerateDataKeyWithoutPlaintext(self, ctx, params):
+        key, _, blob = self._data_key(ctx, params, "GenerateDataKeyWithoutPlaintext")
+        return {"CiphertextBlob": blob, "KeyId": key.arn, "KeyMaterialId": key.current_key_material_id}
+
+    def GenerateRandom(self, ctx, params):
+        if params.get("CustomKeyStoreId"):
+            raise errors.UnsupportedOperationException("Custom key stores are not supported.")
+        if params.get("Recipient"):
+            raise errors.UnsupportedOperationException("Nitro Enclaves recipients are not supported.")
+        number = params.get("NumberOfBytes")
+        if number is None:
+            raise errors.ValidationException(
+                "1 validation error detected: Value null at 'numberOfBytes' failed to satisfy "
+                "constraint: Member must not be null"
+            )
+        return {"Plaintext": os.urandom(number)}
+
+    # -- aliases --------------------------------------------------------------------------------
+
+    def _alias_target_key(self, ctx, region: Region, target_ref: str, operation: str) -> KmsKey:
+        if target_ref.startswith("alias/") or target_ref.startswith("arn:") and ":alias/" in target_ref:
+            raise errors.ValidationException(
+                "Aliases must refer to keys. Not aliases"
+            )
+        return self._live_key(ctx, region, target_ref, operation, allow_alias=False)
+
+    def CreateAlias(self, ctx, params):
+        region = self.region(ctx.region)
+        alias_name = params["AliasName"]
+        check_alias_name(alias_name)
+        key = self._alias_target_key(ctx, region, params["TargetKeyId"], "CreateAlias")
+        self._check_alias_count(ctx, region, key)
+        now = self.clock.now()
+        alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
+        if alias is None:
+            alias = Alias.create(account=ctx.account_id, region=ctx.region, alias_name=alias_name,
+                                 target_key_id=key.id, now=now, actor=ctx.actor)
+        else:
+            alias.recreate(key.id, now, ctx.actor)
+        try:
+            region.save(alias)
+        except IntegrityError:
+            raise errors.AlreadyExistsException(
+                f"An alias with the name {alias_arn(ctx.region, ctx.account_id, alias_name)} already exists"
+            ) from None
+        return {}
+
+    def _check_alias_count(self, ctx, region: Region, key: KmsKey) -> None:
+        region.projection.catch_up()
+        if len(region.directory.list_aliases(ctx.account_id, key.id, "", MAX_ALIASES_PER_KEY + 1)) >= MAX_ALIASES_PER_KEY:
+            raise errors.LimitExceededException(
+                f"A KMS key can have at most {MAX_ALIASES_PER_KEY} aliases."
+            )
+
+    def UpdateAlias(self, ctx, params):
+        region = self.region(ctx.region)
+        alias_name = params["AliasName"]
+        if alias_name.startswith("alias/aws/"):
+            raise errors.NotAuthorizedException("You cannot update an AWS managed alias.")
+        key = self._alias_target_key(ctx, region, params["TargetKeyId"], "UpdateAlias")
+        self._check_alias_count(ctx, region, key)
+        alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
+        if alias is None:
+            raise errors.NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+        alias.retarget(key.id, self.clock.now(), ctx.actor)
+        self._save_alias(region, alias)
+        return {}
+
+    def DeleteAlias(self, ctx, params):
+        region = self.region(ctx.region)
+        alias_name = params["AliasName"]
+        alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
+        if alias is None:
+            raise errors.NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+        alias.delete(ctx.actor)
+        self._save_alias(region, alias)
+        return {}
+
+    @staticmethod
+    def _save_alias(region: Region, alias: Alias) -> None:
+        try:
+            region.save(alias)
+        except IntegrityError:
+            raise errors.ConflictException("The alias was changed concurrently; retry the request.") from None
+
+    def ListAliases(self, ctx, params):
+        region = self.region(ctx.region)
+        key_id = None
+        if "KeyId" in params:
+            key_id = self._live_key(ctx, region, params["KeyId"], "ListAliases", allow_alias=False).id
+        after = _unmarker(params.get("Marker")) or ""
+        limit = params.get("Limit") or 100
+        region.projection.catch_up()
+        rows = region.directory.list_aliases(ctx.account_id, key_id, after, limit + 1)
+        page, paging = _page(rows, limit, lambda row: row.alias_name)
+        aliases = [
+            {
+                "AliasName": row.alias_name,
+                "AliasArn": alias_arn(ctx.region, ctx.account_id, row.alias_name),
+                "TargetKeyId": row.target_key_id,
+                "CreationDate": datetime.fromtimestamp(row.creation_date, timezone.utc),
+                "LastUpdatedDate": datetime.fromtimestamp(row.last_updated_date, timezone.utc),
+            }
+            for row in page
+        ]
+        return {"Aliases": aliases, **paging}
+
+    # -- tags and policies ------------------------------------------------------------------------
+
+    def TagResource(self, ctx, params):
+        self._change_key(ctx, params["KeyId"], lambda k: k.tag(_tags(params["Tags"]), ctx.actor), allow_alias=False)
+        return {}
+
+    def UntagResource(self, ctx, params):
+        self._change_key(ctx, params["KeyId"], lambda k: k.untag(params["TagKeys"], ctx.actor), allow_alias=False)
+        return {}
+
+    def ListResourceTags(self, ctx, params):
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListResourceTags", allow_alias=False)
+        tag_keys = sorted(key.tags)
+        start = _unmarker(params.get("Marker"))
+        if start is not None:
+            tag_keys = [k for k in tag_keys if k > start]
+        limit = params.get("Limit") or 50
+        page, paging = _page(tag_keys, limit, lambda k: k)
+        return {"Tags": [{"TagKey": k, "TagValue": key.tags[k]} for k in page], **paging}
+
+    def GetKeyPolicy(self, ctx, params):
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "GetKeyPolicy", allow_alias=False)
+        policy_name = params.get("PolicyName", DEFAULT_POLICY_NAME)
+        check_policy_name(policy_name)
+        return {"Policy": key.policy, "PolicyName": policy_name}
+
+    def PutKeyPolicy(self, ctx, params):
+        self._change_key(
+            ctx, params["KeyId"],
+            lambda k: k.put_policy(params.get("PolicyName", DEFAULT_POLICY_NAME), params["Policy"], ctx.actor),
+            allow_alias=False,
+        )
+        return {}
+
+    def ListKeyPolicies(self, ctx, params):
+        self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyPolicies", allow_alias=False)
+        if params.get("Marker") is not None:
+            _unmarker(params["Marker"])
+            return {"PolicyNames": [], "Truncated": False}
+        return {"PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": False}
+
+    # -- the ledger's own API ---------------------------------------------------------------------
+
+    def key_history(self, region_name: str, key_id: str) -> list[dict[str, Any]]:
+        """Every event of a key, oldest first, as plain data (no sealed material)."""
+        region = self.region(region_name)
+        if region.ledger.get_key(key_id) is None:
+            raise errors.NotFoundException(f"Key '{key_id}' does not exist in {region_name}")
+        return [describe_event(e) for e in region.ledger.repository.event_store.get(key_id)]
+
+
+def describe_event(event: Any) -> dict[str, Any]:
+    """A ledger event as audit data: type, version, time, actor and its non-secret fields."""
+    details: dict[str, Any] = {}
+    for name, value in vars(event).items():
+        if name in ("originator_id", "originator_version", "timestamp", "originator_topic", "actor"):
+            continue
+        if isinstance(value, BackingKey):
+            value = {"KeyMaterialId": value.key_material_id, "Created": value.created,
+                     "RotationType": value.rotation_type.value if value.rotation_type else None}
+        elif isinstance(value, bytes):
+            continue
+        details[name] = value
+    actor = getattr(event, "actor", None)
+    return {
+        "Version": event.originator_version,
+        "Type": type(event).__name__,
+        "Timestamp": event.timestamp,
+        "Actor": dict(vars(actor)) if actor is not None else None,
+        "Details": details,
+    }
+
+
+def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
+    return {tag["TagKey"]: tag["TagValue"] for tag in tags}
+
+
+#: Operations served from in-memory state only (safe to run on the event loop).
+HOT_OPERATIONS = frozenset(
+    {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+     "GenerateRandom", "DescribeKey"}
+)
+IMPLEMENTED_OPERATIONS = frozenset(
+    name for name, value in vars(KeyManagementService).items()
+    if name[:1].isupper() and callable(value)
+)

@@ -1,0 +1,43 @@
+"""Domain errors, named exactly as the AWS KMS error shapes they become on the wire."""
+
+from __future__ import annotations
+
+
+class KmsError(Exception):
+    """Base of every error a KMS caller can see; ``code`` is the wire ``__type``."""
+
+    code = "KMSInternalException"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _error(name: str, status: int = 400) -> type[KmsError]:
+    return type(name, (KmsError,), {"code": name, "status": status, "__module__": __name__})
+
+
+AlreadyExistsException = _error("AlreadyExistsException")
+ConflictException = _error("ConflictException")
+DisabledException = _error("DisabledException")
+DryRunOperationException = _error("DryRunOperationException", 412)
+IncorrectKeyException = _error("IncorrectKeyException")
+InvalidAliasNameException = _error("InvalidAliasNameException")
+InvalidArnException = _error("InvalidArnException")
+InvalidCiphertextException = _error("InvalidCiphertextException")
+InvalidKeyUsageException = _error("InvalidKeyUsageException")
+InvalidMarkerException = _error("InvalidMarkerException")
+KMSInternalException = _error("KMSInternalException", 500)
+KMSInvalidStateException = _error("KMSInvalidStateException")
+KeyUnavailableException = _error("KeyUnavailableException", 500)
+LimitExceededException = _error("LimitExceededException")
+MalformedPolicyDocumentException = _error("MalformedPolicyDocumentException")
+NotAuthorizedException = _error("NotAuthorizedException")
+NotFoundException = _error("NotFoundException")
+TagException = _error("TagException")
+UnsupportedOperationException = _error("UnsupportedOperationException")
+ValidationException = _error("ValidationException")
+# Not a shape of the KMS model, but what AWS KMS answers when a ciphertext names a key the
+# caller cannot reach (it does not exist, is in another Region, or belongs to another account).
+AccessDeniedException = _error("AccessDeniedException")

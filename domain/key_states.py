@@ -1,0 +1,133 @@
+"""Key states and the AWS "Key states of AWS KMS keys" table, in one place.
+
+Every operation that acts on an existing KMS key asks :func:`check_key_state` before it
+does anything. The table answers, for each operation and each key state, whether the
+operation succeeds, fails with ``DisabledException`` or fails with
+``KMSInvalidStateException`` (``KeyUnavailableException`` for custom key stores).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from domain import errors
+
+
+class KeyState(str, Enum):
+    CREATING = "Creating"
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PENDING_DELETION = "PendingDeletion"
+    PENDING_IMPORT = "PendingImport"
+    PENDING_REPLICA_DELETION = "PendingReplicaDeletion"
+    UNAVAILABLE = "Unavailable"
+    UPDATING = "Updating"
+
+
+class Outcome(Enum):
+    ALLOWED = "allowed"
+    DISABLED = "DisabledException"
+    INVALID_STATE = "KMSInvalidStateException"
+    UNAVAILABLE = "KeyUnavailableException"
+
+
+_OK = Outcome.ALLOWED
+_DIS = Outcome.DISABLED
+_INV = Outcome.INVALID_STATE
+_UNA = Outcome.UNAVAILABLE
+S = KeyState
+
+# Cryptographic operations: only an Enabled key may be used.
+_CRYPTO = {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA}
+# Read-only management operations succeed in every state.
+_READ = {state: _OK for state in S}
+# Changes to a key's configuration: refused while the key is being deleted or changed.
+_CONFIGURE = {
+    S.ENABLED: _OK,
+    S.DISABLED: _OK,
+    S.PENDING_IMPORT: _OK,
+    S.UNAVAILABLE: _OK,
+}
+# Rotation settings follow the key's ability to be used.
+_ROTATION = {S.ENABLED: _OK, S.DISABLED: _DIS, S.PENDING_IMPORT: _OK, S.UNAVAILABLE: _UNA}
+
+CRYPTOGRAPHIC_OPERATIONS = frozenset(
+    {
+        "Decrypt",
+        "Encrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "ReEncrypt",  # checked once for the source key and once for the destination key
+        "Sign",
+        "Verify",
+        "GenerateMac",
+        "VerifyMac",
+        "DeriveSharedSecret",
+        "GetPublicKey",
+        "Encapsulate",
+        "Decapsulate",
+    }
+)
+
+#: operation -> {state: outcome}; a state missing from a row means KMSInvalidStateException.
+KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
+    **{op: _CRYPTO for op in CRYPTOGRAPHIC_OPERATIONS},
+    "DescribeKey": _READ,
+    "ListResourceTags": _READ,
+    "ListAliases": _READ,
+    "ListKeyRotations": _READ,
+    "GetKeyPolicy": _READ,
+    "ListKeyPolicies": _READ,
+    "GetKeyRotationStatus": _READ,
+    "DeleteAlias": _READ,
+    "PutKeyPolicy": {**_CONFIGURE, S.PENDING_DELETION: _OK},
+    "UpdateKeyDescription": _CONFIGURE,
+    "TagResource": _CONFIGURE,
+    "UntagResource": _CONFIGURE,
+    "CreateAlias": _CONFIGURE,
+    "UpdateAlias": _CONFIGURE,
+    "EnableKey": {S.ENABLED: _OK, S.DISABLED: _OK, S.UNAVAILABLE: _UNA},
+    "DisableKey": {S.ENABLED: _OK, S.DISABLED: _OK, S.UNAVAILABLE: _UNA},
+    "ScheduleKeyDeletion": {
+        S.ENABLED: _OK,
+        S.DISABLED: _OK,
+        S.PENDING_IMPORT: _OK,
+        S.UNAVAILABLE: _OK,
+    },
+    "CancelKeyDeletion": {S.PENDING_DELETION: _OK},
+    "EnableKeyRotation": _ROTATION,
+    "DisableKeyRotation": _ROTATION,
+    "RotateKeyOnDemand": {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA},
+}
+
+_STATE_PHRASES = {
+    S.CREATING: "is being created",
+    S.DISABLED: "is disabled",
+    S.PENDING_DELETION: "is pending deletion",
+    S.PENDING_IMPORT: "is pending import",
+    S.PENDING_REPLICA_DELETION: "is pending replica deletion",
+    S.UNAVAILABLE: "is unavailable",
+    S.UPDATING: "is being updated",
+    S.ENABLED: "is enabled",
+}
+
+
+def outcome(operation: str, state: KeyState) -> Outcome:
+    """The table's answer for ``operation`` on a key in ``state``."""
+    row = KEY_STATE_TABLE[operation]
+    return row.get(state, _INV)
+
+
+def check_key_state(operation: str, state: KeyState, key_arn: str) -> None:
+    """Raise the error AWS raises when ``operation`` meets a key in ``state``."""
+    result = outcome(operation, state)
+    if result is _OK:
+        return
+    message = f"{key_arn} {_STATE_PHRASES[state]}."
+    if result is _DIS:
+        raise errors.DisabledException(message)
+    if result is _UNA:
+        raise errors.KeyUnavailableException(message)
+    raise errors.KMSInvalidStateException(message)

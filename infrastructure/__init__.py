@@ -1,0 +1,1 @@
+"""Adapters: persistence configuration, root key, keyring, ciphertext format, transcoding."""

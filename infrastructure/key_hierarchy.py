@@ -1,0 +1,56 @@
+"""Root key -> per-key data-encryption key (DEK) -> backing key material.
+
+Material is sealed under its KMS key's DEK (AES-256-GCM, AAD binds key id and material id)
+before it goes into an event; the DEK lives wrapped by the root key in the keyring.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from infrastructure.keyring import Keyring
+from infrastructure.root_key import RootKey
+
+_NONCE = 12
+
+
+class MaterialShredded(LookupError):
+    """The key's data-encryption key was destroyed: its material is gone for good."""
+
+
+class KeyHierarchy:
+    def __init__(self, root_key: RootKey, keyring: Keyring) -> None:
+        self._root = root_key
+        self._keyring = keyring
+
+    def create_data_key(self, key_id: str) -> None:
+        self._keyring.put(key_id, self._root.wrap(key_id, AESGCM.generate_key(256)))
+
+    def _data_key(self, key_id: str) -> AESGCM:
+        wrapped = self._keyring.get(key_id)
+        if wrapped is None:
+            raise MaterialShredded(key_id)
+        return AESGCM(self._root.unwrap(key_id, wrapped))
+
+    @staticmethod
+    def _aad(key_id: str, key_material_id: str) -> bytes:
+        return f"keyledger-material:{key_id}:{key_material_id}".encode()
+
+    def seal(self, key_id: str, key_material_id: str, material: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._data_key(key_id).encrypt(
+            nonce, material, self._aad(key_id, key_material_id)
+        )
+
+    def unseal(self, key_id: str, key_material_id: str, sealed: bytes) -> bytes:
+        return self._data_key(key_id).decrypt(
+            sealed[:_NONCE], sealed[_NONCE:], self._aad(key_id, key_material_id)
+        )
+
+    def shred(self, key_id: str) -> None:
+        self._keyring.destroy(key_id)
+
+    def close(self) -> None:
+        self._keyring.close()

@@ -1,0 +1,95 @@
+"""The keyring: each KMS key's data-encryption key (DEK), wrapped by the root key.
+
+This is the one mutable store beside the immutable ledger. Key material in events is
+sealed under the key's DEK; destroying the DEK (when deletion completes) is what makes
+the material unrecoverable even though the events themselves are never changed
+(crypto-shredding). Deleted rows are overwritten: SQLite runs with ``secure_delete`` and a
+rollback journal (no WAL keeping old pages), PostgreSQL vacuums the table after a shred.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from psycopg.sql import SQL, Identifier
+
+
+class Keyring(Protocol):
+    def put(self, key_id: str, wrapped_data_key: bytes) -> None: ...
+    def get(self, key_id: str) -> bytes | None: ...
+    def destroy(self, key_id: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class SQLiteKeyring:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS data_keys (key_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
+        )
+
+    def put(self, key_id: str, wrapped_data_key: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO data_keys VALUES (?, ?)", (key_id, wrapped_data_key))
+
+    def get(self, key_id: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT wrapped FROM data_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def destroy(self, key_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class PostgresKeyring:
+    """Uses the region's PostgreSQL datastore (its pool); the table lives in the region schema."""
+
+    def __init__(self, datastore) -> None:  # eventsourcing.postgres.PostgresDatastore
+        self._datastore = datastore
+        self._table = SQL("{}.{}").format(Identifier(datastore.schema), Identifier("data_keys"))
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (key_id TEXT PRIMARY KEY, wrapped BYTEA NOT NULL)"
+                ).format(self._table)
+            )
+
+    def put(self, key_id: str, wrapped_data_key: bytes) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                SQL("INSERT INTO {} VALUES (%s, %s)").format(self._table), (key_id, wrapped_data_key)
+            )
+
+    def get(self, key_id: str) -> bytes | None:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(SQL("SELECT wrapped FROM {} WHERE key_id = %s").format(self._table), (key_id,))
+            row = cursor.fetchone()
+        return None if row is None else bytes(row["wrapped"])
+
+    def destroy(self, key_id: str) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(SQL("DELETE FROM {} WHERE key_id = %s").format(self._table), (key_id,))
+        # Remove the dead tuple now rather than whenever autovacuum comes by.
+        with self._datastore.get_connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(SQL("VACUUM {}").format(self._table))
+            finally:
+                conn.autocommit = False
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,134 @@
+"""Where each region's ledger lives.
+
+Each region is its own ledger, created on first use:
+* SQLite (the embedded default): ``<data-dir>/regions/<region>/ledger.db`` (events),
+  ``directory.db`` (listing view + tracking) and ``keyring.db`` (wrapped DEKs).
+* PostgreSQL (``--store postgresql://user:pass@host:port/db``): one schema per region,
+  ``keyledger_<region>``, holding ``keyledger_events``/``_snapshots``, the listing view,
+  its tracking table and ``data_keys``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import psycopg
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+from psycopg.sql import SQL, Identifier
+
+from infrastructure.directory import PostgresKeyDirectory, SQLiteKeyDirectory
+from infrastructure.keyring import Keyring, PostgresKeyring, SQLiteKeyring
+
+REGION_PATTERN = re.compile(r"^([a-z]+-){2,3}\d+$")
+
+
+@dataclass(frozen=True)
+class RegionStorage:
+    ledger_env: dict[str, str]
+    directory: SQLiteKeyDirectory | PostgresKeyDirectory
+    keyring: Keyring
+    factory: InfrastructureFactory
+
+    def close(self) -> None:
+        self.keyring.close()
+        self.factory.close()
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    data_dir: Path
+    url: str | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.url) and self.url.startswith(("postgresql://", "postgres://"))
+
+    def describe(self) -> str:
+        if self.is_postgres:
+            parsed = urlparse(self.url)
+            return f"PostgreSQL {parsed.hostname}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
+        return f"SQLite under {self.data_dir / 'regions'}"
+
+    def _postgres_env(self, region: str) -> dict[str, str]:
+        parsed = urlparse(self.url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": unquote(parsed.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            "POSTGRES_SCHEMA": schema_name(region),
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "40",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "ORIGINATOR_ID_TYPE": "text",
+        }
+
+    def _sqlite_env(self, db: Path) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(db),
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "ORIGINATOR_ID_TYPE": "text",
+        }
+
+    def open_region(self, region: str) -> RegionStorage:
+        if not REGION_PATTERN.match(region):
+            raise ValueError(f"invalid region name {region!r}")
+        if self.is_postgres:
+            env = self._postgres_env(region)
+            self._create_schema(env)
+            factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
+            directory = factory.tracking_recorder(PostgresKeyDirectory)
+            keyring: Keyring = PostgresKeyring(factory.datastore)
+            return RegionStorage(env, directory, keyring, factory)
+        folder = self.data_dir / "regions" / region
+        folder.mkdir(parents=True, exist_ok=True)
+        factory = InfrastructureFactory.construct(
+            Environment("KeyDirectory", self._sqlite_env(folder / "directory.db"))
+        )
+        directory = factory.tracking_recorder(SQLiteKeyDirectory)
+        keyring = SQLiteKeyring(folder / "keyring.db")
+        return RegionStorage(self._sqlite_env(folder / "ledger.db"), directory, keyring, factory)
+
+    def known_regions(self) -> list[str]:
+        """Regions that already have a ledger in this store."""
+        if self.is_postgres:
+            env = self._postgres_env("us-east-1")
+            with self._connect(env) as conn:
+                rows = conn.execute(
+                    "SELECT schema_name FROM information_schema.schemata"
+                    " WHERE schema_name LIKE 'keyledger\\_%'"
+                ).fetchall()
+            regions = [row[0][len("keyledger_"):].replace("_", "-") for row in rows]
+        else:
+            folder = self.data_dir / "regions"
+            regions = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        return sorted(r for r in regions if REGION_PATTERN.match(r))
+
+    @staticmethod
+    def _connect(env: dict[str, str]) -> psycopg.Connection:
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            autocommit=True, connect_timeout=10,
+        )
+
+    @classmethod
+    def _create_schema(cls, env: dict[str, str]) -> None:
+        with cls._connect(env) as conn:
+            try:
+                conn.execute(
+                    SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(env["POSTGRES_SCHEMA"]))
+                )
+            except psycopg.errors.UniqueViolation:
+                pass  # another process created it at the same moment
+
+
+def schema_name(region: str) -> str:
+    return "keyledger_" + region.replace("-", "_")

@@ -1,0 +1,51 @@
+"""The root key: the top of the key hierarchy, held outside the event store.
+
+Resolution order: ``KEYLEDGER_ROOT_KEY`` (base64 of 32 bytes), ``--root-key-file`` /
+``KEYLEDGER_ROOT_KEY_FILE``, else ``<data-dir>/root.key`` created on first start with mode
+0600. Production deployments keep the root key on other storage than the database (a
+secrets manager, a mounted secret, an HSM-backed file) so that a copy of the database
+alone never yields key material.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+ROOT_KEY_BYTES = 32
+_NONCE = 12
+
+
+class RootKey:
+    """Wraps and unwraps per-key data-encryption keys (AES-256-GCM, AAD = key id)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != ROOT_KEY_BYTES:
+            raise ValueError("the root key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    def wrap(self, key_id: str, data_key: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._aead.encrypt(nonce, data_key, b"keyledger-dek:" + key_id.encode())
+
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        return self._aead.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], b"keyledger-dek:" + key_id.encode())
+
+    @classmethod
+    def load(cls, data_dir: Path, root_key_file: str | None = None) -> RootKey:
+        encoded = os.environ.get("KEYLEDGER_ROOT_KEY")
+        if encoded:
+            return cls(base64.b64decode(encoded))
+        path = Path(root_key_file) if root_key_file else data_dir / "root.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(base64.b64encode(os.urandom(ROOT_KEY_BYTES)) + b"\n")
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PermissionError(f"root key file {path} must not be readable by others (mode {mode:o})")
+        return cls(base64.b64decode(path.read_bytes().strip()))

@@ -1,0 +1,375 @@
+"""End-to-end fixtures: run the real keyledger server on loopback and talk to it with real clients.
+
+Nothing here is mocked: every test drives a ``python -m api serve`` process over TCP.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT_ID = "111122223333"
+DEFAULT_REGION = "us-east-1"
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+STARTUP_TIMEOUT = 20.0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test in this directory is an e2e test."""
+    e2e_dir = Path(__file__).parent
+    for item in items:
+        if e2e_dir in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def authorization_header(region: str, access_key: str = "AKIDEXAMPLE") -> str:
+    """A syntactically valid SigV4 Authorization header (the server takes the region from it)."""
+    return (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/kms/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-target, Signature=" + "0" * 64
+    )
+
+
+def aws_error_type(body: dict[str, Any]) -> str:
+    """AWS JSON 1.1 ``__type`` may be namespaced (``com.amazonaws.kms#NotFoundException``)."""
+    raw = body.get("__type") or body.get("code") or body.get("Code") or ""
+    return raw.rsplit("#", 1)[-1].split(":", 1)[0]
+
+
+def raw_kms_call(
+    url: str,
+    operation: str,
+    payload: dict[str, Any] | None = None,
+    region: str = DEFAULT_REGION,
+    timeout: float = 10.0,
+) -> httpx.Response:
+    """One KMS call over a *fresh* TCP connection (``httpx.post`` opens and closes its own client)."""
+    return httpx.post(
+        url + "/",
+        content=json.dumps(payload or {}).encode(),
+        headers={
+            "Content-Type": JSON_CONTENT_TYPE,
+            "X-Amz-Target": f"TrentService.{operation}",
+            "Authorization": authorization_header(region),
+            "X-Amz-Date": "20260101T000000Z",
+            "Connection": "close",
+        },
+        timeout=timeout,
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class KeyledgerServer:
+    """A real ``python -m api serve`` process bound to 127.0.0.1."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        *,
+        port: int | None = None,
+        workers: int | None = None,
+        store: str | None = None,
+        test_control: bool = True,
+        name: str = "server",
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.workers = workers
+        self.store = store
+        self.test_control = test_control
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self._starts = 0
+        self.log_path = self.log_dir / f"{name}.log"
+
+    # -- process control -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "api", "serve",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--data-dir", str(self.data_dir),
+            "--account-id", ACCOUNT_ID,
+            "--default-region", DEFAULT_REGION,
+        ]
+        if self.test_control:
+            cmd.append("--enable-test-control")
+        if self.workers:
+            cmd += ["--workers", str(self.workers)]
+        if self.store:
+            cmd += ["--store", self.store]
+        return cmd
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> "KeyledgerServer":
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
+        self._starts += 1
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PYTHONPATH", None)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start #{self._starts}: {' '.join(self.command())}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # own process group: kill() reaches every worker
+            )
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "no attempt"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"keyledger server exited with {self.proc.returncode} during startup.\n"
+                    f"--- {self.log_path} ---\n{self.log_text()[-8000:]}",
+                    pytrace=False,
+                )
+            try:
+                r = httpx.get(self.url + "/healthz", timeout=1.0)
+                if r.status_code == 200:
+                    return
+                last_error = f"HTTP {r.status_code}: {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                last_error = repr(exc)
+            time.sleep(0.1)
+        self._terminate_group(signal.SIGKILL)
+        pytest.fail(
+            f"keyledger server not healthy after {timeout}s (last: {last_error}).\n"
+            f"--- {self.log_path} ---\n{self.log_text()[-8000:]}",
+            pytrace=False,
+        )
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _terminate_group(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)  # the group id is the pid we started (start_new_session)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Graceful shutdown (SIGTERM). Returns the exit code; SIGKILLs if it hangs."""
+        if not self.is_running():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._terminate_group(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"server ignored SIGTERM for {timeout}s\n{self.log_text()[-4000:]}")
+        # reap any worker that outlived the supervisor
+        self._terminate_group(signal.SIGKILL)
+        return rc
+
+    def kill(self) -> None:
+        """Simulated crash: SIGKILL the whole process group, no chance to clean up."""
+        if self.proc is None:
+            return
+        self._terminate_group(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def restart(self, *, crash: bool = False) -> "KeyledgerServer":
+        """Restart on the same data dir and port (graceful by default, SIGKILL with crash=True)."""
+        if self.is_running():
+            self.kill() if crash else self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.stop(timeout=5)
+            except AssertionError:
+                pass
+        self._terminate_group(signal.SIGKILL)
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def kms(self, region: str = DEFAULT_REGION, *, validate: bool = True, **config: Any):
+        cfg = Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+            parameter_validation=validate,
+            **config,
+        )
+        return boto3.session.Session().client(
+            "kms",
+            region_name=region,
+            endpoint_url=self.url,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            config=cfg,
+        )
+
+    def raw(self, operation: str, payload: dict | None = None, region: str = DEFAULT_REGION):
+        return raw_kms_call(self.url, operation, payload, region)
+
+    def advance_clock(self, seconds: float) -> float:
+        r = httpx.post(self.url + "/_test/clock", json={"advance_seconds": seconds}, timeout=60)
+        assert r.status_code == 200, f"/_test/clock -> {r.status_code} {r.text}"
+        return float(r.json()["now"])
+
+    def events(self, key_id: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
+        r = httpx.get(
+            f"{self.url}/ledger/v1/keys/{key_id}/events", params={"region": region}, timeout=10
+        )
+        assert r.status_code == 200, f"ledger events -> {r.status_code} {r.text}"
+        return r.json()
+
+    def history_cli(self, key_id: str, region: str = DEFAULT_REGION, *, as_json: bool = True):
+        cmd = [sys.executable, "-m", "api", "history", key_id, "--region", region,
+               "--data-dir", str(self.data_dir)]
+        if self.store:
+            cmd += ["--store", self.store]
+        if as_json:
+            cmd.append("--json")
+        return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+
+
+def _make_server(tmp_path_factory, name: str, **kwargs) -> KeyledgerServer:
+    base = tmp_path_factory.mktemp(f"keyledger-{name}")
+    return KeyledgerServer(base / "data", base / "logs", name=name, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory):
+    """Start extra servers; all of them are torn down at the end of the session."""
+    started: list[KeyledgerServer] = []
+
+    def factory(name: str = "server", *, start: bool = True, **kwargs) -> KeyledgerServer:
+        srv = _make_server(tmp_path_factory, f"{name}-{uuid.uuid4().hex[:6]}", **kwargs)
+        started.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.cleanup()
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory):
+    """One server shared by the read-mostly suites (lifecycle, CLI, ESDK, wire protocol).
+
+    Tests that advance the clock, kill the process or share data dirs use their own servers.
+    """
+    srv = _make_server(tmp_path_factory, "shared")
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture(scope="session")
+def kms(shared_server):
+    return shared_server.kms()
+
+
+@pytest.fixture()
+def new_key(kms):
+    """Factory creating a fresh symmetric key on the shared server; returns its KeyMetadata."""
+
+    def make(description: str = "e2e test key", **kwargs) -> dict[str, Any]:
+        resp = kms.create_key(Description=description, **kwargs)
+        return resp["KeyMetadata"]
+
+    return make
+
+
+def unique_alias(prefix: str = "e2e") -> str:
+    return f"alias/{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def expect_aws_error(code: str | tuple[str, ...], status: int = 400):
+    """Assert the block raises a botocore ClientError with this AWS error code and HTTP status."""
+    codes = (code,) if isinstance(code, str) else tuple(code)
+    with pytest.raises(ClientError) as excinfo:
+        yield excinfo
+    response = excinfo.value.response
+    actual = response.get("Error", {}).get("Code")
+    http_status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    assert actual in codes, f"expected {codes}, got {actual!r} ({excinfo.value})"
+    assert http_status == status, f"expected HTTP {status}, got {http_status} ({excinfo.value})"
+
+
+@pytest.fixture(scope="session")
+def aws_error():
+    """``with aws_error("NotFoundException"): kms.describe_key(...)``"""
+    return expect_aws_error
+
+
+@pytest.fixture(scope="session")
+def e2e():
+    """Helpers for test modules (they cannot import conftest reliably)."""
+    return SimpleNamespace(
+        ACCOUNT_ID=ACCOUNT_ID,
+        DEFAULT_REGION=DEFAULT_REGION,
+        JSON_CONTENT_TYPE=JSON_CONTENT_TYPE,
+        PROJECT_ROOT=PROJECT_ROOT,
+        authorization_header=authorization_header,
+        aws_error_type=aws_error_type,
+        raw_kms_call=raw_kms_call,
+        unique_alias=unique_alias,
+        expect_aws_error=expect_aws_error,
+        b64=b64,
+        free_port=free_port,
+    )

@@ -1,0 +1,229 @@
+"""AWS JSON 1.1 wire protocol details, exercised with raw HTTP (httpx) requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CT = "application/x-amz-json-1.1"
+
+
+@pytest.fixture(scope="module")
+def http(shared_server):
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        yield client
+
+
+def _headers(e2e, target: str | None, region: str = "us-east-1", content_type: str | None = CT, **extra):
+    h = {"Authorization": e2e.authorization_header(region), "X-Amz-Date": "20260101T000000Z"}
+    if content_type is not None:
+        h["Content-Type"] = content_type
+    if target is not None:
+        h["X-Amz-Target"] = target
+    h.update(extra)
+    return h
+
+
+def _post(http, e2e, target, body, **kw):
+    content = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return http.post("/", content=content, headers=_headers(e2e, target, **kw))
+
+
+def _assert_error(resp, e2e, expected_type, status=400):
+    assert resp.status_code == status, f"{resp.status_code} {resp.text[:300]}"
+    assert resp.headers.get("x-amzn-RequestId"), dict(resp.headers)
+    body = resp.json()
+    got = e2e.aws_error_type(body)
+    if isinstance(expected_type, str):
+        assert got == expected_type, body
+    else:
+        assert got in expected_type, body
+    message = body.get("message", body.get("Message"))
+    assert isinstance(message, str)
+    return body
+
+
+def test_successful_call_shape(http, e2e):
+    r = _post(http, e2e, "TrentService.CreateKey", {"Description": "raw"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith(CT)
+    request_id = r.headers.get("x-amzn-RequestId")
+    assert request_id
+    md = r.json()["KeyMetadata"]
+    assert md["Arn"].startswith("arn:aws:kms:us-east-1:111122223333:key/")
+    # timestamps travel as epoch seconds (JSON numbers), as botocore expects for awsJson1_1
+    assert isinstance(md["CreationDate"], (int, float))
+
+    r2 = _post(http, e2e, "TrentService.DescribeKey", {"KeyId": md["KeyId"]})
+    assert r2.status_code == 200
+    assert r2.headers["x-amzn-RequestId"] != request_id
+
+    # blobs are base64 in JSON
+    pt = base64.b64encode(b"raw bytes").decode()
+    enc = _post(http, e2e, "TrentService.Encrypt", {"KeyId": md["KeyId"], "Plaintext": pt})
+    assert enc.status_code == 200, enc.text
+    blob = enc.json()["CiphertextBlob"]
+    base64.b64decode(blob, validate=True)
+    dec = _post(http, e2e, "TrentService.Decrypt", {"CiphertextBlob": blob})
+    assert dec.status_code == 200 and dec.json()["Plaintext"] == pt
+
+
+def test_missing_target_header(http, e2e):
+    r = _post(http, e2e, None, {})
+    assert r.status_code == 400, r.text
+    assert r.headers.get("x-amzn-RequestId")
+    assert e2e.aws_error_type(r.json())
+
+
+def test_unknown_operation(http, e2e):
+    _assert_error(_post(http, e2e, "TrentService.MakeCoffee", {}), e2e, "UnknownOperationException")
+    _assert_error(_post(http, e2e, "WrongService.CreateKey", {}), e2e, "UnknownOperationException")
+
+
+def test_unsupported_operation(http, e2e):
+    key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
+    r = _post(http, e2e, "TrentService.Sign", {
+        "KeyId": key_id, "Message": base64.b64encode(b"m").decode(), "SigningAlgorithm": "RSASSA_PSS_SHA_256"})
+    _assert_error(r, e2e, "UnsupportedOperationException")
+    _assert_error(_post(http, e2e, "TrentService.CreateGrant", {
+        "KeyId": key_id, "GranteePrincipal": "arn:aws:iam::111122223333:root", "Operations": ["Decrypt"]}),
+        e2e, "UnsupportedOperationException")
+
+
+def test_malformed_json(http, e2e):
+    _assert_error(_post(http, e2e, "TrentService.CreateKey", b"{not json"), e2e, "SerializationException")
+    _assert_error(_post(http, e2e, "TrentService.DescribeKey", b'{"KeyId": '), e2e, "SerializationException")
+    _assert_error(_post(http, e2e, "TrentService.CreateKey", b"\xff\xfe\x00garbage"), e2e, "SerializationException")
+
+
+def test_wrong_json_types(http, e2e):
+    r = _post(http, e2e, "TrentService.DescribeKey", {"KeyId": 12345})
+    _assert_error(r, e2e, ("SerializationException", "ValidationException"))
+    r = _post(http, e2e, "TrentService.DescribeKey", [1, 2, 3])
+    _assert_error(r, e2e, ("SerializationException", "ValidationException"))
+    r = _post(http, e2e, "TrentService.Decrypt", {"CiphertextBlob": "***not base64***"})
+    _assert_error(r, e2e, ("SerializationException", "ValidationException", "InvalidCiphertextException"))
+
+
+def test_missing_required_parameter(http, e2e):
+    _assert_error(_post(http, e2e, "TrentService.DescribeKey", {}), e2e, "ValidationException")
+    _assert_error(_post(http, e2e, "TrentService.Encrypt", {"Plaintext": "eA=="}), e2e, "ValidationException")
+
+
+def test_empty_body_is_an_empty_object(http, e2e):
+    r = _post(http, e2e, "TrentService.ListKeys", b"")
+    # AWS treats an empty payload as {} for operations without required members
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["Keys"], list)
+
+
+def test_wrong_content_type(http, e2e):
+    r = _post(http, e2e, "TrentService.CreateKey", {}, content_type="text/plain")
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers.get("x-amzn-RequestId")
+    assert e2e.aws_error_type(r.json())
+
+
+def test_oversized_body(http, e2e, shared_server):
+    big = json.dumps({"KeyId": "x", "Plaintext": "A" * (2 * 1024 * 1024)}).encode()
+    try:
+        r = http.post("/", content=big, headers=_headers(e2e, "TrentService.Encrypt"))
+    except httpx.HTTPError as exc:  # server may hang up early; it must still be healthy
+        pytest.fail(f"server dropped the connection instead of answering: {exc!r}")
+    assert r.status_code in (400, 413), r.text[:300]
+    if r.status_code == 400:
+        assert e2e.aws_error_type(r.json())
+    assert httpx.get(shared_server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_unknown_key_error_body(http, e2e):
+    missing = str(uuid.uuid4())
+    body = _assert_error(_post(http, e2e, "TrentService.DescribeKey", {"KeyId": missing}), e2e, "NotFoundException")
+    assert missing in body.get("message", body.get("Message", ""))
+
+
+def test_region_comes_from_credential_scope(http, e2e):
+    r = _post(http, e2e, "TrentService.CreateKey", {"Description": "eu"}, region="eu-west-1")
+    assert r.status_code == 200, r.text
+    md = r.json()["KeyMetadata"]
+    assert md["Arn"] == f"arn:aws:kms:eu-west-1:111122223333:key/{md['KeyId']}"
+
+    same = _post(http, e2e, "TrentService.DescribeKey", {"KeyId": md["KeyId"]}, region="eu-west-1")
+    assert same.status_code == 200 and same.json()["KeyMetadata"]["KeyId"] == md["KeyId"]
+
+    _assert_error(_post(http, e2e, "TrentService.DescribeKey", {"KeyId": md["KeyId"]}, region="us-east-1"),
+                  e2e, "NotFoundException")
+    us_list = _post(http, e2e, "TrentService.ListKeys", {}, region="us-east-1").json()
+    assert md["KeyId"] not in {k["KeyId"] for k in us_list["Keys"]}
+    eu_list = _post(http, e2e, "TrentService.ListKeys", {"Limit": 1000}, region="eu-west-1").json()
+    assert md["KeyId"] in {k["KeyId"] for k in eu_list["Keys"]}
+
+
+def test_default_region_without_authorization(http, e2e, shared_server):
+    # Unsigned requests fall back to --default-region (us-east-1) or are rejected; never a 5xx.
+    r = http.post("/", content=b"{}", headers={"Content-Type": CT, "X-Amz-Target": "TrentService.CreateKey"})
+    assert r.status_code < 500, r.text
+    if r.status_code == 200:
+        assert ":us-east-1:" in r.json()["KeyMetadata"]["Arn"]
+    else:
+        assert r.status_code in (400, 403)
+        assert e2e.aws_error_type(r.json())
+
+
+def test_method_and_path_errors_are_not_5xx(http, e2e):
+    for method, path in (("GET", "/"), ("PUT", "/"), ("POST", "/nope"), ("GET", "/ledger/v1/keys")):
+        r = http.request(method, path, headers=_headers(e2e, "TrentService.ListKeys"))
+        assert r.status_code < 500, (method, path, r.status_code, r.text[:200])
+        assert r.status_code != 200 or method == "GET", (method, path)
+
+
+def test_healthz_and_startup_banner(shared_server):
+    r = httpx.get(shared_server.url + "/healthz", timeout=5)
+    assert r.status_code == 200
+    # the server announces its endpoint on startup
+    assert f"127.0.0.1:{shared_server.port}" in shared_server.log_text()
+
+
+def test_fuzzed_payloads_never_5xx(http, e2e):
+    key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
+    payloads = [
+        {"KeyId": None},
+        {"KeyId": ""},
+        {"KeyId": "x" * 5000},
+        {"KeyId": key_id, "Plaintext": ""},
+        {"KeyId": key_id, "Plaintext": "eA==", "EncryptionContext": "notamap"},
+        {"KeyId": key_id, "Plaintext": "eA==", "EncryptionContext": {"k": 1}},
+        {"KeyId": key_id, "Plaintext": "eA==", "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"},
+        {"KeyId": key_id, "NumberOfBytes": -1},
+        {"KeyId": key_id, "NumberOfBytes": "ten"},
+        {"KeyId": key_id, "KeySpec": "AES_512"},
+        {"NumberOfBytes": 10**20},
+        {"Limit": "x"},
+        {"Marker": {"a": 1}},
+        {"KeyId": key_id, "Tags": [{"TagKey": "k"}]},
+        {"KeyId": key_id, "PendingWindowInDays": 3.5},
+        {"KeyId": key_id, "RotationPeriodInDays": 10**12},
+    ]
+    ops = ["Encrypt", "GenerateDataKey", "GenerateRandom", "ListKeys", "TagResource",
+           "ScheduleKeyDeletion", "EnableKeyRotation", "DescribeKey", "CreateAlias", "ReEncrypt"]
+    for op in ops:
+        for payload in payloads:
+            r = _post(http, e2e, f"TrentService.{op}", payload)
+            assert r.status_code < 500, (op, payload, r.status_code, r.text[:300])
+            if r.status_code != 200:
+                assert r.status_code == 400, (op, payload, r.status_code)
+                assert e2e.aws_error_type(r.json()), (op, payload, r.text[:300])
+    # invalid values never take effect
+    fresh = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
+    for payload in ({"KeyId": fresh, "PendingWindowInDays": 3.5}, {"KeyId": fresh, "PendingWindowInDays": "7"},
+                    {"KeyId": fresh, "PendingWindowInDays": 0}):
+        _assert_error(_post(http, e2e, "TrentService.ScheduleKeyDeletion", payload), e2e,
+                      ("SerializationException", "ValidationException"))
+    md = _post(http, e2e, "TrentService.DescribeKey", {"KeyId": fresh}).json()["KeyMetadata"]
+    assert md["KeyState"] == "Enabled"

@@ -1,0 +1,178 @@
+"""Several server processes over one data dir must agree on key state (no stale caches)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PROPAGATION_LIMIT = 1.0
+POLL_INTERVAL = 0.05
+
+
+def _encrypt_raw(e2e, url, key_id):
+    """Encrypt over a brand-new TCP connection; returns (status, __type or None)."""
+    r = e2e.raw_kms_call(url, "Encrypt", {"KeyId": key_id, "Plaintext": base64.b64encode(b"ping").decode()})
+    assert r.status_code < 500, f"{r.status_code} {r.text}"
+    if r.status_code == 200:
+        assert r.json()["KeyId"].endswith(key_id)
+        return 200, None
+    return r.status_code, e2e.aws_error_type(r.json())
+
+
+def _wait_for(e2e, url, key_id, expected, started):
+    """Poll every 50 ms until Encrypt yields `expected`; return the elapsed time."""
+    seen = []
+    while True:
+        result = _encrypt_raw(e2e, url, key_id)
+        seen.append(result)
+        elapsed = time.monotonic() - started
+        if result == expected:
+            return elapsed
+        if elapsed > PROPAGATION_LIMIT:
+            pytest.fail(f"{url} still answered {seen[-1]} {elapsed:.2f}s after the change (wanted {expected})")
+        time.sleep(POLL_INTERVAL)
+
+
+def _settled(e2e, url, key_id, expected, started, probes=12):
+    """After the propagation limit, every fresh connection must see the new state."""
+    remaining = PROPAGATION_LIMIT - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+    results = [_encrypt_raw(e2e, url, key_id) for _ in range(probes)]
+    assert all(r == expected for r in results), results
+
+
+DISABLED = (400, "DisabledException")
+OK = (200, None)
+
+
+@pytest.fixture(scope="module")
+def pair(server_factory):
+    """Two independent server processes sharing one --data-dir."""
+    a = server_factory("pair-a")
+    b = server_factory("pair-b", start=False)
+    b.data_dir = a.data_dir
+    b.start()
+    assert a.port != b.port
+    return a, b
+
+
+def test_two_processes_share_state(pair, e2e):
+    a, b = pair
+    ka, kb = a.kms(), b.kms()
+    md = ka.create_key(Description="shared across processes")["KeyMetadata"]
+    started = time.monotonic()
+    _wait_for(e2e, b.url, md["KeyId"], OK, started)
+    assert kb.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["Description"] == "shared across processes"
+
+    # ciphertext made by one process decrypts on the other
+    blob = ka.encrypt(KeyId=md["KeyId"], Plaintext=b"cross", EncryptionContext={"p": "a"})["CiphertextBlob"]
+    assert kb.decrypt(CiphertextBlob=blob, EncryptionContext={"p": "a"})["Plaintext"] == b"cross"
+
+    alias = f"alias/pair-{md['KeyId'][:8]}"
+    kb.create_alias(AliasName=alias, TargetKeyId=md["KeyId"])
+    deadline = time.monotonic() + PROPAGATION_LIMIT
+    while True:
+        names = {al["AliasName"] for al in ka.list_aliases(KeyId=md["KeyId"])["Aliases"]}
+        if alias in names or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_INTERVAL)
+    assert alias in names
+    assert ka.encrypt(KeyId=alias, Plaintext=b"via alias")["KeyId"] == md["Arn"]
+
+
+def test_disable_on_one_process_is_seen_by_the_other_within_a_second(pair, e2e, aws_error):
+    a, b = pair
+    ka, kb = a.kms(), b.kms()
+    md = ka.create_key(Description="disable propagation")["KeyMetadata"]
+    key_id = md["KeyId"]
+    _wait_for(e2e, b.url, key_id, OK, time.monotonic())
+    # warm B's view of the key so a cache (if any) would be populated
+    for _ in range(3):
+        assert _encrypt_raw(e2e, b.url, key_id) == OK
+
+    ka.disable_key(KeyId=key_id)
+    started = time.monotonic()
+    elapsed = _wait_for(e2e, b.url, key_id, DISABLED, started)
+    assert elapsed <= PROPAGATION_LIMIT
+    _settled(e2e, b.url, key_id, DISABLED, started)
+    with aws_error("DisabledException"):
+        kb.encrypt(KeyId=key_id, Plaintext=b"x")
+
+    # and back: enable through B, A must follow
+    kb.enable_key(KeyId=key_id)
+    started = time.monotonic()
+    _wait_for(e2e, a.url, key_id, OK, started)
+    _settled(e2e, a.url, key_id, OK, started)
+
+    # deletion scheduled through B stops encryption on A
+    kb.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    started = time.monotonic()
+    _wait_for(e2e, a.url, key_id, (400, "KMSInvalidStateException"), started)
+
+
+def test_concurrent_writers_lose_nothing(pair):
+    a, b = pair
+    ka, kb = a.kms(), b.kms()
+    target = ka.create_key(Description="contended")["KeyMetadata"]["KeyId"]
+    errors: list[BaseException] = []
+    created: dict[str, list[str]] = {"a": [], "b": []}
+
+    def worker(name, client):
+        try:
+            for i in range(8):
+                created[name].append(client.create_key(Description=f"{name}-{i}")["KeyMetadata"]["KeyId"])
+                client.tag_resource(KeyId=target, Tags=[{"TagKey": f"{name}-{i}", "TagValue": str(i)}])
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=("a", ka)), threading.Thread(target=worker, args=("b", kb))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+
+    all_created = set(created["a"]) | set(created["b"])
+    assert len(all_created) == 16
+    for client in (ka, kb):
+        listed = {k["KeyId"] for page in client.get_paginator("list_keys").paginate() for k in page["Keys"]}
+        assert all_created <= listed
+        tags = {t["TagKey"] for t in client.list_resource_tags(KeyId=target)["Tags"]}
+        assert tags == {f"{n}-{i}" for n in ("a", "b") for i in range(8)}, "lost update on a contended key"
+
+
+def test_multi_worker_server(server_factory, e2e, aws_error):
+    srv = server_factory("workers2", workers=2)
+    kms = srv.kms()
+    md = kms.create_key(Description="multi-worker")["KeyMetadata"]
+    key_id = md["KeyId"]
+    started = time.monotonic()
+    _wait_for(e2e, srv.url, key_id, OK, started)
+    _settled(e2e, srv.url, key_id, OK, started, probes=16)
+
+    kms.disable_key(KeyId=key_id)
+    started = time.monotonic()
+    _wait_for(e2e, srv.url, key_id, DISABLED, started)
+    _settled(e2e, srv.url, key_id, DISABLED, started, probes=16)
+    with aws_error("DisabledException"):
+        srv.kms().encrypt(KeyId=key_id, Plaintext=b"x")
+
+    # ciphertexts are interchangeable between workers
+    kms.enable_key(KeyId=key_id)
+    _settled(e2e, srv.url, key_id, OK, time.monotonic(), probes=4)
+    blobs = [kms.encrypt(KeyId=key_id, Plaintext=bytes([i]))["CiphertextBlob"] for i in range(8)]
+    for i, blob in enumerate(blobs):
+        r = e2e.raw_kms_call(srv.url, "Decrypt", {"CiphertextBlob": base64.b64encode(blob).decode()})
+        assert r.status_code == 200, r.text
+        assert base64.b64decode(r.json()["Plaintext"]) == bytes([i])
+
+    # SIGKILL of the whole process group, then restart with the same settings
+    srv.kill()
+    srv.start()
+    assert srv.kms().describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
