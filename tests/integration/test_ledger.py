@@ -1,0 +1,255 @@
+"""The ledger on real stores (SQLite and PostgreSQL): persistence, projections, shredding."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from domain import errors
+from infrastructure.key_hierarchy import MaterialShredded
+
+
+def _create(kms, **params) -> str:
+    return kms.call("CreateKey", **params)["KeyMetadata"]["KeyId"]
+
+
+def test_keys_and_ciphertext_survive_a_restart(kms):
+    key_id = _create(kms, Description="payments")
+    kms.call("CreateAlias", AliasName="alias/payments", TargetKeyId=key_id)
+    blob = kms.call("Encrypt", KeyId="alias/payments", Plaintext=b"secret", EncryptionContext={"k": "v"})[
+        "CiphertextBlob"
+    ]
+    kms.call("RotateKeyOnDemand", KeyId=key_id)
+    kms.restart()
+    out = kms.call("Decrypt", CiphertextBlob=blob, EncryptionContext={"k": "v"})
+    assert out["Plaintext"] == b"secret"
+    meta = kms.call("DescribeKey", KeyId="alias/payments")["KeyMetadata"]
+    assert meta["Description"] == "payments"
+    assert meta["CurrentKeyMaterialId"] != out["KeyMaterialId"]
+    assert [k["KeyId"] for k in kms.call("ListKeys")["Keys"]] == [key_id]
+
+
+def test_regions_are_separate_ledgers(kms):
+    key_id = _create(kms)
+    eu = kms.context("eu-west-1")
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", eu, KeyId=key_id)
+    assert kms.call("ListKeys", eu)["Keys"] == []
+    eu_key = kms.call("CreateKey", eu)["KeyMetadata"]
+    assert eu_key["Arn"].startswith("arn:aws:kms:eu-west-1:")
+    assert [k["KeyId"] for k in kms.call("ListKeys")["Keys"]] == [key_id]
+
+
+def _populate(kms) -> list[str]:
+    keys = [_create(kms, Description=f"k{i}") for i in range(6)]
+    kms.call("CreateAlias", AliasName="alias/a", TargetKeyId=keys[0])
+    kms.call("CreateAlias", AliasName="alias/b", TargetKeyId=keys[1])
+    kms.call("UpdateAlias", AliasName="alias/b", TargetKeyId=keys[2])
+    kms.call("CreateAlias", AliasName="alias/c", TargetKeyId=keys[3])
+    kms.call("DeleteAlias", AliasName="alias/c")
+    kms.call("EnableKeyRotation", KeyId=keys[4], RotationPeriodInDays=90)
+    kms.call("ScheduleKeyDeletion", KeyId=keys[5], PendingWindowInDays=7)
+    return keys
+
+
+def test_listing_projection_resumes_after_restart_and_rebuilds_exactly(kms):
+    keys = _populate(kms)
+    region = kms.service.region("us-east-1")
+    region.projection.catch_up()
+    before = region.directory.snapshot()
+    assert region.projection.position == region.ledger.recorder.max_notification_id()
+
+    # Events written while the projection is not following: a restart catches up.
+    late_key = _create(kms)
+    kms.restart()
+    region = kms.service.region("us-east-1")
+    assert region.projection.position == region.ledger.recorder.max_notification_id()
+    assert late_key in [k["KeyId"] for k in kms.call("ListKeys")["Keys"]]
+
+    # Rebuild from zero into an empty view: the same rows as the live view.
+    kms.close()
+    _drop_view(kms.settings)
+    kms.restart()
+    region = kms.service.region("us-east-1")
+    keys_after, aliases_after = region.directory.snapshot()
+    assert aliases_after == before[1]
+    assert [r for r in keys_after if r["key_id"] != late_key] == before[0]
+    listed = kms.call("ListAliases")["Aliases"]
+    assert [(a["AliasName"], a["TargetKeyId"]) for a in listed] == [
+        ("alias/a", keys[0]), ("alias/b", keys[2])
+    ]
+
+
+def _drop_view(settings) -> None:
+    if settings.store:
+        import psycopg
+
+        with psycopg.connect(settings.store, autocommit=True) as conn:
+            for table in ("key_listing", "alias_listing", "keydirectory_tracking"):
+                conn.execute(f"DROP TABLE keyledger_us_east_1.{table}")
+    else:
+        for path in (Path(settings.data_dir) / "regions" / "us-east-1").glob("directory.db*"):
+            path.unlink()
+
+
+def test_list_keys_pages_with_markers(kms):
+    keys = [_create(kms) for _ in range(5)]
+    seen, marker = [], None
+    while True:
+        page = kms.call("ListKeys", Limit=2, **({"Marker": marker} if marker else {}))
+        seen += [k["KeyId"] for k in page["Keys"]]
+        if not page["Truncated"]:
+            assert "NextMarker" not in page
+            break
+        marker = page["NextMarker"]
+    assert seen == keys
+    with pytest.raises(errors.InvalidMarkerException):
+        kms.call("ListKeys", Marker="garbage")
+
+
+def test_deletion_completes_on_the_clock_and_shreds_the_material(kms):
+    key_id = _create(kms)
+    kms.call("CreateAlias", AliasName="alias/doomed", TargetKeyId=key_id)
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext=b"x" * 32)["CiphertextBlob"]
+    region = kms.service.region("us-east-1")
+    key = region.ledger.get_key(key_id)
+    sealed = key.current_material.sealed_material
+    material = region.hierarchy.unseal(key_id, key.current_key_material_id, sealed)
+    wrapped_dek = region.resources.hierarchy._keyring.get(key_id)
+
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    kms.advance(days=6)
+    assert kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    kms.advance(days=1, seconds=1)
+
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", KeyId=key_id)
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", KeyId="alias/doomed")
+    with pytest.raises(errors.AccessDeniedException):
+        kms.call("Decrypt", CiphertextBlob=blob)
+    assert kms.call("ListAliases")["Aliases"] == []
+    assert kms.call("ListKeys")["Keys"] == []
+
+    # The history still replays and reads...
+    kms.restart()
+    history = kms.service.key_history("us-east-1", key_id)
+    types = [e["Type"] for e in history]
+    assert types[-2:] == ["KeyDeleted", "KeyMaterialShredded"]
+    assert history[-1]["Actor"]["principal"] == "kms.amazonaws.com"
+    # ...but nobody, not even with the whole database and the root key, recovers the material.
+    region = kms.service.region("us-east-1")
+    replayed = region.ledger.get_key(key_id)
+    assert replayed.current_material.sealed_material == sealed
+    with pytest.raises(MaterialShredded):
+        region.hierarchy.unseal(key_id, replayed.current_key_material_id, sealed)
+    assert region.resources.hierarchy._keyring.get(key_id) is None
+    if not kms.settings.store:
+        for path in Path(kms.settings.data_dir).rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert wrapped_dek not in data, path
+                assert material not in data, path
+
+
+def test_key_material_never_stored_in_clear(kms):
+    key_id = _create(kms)
+    kms.call("RotateKeyOnDemand", KeyId=key_id)
+    region = kms.service.region("us-east-1")
+    key = region.ledger.get_key(key_id)
+    secrets = [region.hierarchy.unseal(key_id, m.key_material_id, m.sealed_material)
+               for m in key.materials.values()]
+    rows = _all_stored_bytes(kms.settings)
+    for secret in secrets:
+        assert all(secret not in row for row in rows)
+
+
+def _all_stored_bytes(settings) -> list[bytes]:
+    if not settings.store:
+        return [p.read_bytes() for p in Path(settings.data_dir).rglob("*") if p.is_file()]
+    import psycopg
+
+    out = []
+    with psycopg.connect(settings.store) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema LIKE 'keyledger_%'"
+        ).fetchall()
+        for schema, table in tables:
+            for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall():
+                out.append(repr(row).encode() + b"".join(v for v in row if isinstance(v, bytes)))
+    return out
+
+
+def test_automatic_rotation_on_the_clock_keeps_old_ciphertext_readable(kms):
+    key_id = _create(kms)
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext=b"old")["CiphertextBlob"]
+    first = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    kms.call("EnableKeyRotation", KeyId=key_id, RotationPeriodInDays=90)
+    kms.advance(days=89)
+    assert kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == first
+    kms.advance(days=1, seconds=1)
+    second = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert second != first
+    rotations = kms.call("ListKeyRotations", KeyId=key_id)["Rotations"]
+    assert [(r["KeyMaterialId"], r["RotationType"]) for r in rotations] == [(second, "AUTOMATIC")]
+    status = kms.call("GetKeyRotationStatus", KeyId=key_id)
+    assert status["NextRotationDate"] > rotations[0]["RotationDate"]
+    out = kms.call("Decrypt", CiphertextBlob=blob)
+    assert (out["Plaintext"], out["KeyMaterialId"]) == (b"old", first)
+
+
+def test_cryptographic_operations_do_not_read_the_event_store(kms):
+    key_id = _create(kms)
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext=b"warm")["CiphertextBlob"]
+    recorder = kms.service.region("us-east-1").ledger.recorder
+    reads = []
+    original = recorder.select_events
+    recorder.select_events = lambda *a, **kw: reads.append(a) or original(*a, **kw)
+    try:
+        for _ in range(20):
+            kms.call("Encrypt", KeyId=key_id, Plaintext=b"p")
+            kms.call("Decrypt", CiphertextBlob=blob)
+            kms.call("GenerateDataKey", KeyId=key_id, KeySpec="AES_256")
+            kms.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=key_id)
+    finally:
+        recorder.select_events = original
+    assert reads == []
+
+
+def test_a_second_process_sees_disable_by_following_the_ledger(kms):
+    key_id = _create(kms)
+    other = kms.other_process()
+    try:
+        other.call("Encrypt", KeyId=key_id, Plaintext=b"p")  # warms its in-memory state
+        kms.call("DisableKey", KeyId=key_id)
+        other.service.follow()
+        with pytest.raises(errors.DisabledException):
+            other.call("Encrypt", KeyId=key_id, Plaintext=b"p")
+    finally:
+        other.close()
+
+
+def test_every_event_records_its_actor(kms):
+    key_id = _create(kms)
+    kms.call("TagResource", KeyId=key_id, Tags=[{"TagKey": "team", "TagValue": "a"}])
+    kms.call("DisableKey", KeyId=key_id)
+    for event in kms.service.key_history("us-east-1", key_id):
+        assert event["Actor"]["principal"] == "arn:aws:iam::111122223333:root"
+        assert event["Actor"]["access_key_id"] == "AKIDTEST"
+        assert event["Actor"]["user_agent"] == "pytest"
+        assert event["Actor"]["request_id"]
+
+
+def test_root_key_file_is_created_private(tmp_path):
+    from api.settings import Settings
+    from tests.integration.conftest import Harness
+
+    harness = Harness(Settings(data_dir=str(tmp_path / "fresh")))
+    try:
+        mode = os.stat(tmp_path / "fresh" / "root.key").st_mode & 0o777
+        assert mode == 0o600
+    finally:
+        harness.close()
