@@ -24,15 +24,19 @@ def alias_aggregate_id(account: str, alias_name: str) -> str:
 
 
 def check_alias_name(alias_name: str) -> None:
-    """Rules beyond the model's length and pattern constraints."""
+    """Rules beyond the model's length and pattern constraints, with AWS's errors."""
     if not alias_name.startswith(ALIAS_PREFIX) or alias_name == ALIAS_PREFIX:
-        raise errors.InvalidAliasNameException(
-            f"Alias {alias_name} must begin with 'alias/' followed by a name."
+        raise errors.ValidationException(
+            'Alias must start with the prefix "alias/". Please see '
+            "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
         )
     if alias_name.startswith(RESERVED_PREFIX):
-        raise errors.InvalidAliasNameException(
-            f"Alias {alias_name} uses the reserved prefix 'alias/aws/'."
+        raise errors.NotAuthorizedException(
+            f"Cannot create or change {alias_name}: the prefix 'alias/aws/' is reserved for "
+            "AWS managed keys."
         )
+    if ":" in alias_name:
+        raise errors.ValidationException(f"{alias_name} contains invalid characters for an alias")
 
 
 class Alias(StrAggregate):

@@ -139,9 +139,7 @@ class KeyledgerServer:
     def start(self, timeout: float = STARTUP_TIMEOUT) -> "KeyledgerServer":
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         self._starts += 1
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONPATH", None)
+        env = self.child_env()
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self._starts}: {' '.join(self.command())}\n".encode())
             log.flush()
@@ -156,6 +154,16 @@ class KeyledgerServer:
             )
         self._wait_healthy(timeout)
         return self
+
+    @staticmethod
+    def child_env() -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PYTHONPATH", None)
+        for name in list(env):  # no ambient keyledger configuration (root key, store, ...)
+            if name.startswith("KEYLEDGER_"):
+                del env[name]
+        return env
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -279,7 +287,8 @@ class KeyledgerServer:
             cmd += ["--store", self.store]
         if as_json:
             cmd.append("--json")
-        return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                              env=self.child_env())
 
 
 def _make_server(tmp_path_factory, name: str, **kwargs) -> KeyledgerServer:

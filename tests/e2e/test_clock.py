@@ -72,7 +72,9 @@ def test_key_is_deleted_after_waiting_period(clock_server, ckms, aws_error):
         ckms.describe_key(KeyId=key_id)
     with aws_error("NotFoundException"):
         ckms.describe_key(KeyId=alias)
-    with aws_error(("NotFoundException", "InvalidCiphertextException")):
+    # Real KMS: "The ciphertext refers to a customer master key that does not exist, does not
+    # exist in this region, or you are not allowed to access." (AccessDeniedException, HTTP 400)
+    with aws_error("AccessDeniedException"):
         ckms.decrypt(CiphertextBlob=blob, EncryptionContext=CTX)
     with aws_error("NotFoundException"):
         ckms.encrypt(KeyId=key_id, Plaintext=b"x")

@@ -101,7 +101,10 @@ def test_postgres_round_trip_and_crash_restart(pg_server, aws_error):
 
 
 def test_two_servers_on_one_database_agree(pg_server, server_factory, pg_store_url, e2e):
-    second = server_factory("pg-second", store=pg_store_url)
+    # same --data-dir: the root key (data-dir/root.key) must be shared by every instance
+    second = server_factory("pg-second", store=pg_store_url, start=False)
+    second.data_dir = pg_server.data_dir
+    second.start()
     ka, kb = pg_server.kms(), second.kms()
     md = ka.create_key(Description="pg shared")["KeyMetadata"]
     key_id = md["KeyId"]
