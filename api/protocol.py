@@ -53,6 +53,15 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+def _java_style(value: Any) -> str:
+    """Values as AWS's (Java) validation messages print them: [a, b], {k=v}."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_java_style(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java_style(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 class _Validator:
     def __init__(self) -> None:
         self.errors: list[str] = []
@@ -63,7 +72,7 @@ class _Validator:
         elif shape.type_name == "blob" or shape.metadata.get("sensitive"):
             shown = "Value"
         else:
-            shown = f"Value '{value}'"
+            shown = f"Value '{_java_style(value)}'"
         self.errors.append(f"{shown} at '{path}' failed to satisfy constraint: Member must {rule}")
 
     def convert(self, value: Any, shape: Shape, path: str) -> Any:

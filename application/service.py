@@ -12,6 +12,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -24,7 +25,13 @@ from eventsourcing.persistence import IntegrityError
 
 from application.clock import Clock
 from application.context import RequestContext
-from application.ledger import DirectoryProjection, KeyLedger, LiveKeys, LogFollower
+from application.ledger import (
+    DirectoryProjection,
+    GroupCommitter,
+    KeyLedger,
+    LiveKeys,
+    LogFollower,
+)
 from application.listing import view_changes
 from domain import errors
 from domain.alias import MAX_ALIASES_PER_KEY, Alias, alias_aggregate_id, check_alias_name
@@ -38,6 +45,8 @@ SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
 MATERIAL_BYTES = 32
 _WRITE_ATTEMPTS = 5
+KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
+ALIAS_NAME_PATTERN = re.compile(r"alias/[a-zA-Z0-9/_-]+")
 
 
 @dataclass
@@ -62,11 +71,13 @@ class Region:
         self.live = LiveKeys(self.ledger, self.hierarchy.unseal)
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
         self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
+        self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)
         self._follow_lock = threading.Lock()
         self.projection.catch_up()
 
-    def save(self, *aggregates) -> None:
-        self.ledger.save(*aggregates)
+    def save(self, *aggregates, data_keys: tuple[tuple[str, bytes], ...] = ()) -> None:
+        """Record the aggregates' new events (and new keys' wrapped data keys) durably."""
+        self.committer.commit(aggregates, data_keys)
         for aggregate in aggregates:
             self.live.put(aggregate)
 
@@ -78,6 +89,7 @@ class Region:
                 self.follower.position = batch[-1][0]
 
     def close(self) -> None:
+        self.committer.close()
         self.ledger.close()
         self.resources.close()
 
@@ -208,10 +220,11 @@ class KeyManagementService:
     # -- helpers ------------------------------------------------------------------------------
 
     def _new_material(
-        self, region: Region, key_id: str, now: datetime, rotation_type: RotationType | None
+        self, region: Region, key_id: str, now: datetime, rotation_type: RotationType | None,
+        data_key=None,
     ) -> BackingKey:
         material_id = _new_material_id()
-        sealed = region.hierarchy.seal(key_id, material_id, os.urandom(MATERIAL_BYTES))
+        sealed = region.hierarchy.seal(key_id, material_id, os.urandom(MATERIAL_BYTES), data_key)
         return BackingKey(material_id, sealed, now, rotation_type)
 
     def _not_found(self, ctx: RequestContext, key_id: str) -> errors.KmsError:
@@ -241,8 +254,21 @@ class KeyManagementService:
             return self._alias_target(ctx, region, key_ref)
         return key_ref
 
+    def _known_key(self, ctx: RequestContext, region: Region, key_id: str) -> KmsKey | None:
+        """The live key, if ``key_id`` can be a key id at all (no store lookups for garbage)."""
+        if not KEY_ID_PATTERN.fullmatch(key_id):
+            return None
+        key = region.live.key(key_id)
+        if key is None or key.account != ctx.account_id or key.deleted:
+            return None
+        return key
+
     def _alias_target(self, ctx: RequestContext, region: Region, alias_name: str) -> str:
-        alias = region.live.alias(alias_aggregate_id(ctx.account_id, alias_name))
+        alias = (
+            region.live.alias(alias_aggregate_id(ctx.account_id, alias_name))
+            if ALIAS_NAME_PATTERN.fullmatch(alias_name)
+            else None
+        )
         if alias is None or not alias.exists:
             raise errors.NotFoundException(
                 f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
@@ -252,8 +278,8 @@ class KeyManagementService:
     def _live_key(self, ctx: RequestContext, region: Region, key_ref: str, operation: str,
                   allow_alias=True) -> KmsKey:
         key_id = self._key_id(ctx, region, key_ref, allow_alias)
-        key = region.live.key(key_id)
-        if key is None or key.account != ctx.account_id or key.deleted:
+        key = self._known_key(ctx, region, key_id)
+        if key is None:
             raise self._not_found(ctx, key_id)
         key.check(operation)
         return key
@@ -263,6 +289,8 @@ class KeyManagementService:
     ) -> KmsKey:
         region = self.region(ctx.region)
         key_id = self._key_id(ctx, region, key_ref, allow_alias)
+        if not KEY_ID_PATTERN.fullmatch(key_id):
+            raise self._not_found(ctx, key_id)
         for _ in range(_WRITE_ATTEMPTS):
             key = region.ledger.get_key(key_id)
             if key is None or key.account != ctx.account_id or key.deleted:
@@ -336,7 +364,7 @@ class KeyManagementService:
         region = self.region(ctx.region)
         now = self.clock.now()
         key_id = str(uuid.uuid4())
-        region.hierarchy.create_data_key(key_id)
+        data_key, wrapped_data_key = region.hierarchy.new_data_key(key_id)
         key = KmsKey.create(
             key_id=key_id,
             account=ctx.account_id,
@@ -344,11 +372,11 @@ class KeyManagementService:
             description=params.get("Description", ""),
             policy=params.get("Policy") or default_key_policy(ctx.account_id),
             tags=_tags(params.get("Tags", [])),
-            material=self._new_material(region, key_id, now, None),
+            material=self._new_material(region, key_id, now, None, data_key),
             now=now,
             actor=ctx.actor,
         )
-        region.save(key)
+        region.save(key, data_keys=((key_id, wrapped_data_key),))
         return {"KeyMetadata": self.key_metadata(key)}
 
     def DescribeKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -358,10 +386,9 @@ class KeyManagementService:
     def ListKeys(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         region = self.region(ctx.region)
         after = _unmarker(params.get("Marker"))
-        try:
-            position = int(after) if after is not None else 0
-        except ValueError:
-            raise errors.InvalidMarkerException("Invalid marker") from None
+        position = int(after) if after is not None and after.isdigit() else -1 if after else 0
+        if not 0 <= position < 2**63:
+            raise errors.InvalidMarkerException("Invalid marker")
         limit = params.get("Limit") or 100
         region.projection.catch_up()
         rows = region.directory.list_keys(ctx.account_id, position, limit + 1)
@@ -484,8 +511,8 @@ class KeyManagementService:
                 raise errors.IncorrectKeyException(
                     "The key ID in the request does not identify a CMK that can perform this operation."
                 )
-        key = region.live.key(header.key_id)
-        if key is None or key.account != ctx.account_id or key.deleted:
+        key = self._known_key(ctx, region, header.key_id)
+        if key is None:
             raise errors.AccessDeniedException(
                 "The ciphertext refers to a customer master key that does not exist, does not "
                 "exist in this region, or you are not allowed to access."
@@ -621,9 +648,7 @@ class KeyManagementService:
             raise errors.NotAuthorizedException("You cannot update an AWS managed alias.")
         key = self._alias_target_key(ctx, region, params["TargetKeyId"], "UpdateAlias")
         self._check_alias_count(ctx, region, key)
-        alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
-        if alias is None:
-            raise errors.NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+        alias = self._stored_alias(ctx, region, alias_name)
         alias.retarget(key.id, self.clock.now(), ctx.actor)
         self._save_alias(region, alias)
         return {}
@@ -631,12 +656,22 @@ class KeyManagementService:
     def DeleteAlias(self, ctx, params):
         region = self.region(ctx.region)
         alias_name = params["AliasName"]
-        alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
-        if alias is None:
-            raise errors.NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+        alias = self._stored_alias(ctx, region, alias_name)
         alias.delete(ctx.actor)
         self._save_alias(region, alias)
         return {}
+
+    def _stored_alias(self, ctx, region: Region, alias_name: str) -> Alias:
+        alias = (
+            region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
+            if ALIAS_NAME_PATTERN.fullmatch(alias_name)
+            else None
+        )
+        if alias is None:
+            raise errors.NotFoundException(
+                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
+            )
+        return alias
 
     @staticmethod
     def _save_alias(region: Region, alias: Alias) -> None:

@@ -125,7 +125,10 @@ def check_key_state(operation: str, state: KeyState, key_arn: str) -> None:
     result = outcome(operation, state)
     if result is _OK:
         return
-    message = f"{key_arn} {_STATE_PHRASES[state]}."
+    if operation == "CancelKeyDeletion":
+        message = f"{key_arn} is not pending deletion."
+    else:
+        message = f"{key_arn} {_STATE_PHRASES[state]}."
     if result is _DIS:
         raise errors.DisabledException(message)
     if result is _UNA:

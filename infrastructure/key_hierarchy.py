@@ -25,8 +25,14 @@ class KeyHierarchy:
         self._root = root_key
         self._keyring = keyring
 
-    def create_data_key(self, key_id: str) -> None:
-        self._keyring.put(key_id, self._root.wrap(key_id, AESGCM.generate_key(256)))
+    def new_data_key(self, key_id: str) -> tuple[AESGCM, bytes]:
+        """A new key's DEK (for sealing its first material) and its wrapped form to store."""
+        data_key = AESGCM.generate_key(256)
+        return AESGCM(data_key), self._root.wrap(key_id, data_key)
+
+    def store_data_keys(self, rows: list[tuple[str, bytes]]) -> None:
+        """Store wrapped DEKs (key id, wrapped) in one transaction; idempotent."""
+        self._keyring.put_many(rows)
 
     def _data_key(self, key_id: str) -> AESGCM:
         wrapped = self._keyring.get(key_id)
@@ -38,9 +44,11 @@ class KeyHierarchy:
     def _aad(key_id: str, key_material_id: str) -> bytes:
         return f"keyledger-material:{key_id}:{key_material_id}".encode()
 
-    def seal(self, key_id: str, key_material_id: str, material: bytes) -> bytes:
+    def seal(
+        self, key_id: str, key_material_id: str, material: bytes, data_key: AESGCM | None = None
+    ) -> bytes:
         nonce = os.urandom(_NONCE)
-        return nonce + self._data_key(key_id).encrypt(
+        return nonce + (data_key or self._data_key(key_id)).encrypt(
             nonce, material, self._aad(key_id, key_material_id)
         )
 

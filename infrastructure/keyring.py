@@ -4,7 +4,7 @@ This is the one mutable store beside the immutable ledger. Key material in event
 sealed under the key's DEK; destroying the DEK (when deletion completes) is what makes
 the material unrecoverable even though the events themselves are never changed
 (crypto-shredding). Deleted rows are overwritten: SQLite runs with ``secure_delete`` and a
-rollback journal (no WAL keeping old pages), PostgreSQL vacuums the table after a shred.
+write-ahead log truncated after each shred, PostgreSQL vacuums the table after a shred.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from psycopg.sql import SQL, Identifier
 
 
 class Keyring(Protocol):
-    def put(self, key_id: str, wrapped_data_key: bytes) -> None: ...
+    def put_many(self, rows: list[tuple[str, bytes]]) -> None: ...
     def get(self, key_id: str) -> bytes | None: ...
     def destroy(self, key_id: str) -> None: ...
     def close(self) -> None: ...
@@ -29,15 +29,24 @@ class SQLiteKeyring:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS data_keys (key_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
         )
 
-    def put(self, key_id: str, wrapped_data_key: bytes) -> None:
+    def put_many(self, rows: list[tuple[str, bytes]]) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO data_keys VALUES (?, ?)", (key_id, wrapped_data_key))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO data_keys VALUES (?, ?) ON CONFLICT (key_id) DO NOTHING", rows
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def get(self, key_id: str) -> bytes | None:
         with self._lock:
@@ -49,6 +58,9 @@ class SQLiteKeyring:
     def destroy(self, key_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
+            # secure_delete zeroes the row in the database pages; truncating the write-ahead
+            # log removes the frames that still held it.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:
@@ -68,10 +80,13 @@ class PostgresKeyring:
                 ).format(self._table)
             )
 
-    def put(self, key_id: str, wrapped_data_key: bytes) -> None:
+    def put_many(self, rows: list[tuple[str, bytes]]) -> None:
         with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(
-                SQL("INSERT INTO {} VALUES (%s, %s)").format(self._table), (key_id, wrapped_data_key)
+            cursor.executemany(
+                SQL("INSERT INTO {} VALUES (%s, %s) ON CONFLICT (key_id) DO NOTHING").format(
+                    self._table
+                ),
+                rows,
             )
 
     def get(self, key_id: str) -> bytes | None:

@@ -38,16 +38,16 @@ def aws(shared_server, tmp_path_factory):
     if not AWS_BIN.exists():
         pytest.fail(f"aws CLI not found at {AWS_BIN}")
 
-    def run(*args: str, output: str = "json", check: bool = True) -> subprocess.CompletedProcess:
+    def run(*args: str, output: str = "json", check: bool = True, region: str = "us-east-1"):
         cmd = [str(AWS_BIN), "kms", *args, "--endpoint-url", shared_server.url,
-               "--region", "us-east-1", "--output", output]
+               "--region", region, "--output", output]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         if check:
             assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
         return proc
 
-    def run_json(*args: str):
-        return json.loads(run(*args).stdout)
+    def run_json(*args: str, region: str = "us-east-1"):
+        return json.loads(run(*args, region=region).stdout)
 
     run.json = run_json
     return run
@@ -140,3 +140,15 @@ def test_cli_list_keys_and_errors(aws):
     assert gdk.returncode != 0 and "DisabledException" in gdk.stderr
     state = aws.json("describe-key", "--key-id", key_id)["KeyMetadata"]["KeyState"]
     assert state == "Disabled"
+
+
+def test_cli_paginates_with_markers(aws):
+    region = "sa-east-1"  # used by this test only
+    created = {aws.json("create-key", region=region)["KeyMetadata"]["KeyId"] for _ in range(3)}
+    # --page-size 1 makes the CLI walk NextMarker/Marker across three requests
+    listed = aws.json("list-keys", "--page-size", "1", region=region)["Keys"]
+    assert sorted(k["KeyId"] for k in listed) == sorted(created)
+    first = aws.json("list-keys", "--max-items", "2", region=region)
+    assert len(first["Keys"]) == 2 and first.get("NextToken")
+    rest = aws.json("list-keys", "--starting-token", first["NextToken"], region=region)
+    assert {k["KeyId"] for k in first["Keys"]} | {k["KeyId"] for k in rest["Keys"]} == created

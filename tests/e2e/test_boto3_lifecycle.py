@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -397,6 +398,9 @@ def test_encrypt_plaintext_size_limit(kms, new_key, aws_error):
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == max_pt
     with aws_error("ValidationException"):
         kms.encrypt(KeyId=md["KeyId"], Plaintext=max_pt + b"!")
+    # asymmetric algorithms do not apply to a SYMMETRIC_DEFAULT key
+    with aws_error("InvalidKeyUsageException"):
+        kms.encrypt(KeyId=md["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256")
 
 
 def test_reencrypt_between_keys(kms, new_key, aws_error):
@@ -710,3 +714,123 @@ def test_regions_are_isolated(shared_server, aws_error):
     # Real KMS answers AccessDeniedException ("...does not exist in this region...")
     with aws_error("AccessDeniedException"):
         us.decrypt(CiphertextBlob=blob)
+
+
+# --------------------------------------------------------------------------------------------
+# Paginated aliases, properties, ledger audit trail
+# --------------------------------------------------------------------------------------------
+
+
+def test_list_aliases_pagination(shared_server, aws_error):
+    kms = shared_server.kms("ap-southeast-2")  # used by this test only
+    md = kms.create_key()["KeyMetadata"]
+    names = {unique_alias("page") for _ in range(5)}
+    for name in names:
+        kms.create_alias(AliasName=name, TargetKeyId=md["KeyId"])
+
+    seen, marker, pages = [], None, 0
+    while True:
+        kwargs = {"KeyId": md["KeyId"], "Limit": 2}
+        if marker:
+            kwargs["Marker"] = marker
+        resp = kms.list_aliases(**kwargs)
+        pages += 1
+        assert len(resp["Aliases"]) <= 2
+        seen += [a["AliasName"] for a in resp["Aliases"]]
+        if not resp["Truncated"]:
+            break
+        marker = resp["NextMarker"]
+        assert pages < 10
+    assert pages == 3
+    assert sorted(seen) == sorted(names)
+    everything = {a["AliasName"] for p in kms.get_paginator("list_aliases").paginate(
+        PaginationConfig={"PageSize": 1}) for a in p["Aliases"]}
+    assert names <= everything
+    with aws_error("InvalidMarkerException"):
+        kms.list_aliases(Limit=2, Marker="garbage-marker")
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ctx_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=24
+)
+
+
+@pytest.fixture(scope="module")
+def property_key(kms):
+    return kms.create_key(Description="property tests")["KeyMetadata"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    plaintext=st.binary(min_size=1, max_size=4096),
+    context=st.dictionaries(_ctx_text, _ctx_text, max_size=4),
+)
+def test_property_round_trip_and_context_binding(kms, property_key, aws_error, plaintext, context):
+    kwargs = {"EncryptionContext": context} if context else {}
+    blob = kms.encrypt(KeyId=property_key["KeyId"], Plaintext=plaintext, **kwargs)["CiphertextBlob"]
+    dec = kms.decrypt(CiphertextBlob=blob, **kwargs)
+    assert dec["Plaintext"] == plaintext
+    assert dec["KeyId"] == property_key["Arn"]
+
+    if context:
+        k = sorted(context)[0]
+        other = {**context, k: context[k] + "\u00e9"}
+    else:
+        other = {"unexpected": "pair"}
+    with aws_error("InvalidCiphertextException"):
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext=other)
+
+
+def test_ledger_records_every_change_with_its_request(shared_server, kms):
+    created = kms.create_key(Description="audited")
+    key_id = created["KeyMetadata"]["KeyId"]
+
+    def events():
+        return shared_server.events(key_id)["Events"]
+
+    history = events()
+    assert [e["Type"] for e in history] == ["KeyCreated"]
+    assert history[0]["Actor"]["request_id"] == created["ResponseMetadata"]["RequestId"]
+
+    changes = [
+        lambda: kms.update_key_description(KeyId=key_id, Description="audited 2"),
+        lambda: kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "a", "TagValue": "b"}]),
+        lambda: kms.untag_resource(KeyId=key_id, TagKeys=["a"]),
+        lambda: kms.disable_key(KeyId=key_id),
+        lambda: kms.enable_key(KeyId=key_id),
+        lambda: kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+                "AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}]})),
+        lambda: kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=180),
+        lambda: kms.disable_key_rotation(KeyId=key_id),
+        lambda: kms.rotate_key_on_demand(KeyId=key_id),
+        lambda: kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7),
+        lambda: kms.cancel_key_deletion(KeyId=key_id),
+    ]
+    for change in changes:
+        before = events()
+        resp = change()
+        after = events()
+        assert after[: len(before)] == before, "history was rewritten"
+        new = after[len(before):]
+        assert new, f"no event recorded for {resp['ResponseMetadata']}"
+        for event in new:
+            assert event["Actor"]["request_id"] == resp["ResponseMetadata"]["RequestId"]
+            assert event["Actor"]["source_ip"] == "127.0.0.1"
+        assert [e["Version"] for e in after] == list(range(after[0]["Version"], after[0]["Version"] + len(after)))
+
+    # reads do not write to the ledger
+    before = events()
+    kms.describe_key(KeyId=key_id)
+    kms.get_key_policy(KeyId=key_id, PolicyName="default")
+    kms.list_resource_tags(KeyId=key_id)
+    kms.get_key_rotation_status(KeyId=key_id)
+    kms.list_aliases(KeyId=key_id)
+    assert events() == before
+
+    # the ledger API is region-scoped too
+    r = httpx.get(f"{shared_server.url}/ledger/v1/keys/{key_id}/events", params={"region": "eu-central-1"})
+    assert r.status_code == 404
