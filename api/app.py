@@ -8,9 +8,10 @@ test-only clock control.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import threading
-import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +57,20 @@ class _Disconnected(Exception):
     pass
 
 
+_READ_HEADERS = frozenset(
+    {b"x-amz-target", b"content-type", b"content-length", b"authorization", b"user-agent"}
+)
+
+
+def _request_id() -> str:
+    """A random (version 4) UUID string, as AWS request ids are."""
+    h = bytearray(os.urandom(16))
+    h[6] = (h[6] & 0x0F) | 0x40
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
 class KmsFrontend:
     """Routes ``POST /`` to the KMS protocol handler and everything else to FastAPI."""
 
@@ -71,8 +86,13 @@ class KmsFrontend:
             await self.fallback(scope, receive, send)
 
     async def handle(self, scope, receive, send) -> None:
-        request_id = str(uuid.uuid4())
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = _request_id()
+        # ASGI servers give header names in lower case; decode only the ones we read.
+        headers = {
+            name.decode(): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _READ_HEADERS
+        }
         try:
             status, payload = 200, await self._dispatch(scope, receive, headers, request_id)
         except _Disconnected:
@@ -213,6 +233,10 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        # Everything built so far (the botocore model, the application) lives as long as the
+        # process: keep it out of the garbage collector's full scans.
+        gc.collect()
+        gc.freeze()
         maintenance.start()
         try:
             yield

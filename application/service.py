@@ -12,8 +12,10 @@ import base64
 import binascii
 import logging
 import os
+import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ log = logging.getLogger("keyledger.service")
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
 MATERIAL_BYTES = 32
-_WRITE_ATTEMPTS = 5
+_WRITE_ATTEMPTS = 50
 KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 ALIAS_NAME_PATTERN = re.compile(r"alias/[a-zA-Z0-9/_-]+")
 
@@ -72,6 +74,7 @@ class Region:
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
         self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
         self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)
+        self._writer_locks = [threading.Lock() for _ in range(64)]
         self._follow_lock = threading.Lock()
         self.projection.catch_up()
 
@@ -80,6 +83,10 @@ class Region:
         self.committer.commit(aggregates, data_keys)
         for aggregate in aggregates:
             self.live.put(aggregate)
+
+    def writer_lock(self, aggregate_id: str) -> threading.Lock:
+        """Writers of one aggregate in this process take turns (striped locks)."""
+        return self._writer_locks[hash(aggregate_id) % len(self._writer_locks)]
 
     def follow(self) -> None:
         """Apply events written since the last call (by any process) to the live state."""
@@ -114,13 +121,25 @@ def _unmarker(marker: str | None) -> str | None:
     return decoded[4:]
 
 
-def _page(items: list[Any], limit: int | None, marker_of: Callable[[Any], str]) -> tuple[list, dict]:
+def _page(items: list[Any], limit: int, marker_of: Callable[[Any], str]) -> tuple[list, dict]:
     """Cut a page (items holds up to limit+1 entries) and build Truncated/NextMarker."""
-    limit = limit or 100
     page = items[:limit]
     if len(items) > limit:
         return page, {"Truncated": True, "NextMarker": _marker(marker_of(page[-1]))}
     return page, {"Truncated": False}
+
+
+def _limit(params: dict[str, Any], default: int, maximum: int) -> int:
+    """Page size: AWS documents tighter maxima for some operations than the model's 1000."""
+    limit = params.get("Limit")
+    if limit is None:
+        return default
+    if limit > maximum:
+        raise errors.ValidationException(
+            f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
+            f"constraint: Member must have value less than or equal to {maximum}"
+        )
+    return limit
 
 
 def _dry_run(params: dict[str, Any]) -> None:
@@ -287,20 +306,27 @@ class KeyManagementService:
     def _change_key(
         self, ctx: RequestContext, key_ref: str, change: Callable[[KmsKey], Any], allow_alias=True
     ) -> KmsKey:
+        """Read the key, apply ``change``, save; on a concurrent write, read again and retry.
+
+        Writers in this process take turns per key; writers in other processes are detected
+        by optimistic concurrency and retried with a jittered backoff.
+        """
         region = self.region(ctx.region)
         key_id = self._key_id(ctx, region, key_ref, allow_alias)
         if not KEY_ID_PATTERN.fullmatch(key_id):
             raise self._not_found(ctx, key_id)
-        for _ in range(_WRITE_ATTEMPTS):
-            key = region.ledger.get_key(key_id)
-            if key is None or key.account != ctx.account_id or key.deleted:
-                raise self._not_found(ctx, key_id)
-            change(key)
-            try:
-                region.save(key)
-            except IntegrityError:
-                continue
-            return key
+        with region.writer_lock(key_id):
+            for attempt in range(_WRITE_ATTEMPTS):
+                key = region.ledger.get_key(key_id)
+                if key is None or key.account != ctx.account_id or key.deleted:
+                    raise self._not_found(ctx, key_id)
+                change(key)
+                try:
+                    region.save(key)
+                except IntegrityError:
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                return key
         raise errors.ConflictException("The key was changed concurrently; retry the request.")
 
     def _cipher(self, region: Region, key: KmsKey, material_id: str):
@@ -389,7 +415,7 @@ class KeyManagementService:
         position = int(after) if after is not None and after.isdigit() else -1 if after else 0
         if not 0 <= position < 2**63:
             raise errors.InvalidMarkerException("Invalid marker")
-        limit = params.get("Limit") or 100
+        limit = _limit(params, default=100, maximum=1000)
         region.projection.catch_up()
         rows = region.directory.list_keys(ctx.account_id, position, limit + 1)
         page, paging = _page(rows, limit, lambda row: str(row[1]))
@@ -469,7 +495,7 @@ class KeyManagementService:
             if start not in ids:
                 raise errors.InvalidMarkerException("Invalid marker")
             materials = materials[ids.index(start) + 1 :]
-        limit = params.get("Limit") or 100
+        limit = _limit(params, default=100, maximum=1000)
         page, paging = _page(materials, limit, lambda m: m.key_material_id)
         rotations = []
         for material in page:
@@ -686,7 +712,7 @@ class KeyManagementService:
         if "KeyId" in params:
             key_id = self._live_key(ctx, region, params["KeyId"], "ListAliases", allow_alias=False).id
         after = _unmarker(params.get("Marker")) or ""
-        limit = params.get("Limit") or 100
+        limit = _limit(params, default=50, maximum=100)
         region.projection.catch_up()
         rows = region.directory.list_aliases(ctx.account_id, key_id, after, limit + 1)
         page, paging = _page(rows, limit, lambda row: row.alias_name)
@@ -718,7 +744,7 @@ class KeyManagementService:
         start = _unmarker(params.get("Marker"))
         if start is not None:
             tag_keys = [k for k in tag_keys if k > start]
-        limit = params.get("Limit") or 50
+        limit = _limit(params, default=50, maximum=50)
         page, paging = _page(tag_keys, limit, lambda k: k)
         return {"Tags": [{"TagKey": k, "TagValue": key.tags[k]} for k in page], **paging}
 

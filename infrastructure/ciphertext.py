@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -52,9 +53,14 @@ def canonical_encryption_context(context: dict[str, str] | None) -> bytes:
     return b"".join(out)
 
 
-def _header(key_id: str, key_material_id: str, nonce: bytes) -> bytes:
+@lru_cache(maxsize=65536)
+def _header_prefix(key_id: str, key_material_id: str) -> bytes:
     kid = key_id.encode("ascii")
-    return MAGIC + bytes((VERSION, len(kid))) + kid + bytes.fromhex(key_material_id) + nonce
+    return MAGIC + bytes((VERSION, len(kid))) + kid + bytes.fromhex(key_material_id)
+
+
+def _header(key_id: str, key_material_id: str, nonce: bytes) -> bytes:
+    return _header_prefix(key_id, key_material_id) + nonce
 
 
 def seal(

@@ -834,3 +834,32 @@ def test_ledger_records_every_change_with_its_request(shared_server, kms):
     # the ledger API is region-scoped too
     r = httpx.get(f"{shared_server.url}/ledger/v1/keys/{key_id}/events", params={"region": "eu-central-1"})
     assert r.status_code == 404
+
+
+def test_list_default_page_sizes(shared_server, aws_error):
+    kms = shared_server.kms("us-west-1")  # used by this test only
+    created = {kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(101)}
+    first = kms.list_keys()
+    assert len(first["Keys"]) <= 100  # AWS default Limit for ListKeys is 100
+    assert first["Truncated"] is True and first["NextMarker"]
+    everything = {k["KeyId"] for p in kms.get_paginator("list_keys").paginate() for k in p["Keys"]}
+    assert everything == created
+    big = kms.list_keys(Limit=1000)
+    assert {k["KeyId"] for k in big["Keys"]} == created and big["Truncated"] is False
+
+    k1, k2 = sorted(created)[:2]
+    for _ in range(50):
+        kms.create_alias(AliasName=unique_alias("dflt"), TargetKeyId=k1)
+    with aws_error("LimitExceededException"):  # AWS quota: 50 aliases per KMS key
+        kms.create_alias(AliasName=unique_alias("dflt"), TargetKeyId=k1)
+    kms.create_alias(AliasName=unique_alias("dflt"), TargetKeyId=k2)
+    page = kms.list_aliases()
+    assert len(page["Aliases"]) <= 50  # AWS default Limit for ListAliases is 50
+    assert page["Truncated"] is True
+    page = kms.list_aliases(KeyId=k1)
+    assert len(page["Aliases"]) <= 50
+    all_k1 = [a for p in kms.get_paginator("list_aliases").paginate(KeyId=k1) for a in p["Aliases"]]
+    assert len(all_k1) == 50
+    raw = shared_server.kms("us-west-1", validate=False)
+    with aws_error("ValidationException"):
+        raw.list_aliases(Limit=101)  # ListAliases accepts 1..100

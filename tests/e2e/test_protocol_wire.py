@@ -164,6 +164,14 @@ def test_region_comes_from_credential_scope(http, e2e):
     eu_list = _post(http, e2e, "TrentService.ListKeys", {"Limit": 1000}, region="eu-west-1").json()
     assert md["KeyId"] in {k["KeyId"] for k in eu_list["Keys"]}
 
+    # a minimal credential scope is enough to select the region
+    minimal = http.post("/", content=json.dumps({"KeyId": md["KeyId"]}), headers={
+        "Content-Type": CT, "X-Amz-Target": "TrentService.DescribeKey",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/kms/aws4_request, "
+                         "SignedHeaders=host, Signature=abc"})
+    assert minimal.status_code == 200, minimal.text
+    assert minimal.json()["KeyMetadata"]["Arn"] == md["Arn"]
+
 
 def test_default_region_without_authorization(http, e2e, shared_server):
     # Unsigned requests fall back to --default-region (us-east-1) or are rejected; never a 5xx.
