@@ -9,6 +9,7 @@ test-only clock control.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import os
 import threading
@@ -62,13 +63,14 @@ _READ_HEADERS = frozenset(
 )
 
 
+_REQUEST_ID_PREFIX = os.urandom(10).hex()  # per process: 8-4-4-4 of the UUID
+_request_ids = itertools.count(int.from_bytes(os.urandom(6), "big"))
+
+
 def _request_id() -> str:
-    """A random (version 4) UUID string, as AWS request ids are."""
-    h = bytearray(os.urandom(16))
-    h[6] = (h[6] & 0x0F) | 0x40
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    """A unique, UUID-shaped request id: a random per-process prefix and a counter."""
+    p = _REQUEST_ID_PREFIX
+    return f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{next(_request_ids) & 0xFFFFFFFFFFFF:012x}"
 
 
 class KmsFrontend:
