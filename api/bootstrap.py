@@ -27,7 +27,9 @@ def build_service(settings: Settings) -> KeyManagementService:
             close=storage.close,
         )
 
-    clock: Clock = AdjustableClock() if settings.enable_test_control else Clock()
+    clock: Clock = (
+        AdjustableClock(data_dir / "test-clock-offset") if settings.enable_test_control else Clock()
+    )
     return KeyManagementService(
         open_region, ciphertext, TRANSCODINGS, clock, known_regions=store.known_regions
     )

@@ -447,7 +447,7 @@ class KeyManagementService:
         }
 
     def CancelKeyDeletion(self, ctx, params):
-        key = self._change_key(ctx, params["KeyId"], lambda k: k.cancel_deletion(ctx.actor))
+        key = self._change_key(ctx, params["KeyId"], lambda k: k.cancel_deletion(self.clock.now(), ctx.actor))
         return {"KeyId": key.arn}
 
     # -- rotation -------------------------------------------------------------------------------

@@ -206,8 +206,12 @@ class KmsKey(StrAggregate):
         self.deletion_date = deletion_date
         self.pending_window_days = pending_window_days
 
-    def cancel_deletion(self, actor: Actor) -> None:
+    def cancel_deletion(self, now: datetime, actor: Actor) -> None:
         self.check("CancelKeyDeletion")
+        if self.deletion_due(now):
+            # The window has passed: the deletion is under way and its material may already
+            # be shredded, so it can no longer be cancelled.
+            raise errors.KMSInvalidStateException(f"{self.arn} is pending deletion.")
         self._cancel_deletion(actor=actor)
 
     @event("KeyDeletionCancelled")

@@ -203,11 +203,22 @@ def test_pending_deletion_key_refuses_crypto_and_configuration():
 def test_cancel_deletion_leaves_key_disabled():
     key = new_key()
     key.schedule_deletion(10, T0, ALICE)
-    key.cancel_deletion(BOB)
+    key.cancel_deletion(T0, BOB)
     assert key.key_state is KeyState.DISABLED
     assert key.deletion_date is None
     assert key.pending_window_days is None
     assert event_names(key)[-2:] == ["KeyDeletionScheduled", "KeyDeletionCancelled"]
+
+
+def test_cancel_deletion_is_refused_once_the_window_has_passed():
+    """The scheduler may already have shredded the material: no cancelling a due deletion."""
+    key = new_key()
+    key.schedule_deletion(7, T0, ALICE)
+    with pytest.raises(errors.KMSInvalidStateException, match="is pending deletion"):
+        key.cancel_deletion(T0 + timedelta(days=7), BOB)
+    assert key.key_state is KeyState.PENDING_DELETION
+    key.cancel_deletion(T0 + timedelta(days=7) - timedelta(seconds=1), BOB)
+    assert key.key_state is KeyState.DISABLED
 
 
 @pytest.mark.parametrize("prepare", ["enabled", "disabled"])
@@ -216,7 +227,7 @@ def test_cancel_deletion_requires_pending_deletion(prepare):
     if prepare == "disabled":
         key.disable(ALICE)
     with pytest.raises(errors.KMSInvalidStateException, match=ARN):
-        key.cancel_deletion(ALICE)
+        key.cancel_deletion(T0, ALICE)
 
 
 def test_complete_deletion_only_when_due():
@@ -242,7 +253,7 @@ def test_complete_deletion_only_when_due():
 def test_complete_deletion_after_cancel_is_refused():
     key = new_key()
     key.schedule_deletion(7, T0, ALICE)
-    key.cancel_deletion(ALICE)
+    key.cancel_deletion(T0, ALICE)
     with pytest.raises(errors.KMSInvalidStateException):
         key.complete_deletion(T0 + timedelta(days=60), SERVICE)
 
@@ -336,7 +347,7 @@ def test_rotation_status_is_false_while_pending_deletion():
     key.schedule_deletion(7, T0, ALICE)
     assert key.rotation_enabled
     assert not key.rotation_is_enabled()
-    key.cancel_deletion(ALICE)
+    key.cancel_deletion(T0, ALICE)
     key.enable(ALICE)
     assert key.rotation_is_enabled()
 
@@ -530,7 +541,7 @@ def full_history() -> KmsKey:
     key.rotate_automatically(material(2, RotationType.AUTOMATIC, due), due, next(actors))
     key.disable_rotation(next(actors))
     key.schedule_deletion(7, due, next(actors))
-    key.cancel_deletion(next(actors))
+    key.cancel_deletion(T0, next(actors))
     key.schedule_deletion(None, due, next(actors))
     key.complete_deletion(due + timedelta(days=30), next(actors))
     return key
