@@ -15,7 +15,8 @@ import os
 import threading
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException
@@ -58,6 +59,13 @@ class _Disconnected(Exception):
     pass
 
 
+class _Route(NamedTuple):
+    operation: str
+    handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
+    hot: bool  # served from memory: run on the event loop
+
+
+_CONTENT_TYPE_HEADER = (b"content-type", JSON_CONTENT_TYPE.encode())
 _READ_HEADERS = frozenset(
     {b"x-amz-target", b"content-type", b"content-length", b"authorization", b"user-agent"}
 )
@@ -80,6 +88,15 @@ class KmsFrontend:
         self.service = service
         self.settings = settings
         self.fallback = fallback
+        #: X-Amz-Target -> route, for every operation of the model
+        self._routes = {
+            TARGET_PREFIX + operation: _Route(
+                operation,
+                getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
+                operation in HOT_OPERATIONS,
+            )
+            for operation in operation_names()
+        }
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
@@ -110,7 +127,7 @@ class KmsFrontend:
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", JSON_CONTENT_TYPE.encode()),
+                    _CONTENT_TYPE_HEADER,
                     (b"content-length", str(len(payload)).encode()),
                     (b"x-amzn-requestid", request_id.encode()),
                 ],
@@ -120,41 +137,50 @@ class KmsFrontend:
 
     async def _dispatch(self, scope, receive, headers: dict[str, str], request_id: str) -> bytes:
         target = headers.get("x-amz-target", "")
-        if not target.startswith(TARGET_PREFIX):
-            raise UnknownOperationException("Missing or invalid X-Amz-Target header.")
-        operation = target[len(TARGET_PREFIX) :]
-        if operation not in operation_names():
-            raise UnknownOperationException(f"Unknown operation {operation}.")
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in ACCEPTED_CONTENT_TYPES:
-            raise UnsupportedMediaTypeException(
-                f"Content-Type must be {JSON_CONTENT_TYPE}, not '{content_type}'."
-            )
+        route = self._routes.get(target)
+        if route is None:
+            if not target.startswith(TARGET_PREFIX):
+                raise UnknownOperationException("Missing or invalid X-Amz-Target header.")
+            raise UnknownOperationException(f"Unknown operation {target[len(TARGET_PREFIX):]}.")
+        content_type = headers.get("content-type", "")
+        if content_type != JSON_CONTENT_TYPE:
+            content_type = content_type.split(";")[0].strip().lower()
+            if content_type not in ACCEPTED_CONTENT_TYPES:
+                raise UnsupportedMediaTypeException(
+                    f"Content-Type must be {JSON_CONTENT_TYPE}, not '{content_type}'."
+                )
         body = await _read_body(receive, headers)
-        if operation not in IMPLEMENTED_OPERATIONS:
-            raise UnsupportedOperationException(f"keyledger does not implement {operation} yet.")
-        params = parse_request(operation, body)
+        if route.handler is None:
+            raise UnsupportedOperationException(
+                f"keyledger does not implement {route.operation} yet."
+            )
+        params = parse_request(route.operation, body)
         context = self._context(scope, headers, request_id)
-        handler = getattr(self.service, operation)
-        if operation in HOT_OPERATIONS and self.service.has_region(context.region):
-            result = handler(context, params)
+        if route.hot and self.service.has_region(context.region):
+            result = route.handler(context, params)
         else:
-            result = await anyio.to_thread.run_sync(handler, context, params)
+            result = await anyio.to_thread.run_sync(route.handler, context, params)
         return encode_response(result)
 
     def _context(self, scope, headers: dict[str, str], request_id: str) -> RequestContext:
-        credential = parse_credential_scope(headers.get("authorization"))
-        access_key_id, region = credential or ("", self.settings.default_region)
-        if not REGION_PATTERN.match(region):
-            raise ValidationException(f"The credential scope names an invalid region '{region[:64]}'.")
-        client = scope.get("client") or ("", 0)
+        authorization = headers.get("authorization")
+        credential = parse_credential_scope(authorization) if authorization else None
+        if credential is None:
+            access_key_id, region = "", self.settings.default_region
+        else:
+            access_key_id, region = credential
+            if not REGION_PATTERN.match(region):
+                raise ValidationException(
+                    f"The credential scope names an invalid region '{region[:64]}'."
+                )
+        client = scope.get("client")
         return RequestContext(
-            account_id=self.settings.account_id,
-            region=region,
-            request_id=request_id,
-            access_key_id=access_key_id,
-            source_ip=client[0] or "",
-            user_agent=headers.get("user-agent", ""),
+            self.settings.account_id,
+            region,
+            request_id,
+            access_key_id,
+            client[0] if client else "",
+            headers.get("user-agent", ""),
         )
 
 
@@ -162,9 +188,16 @@ async def _read_body(receive, headers: dict[str, str]) -> bytes:
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
+    message = await receive()
+    if not message.get("more_body") and message["type"] == "http.request":
+        body = message.get("body", b"")  # the whole body in one message: the usual case
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestEntityTooLargeException(
+                f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+            )
+        return body
     chunks, size = [], 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise _Disconnected
         chunk = message.get("body", b"")
@@ -174,6 +207,7 @@ async def _read_body(receive, headers: dict[str, str]) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+        message = await receive()
 
 
 class LedgerEvent(BaseModel):
