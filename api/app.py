@@ -65,20 +65,18 @@ class _Route(NamedTuple):
     hot: bool  # served from memory: run on the event loop
 
 
-_CONTENT_TYPE_HEADER = (b"content-type", JSON_CONTENT_TYPE.encode())
-_READ_HEADERS = frozenset(
-    {b"x-amz-target", b"content-type", b"content-length", b"authorization", b"user-agent"}
-)
+_JSON_CONTENT_TYPE = JSON_CONTENT_TYPE.encode()
+_CONTENT_TYPE_HEADER = (b"content-type", _JSON_CONTENT_TYPE)
 
 
-_REQUEST_ID_PREFIX = os.urandom(10).hex()  # per process: 8-4-4-4 of the UUID
+_p = os.urandom(10).hex()
+_REQUEST_ID_PREFIX = f"{_p[:8]}-{_p[8:12]}-{_p[12:16]}-{_p[16:20]}-"  # random, per process
 _request_ids = itertools.count(int.from_bytes(os.urandom(6), "big"))
 
 
 def _request_id() -> str:
     """A unique, UUID-shaped request id: a random per-process prefix and a counter."""
-    p = _REQUEST_ID_PREFIX
-    return f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{next(_request_ids) & 0xFFFFFFFFFFFF:012x}"
+    return f"{_REQUEST_ID_PREFIX}{next(_request_ids) & 0xFFFFFFFFFFFF:012x}"
 
 
 class KmsFrontend:
@@ -88,9 +86,9 @@ class KmsFrontend:
         self.service = service
         self.settings = settings
         self.fallback = fallback
-        #: X-Amz-Target -> route, for every operation of the model
+        #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
         self._routes = {
-            TARGET_PREFIX + operation: _Route(
+            (TARGET_PREFIX + operation).encode(): _Route(
                 operation,
                 getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
                 operation in HOT_OPERATIONS,
@@ -106,12 +104,7 @@ class KmsFrontend:
 
     async def handle(self, scope, receive, send) -> None:
         request_id = _request_id()
-        # ASGI servers give header names in lower case; decode only the ones we read.
-        headers = {
-            name.decode(): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in _READ_HEADERS
-        }
+        headers = dict(scope["headers"])  # ASGI header names are lower-case bytes
         try:
             status, payload = 200, await self._dispatch(scope, receive, headers, request_id)
         except _Disconnected:
@@ -135,15 +128,15 @@ class KmsFrontend:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    async def _dispatch(self, scope, receive, headers: dict[str, str], request_id: str) -> bytes:
-        target = headers.get("x-amz-target", "")
-        route = self._routes.get(target)
+    async def _dispatch(self, scope, receive, headers: dict[bytes, bytes], request_id: str) -> bytes:
+        route = self._routes.get(headers.get(b"x-amz-target", b""))
         if route is None:
+            target = headers.get(b"x-amz-target", b"").decode("latin-1")
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationException("Missing or invalid X-Amz-Target header.")
             raise UnknownOperationException(f"Unknown operation {target[len(TARGET_PREFIX):]}.")
-        content_type = headers.get("content-type", "")
-        if content_type != JSON_CONTENT_TYPE:
+        if headers.get(b"content-type") != _JSON_CONTENT_TYPE:
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
             content_type = content_type.split(";")[0].strip().lower()
             if content_type not in ACCEPTED_CONTENT_TYPES:
                 raise UnsupportedMediaTypeException(
@@ -162,9 +155,9 @@ class KmsFrontend:
             result = await anyio.to_thread.run_sync(route.handler, context, params)
         return encode_response(result)
 
-    def _context(self, scope, headers: dict[str, str], request_id: str) -> RequestContext:
-        authorization = headers.get("authorization")
-        credential = parse_credential_scope(authorization) if authorization else None
+    def _context(self, scope, headers: dict[bytes, bytes], request_id: str) -> RequestContext:
+        authorization = headers.get(b"authorization")
+        credential = parse_credential_scope(authorization.decode("latin-1")) if authorization else None
         if credential is None:
             access_key_id, region = "", self.settings.default_region
         else:
@@ -180,12 +173,12 @@ class KmsFrontend:
             request_id,
             access_key_id,
             client[0] if client else "",
-            headers.get("user-agent", ""),
+            headers.get(b"user-agent", b"").decode("latin-1"),
         )
 
 
-async def _read_body(receive, headers: dict[str, str]) -> bytes:
-    declared = headers.get("content-length", "")
+async def _read_body(receive, headers: dict[bytes, bytes]) -> bytes:
+    declared = headers.get(b"content-length", b"")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
     message = await receive()

@@ -198,7 +198,7 @@ def _input_rules(operation: str) -> _Rules | None:
 
 def parse_request(operation: str, body: bytes) -> dict[str, Any]:
     """Decode and validate one request body for ``operation``."""
-    if body.strip():
+    if body and not body.isspace():
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:

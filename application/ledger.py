@@ -72,9 +72,12 @@ class LiveKeys:
         self._ciphers: dict[tuple[str, str], AESGCM] = {}
         self._lock = threading.Lock()
 
-    def key(self, key_id: str) -> KmsKey | None:
+    def key(self, key_id: str, plausible=None) -> KmsKey | None:
+        """The key's live state; on a miss, load it unless ``plausible(key_id)`` is false."""
         key = self._aggregates.get(key_id)
         if key is None:
+            if plausible is not None and not plausible(key_id):
+                return None
             key = self._ledger.get_key(key_id)
             if key is not None:
                 self.put(key)

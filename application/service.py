@@ -275,9 +275,7 @@ class KeyManagementService:
 
     def _known_key(self, ctx: RequestContext, region: Region, key_id: str) -> KmsKey | None:
         """The live key, if ``key_id`` can be a key id at all (no store lookups for garbage)."""
-        if not KEY_ID_PATTERN.fullmatch(key_id):
-            return None
-        key = region.live.key(key_id)
+        key = region.live.key(key_id, KEY_ID_PATTERN.fullmatch)
         if key is None or key.account != ctx.account_id or key.deleted:
             return None
         return key
@@ -515,7 +513,8 @@ class KeyManagementService:
     def Encrypt(self, ctx, params):
         region = self.region(ctx.region)
         key = self._live_key(ctx, region, params["KeyId"], "Encrypt")
-        self._check_symmetric_algorithm(params)
+        if "EncryptionAlgorithm" in params:
+            self._check_symmetric_algorithm(params)
         _dry_run(params)
         blob = self._seal(region, key, params["Plaintext"], params.get("EncryptionContext"))
         return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
