@@ -64,6 +64,10 @@ def serve(args: argparse.Namespace) -> None:
         access_log=False,
         log_level="warning",
         lifespan="on",
+        # The audit trail records the caller's address: X-Forwarded-For is not trusted
+        # unless a deployment puts a proxy in front and says so (FORWARDED_ALLOW_IPS).
+        proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")),
+        server_header=False,  # AWS does not announce its server software either
     )
 
 
