@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from dataclasses import fields
+from datetime import datetime
 
 from api.settings import Settings
 
@@ -94,11 +95,22 @@ def history(args: argparse.Namespace) -> int:
     for e in events:
         actor = e["Actor"] or {}
         who = actor.get("principal", "?")
-        extra = ", ".join(f"{k}={v}" for k, v in e["Details"].items() if k not in ("policy",))
+        extra = ", ".join(f"{k}={_show(v)}" for k, v in e["Details"].items() if k != "policy")
         print(f"{e['Timestamp'].isoformat(timespec='seconds')}  v{e['Version']:<3} {e['Type']:<22} "
               f"by {who} (request {actor.get('request_id') or '-'}, ip {actor.get('source_ip') or '-'}, "
               f"agent {(actor.get('user_agent') or '-')[:40]})" + (f"\n{'':28}{extra}" if extra else ""))
     return 0
+
+
+def _show(value) -> str:
+    """A detail of an event, compactly: ISO times, {k: v} without Python reprs."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,6 +209,13 @@ class GroupCommitter:
         self._snapshot(aggregates, events)
 
     def _snapshot(self, aggregates: Sequence[StrAggregate], events) -> None:
+        """Snapshots are an optimisation: a failure is logged, never reported as the write's."""
+        try:
+            self._take_snapshots(aggregates, events)
+        except Exception:
+            log.exception("snapshot failed; the events are recorded")
+
+    def _take_snapshots(self, aggregates: Sequence[StrAggregate], events) -> None:
         for aggregate in aggregates:
             interval = self._ledger.snapshotting_intervals.get(type(aggregate))
             if interval and any(
@@ -236,17 +243,23 @@ class GroupCommitter:
                     self._queue.put(None)
                     break
                 batch.append(nxt)
-            try:
-                self._write(batch)
-            except Exception:
-                for single in batch:
-                    try:
-                        self._write([single])
-                    except Exception as error:  # reported to the request that made it
-                        single[2].set_exception(error)
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            self._commit(batch)
+
+    def _commit(self, batch) -> None:
+        try:
+            self._write(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0][2].set_exception(error)
+                return
+            for single in batch:
+                try:
+                    self._write([single])
+                except Exception as error:  # reported to the request that made it
+                    single[2].set_exception(error)
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     def _write(self, batch) -> None:
         data_keys = [row for _, rows, _ in batch for row in rows]
