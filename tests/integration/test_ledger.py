@@ -253,3 +253,16 @@ def test_root_key_file_is_created_private(tmp_path):
         assert mode == 0o600
     finally:
         harness.close()
+
+
+def test_snapshots_are_taken_and_replay_matches_history(kms):
+    key_id = _create(kms)
+    for i in range(60):
+        kms.call("TagResource", KeyId=key_id, Tags=[{"TagKey": f"t{i % 7}", "TagValue": str(i)}])
+    region = kms.service.region("us-east-1")
+    snapshots = list(region.ledger.snapshots.get(key_id))
+    assert [s.originator_version for s in snapshots] == [50]
+    kms.restart()
+    tags = {t["TagKey"]: t["TagValue"] for t in kms.call("ListResourceTags", KeyId=key_id)["Tags"]}
+    assert tags == {f"t{i % 7}": str(i) for i in range(60)}
+    assert len(kms.service.key_history("us-east-1", key_id)) == 61
