@@ -13,9 +13,9 @@ import itertools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import anyio.to_thread

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from api.settings import Settings
 from application.clock import AdjustableClock, Clock
 from application.service import KeyManagementService, RegionResources
-from api.settings import Settings
 from infrastructure import ciphertext
 from infrastructure.key_hierarchy import KeyHierarchy
 from infrastructure.persistence import StoreConfig

@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import botocore.session
@@ -190,7 +190,7 @@ class _Validator:
             self.constraint(value, path, rules, f"have length less than or equal to {rules.max}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _input_rules(operation: str) -> _Rules | None:
     shape = service_model().operation_model(operation).input_shape
     return None if shape is None else _rules(shape)

@@ -14,8 +14,8 @@ import copy
 import logging
 import queue
 import threading
-from concurrent.futures import Future
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM

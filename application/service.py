@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -720,8 +720,8 @@ class KeyManagementService:
                 "AliasName": row.alias_name,
                 "AliasArn": alias_arn(ctx.region, ctx.account_id, row.alias_name),
                 "TargetKeyId": row.target_key_id,
-                "CreationDate": datetime.fromtimestamp(row.creation_date, timezone.utc),
-                "LastUpdatedDate": datetime.fromtimestamp(row.last_updated_date, timezone.utc),
+                "CreationDate": datetime.fromtimestamp(row.creation_date, UTC),
+                "LastUpdatedDate": datetime.fromtimestamp(row.last_updated_date, UTC),
             }
             for row in page
         ]

@@ -634,7 +634,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ("Decrypt", "Decrypt", "keyledger", kl_url, decrypt_body),
             ("GenerateDataKey", "GenerateDataKey", "keyledger", kl_url, gdk_body),
         ]
-        for label, op, target, url, body in plan:
+        for _label, op, target, url, body in plan:
             check_200(url, target, op, body)
         by_label: dict[tuple[str, str], WrkResult] = {}
         for label, op, target, url, body in plan:

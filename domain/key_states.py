@@ -8,12 +8,12 @@ operation succeeds, fails with ``DisabledException`` or fails with
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 from domain import errors
 
 
-class KeyState(str, Enum):
+class KeyState(StrEnum):
     CREATING = "Creating"
     ENABLED = "Enabled"
     DISABLED = "Disabled"

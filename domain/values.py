@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -23,24 +23,24 @@ class Actor:
         return cls(principal="kms.amazonaws.com", request_id=request_id)
 
 
-class KeySpec(str, Enum):
+class KeySpec(StrEnum):
     SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 
 
-class KeyUsage(str, Enum):
+class KeyUsage(StrEnum):
     ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 
 
-class Origin(str, Enum):
+class Origin(StrEnum):
     AWS_KMS = "AWS_KMS"
 
 
-class RotationType(str, Enum):
+class RotationType(StrEnum):
     AUTOMATIC = "AUTOMATIC"
     ON_DEMAND = "ON_DEMAND"
 
 
-class KeyMaterialState(str, Enum):
+class KeyMaterialState(StrEnum):
     CURRENT = "CURRENT"
     NON_CURRENT = "NON_CURRENT"
 

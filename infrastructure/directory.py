@@ -19,13 +19,11 @@ from psycopg.sql import SQL, Identifier
 from application.listing import (
     AliasRow,
     AliasTarget,
-    DeleteAlias,
     DeleteKey,
     KeyDate,
     KeyRow,
     ViewChange,
 )
-
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS {keys} ("

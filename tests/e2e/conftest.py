@@ -136,7 +136,7 @@ class KeyledgerServer:
             cmd += ["--store", self.store]
         return cmd
 
-    def start(self, timeout: float = STARTUP_TIMEOUT) -> "KeyledgerServer":
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> KeyledgerServer:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         self._starts += 1
         env = self.child_env()
@@ -217,7 +217,7 @@ class KeyledgerServer:
         except subprocess.TimeoutExpired:
             self._terminate_group(signal.SIGKILL)
             self.proc.wait(timeout=10)
-            raise AssertionError(f"server ignored SIGTERM for {timeout}s\n{self.log_text()[-4000:]}")
+            raise AssertionError(f"server ignored SIGTERM for {timeout}s\n{self.log_text()[-4000:]}") from None
         # reap any worker that outlived the supervisor
         self._terminate_group(signal.SIGKILL)
         return rc
@@ -232,7 +232,7 @@ class KeyledgerServer:
         except subprocess.TimeoutExpired:
             pass
 
-    def restart(self, *, crash: bool = False) -> "KeyledgerServer":
+    def restart(self, *, crash: bool = False) -> KeyledgerServer:
         """Restart on the same data dir and port (graceful by default, SIGKILL with crash=True)."""
         if self.is_running():
             self.kill() if crash else self.stop()

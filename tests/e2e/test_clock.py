@@ -6,7 +6,7 @@ These tests move the server's clock, so they run against a server of their own.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -28,7 +28,7 @@ def ckms(clock_server):
 
 
 def _server_now(clock_server) -> datetime:
-    return datetime.fromtimestamp(clock_server.advance_clock(0), tz=timezone.utc)
+    return datetime.fromtimestamp(clock_server.advance_clock(0), tz=UTC)
 
 
 def test_clock_endpoint_advances_time(clock_server):

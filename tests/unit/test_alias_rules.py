@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 
 import pytest
@@ -15,7 +15,7 @@ from infrastructure.transcoding import TRANSCODINGS
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
-T0 = datetime(2030, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2030, 6, 1, tzinfo=UTC)
 ALICE = Actor("arn:aws:iam::111122223333:user/alice", request_id="r1")
 BOB = Actor("arn:aws:iam::111122223333:user/bob", request_id="r2")
 KEY_A = "11111111-1111-1111-1111-111111111111"

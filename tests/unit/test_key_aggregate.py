@@ -6,7 +6,7 @@ Time is always passed in explicitly; backing key material is fake sealed bytes.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 
 import pytest
@@ -23,7 +23,7 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
-T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor("arn:aws:iam::111122223333:user/alice", "AKIAALICE", "req-1", "10.0.0.1", "ua/1")
 BOB = Actor("arn:aws:iam::111122223333:user/bob", "AKIABOB", "req-2", "10.0.0.2", "ua/2")
 SERVICE = Actor.service("req-svc")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -263,7 +263,7 @@ def test_errors_are_kms_errors():
 
 
 def test_encode_response_blobs_and_timestamps():
-    when = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2030, 1, 1, tzinfo=UTC)
     decoded = json.loads(encode_response({"CiphertextBlob": b"\x00\x01", "CreationDate": when, "N": 1}))
     assert decoded == {"CiphertextBlob": "AAE=", "CreationDate": when.timestamp(), "N": 1}
 

@@ -9,9 +9,9 @@ does not need to serve requests.
 from __future__ import annotations
 
 import asyncio
-import os
 import base64
 import json
+import os
 import string
 from typing import Any
 
