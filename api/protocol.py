@@ -9,6 +9,7 @@ must have length less than or equal to 4096``.
 from __future__ import annotations
 
 import binascii
+import math
 import re
 from datetime import datetime
 from functools import cache, lru_cache
@@ -61,6 +62,9 @@ class _Rules:
         self.kind = shape.type_name
         self.min = meta.get("min")
         self.max = meta.get("max")
+        # the allowed range as a closed interval, for one comparison on the hot path
+        self.lo = self.min if self.min is not None else -math.inf
+        self.hi = self.max if self.max is not None else math.inf
         # (allowed values, their listing for messages)
         self.enum = (frozenset(meta["enum"]), ", ".join(meta["enum"])) if "enum" in meta else None
         self.pattern_text = meta.get("pattern")
@@ -134,7 +138,8 @@ class _Validator:
                 raise SerializationException(
                     f"{type(value).__name__.upper()}_VALUE can not be converted to a String"
                 )
-            self._length(value, len(value), path, rules)
+            if not rules.lo <= len(value) <= rules.hi:
+                self._length(value, len(value), path, rules)
             if rules.enum is not None and value not in rules.enum[0]:
                 self.constraint(value, path, rules, f"satisfy enum value set: [{rules.enum[1]}]")
             if rules.pattern is not None and not rules.pattern.fullmatch(value):
@@ -146,7 +151,8 @@ class _Validator:
             if not isinstance(value, str):
                 raise SerializationException(f"Expected a base64-encoded blob at '{path}'")
             data = _b64decode(value, path)
-            self._length(data, len(data), path, rules)
+            if not rules.lo <= len(data) <= rules.hi:
+                self._length(data, len(data), path, rules)
             return data
         if kind == "list":
             if not isinstance(value, list):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -64,31 +63,11 @@ def _header(key_id: str, key_material_id: str, nonce: bytes) -> bytes:
     return _header_prefix(key_id, key_material_id) + nonce
 
 
-class _NonceSource(threading.local):
-    """Random nonces from the OS CSPRNG, drawn in blocks (one getrandom call per 1024
-    nonces rather than one per message); a forked child never reuses its parent's block."""
-
-    BLOCK = NONCE_BYTES * 1024
-
-    def __init__(self) -> None:
-        self.block, self.offset = b"", self.BLOCK
-
-    def take(self) -> bytes:
-        if self.offset >= len(self.block):
-            self.block, self.offset = os.urandom(self.BLOCK), 0
-        self.offset += NONCE_BYTES
-        return self.block[self.offset - NONCE_BYTES : self.offset]
-
-
-_nonces = _NonceSource()
-os.register_at_fork(after_in_child=_nonces.__init__)
-
-
 def seal(
     aead: AESGCM, key_id: str, key_material_id: str, plaintext: bytes,
     context: dict[str, str] | None,
 ) -> bytes:
-    nonce = _nonces.take()
+    nonce = os.urandom(NONCE_BYTES)
     header = _header(key_id, key_material_id, nonce)
     return header + aead.encrypt(nonce, plaintext, header + canonical_encryption_context(context))
 
