@@ -1,0 +1,68 @@
+"""A region: its ledger, the in-memory state of its keys, its listing projection, and
+the single writer that group-commits its changes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from application.ledger import (
+    DirectoryProjection,
+    GroupCommitter,
+    KeyLedger,
+    LiveKeys,
+    LogFollower,
+)
+from application.listing import view_changes
+
+
+@dataclass
+class RegionResources:
+    """What infrastructure provides for one region (built by the composition root)."""
+
+    ledger_env: dict[str, str]
+    directory: Any  # infrastructure.directory view
+    hierarchy: Any  # infrastructure.key_hierarchy.KeyHierarchy
+    close: Callable[[], None]
+
+
+class Region:
+    """One region's ledger with its in-memory state and listing projection."""
+
+    def __init__(self, name: str, resources: RegionResources, transcodings) -> None:
+        self.name = name
+        self.resources = resources
+        self.hierarchy = resources.hierarchy
+        self.directory = resources.directory
+        self.ledger = KeyLedger(resources.ledger_env, transcodings)
+        self.live = LiveKeys(self.ledger, self.hierarchy.unseal)
+        self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
+        self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
+        self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)
+        self._writer_locks = [threading.Lock() for _ in range(64)]
+        self._follow_lock = threading.Lock()
+        self.projection.catch_up()
+
+    def save(self, *aggregates, data_keys: tuple[tuple[str, bytes], ...] = ()) -> None:
+        """Record the aggregates' new events (and new keys' wrapped data keys) durably."""
+        self.committer.commit(aggregates, data_keys)
+        for aggregate in aggregates:
+            self.live.put(aggregate)
+
+    def writer_lock(self, aggregate_id: str) -> threading.Lock:
+        """Writers of one aggregate in this process take turns (striped locks)."""
+        return self._writer_locks[hash(aggregate_id) % len(self._writer_locks)]
+
+    def follow(self) -> None:
+        """Apply events written since the last call (by any process) to the live state."""
+        with self._follow_lock:
+            while batch := self.follower.read():
+                self.live.apply(event for _, event in batch)
+                self.follower.position = batch[-1][0]
+
+    def close(self) -> None:
+        self.committer.close()
+        self.ledger.close()
+        self.resources.close()
