@@ -29,6 +29,7 @@ from api.protocol import (
     UnknownOperationException,
     encode_error,
     encode_response,
+    kms_regions,
     operation_names,
     parse_credential_scope,
     parse_request,
@@ -37,7 +38,6 @@ from api.settings import Settings
 from application.context import RequestContext
 from application.service import HOT_OPERATIONS, IMPLEMENTED_OPERATIONS, KeyManagementService
 from domain.errors import KmsError, UnsupportedOperationException, ValidationException
-from infrastructure.persistence import REGION_PATTERN
 
 log = logging.getLogger("keyledger.api")
 
@@ -86,6 +86,8 @@ class KmsFrontend:
         self.service = service
         self.settings = settings
         self.fallback = fallback
+        #: each Region is a ledger created on first use: only real KMS Regions may create one
+        self._regions_served = kms_regions() | {settings.default_region}
         #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
         self._routes = {
             (TARGET_PREFIX + operation).encode(): _Route(
@@ -162,9 +164,10 @@ class KmsFrontend:
             access_key_id, region = "", self.settings.default_region
         else:
             access_key_id, region = credential
-            if not REGION_PATTERN.match(region):
+            if region not in self._regions_served:
                 raise ValidationException(
-                    f"The credential scope names an invalid region '{region[:64]}'."
+                    f"The credential scope names a Region keyledger does not serve: "
+                    f"'{region[:64]}'."
                 )
         client = scope.get("client")
         return RequestContext(
@@ -287,7 +290,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     def key_events(key_id: str, region: str | None = None) -> KeyHistory:
         """Every event of a key, oldest first: the key's audit trail."""
         region = region or settings.default_region
-        if not REGION_PATTERN.match(region):
+        if region not in kms_regions() | {settings.default_region}:
             raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
         try:
             events = service.key_history(region, key_id)

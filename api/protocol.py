@@ -44,6 +44,12 @@ def operation_names() -> frozenset[str]:
     return frozenset(service_model().operation_names)
 
 
+@lru_cache(maxsize=1)
+def kms_regions() -> frozenset[str]:
+    """The commercial ("aws" partition) Regions where botocore knows a KMS endpoint."""
+    return frozenset(botocore.session.get_session().get_available_regions("kms"))
+
+
 def _java_style(value: Any) -> str:
     """Values as AWS's (Java) validation messages print them: [a, b], {k=v}."""
     if isinstance(value, list):

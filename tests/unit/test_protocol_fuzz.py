@@ -394,3 +394,21 @@ def test_create_encrypt_decrypt_round_trip(wire):
     status, error = wire.call("Decrypt", {"CiphertextBlob": blob, "EncryptionContext": context})
     assert status == 400 and error["__type"] == "DisabledException"
     assert metadata["Arn"] in error["message"]
+
+
+@pytest.mark.parametrize("region", ["xx-fake-1", "us-east-99", "local-region-1"])
+def test_only_real_kms_regions_get_a_ledger(wire, region):
+    """A credential scope naming an unknown Region is refused before any store is created."""
+    response = wire.post(
+        {
+            "X-Amz-Target": TARGET_PREFIX + "CreateKey",
+            "Content-Type": JSON_CONTENT_TYPE,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=AKID/20260101/{region}/kms/aws4_request, "
+            "SignedHeaders=host, Signature=abc",
+        },
+        b"{}",
+    )
+    assert response.status_code == 400
+    assert response.json()["__type"] == "ValidationException"
+    data_dir = wire.client._transport.app.settings.data_path
+    assert not (data_dir / "regions" / region).exists()
