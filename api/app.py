@@ -42,6 +42,7 @@ from domain.errors import KmsError, UnsupportedOperationException, ValidationExc
 log = logging.getLogger("keyledger.api")
 
 MAX_BODY_BYTES = 512 * 1024
+_MAX_BODY_DIGITS = len(str(MAX_BODY_BYTES))
 ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
 
 
@@ -86,6 +87,8 @@ class KmsFrontend:
         self.service = service
         self.settings = settings
         self.fallback = fallback
+        self._account_id = settings.account_id
+        self._default_region = settings.default_region
         #: each Region is a ledger created on first use: only real KMS Regions may create one
         self._regions_served = kms_regions() | {settings.default_region}
         #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
@@ -161,7 +164,7 @@ class KmsFrontend:
         authorization = headers.get(b"authorization")
         credential = parse_credential_scope(authorization.decode("latin-1")) if authorization else None
         if credential is None:
-            access_key_id, region = "", self.settings.default_region
+            access_key_id, region = "", self._default_region
         else:
             access_key_id, region = credential
             if region not in self._regions_served:
@@ -171,7 +174,7 @@ class KmsFrontend:
                 )
         client = scope.get("client")
         return RequestContext(
-            self.settings.account_id,
+            self._account_id,
             region,
             request_id,
             access_key_id,
@@ -182,7 +185,8 @@ class KmsFrontend:
 
 async def _read_body(receive, headers: dict[bytes, bytes]) -> bytes:
     declared = headers.get(b"content-length", b"")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    # refuse a declared oversize body before reading it (bodies within the limit skip the parse)
+    if len(declared) >= _MAX_BODY_DIGITS and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
     message = await receive()
     if not message.get("more_body") and message["type"] == "http.request":

@@ -76,6 +76,8 @@ class _Rules:
         self.pattern_text = meta.get("pattern")
         self.pattern = re.compile(self.pattern_text) if self.pattern_text else None
         self.secret = self.kind == "blob" or bool(meta.get("sensitive"))
+        #: a string whose only constraints are its length
+        self.plain = self.kind == "string" and self.enum is None and self.pattern is None
         if self.kind == "structure":
             self.members = {
                 name: (_rules(m), name[:1].lower() + name[1:]) for name, m in shape.members.items()
@@ -135,8 +137,19 @@ class _Validator:
             out = {}
             for name, item in value.items():
                 entry = members.get(name)
-                if entry is not None and item is not None:
-                    member, camel = entry
+                if entry is None or item is None:
+                    continue  # members the model does not know are ignored, as AWS does
+                member, camel = entry
+                # Fast accept of the common valid scalars; anything else takes the full path.
+                if type(item) is str and member.plain and member.lo <= len(item) <= member.hi:
+                    out[name] = item
+                elif type(item) is str and member.kind == "blob":
+                    data = _b64decode(item, camel)
+                    if member.lo <= len(data) <= member.hi:
+                        out[name] = data
+                    else:
+                        out[name] = self.convert(item, member, f"{path}.{camel}" if path else camel)
+                else:
                     out[name] = self.convert(item, member, f"{path}.{camel}" if path else camel)
             return out
         if kind == "string":
