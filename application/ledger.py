@@ -14,6 +14,7 @@ import copy
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -62,71 +63,109 @@ class LiveKeys:
     """In-memory key and alias state, kept current by the ledger's events.
 
     Aggregates are loaded from the store on first use; after that they change only by
-    applying events (copy-on-write, so readers never see a half-applied event).
+    applying events (copy-on-write, so readers never see a half-applied event). Events that
+    arrive while an aggregate is being loaded are kept and applied to what the load returns,
+    so a change committed during the load is never lost. Ids that do not exist are
+    remembered (a bounded set, cleared by any event for the id), so unknown ids do not
+    query the store on every request.
     """
+
+    MAX_ABSENT = 65_536
 
     def __init__(self, ledger: KeyLedger, unseal) -> None:
         self._ledger = ledger
         self._unseal = unseal  # (key_id, material_id, sealed) -> material
         self._aggregates: dict[str, StrAggregate] = {}
         self._ciphers: dict[tuple[str, str], AESGCM] = {}
+        self._loading: dict[str, list[Any]] = {}  # id -> events seen while it loads
+        self._absent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def key(self, key_id: str, plausible=None) -> KmsKey | None:
         """The key's live state; on a miss, load it unless ``plausible(key_id)`` is false."""
         key = self._aggregates.get(key_id)
         if key is None:
-            if plausible is not None and not plausible(key_id):
+            if key_id in self._absent or (plausible is not None and not plausible(key_id)):
                 return None
-            key = self._ledger.get_key(key_id)
-            if key is not None:
-                self.put(key)
+            key = self._load(key_id, self._ledger.get_key)
         return key if isinstance(key, KmsKey) else None
 
     def alias(self, alias_id: str) -> Alias | None:
         alias = self._aggregates.get(alias_id)
         if alias is None:
-            alias = self._ledger.get_alias(alias_id)
-            if alias is not None:
-                self.put(alias)
+            if alias_id in self._absent:
+                return None
+            alias = self._load(alias_id, self._ledger.get_alias)
         return alias if isinstance(alias, Alias) else None
+
+    def _load(self, aggregate_id: str, get) -> StrAggregate | None:
+        with self._lock:
+            seen = self._loading.setdefault(aggregate_id, [])
+        try:
+            aggregate = get(aggregate_id)
+        finally:
+            with self._lock:
+                if self._loading.get(aggregate_id) is seen:
+                    del self._loading[aggregate_id]
+        with self._lock:
+            if aggregate is None:
+                if not seen:
+                    self._absent[aggregate_id] = None
+                    if len(self._absent) > self.MAX_ABSENT:
+                        self._absent.popitem(last=False)
+                return None
+            for domain_event in sorted(seen, key=lambda e: e.originator_version):
+                if domain_event.originator_version == aggregate.version + 1:
+                    domain_event.mutate(aggregate)
+            self._put(aggregate)
+            return self._aggregates[aggregate_id]
 
     def cipher(self, key: KmsKey, key_material_id: str) -> AESGCM | None:
         """The AES-GCM object of one material version: O(1), however many rotations."""
         cipher = self._ciphers.get((key.id, key_material_id))
         if cipher is None:
             material = key.materials.get(key_material_id)
-            if material is None or key.shredded:
+            if material is None or key.deleted:
                 return None
             cipher = AESGCM(self._unseal(key.id, key_material_id, material.sealed_material))
             self._ciphers[(key.id, key_material_id)] = cipher
         return cipher
 
     def put(self, aggregate: StrAggregate) -> None:
-        """Remember the latest state of an aggregate this process just saved or loaded."""
+        """Remember the latest state of an aggregate this process just saved."""
         with self._lock:
-            cached = self._aggregates.get(aggregate.id)
-            if cached is None or cached.version < aggregate.version:
-                self._aggregates[aggregate.id] = aggregate
-                self._forget_ciphers_if_shredded(aggregate)
+            self._put(aggregate)
+
+    def _put(self, aggregate: StrAggregate) -> None:
+        self._absent.pop(aggregate.id, None)
+        cached = self._aggregates.get(aggregate.id)
+        if cached is None or cached.version < aggregate.version:
+            self._aggregates[aggregate.id] = aggregate
+            self._forget_ciphers_if_deleted(aggregate)
 
     def apply(self, events: Iterable[Any]) -> None:
         """Apply events read from the notification log to the cached aggregates."""
         with self._lock:
             for domain_event in events:
-                cached = self._aggregates.get(domain_event.originator_id)
-                if cached is None or domain_event.originator_version <= cached.version:
+                aggregate_id = domain_event.originator_id
+                cached = self._aggregates.get(aggregate_id)
+                if cached is None:
+                    self._absent.pop(aggregate_id, None)
+                    if aggregate_id in self._loading:
+                        self._loading[aggregate_id].append(domain_event)
+                    continue
+                if domain_event.originator_version <= cached.version:
                     continue
                 if domain_event.originator_version != cached.version + 1:
-                    del self._aggregates[cached.id]  # missed something: reload on next use
+                    del self._aggregates[aggregate_id]  # missed something: reload on next use
                     continue
                 updated = copy.deepcopy(cached)
                 domain_event.mutate(updated)
-                self._aggregates[updated.id] = updated
-                self._forget_ciphers_if_shredded(updated)
+                self._aggregates[aggregate_id] = updated
+                self._forget_ciphers_if_deleted(updated)
 
-    def _forget_ciphers_if_shredded(self, aggregate: StrAggregate) -> None:
-        if isinstance(aggregate, KmsKey) and aggregate.shredded:
+    def _forget_ciphers_if_deleted(self, aggregate: StrAggregate) -> None:
+        if isinstance(aggregate, KmsKey) and aggregate.deleted:
             for material_id in aggregate.materials:
                 self._ciphers.pop((aggregate.id, material_id), None)
 

@@ -23,7 +23,8 @@ class KeyRow:
 
 @dataclass(frozen=True)
 class KeyDate:
-    """A scheduled date of a key: ``deletion_date`` or ``next_rotation_date``."""
+    """A date of a key: ``deletion_date``, ``next_rotation_date`` or ``deleted_at`` (a deleted
+    key stays in the view, unlisted, until its material is shredded)."""
 
     key_id: str
     field: str
@@ -81,6 +82,8 @@ def view_changes(notification_id: int, event: Any) -> list[ViewChange]:
     if isinstance(event, KmsKey.KeyRotationDisabled):
         return [KeyDate(key_id, "next_rotation_date", None)]
     if isinstance(event, KmsKey.KeyDeleted):
+        return [KeyDate(key_id, "deleted_at", event.timestamp.timestamp())]  # left to shred
+    if isinstance(event, KmsKey.KeyMaterialShredded):
         return [DeleteKey(key_id)]
     if isinstance(event, Alias.AliasCreated | Alias.AliasRecreated):
         account, alias_name = key_id.split("/", 1)

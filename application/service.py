@@ -154,29 +154,36 @@ class KeyManagementService:
         return done
 
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
-        key = region.ledger.get_key(key_id)
-        if key is None:
-            return 0
-        actor = Actor.service()
-        if key.deletion_due(now):
-            # Destroy the data-encryption key first: from here on the material is gone,
-            # even if the process dies before the events below are recorded.
-            region.hierarchy.shred(key.id)
-            key.complete_deletion(now, actor)
-            aliases = [
-                region.ledger.get_alias(alias_aggregate_id(key.account, row.alias_name))
-                for row in region.directory.list_aliases(key.account, key.id, "", 10_000)
-            ]
-            for alias in aliases:
-                if alias is not None and alias.target_key_id == key.id:
+        with region.writer_lock(key_id):
+            key = region.ledger.get_key(key_id)
+            if key is None:
+                return 0
+            actor = Actor.service()
+            if key.deletion_due(now):
+                # First the deletion, version-checked: a concurrent change wins and nothing is
+                # destroyed. The key's aliases go with it, in the same transaction.
+                key.complete_deletion(now, actor)
+                aliases = [
+                    region.ledger.get_alias(alias_aggregate_id(key.account, row.alias_name))
+                    for row in region.directory.list_aliases(key.account, key.id, "", 10_000)
+                ]
+                aliases = [a for a in aliases if a is not None and a.target_key_id == key.id]
+                for alias in aliases:
                     alias.delete(actor)
-            region.save(key, *[a for a in aliases if a is not None])
-            return 1
-        if key.rotation_due(now):
-            key.rotate_automatically(self._new_material(region, key.id, now, RotationType.AUTOMATIC), now, actor)
-            region.save(key)
-            return 1
-        return 0
+                region.save(key, *aliases)
+            if key.shred_pending:
+                # Then destroy the data-encryption key, and record that it is gone. If the
+                # process dies in between, the next pass finds the key still pending here.
+                region.hierarchy.shred(key.id)
+                key.record_shredded(actor)
+                region.save(key)
+                return 1
+            if key.rotation_due(now):
+                material = self._new_material(region, key.id, now, RotationType.AUTOMATIC)
+                key.rotate_automatically(material, now, actor)
+                region.save(key)
+                return 1
+            return 0
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -221,10 +221,25 @@ class KmsKey(StrAggregate):
         self.pending_window_days = None
 
     def complete_deletion(self, now: datetime, actor: Actor) -> None:
-        """The pending window has passed: the key is deleted and its material shredded."""
+        """The pending window has passed: the key is deleted (its material is shredded next).
+
+        Deletion is recorded before the material is destroyed, so a concurrent change (a
+        CancelKeyDeletion that got in first) makes this write fail instead of leaving a live
+        key without material.
+        """
         if not self.deletion_due(now):
             raise errors.KMSInvalidStateException(f"{self.arn} is not due for deletion.")
         self._delete(actor=actor)
+
+    @property
+    def shred_pending(self) -> bool:
+        """Deleted, but the destruction of its data-encryption key is not yet recorded."""
+        return self.deleted and not self.shredded
+
+    def record_shredded(self, actor: Actor) -> None:
+        """The key's data-encryption key has been destroyed."""
+        if not self.shred_pending:
+            raise errors.KMSInvalidStateException(f"{self.arn} is not awaiting shredding.")
         self._shred(key_material_ids=sorted(self.materials), actor=actor)
 
     @event("KeyDeleted")

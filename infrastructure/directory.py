@@ -28,7 +28,8 @@ from application.listing import (
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS {keys} ("
     " key_id TEXT PRIMARY KEY, account TEXT NOT NULL, position BIGINT NOT NULL,"
-    " deletion_date DOUBLE PRECISION, next_rotation_date DOUBLE PRECISION)",
+    " deletion_date DOUBLE PRECISION, next_rotation_date DOUBLE PRECISION,"
+    " deleted_at DOUBLE PRECISION)",
     "CREATE INDEX IF NOT EXISTS {keys_idx} ON {keys} (account, position)",
     "CREATE TABLE IF NOT EXISTS {aliases} ("
     " account TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT NOT NULL,"
@@ -58,7 +59,11 @@ class _KeyDirectoryQueries:
                 (change.key_id, change.account, change.position),
             )
         elif isinstance(change, KeyDate):
-            column = {"deletion_date": "deletion_date", "next_rotation_date": "next_rotation_date"}
+            column = {
+                "deletion_date": "deletion_date",
+                "next_rotation_date": "next_rotation_date",
+                "deleted_at": "deleted_at",
+            }
             cursor.execute(
                 self._sql(f"UPDATE {{keys}} SET {column[change.field]} = ? WHERE key_id = ?"),
                 (change.value, change.key_id),
@@ -108,13 +113,15 @@ class _KeyDirectoryQueries:
     def list_keys(self, account: str, after: int, limit: int) -> list[tuple[str, int]]:
         rows = self._select(
             "SELECT key_id, position FROM {keys} WHERE account = ? AND position > ?"
-            " ORDER BY position LIMIT ?",
+            " AND deleted_at IS NULL ORDER BY position LIMIT ?",
             (account, after, limit),
         )
         return [(row["key_id"], row["position"]) for row in rows]
 
     def count_keys(self) -> int:
-        return int(self._select("SELECT COUNT(*) AS n FROM {keys}", ())[0]["n"])
+        return int(
+            self._select("SELECT COUNT(*) AS n FROM {keys} WHERE deleted_at IS NULL", ())[0]["n"]
+        )
 
     def list_aliases(
         self, account: str, key_id: str | None, after: str, limit: int
@@ -138,10 +145,10 @@ class _KeyDirectoryQueries:
         ]
 
     def due_key_ids(self, now: float) -> list[str]:
-        """Keys whose deletion window or rotation date has passed."""
+        """Keys whose deletion window or rotation date has passed, or awaiting shredding."""
         rows = self._select(
             "SELECT key_id FROM {keys} WHERE deletion_date <= ? OR next_rotation_date <= ?"
-            " ORDER BY position",
+            " OR deleted_at IS NOT NULL ORDER BY position",
             (now, now),
         )
         return [row["key_id"] for row in rows]

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from domain import errors
 from infrastructure.key_hierarchy import MaterialShredded
@@ -266,3 +267,81 @@ def test_snapshots_are_taken_and_replay_matches_history(kms):
     tags = {t["TagKey"]: t["TagValue"] for t in kms.call("ListResourceTags", KeyId=key_id)["Tags"]}
     assert tags == {f"t{i % 7}": str(i) for i in range(60)}
     assert len(kms.service.key_history("us-east-1", key_id)) == 61
+
+
+def test_deletion_recorded_before_shredding_finishes_after_a_crash(kms):
+    """KeyDeleted is written (version-checked) first; a crash before the shred is finished
+    by the next scheduler pass, and a deletion that loses a race destroys nothing."""
+    from datetime import timedelta
+
+    from domain.values import Actor
+
+    key_id = _create(kms)
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    region = kms.service.region("us-east-1")
+    keyring = region.resources.hierarchy._keyring
+
+    # A scheduler pass that read the key just before a CancelKeyDeletion committed: its
+    # version-checked write fails, and the data key is untouched.
+    stale = region.ledger.get_key(key_id)
+    kms.call("CancelKeyDeletion", KeyId=key_id)
+    due = kms.service.clock.now() + timedelta(days=8)
+    stale.complete_deletion(due, Actor.service())
+    with pytest.raises(IntegrityError):
+        region.save(stale)
+    assert keyring.get(key_id) is not None
+    kms.call("EnableKey", KeyId=key_id)
+    kms.call("Encrypt", KeyId=key_id, Plaintext=b"still usable")
+
+    # A pass that recorded the deletion and died before destroying the data key.
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    kms.service.clock.advance(timedelta(days=8))
+    key = region.ledger.get_key(key_id)
+    key.complete_deletion(kms.service.clock.now(), Actor.service())
+    region.save(key)
+    kms.restart()
+    region = kms.service.region("us-east-1")  # a starting server opens its known regions
+    kms.service.run_scheduled()
+    assert region.resources.hierarchy._keyring.get(key_id) is None
+    types = [e["Type"] for e in kms.service.key_history("us-east-1", key_id)]
+    assert types[-2:] == ["KeyDeleted", "KeyMaterialShredded"]
+    assert region.directory.due_key_ids(kms.service.clock.now().timestamp()) == []
+
+
+def test_a_change_committed_while_a_key_loads_is_not_lost(kms):
+    key_id = _create(kms)
+    other = kms.other_process()
+    try:
+        region = other.service.region("us-east-1")
+        read_key = region.ledger.get_key
+
+        def read_then_race(aggregate_id):
+            loaded = read_key(aggregate_id)  # still Enabled
+            kms.call("DisableKey", KeyId=key_id)  # committed by the first process meanwhile
+            region.follow()  # ...and seen by this process's follower before the load ends
+            return loaded
+
+        region.ledger.get_key = read_then_race
+        with pytest.raises(errors.DisabledException):
+            other.call("Encrypt", KeyId=key_id, Plaintext=b"p")
+    finally:
+        other.close()
+
+
+def test_unknown_key_ids_are_remembered_until_the_key_appears(kms):
+    unknown = "00000000-0000-4000-8000-000000000000"
+    recorder = kms.service.region("us-east-1").ledger.recorder
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", KeyId=unknown)
+    reads = []
+    original = recorder.select_events
+    recorder.select_events = lambda *a, **kw: reads.append(a) or original(*a, **kw)
+    try:
+        for _ in range(5):
+            with pytest.raises(errors.NotFoundException):
+                kms.call("Encrypt", KeyId=unknown, Plaintext=b"p")
+    finally:
+        recorder.select_events = original
+    assert reads == []
+    created = _create(kms)  # a new key is never shadowed by the memory of a miss
+    assert kms.call("DescribeKey", KeyId=created)["KeyMetadata"]["KeyId"] == created

@@ -241,8 +241,13 @@ def test_complete_deletion_only_when_due():
         assert not key.deleted
     assert key.deletion_due(due)
     key.complete_deletion(due, SERVICE)
-    assert key.deleted and key.shredded
+    assert key.deleted and key.shred_pending and not key.shredded
+    assert event_names(key)[-1] == "KeyDeleted"
+    key.record_shredded(SERVICE)
+    assert key.shredded and not key.shred_pending
     assert event_names(key)[-2:] == ["KeyDeleted", "KeyMaterialShredded"]
+    with pytest.raises(errors.KMSInvalidStateException):
+        key.record_shredded(SERVICE)
     shredded = key.pending_events[-1]
     assert shredded.key_material_ids == [material(0).key_material_id]
     assert not key.deletion_due(due + timedelta(days=1))
@@ -258,6 +263,12 @@ def test_complete_deletion_after_cancel_is_refused():
         key.complete_deletion(T0 + timedelta(days=60), SERVICE)
 
 
+def test_shredding_is_recorded_only_after_deletion():
+    key = new_key()
+    with pytest.raises(errors.KMSInvalidStateException):
+        key.record_shredded(SERVICE)
+
+
 def test_complete_deletion_of_never_scheduled_key_is_refused():
     key = new_key()
     with pytest.raises(errors.KMSInvalidStateException):
@@ -269,6 +280,7 @@ def test_complete_deletion_shreds_every_material():
     key.rotate_on_demand(material(1, RotationType.ON_DEMAND), ALICE)
     key.schedule_deletion(7, T0, ALICE)
     key.complete_deletion(T0 + timedelta(days=8), SERVICE)
+    key.record_shredded(SERVICE)
     assert key.pending_events[-1].key_material_ids == sorted(
         [material(0).key_material_id, material(1).key_material_id]
     )
@@ -543,7 +555,9 @@ def full_history() -> KmsKey:
     key.schedule_deletion(7, due, next(actors))
     key.cancel_deletion(T0, next(actors))
     key.schedule_deletion(None, due, next(actors))
-    key.complete_deletion(due + timedelta(days=30), next(actors))
+    deleter = next(actors)
+    key.complete_deletion(due + timedelta(days=30), deleter)
+    key.record_shredded(deleter)
     return key
 
 
@@ -552,7 +566,7 @@ def test_every_event_carries_the_actor_passed_in():
     events = key.pending_events
     principals = [e.actor.principal for e in events]
     assert principals == [f"arn:aws:iam::{ACCOUNT}:user/u{i}" for i in range(len(events) - 1)] + [
-        principals[-2]  # KeyDeleted and KeyMaterialShredded come from one command
+        principals[-2]  # KeyDeleted and KeyMaterialShredded are both the scheduler's
     ]
     assert all(isinstance(e.actor, Actor) for e in events)
     assert {type(e).__name__ for e in events} == {
