@@ -31,26 +31,27 @@ def _with_database(url: str, dbname: str) -> str:
 
 @pytest.fixture(scope="module")
 def pg_store_url():
+    """A fresh database for this module's servers, dropped afterwards."""
     configured = os.environ.get("KEYLEDGER_TEST_POSTGRES_URL")
     if not configured and not _ci():
         pytest.skip("set KEYLEDGER_TEST_POSTGRES_URL (or CI=true) to run the PostgreSQL e2e tests")
     admin_url = _with_database(configured or DEFAULT_ADMIN_URL, "postgres")
     try:
         import psycopg
-        from psycopg import errors, sql
+        from psycopg import sql
     except ImportError as exc:  # pragma: no cover - environment problem, must not be silent
         pytest.fail(f"psycopg is required for the PostgreSQL e2e tests: {exc}")
+    database = f"{E2E_DATABASE}_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (E2E_DATABASE,)).fetchone()
-            if not exists:
-                try:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(E2E_DATABASE)))
-                except (errors.DuplicateDatabase, errors.UniqueViolation):
-                    pass  # created concurrently
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL unreachable at {admin_url}: {exc}")
-    return _with_database(admin_url, E2E_DATABASE)
+    yield _with_database(admin_url, database)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
 
 
 @pytest.fixture(scope="module")
