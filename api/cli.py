@@ -41,6 +41,8 @@ def _history_parser(sub) -> None:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    os.umask(0o077)  # the ledger, keyring and root key are readable by this user only
+
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
     os.environ.update(settings.to_env())  # workers build their settings from the environment
@@ -75,6 +77,8 @@ def serve(args: argparse.Namespace) -> None:
 def history(args: argparse.Namespace) -> int:
     from api.bootstrap import build_service
     from domain.errors import KmsError
+
+    os.umask(0o077)
 
     overrides = {"data_dir": args.data_dir, "store": args.store}
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})

@@ -29,7 +29,7 @@ from application.context import RequestContext
 from application.region import Region, RegionResources
 from domain import errors
 from domain.alias import MAX_ALIASES_PER_KEY, Alias, alias_aggregate_id, check_alias_name
-from domain.key import KmsKey, check_policy_name
+from domain.key import KmsKey, check_policy_name, pending_window_days, rotation_period_days
 from domain.policy import DEFAULT_POLICY_NAME, default_key_policy
 from domain.values import Actor, BackingKey, RotationType, alias_arn, key_arn
 
@@ -204,7 +204,7 @@ class KeyManagementService:
         """Resolve a key id, key ARN, alias name or alias ARN to a key id."""
         if key_ref.startswith("arn:"):
             parts = key_ref.split(":", 5)
-            if len(parts) != 6 or parts[1] not in ("aws", "aws-cn", "aws-us-gov") or parts[2] != "kms":
+            if len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms":
                 raise errors.InvalidArnException(f"Invalid arn {key_ref}")
             _, _, _, arn_region, account, resource = parts
             if resource.startswith("key/"):
@@ -277,7 +277,10 @@ class KeyManagementService:
         raise errors.ConflictException("The key was changed concurrently; retry the request.")
 
     def _cipher(self, region: Region, key: KmsKey, material_id: str):
-        cipher = region.live.cipher(key, material_id)
+        try:
+            cipher = region.live.cipher(key, material_id)
+        except LookupError:  # the key's data-encryption key is gone (it is being deleted)
+            raise errors.KeyUnavailableException(f"{key.arn} is unavailable.") from None
         if cipher is None:
             raise errors.InvalidCiphertextException("The ciphertext refers to key material that does not exist.")
         return cipher
@@ -311,8 +314,8 @@ class KeyManagementService:
             "CurrentKeyMaterialId": key.current_key_material_id,
         }
         if key.deletion_date is not None:
+            # (PendingDeletionWindowInDays belongs to PendingReplicaDeletion, multi-Region only)
             metadata["DeletionDate"] = key.deletion_date
-            metadata["PendingDeletionWindowInDays"] = key.pending_window_days
         return metadata
 
     def CreateKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -359,7 +362,9 @@ class KeyManagementService:
     def ListKeys(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         region = self.region(ctx.region)
         after = _unmarker(params.get("Marker"))
-        position = int(after) if after is not None and after.isdigit() else -1 if after else 0
+        position = int(after) if after is not None and after.isascii() and after.isdigit() else (
+            -1 if after else 0
+        )
         if not 0 <= position < 2**63:
             raise errors.InvalidMarkerException("Invalid marker")
         limit = _limit(params, default=100, maximum=1000)
@@ -370,21 +375,23 @@ class KeyManagementService:
         return {"Keys": keys, **paging}
 
     def UpdateKeyDescription(self, ctx, params):
-        self._change_key(ctx, params["KeyId"], lambda k: k.update_description(params["Description"], ctx.actor))
+        self._change_key(ctx, params["KeyId"], lambda k: k.update_description(params["Description"], ctx.actor), allow_alias=False)
         return {}
 
     def EnableKey(self, ctx, params):
-        self._change_key(ctx, params["KeyId"], lambda k: k.enable(ctx.actor))
+        self._change_key(ctx, params["KeyId"], lambda k: k.enable(ctx.actor), allow_alias=False)
         return {}
 
     def DisableKey(self, ctx, params):
-        self._change_key(ctx, params["KeyId"], lambda k: k.disable(ctx.actor))
+        self._change_key(ctx, params["KeyId"], lambda k: k.disable(ctx.actor), allow_alias=False)
         return {}
 
     def ScheduleKeyDeletion(self, ctx, params):
+        days = pending_window_days(params.get("PendingWindowInDays"))  # validated before lookup
         key = self._change_key(
             ctx, params["KeyId"],
-            lambda k: k.schedule_deletion(params.get("PendingWindowInDays"), self.clock.now(), ctx.actor),
+            lambda k: k.schedule_deletion(days, self.clock.now(), ctx.actor),
+            allow_alias=False,
         )
         return {
             "KeyId": key.arn,
@@ -394,15 +401,17 @@ class KeyManagementService:
         }
 
     def CancelKeyDeletion(self, ctx, params):
-        key = self._change_key(ctx, params["KeyId"], lambda k: k.cancel_deletion(self.clock.now(), ctx.actor))
+        key = self._change_key(ctx, params["KeyId"], lambda k: k.cancel_deletion(self.clock.now(), ctx.actor),
+                               allow_alias=False)
         return {"KeyId": key.arn}
 
     # -- rotation -------------------------------------------------------------------------------
 
     def EnableKeyRotation(self, ctx, params):
+        days = rotation_period_days(params.get("RotationPeriodInDays"))  # validated before lookup
         self._change_key(
             ctx, params["KeyId"],
-            lambda k: k.enable_rotation(params.get("RotationPeriodInDays"), self.clock.now(), ctx.actor),
+            lambda k: k.enable_rotation(days, self.clock.now(), ctx.actor),
             allow_alias=False,
         )
         return {}
@@ -500,7 +509,15 @@ class KeyManagementService:
             raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
         return key, header.key_material_id, plaintext
 
+    @staticmethod
+    def _no_recipient(params: dict[str, Any]) -> None:
+        if params.get("Recipient"):
+            raise errors.UnsupportedOperationException(
+                "Nitro Enclaves recipients (Recipient) are not supported."
+            )
+
     def Decrypt(self, ctx, params):
+        self._no_recipient(params)
         if "CiphertextBlob" not in params:
             raise errors.ValidationException(
                 "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
@@ -543,6 +560,7 @@ class KeyManagementService:
         }
 
     def _data_key(self, ctx, params, operation):
+        self._no_recipient(params)
         number, spec = params.get("NumberOfBytes"), params.get("KeySpec")
         if (number is None) == (spec is None):
             raise errors.ValidationException(
@@ -568,8 +586,7 @@ class KeyManagementService:
     def GenerateRandom(self, ctx, params):
         if params.get("CustomKeyStoreId"):
             raise errors.UnsupportedOperationException("Custom key stores are not supported.")
-        if params.get("Recipient"):
-            raise errors.UnsupportedOperationException("Nitro Enclaves recipients are not supported.")
+        self._no_recipient(params)
         number = params.get("NumberOfBytes")
         if number is None:
             raise errors.ValidationException(
@@ -618,41 +635,44 @@ class KeyManagementService:
     def UpdateAlias(self, ctx, params):
         region = self.region(ctx.region)
         alias_name = params["AliasName"]
-        if alias_name.startswith("alias/aws/"):
-            raise errors.NotAuthorizedException("You cannot update an AWS managed alias.")
+        check_alias_name(alias_name)
         key = self._alias_target_key(ctx, region, params["TargetKeyId"], "UpdateAlias")
-        self._check_alias_count(ctx, region, key)
-        alias = self._stored_alias(ctx, region, alias_name)
-        alias.retarget(key.id, self.clock.now(), ctx.actor)
-        self._save_alias(region, alias)
+
+        def retarget(alias: Alias) -> None:
+            if alias.target_key_id != key.id:
+                self._check_alias_count(ctx, region, key)
+            alias.retarget(key.id, self.clock.now(), ctx.actor)
+
+        self._change_alias(ctx, region, alias_name, retarget)
         return {}
 
     def DeleteAlias(self, ctx, params):
         region = self.region(ctx.region)
-        alias_name = params["AliasName"]
-        alias = self._stored_alias(ctx, region, alias_name)
-        alias.delete(ctx.actor)
-        self._save_alias(region, alias)
+        self._change_alias(ctx, region, params["AliasName"], lambda a: a.delete(ctx.actor))
         return {}
 
-    def _stored_alias(self, ctx, region: Region, alias_name: str) -> Alias:
-        alias = (
-            region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
-            if ALIAS_NAME_PATTERN.fullmatch(alias_name)
-            else None
-        )
-        if alias is None:
-            raise errors.NotFoundException(
-                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
-            )
-        return alias
-
-    @staticmethod
-    def _save_alias(region: Region, alias: Alias) -> None:
-        try:
-            region.save(alias)
-        except IntegrityError:
-            raise errors.ConflictException("The alias was changed concurrently; retry the request.") from None
+    def _change_alias(self, ctx, region: Region, alias_name: str, change: Callable[[Alias], Any]):
+        """Read the alias, apply ``change``, save; retry on a concurrent write."""
+        alias_id = alias_aggregate_id(ctx.account_id, alias_name)
+        with region.writer_lock(alias_id):
+            for attempt in range(_WRITE_ATTEMPTS):
+                alias = (
+                    region.ledger.get_alias(alias_id)
+                    if ALIAS_NAME_PATTERN.fullmatch(alias_name)
+                    else None
+                )
+                if alias is None:
+                    raise errors.NotFoundException(
+                        f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
+                    )
+                change(alias)
+                try:
+                    region.save(alias)
+                except IntegrityError:
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                return
+        raise errors.ConflictException("The alias was changed concurrently; retry the request.")
 
     def ListAliases(self, ctx, params):
         region = self.region(ctx.region)

@@ -183,19 +183,9 @@ class KmsKey(StrAggregate):
     def _disable(self, actor: Actor) -> None:
         self.key_state = KeyState.DISABLED
 
-    def schedule_deletion(self, pending_window_days: int | None, now: datetime, actor: Actor) -> None:
+    def schedule_deletion(self, window_days: int | None, now: datetime, actor: Actor) -> None:
         self.check("ScheduleKeyDeletion")
-        days = DEFAULT_PENDING_WINDOW_DAYS if pending_window_days is None else pending_window_days
-        if not MIN_PENDING_WINDOW_DAYS <= days <= MAX_PENDING_WINDOW_DAYS:
-            bound = (
-                f"greater than or equal to {MIN_PENDING_WINDOW_DAYS}"
-                if days < MIN_PENDING_WINDOW_DAYS
-                else f"less than or equal to {MAX_PENDING_WINDOW_DAYS}"
-            )
-            raise errors.ValidationException(
-                f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed "
-                f"to satisfy constraint: Member must have value {bound}"
-            )
+        days = pending_window_days(window_days)
         self._schedule_deletion(
             deletion_date=now + timedelta(days=days), pending_window_days=days, actor=actor
         )
@@ -253,19 +243,9 @@ class KmsKey(StrAggregate):
 
     # -- rotation -----------------------------------------------------------------------------
 
-    def enable_rotation(self, rotation_period_days: int | None, now: datetime, actor: Actor) -> None:
+    def enable_rotation(self, period_days: int | None, now: datetime, actor: Actor) -> None:
         self.check("EnableKeyRotation")
-        days = DEFAULT_ROTATION_PERIOD_DAYS if rotation_period_days is None else rotation_period_days
-        if not MIN_ROTATION_PERIOD_DAYS <= days <= MAX_ROTATION_PERIOD_DAYS:
-            bound = (
-                f"greater than or equal to {MIN_ROTATION_PERIOD_DAYS}"
-                if days < MIN_ROTATION_PERIOD_DAYS
-                else f"less than or equal to {MAX_ROTATION_PERIOD_DAYS}"
-            )
-            raise errors.ValidationException(
-                f"1 validation error detected: Value '{days}' at 'rotationPeriodInDays' failed "
-                f"to satisfy constraint: Member must have value {bound}"
-            )
+        days = rotation_period_days(period_days)
         if self.rotation_enabled and self.rotation_period_days == days:
             return
         self._enable_rotation(
@@ -356,6 +336,35 @@ class KmsKey(StrAggregate):
     @event("KeyPolicyPut")
     def _put_policy(self, policy: str, actor: Actor) -> None:
         self.policy = policy
+
+
+def _days_in_range(value: int | None, default: int, low: int, high: int, member: str) -> int:
+    days = default if value is None else value
+    if not low <= days <= high:
+        bound = (
+            f"greater than or equal to {low}" if days < low else f"less than or equal to {high}"
+        )
+        raise errors.ValidationException(
+            f"1 validation error detected: Value '{days}' at '{member}' failed to satisfy "
+            f"constraint: Member must have value {bound}"
+        )
+    return days
+
+
+def pending_window_days(value: int | None) -> int:
+    """ScheduleKeyDeletion's window: 7..30 days, default 30 (stricter than the model)."""
+    return _days_in_range(
+        value, DEFAULT_PENDING_WINDOW_DAYS, MIN_PENDING_WINDOW_DAYS, MAX_PENDING_WINDOW_DAYS,
+        "pendingWindowInDays",
+    )
+
+
+def rotation_period_days(value: int | None) -> int:
+    """EnableKeyRotation's period: 90..2560 days, default 365."""
+    return _days_in_range(
+        value, DEFAULT_ROTATION_PERIOD_DAYS, MIN_ROTATION_PERIOD_DAYS, MAX_ROTATION_PERIOD_DAYS,
+        "rotationPeriodInDays",
+    )
 
 
 def check_policy_name(policy_name: str) -> None:

@@ -1,4 +1,4 @@
-"""keyledger's symmetric ciphertext blob (format version 1). See docs/ciphertext-format.md.
+"""keyledger's symmetric ciphertext blob (format version 1). See docs/architecture.md.
 
     offset  size  field
     0       2     magic b"KL"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -59,8 +60,14 @@ class SQLiteKeyring:
         with self._lock:
             self._db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
             # secure_delete zeroes the row in the database pages; truncating the write-ahead
-            # log removes the frames that still held it.
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # log removes the frames that still held it. Another process reading the keyring
+            # can hold the checkpoint back for a moment: wait for it.
+            for _ in range(100):
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return
+                time.sleep(0.05)
+            raise RuntimeError(f"could not truncate the keyring's write-ahead log ({key_id})")
 
     def close(self) -> None:
         with self._lock:

@@ -550,7 +550,8 @@ def test_schedule_and_cancel_key_deletion(kms, new_key, aws_error):
     assert desc["KeyState"] == "PendingDeletion"
     assert desc["Enabled"] is False
     assert desc["DeletionDate"] == resp["DeletionDate"]
-    assert desc["PendingDeletionWindowInDays"] == 7
+    # the model: PendingDeletionWindowInDays is present only in PendingReplicaDeletion
+    assert "PendingDeletionWindowInDays" not in desc
 
     with aws_error("KMSInvalidStateException"):
         kms.encrypt(KeyId=md["KeyId"], Plaintext=b"nope")
@@ -583,7 +584,8 @@ def test_schedule_key_deletion_default_window_is_30_days(kms, new_key):
     md = new_key("default window")
     resp = kms.schedule_key_deletion(KeyId=md["KeyId"])
     assert resp["PendingWindowInDays"] == 30
-    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["PendingDeletionWindowInDays"] == 30
+    deletion = kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["DeletionDate"]
+    assert timedelta(days=29, hours=23) < deletion - datetime.now(deletion.tzinfo) <= timedelta(days=30)
     kms.cancel_key_deletion(KeyId=md["KeyId"])
 
 

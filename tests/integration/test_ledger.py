@@ -345,3 +345,52 @@ def test_unknown_key_ids_are_remembered_until_the_key_appears(kms):
     assert reads == []
     created = _create(kms)  # a new key is never shadowed by the memory of a miss
     assert kms.call("DescribeKey", KeyId=created)["KeyMetadata"]["KeyId"] == created
+
+
+def test_review_findings_behave_as_aws(kms):
+    key_id = _create(kms)
+    kms.call("CreateAlias", AliasName="alias/life", TargetKeyId=key_id)
+    # Lifecycle operations take a key id or key ARN, never an alias.
+    for operation, extra in [
+        ("DisableKey", {}), ("EnableKey", {}), ("UpdateKeyDescription", {"Description": "x"}),
+        ("ScheduleKeyDeletion", {}), ("CancelKeyDeletion", {}),
+    ]:
+        with pytest.raises(errors.NotFoundException):
+            kms.call(operation, KeyId="alias/life", **extra)
+    # A bad window is reported before the key is looked up.
+    with pytest.raises(errors.ValidationException, match="pendingWindowInDays"):
+        kms.call("ScheduleKeyDeletion", KeyId="00000000-0000-4000-8000-000000000000",
+                 PendingWindowInDays=6)
+    with pytest.raises(errors.ValidationException, match="rotationPeriodInDays"):
+        kms.call("EnableKeyRotation", KeyId="00000000-0000-4000-8000-000000000000",
+                 RotationPeriodInDays=89)
+    # Nitro Enclaves recipients are refused rather than answered in clear.
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext=b"p")["CiphertextBlob"]
+    recipient = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": b"doc"}
+    with pytest.raises(errors.UnsupportedOperationException):
+        kms.call("Decrypt", CiphertextBlob=blob, Recipient=recipient)
+    with pytest.raises(errors.UnsupportedOperationException):
+        kms.call("GenerateDataKey", KeyId=key_id, KeySpec="AES_256", Recipient=recipient)
+    # A marker that decodes to a non-ASCII digit is an invalid marker, not a crash.
+    import base64
+
+    with pytest.raises(errors.InvalidMarkerException):
+        kms.call("ListKeys", Marker=base64.urlsafe_b64encode("kl1:²".encode()).decode())
+    # Only PendingReplicaDeletion keys report PendingDeletionWindowInDays.
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    meta = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]
+    assert "DeletionDate" in meta and "PendingDeletionWindowInDays" not in meta
+    # ARNs of other partitions do not name keys of this one.
+    with pytest.raises(errors.InvalidArnException):
+        kms.call("DescribeKey", KeyId=f"arn:aws-cn:kms:us-east-1:111122223333:key/{key_id}")
+
+
+def test_update_alias_to_its_own_key_is_not_counted_again(kms):
+    from domain.alias import MAX_ALIASES_PER_KEY
+
+    key_id = _create(kms)
+    for i in range(MAX_ALIASES_PER_KEY):
+        kms.call("CreateAlias", AliasName=f"alias/full-{i}", TargetKeyId=key_id)
+    kms.call("UpdateAlias", AliasName="alias/full-0", TargetKeyId=key_id)
+    with pytest.raises(errors.ValidationException):
+        kms.call("UpdateAlias", AliasName="no-prefix", TargetKeyId=key_id)
