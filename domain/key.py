@@ -13,7 +13,7 @@ from eventsourcing.domain import event
 
 from domain import errors
 from domain.base import StrAggregate
-from domain.key_states import KeyState, Outcome, check_key_state, outcome
+from domain.key_states import KEY_STATE_TABLE, KeyState, Outcome, check_key_state
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
 from domain.values import (
     Actor,
@@ -131,7 +131,7 @@ class KmsKey(StrAggregate):
         """Apply the key-state table for ``operation``."""
         if self.deleted:
             raise errors.NotFoundException(f"Key '{self.arn}' does not exist")
-        if outcome(operation, self.key_state) is not Outcome.ALLOWED:
+        if KEY_STATE_TABLE[operation].get(self.key_state) is not Outcome.ALLOWED:
             check_key_state(operation, self.key_state, self.arn)
 
     def rotation_is_enabled(self) -> bool:

@@ -42,10 +42,13 @@ class CiphertextHeader:
     raw: bytes  # the header bytes, authenticated as AAD
 
 
+EMPTY_CONTEXT = b"\x00\x00\x00\x00"
+
+
 def canonical_encryption_context(context: dict[str, str] | None) -> bytes:
     """Order-independent, unambiguous encoding: sorted UTF-8 pairs, each length-prefixed."""
     if not context:
-        return b"\x00\x00\x00\x00"
+        return EMPTY_CONTEXT
     pairs = sorted((k.encode(), v.encode()) for k, v in context.items())
     out = [struct.pack(">I", len(pairs))]
     for k, v in pairs:
@@ -59,17 +62,14 @@ def _header_prefix(key_id: str, key_material_id: str) -> bytes:
     return MAGIC + bytes((VERSION, len(kid))) + kid + bytes.fromhex(key_material_id)
 
 
-def _header(key_id: str, key_material_id: str, nonce: bytes) -> bytes:
-    return _header_prefix(key_id, key_material_id) + nonce
-
-
 def seal(
     aead: AESGCM, key_id: str, key_material_id: str, plaintext: bytes,
     context: dict[str, str] | None,
 ) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
-    header = _header(key_id, key_material_id, nonce)
-    return header + aead.encrypt(nonce, plaintext, header + canonical_encryption_context(context))
+    header = _header_prefix(key_id, key_material_id) + nonce
+    aad = header + (canonical_encryption_context(context) if context else EMPTY_CONTEXT)
+    return header + aead.encrypt(nonce, plaintext, aad)
 
 
 def parse_header(blob: bytes) -> CiphertextHeader:
