@@ -43,6 +43,7 @@ log = logging.getLogger("keyledger.api")
 
 MAX_BODY_BYTES = 512 * 1024
 _MAX_BODY_DIGITS = len(str(MAX_BODY_BYTES))
+_TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
 ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
 
 
@@ -111,7 +112,25 @@ class KmsFrontend:
         request_id = _request_id()
         headers = dict(scope["headers"])  # ASGI header names are lower-case bytes
         try:
-            status, payload = 200, await self._dispatch(scope, receive, headers, request_id)
+            route = self._route(headers)
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body"):
+                body = message.get("body", b"")  # the whole body in one message: the usual case
+                if len(body) > MAX_BODY_BYTES:
+                    raise RequestEntityTooLargeException(_TOO_LARGE)
+            else:
+                body = await _read_rest_of_body(receive, message)
+            if route.handler is None:
+                raise UnsupportedOperationException(
+                    f"keyledger does not implement {route.operation} yet."
+                )
+            params = parse_request(route.operation, body)
+            context = self._context(scope, headers, request_id)
+            if route.hot and self.service.has_region(context.region):
+                result = route.handler(context, params)
+            else:
+                result = await anyio.to_thread.run_sync(route.handler, context, params)
+            status, payload = 200, encode_response(result)
         except _Disconnected:
             return
         except KmsError as error:
@@ -133,7 +152,8 @@ class KmsFrontend:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    async def _dispatch(self, scope, receive, headers: dict[bytes, bytes], request_id: str) -> bytes:
+    def _route(self, headers: dict[bytes, bytes]) -> _Route:
+        """The operation named by X-Amz-Target, once the headers say the request is well formed."""
         route = self._routes.get(headers.get(b"x-amz-target", b""))
         if route is None:
             target = headers.get(b"x-amz-target", b"").decode("latin-1")
@@ -147,18 +167,11 @@ class KmsFrontend:
                 raise UnsupportedMediaTypeException(
                     f"Content-Type must be {JSON_CONTENT_TYPE}, not '{content_type}'."
                 )
-        body = await _read_body(receive, headers)
-        if route.handler is None:
-            raise UnsupportedOperationException(
-                f"keyledger does not implement {route.operation} yet."
-            )
-        params = parse_request(route.operation, body)
-        context = self._context(scope, headers, request_id)
-        if route.hot and self.service.has_region(context.region):
-            result = route.handler(context, params)
-        else:
-            result = await anyio.to_thread.run_sync(route.handler, context, params)
-        return encode_response(result)
+        declared = headers.get(b"content-length", b"")
+        # refuse a declared oversize body before reading it (bodies within the limit skip the parse)
+        if len(declared) >= _MAX_BODY_DIGITS and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise RequestEntityTooLargeException(_TOO_LARGE)
+        return route
 
     def _context(self, scope, headers: dict[bytes, bytes], request_id: str) -> RequestContext:
         authorization = headers.get(b"authorization")
@@ -183,19 +196,8 @@ class KmsFrontend:
         )
 
 
-async def _read_body(receive, headers: dict[bytes, bytes]) -> bytes:
-    declared = headers.get(b"content-length", b"")
-    # refuse a declared oversize body before reading it (bodies within the limit skip the parse)
-    if len(declared) >= _MAX_BODY_DIGITS and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
-    message = await receive()
-    if not message.get("more_body") and message["type"] == "http.request":
-        body = message.get("body", b"")  # the whole body in one message: the usual case
-        if len(body) > MAX_BODY_BYTES:
-            raise RequestEntityTooLargeException(
-                f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
-            )
-        return body
+async def _read_rest_of_body(receive, message) -> bytes:
+    """The body of a request that arrives in several messages (or a disconnect)."""
     chunks, size = [], 0
     while True:
         if message["type"] == "http.disconnect":
@@ -203,7 +205,7 @@ async def _read_body(receive, headers: dict[bytes, bytes]) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise RequestEntityTooLargeException(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
+            raise RequestEntityTooLargeException(_TOO_LARGE)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
