@@ -29,10 +29,11 @@ from api.protocol import (
     UnknownOperationException,
     encode_error,
     encode_response,
+    input_rules,
     kms_regions,
     operation_names,
+    parse_body,
     parse_credential_scope,
-    parse_request,
 )
 from api.settings import Settings
 from application.context import RequestContext
@@ -63,6 +64,7 @@ class _Disconnected(Exception):
 
 class _Route(NamedTuple):
     operation: str
+    rules: Any  # the input's validation rules (api.protocol.input_rules)
     handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
     hot: bool  # served from memory: run on the event loop
 
@@ -96,6 +98,7 @@ class KmsFrontend:
         self._routes = {
             (TARGET_PREFIX + operation).encode(): _Route(
                 operation,
+                input_rules(operation),
                 getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
                 operation in HOT_OPERATIONS,
             )
@@ -124,7 +127,7 @@ class KmsFrontend:
                 raise UnsupportedOperationException(
                     f"keyledger does not implement {route.operation} yet."
                 )
-            params = parse_request(route.operation, body)
+            params = parse_body(route.rules, body)
             context = self._context(scope, headers, request_id)
             if route.hot and self.service.has_region(context.region):
                 result = route.handler(context, params)

@@ -216,13 +216,19 @@ class _Validator:
 
 
 @cache
-def _input_rules(operation: str) -> _Rules | None:
+def input_rules(operation: str) -> _Rules | None:
+    """The validation rules of an operation's input, read from the model once."""
     shape = service_model().operation_model(operation).input_shape
     return None if shape is None else _rules(shape)
 
 
 def parse_request(operation: str, body: bytes) -> dict[str, Any]:
     """Decode and validate one request body for ``operation``."""
+    return parse_body(input_rules(operation), body)
+
+
+def parse_body(rules: _Rules | None, body: bytes) -> dict[str, Any]:
+    """Decode one request body and validate it against an operation's input rules."""
     if body and not body.isspace():
         try:
             document = orjson.loads(body)
@@ -232,7 +238,6 @@ def parse_request(operation: str, body: bytes) -> dict[str, Any]:
         document = {}
     if not isinstance(document, dict):
         raise SerializationException("The request body must be a JSON object.")
-    rules = _input_rules(operation)
     if rules is None:
         return {}
     validator = _Validator()

@@ -202,6 +202,8 @@ class KeyManagementService:
 
     def _key_id(self, ctx: RequestContext, region: Region, key_ref: str, allow_alias=True) -> str:
         """Resolve a key id, key ARN, alias name or alias ARN to a key id."""
+        if key_ref[0] != "a":  # neither "arn:" nor "alias/": a key id as it is
+            return key_ref
         if key_ref.startswith("arn:"):
             parts = key_ref.split(":", 5)
             if len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms":
@@ -244,8 +246,8 @@ class KeyManagementService:
     def _live_key(self, ctx: RequestContext, region: Region, key_ref: str, operation: str,
                   allow_alias=True) -> KmsKey:
         key_id = self._key_id(ctx, region, key_ref, allow_alias)
-        key = self._known_key(ctx, region, key_id)
-        if key is None:
+        key = region.live.key(key_id, KEY_ID_PATTERN.fullmatch)
+        if key is None or key.account != ctx.account_id or key.deleted:
             raise self._not_found(ctx, key_id)
         key.check(operation)
         return key
@@ -478,8 +480,10 @@ class KeyManagementService:
         return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
 
     def _seal(self, region: Region, key: KmsKey, plaintext: bytes, context) -> bytes:
+        """Encrypt under the key's current material version."""
         material_id = key.current_key_material_id
-        return self._format.seal(self._cipher(region, key, material_id), key.id, material_id, plaintext, context)
+        cipher = self._cipher(region, key, material_id)
+        return self._format.seal(cipher, key.id, material_id, plaintext, context)
 
     def _open(self, ctx, region: Region, params: dict[str, Any], key_param: str, context_param: str,
               operation: str) -> tuple[KmsKey, str, bytes]:
