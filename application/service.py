@@ -745,8 +745,10 @@ class KeyManagementService:
 
     def key_history(self, region_name: str, key_id: str) -> list[dict[str, Any]]:
         """Every event of a key, oldest first, as plain data (no sealed material)."""
-        if not self.has_region(region_name) and region_name not in self.known_regions():
-            raise errors.NotFoundException(f"Key '{key_id}' does not exist in {region_name}")
+        if not KEY_ID_PATTERN.fullmatch(key_id) or (
+            not self.has_region(region_name) and region_name not in self.known_regions()
+        ):
+            raise errors.NotFoundException(f"Key '{key_id[:64]}' does not exist in {region_name}")
         region = self.region(region_name)
         if region.ledger.get_key(key_id) is None:
             raise errors.NotFoundException(f"Key '{key_id}' does not exist in {region_name}")

@@ -394,3 +394,9 @@ def test_update_alias_to_its_own_key_is_not_counted_again(kms):
     kms.call("UpdateAlias", AliasName="alias/full-0", TargetKeyId=key_id)
     with pytest.raises(errors.ValidationException):
         kms.call("UpdateAlias", AliasName="no-prefix", TargetKeyId=key_id)
+
+
+@pytest.mark.parametrize("key_id", ["nul\x00key", "../../etc/passwd", "x" * 5000])
+def test_key_history_of_impossible_ids_is_not_found(kms, key_id):
+    with pytest.raises(errors.NotFoundException):
+        kms.service.key_history("us-east-1", key_id)
