@@ -84,6 +84,25 @@ def _limit(params: dict[str, Any], default: int, maximum: int) -> int:
     return limit
 
 
+def _write(region: Region, aggregate_id: str, load: Callable[[], Any], change: Callable[[Any], Any]):
+    """Load an aggregate, apply ``change``, save; on a concurrent write, load again and retry.
+
+    Writers in this process take turns per aggregate; writers in other processes are
+    detected by optimistic concurrency and retried with a jittered backoff.
+    """
+    with region.writer_lock(aggregate_id):
+        for attempt in range(_WRITE_ATTEMPTS):
+            aggregate = load()
+            change(aggregate)
+            try:
+                region.save(aggregate)
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                continue
+            return aggregate
+    raise errors.ConflictException("The resource was changed concurrently; retry the request.")
+
+
 def _dry_run(params: dict[str, Any]) -> None:
     if params.get("DryRun"):
         raise errors.DryRunOperationException(
@@ -255,28 +274,19 @@ class KeyManagementService:
     def _change_key(
         self, ctx: RequestContext, key_ref: str, change: Callable[[KmsKey], Any], allow_alias=True
     ) -> KmsKey:
-        """Read the key, apply ``change``, save; on a concurrent write, read again and retry.
-
-        Writers in this process take turns per key; writers in other processes are detected
-        by optimistic concurrency and retried with a jittered backoff.
-        """
+        """Read the key, apply ``change``, save (retried on a concurrent write)."""
         region = self.region(ctx.region)
         key_id = self._key_id(ctx, region, key_ref, allow_alias)
         if not KEY_ID_PATTERN.fullmatch(key_id):
             raise self._not_found(ctx, key_id)
-        with region.writer_lock(key_id):
-            for attempt in range(_WRITE_ATTEMPTS):
-                key = region.ledger.get_key(key_id)
-                if key is None or key.account != ctx.account_id or key.deleted:
-                    raise self._not_found(ctx, key_id)
-                change(key)
-                try:
-                    region.save(key)
-                except IntegrityError:
-                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-                    continue
-                return key
-        raise errors.ConflictException("The key was changed concurrently; retry the request.")
+
+        def load() -> KmsKey:
+            key = region.ledger.get_key(key_id)
+            if key is None or key.account != ctx.account_id or key.deleted:
+                raise self._not_found(ctx, key_id)
+            return key
+
+        return _write(region, key_id, load, change)
 
     def _cipher(self, region: Region, key: KmsKey, material_id: str):
         try:
@@ -656,27 +666,20 @@ class KeyManagementService:
         return {}
 
     def _change_alias(self, ctx, region: Region, alias_name: str, change: Callable[[Alias], Any]):
-        """Read the alias, apply ``change``, save; retry on a concurrent write."""
+        """Read the alias, apply ``change``, save (retried on a concurrent write)."""
         alias_id = alias_aggregate_id(ctx.account_id, alias_name)
-        with region.writer_lock(alias_id):
-            for attempt in range(_WRITE_ATTEMPTS):
-                alias = (
-                    region.ledger.get_alias(alias_id)
-                    if ALIAS_NAME_PATTERN.fullmatch(alias_name)
-                    else None
+
+        def load() -> Alias:
+            alias = (
+                region.ledger.get_alias(alias_id) if ALIAS_NAME_PATTERN.fullmatch(alias_name) else None
+            )
+            if alias is None:
+                raise errors.NotFoundException(
+                    f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
                 )
-                if alias is None:
-                    raise errors.NotFoundException(
-                        f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
-                    )
-                change(alias)
-                try:
-                    region.save(alias)
-                except IntegrityError:
-                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-                    continue
-                return
-        raise errors.ConflictException("The alias was changed concurrently; retry the request.")
+            return alias
+
+        _write(region, alias_id, load, change)
 
     def ListAliases(self, ctx, params):
         region = self.region(ctx.region)
