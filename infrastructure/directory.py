@@ -118,11 +118,6 @@ class _KeyDirectoryQueries:
         )
         return [(row["key_id"], row["position"]) for row in rows]
 
-    def count_keys(self) -> int:
-        return int(
-            self._select("SELECT COUNT(*) AS n FROM {keys} WHERE deleted_at IS NULL", ())[0]["n"]
-        )
-
     def list_aliases(
         self, account: str, key_id: str | None, after: str, limit: int
     ) -> list[AliasRow]:
