@@ -37,7 +37,12 @@ from api.protocol import (
 )
 from api.settings import Settings
 from application.context import RequestContext
-from application.service import HOT_OPERATIONS, IMPLEMENTED_OPERATIONS, KeyManagementService
+from application.service import (
+    HOT_OPERATIONS,
+    IMPLEMENTED_OPERATIONS,
+    KeyManagementService,
+    served_inline,
+)
 from domain.errors import KmsError, UnsupportedOperationException, ValidationException
 
 log = logging.getLogger("keyledger.api")
@@ -129,7 +134,9 @@ class KmsFrontend:
                 )
             params = parse_body(route.rules, body)
             context = self._context(scope, headers, request_id)
-            if route.hot and self.service.has_region(context.region):
+            if route.hot and self.service.has_region(context.region) and served_inline(
+                route.operation, params
+            ):
                 result = route.handler(context, params)
             else:
                 result = await anyio.to_thread.run_sync(route.handler, context, params)

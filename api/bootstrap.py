@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.settings import Settings
 from application.clock import AdjustableClock, Clock
 from application.service import KeyManagementService, RegionResources
-from infrastructure import ciphertext
+from infrastructure import ciphertext, key_material
 from infrastructure.key_hierarchy import KeyHierarchy
 from infrastructure.persistence import StoreConfig
 from infrastructure.root_key import RootKey
@@ -31,5 +31,5 @@ def build_service(settings: Settings) -> KeyManagementService:
         AdjustableClock(data_dir / "test-clock-offset") if settings.enable_test_control else Clock()
     )
     return KeyManagementService(
-        open_region, ciphertext, TRANSCODINGS, clock, known_regions=store.known_regions
+        open_region, ciphertext, key_material, TRANSCODINGS, clock, known_regions=store.known_regions
     )

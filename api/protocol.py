@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
 
@@ -205,7 +205,10 @@ class _Validator:
         if kind == "timestamp":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SerializationException(f"Expected epoch seconds at '{path}'")
-            return value
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise SerializationException(f"Epoch seconds out of range at '{path}'") from None
         return value
 
     def _length(self, value: Any, length: int, path: str, rules: _Rules) -> None:

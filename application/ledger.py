@@ -2,8 +2,9 @@
 and the two followers of its notification log.
 
 * :class:`LiveKeys` keeps the in-memory state the cryptographic hot path reads (aggregates
-  and cached AES-GCM objects per material version); it is kept current by applying the
-  ledger's own events, including those written by other processes on the same store.
+  and the loaded material of each version: AES-GCM objects, private keys, HMAC keys); it
+  is kept current by applying the ledger's own events, including those written by other
+  processes on the same store.
 * :class:`DirectoryProjection` maintains the listing view (ListKeys, ListAliases, the
   scheduler's due dates) with a tracked position.
 """
@@ -19,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Tracking, Transcoder
 
@@ -72,11 +72,13 @@ class LiveKeys:
 
     MAX_ABSENT = 65_536
 
-    def __init__(self, ledger: KeyLedger, unseal) -> None:
+    def __init__(self, ledger: KeyLedger, unseal, load) -> None:
         self._ledger = ledger
-        self._unseal = unseal  # (key_id, material_id, sealed) -> material
+        self._unseal = unseal  # (key_id, material_id, sealed, own_data_key) -> material
+        self._load_material = load  # (key_spec, material) -> what the crypto operations use
         self._aggregates: dict[str, StrAggregate] = {}
-        self._ciphers: dict[tuple[str, str], AESGCM] = {}
+        #: key id -> material id -> loaded material
+        self._materials: dict[str, dict[str, Any]] = {}
         self._loading: dict[str, list[Any]] = {}  # id -> events seen while it loads
         self._absent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
@@ -120,16 +122,23 @@ class LiveKeys:
             self._put(aggregate)
             return self._aggregates[aggregate_id]
 
-    def cipher(self, key: KmsKey, key_material_id: str) -> AESGCM | None:
-        """The AES-GCM object of one material version: O(1), however many rotations."""
-        cipher = self._ciphers.get((key.id, key_material_id))
-        if cipher is None:
-            material = key.materials.get(key_material_id)
-            if material is None or key.deleted:
-                return None
-            cipher = AESGCM(self._unseal(key.id, key_material_id, material.sealed_material))
-            self._ciphers[(key.id, key_material_id)] = cipher
-        return cipher
+    def material(self, key: KmsKey, key_material_id: str) -> Any:
+        """One material version, loaded (an AES-GCM object for symmetric keys): O(1),
+        however many rotations. None when the key has no such material (any more)."""
+        loaded = self._materials.get(key.id)
+        if loaded is not None and (found := loaded.get(key_material_id)) is not None:
+            return found
+        material = key.materials.get(key_material_id)
+        if material is None or key.deleted:
+            return None
+        found = self._load_material(
+            key.key_spec,
+            self._unseal(key.id, key_material_id, material.sealed_material, material.own_data_key),
+        )
+        with self._lock:
+            if self._aggregates.get(key.id) is key or key.id not in self._aggregates:
+                self._materials.setdefault(key.id, {})[key_material_id] = found
+        return found
 
     def put(self, aggregate: StrAggregate) -> None:
         """Remember the latest state of an aggregate this process just saved."""
@@ -141,7 +150,7 @@ class LiveKeys:
         cached = self._aggregates.get(aggregate.id)
         if cached is None or cached.version < aggregate.version:
             self._aggregates[aggregate.id] = aggregate
-            self._forget_ciphers_if_deleted(aggregate)
+            self._forget_removed_material(aggregate)
 
     def apply(self, events: Iterable[Any]) -> None:
         """Apply events read from the notification log to the cached aggregates."""
@@ -162,12 +171,18 @@ class LiveKeys:
                 updated = copy.deepcopy(cached)
                 domain_event.mutate(updated)
                 self._aggregates[aggregate_id] = updated
-                self._forget_ciphers_if_deleted(updated)
+                self._forget_removed_material(updated)
 
-    def _forget_ciphers_if_deleted(self, aggregate: StrAggregate) -> None:
-        if isinstance(aggregate, KmsKey) and aggregate.deleted:
-            for material_id in aggregate.materials:
-                self._ciphers.pop((aggregate.id, material_id), None)
+    def _forget_removed_material(self, aggregate: StrAggregate) -> None:
+        """Drop loaded material the key no longer has (deleted key, deleted import)."""
+        loaded = self._materials.get(aggregate.id)
+        if loaded is None or not isinstance(aggregate, KmsKey):
+            return
+        if aggregate.deleted:
+            del self._materials[aggregate.id]
+            return
+        for material_id in [m for m in loaded if m not in aggregate.materials]:
+            del loaded[material_id]
 
     def __len__(self) -> int:
         return len(self._aggregates)

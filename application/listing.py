@@ -23,8 +23,9 @@ class KeyRow:
 
 @dataclass(frozen=True)
 class KeyDate:
-    """A date of a key: ``deletion_date``, ``next_rotation_date`` or ``deleted_at`` (a deleted
-    key stays in the view, unlisted, until its material is shredded)."""
+    """A date of a key: ``deletion_date``, ``next_rotation_date``, ``material_due`` (imported
+    material expires, or deleted material awaits shredding) or ``deleted_at`` (a deleted key
+    stays in the view, unlisted, until its material is shredded)."""
 
     key_id: str
     field: str
@@ -81,6 +82,10 @@ def view_changes(notification_id: int, event: Any) -> list[ViewChange]:
         return [KeyDate(key_id, "next_rotation_date", _epoch(event.next_rotation_date))]
     if isinstance(event, KmsKey.KeyRotationDisabled):
         return [KeyDate(key_id, "next_rotation_date", None)]
+    if isinstance(event, KmsKey.KeyMaterialImported | KmsKey.ImportedKeyMaterialShredded):
+        return [KeyDate(key_id, "material_due", _epoch(event.next_expiry))]
+    if isinstance(event, KmsKey.ImportedKeyMaterialDeleted):
+        return [KeyDate(key_id, "material_due", event.timestamp.timestamp())]  # left to shred
     if isinstance(event, KmsKey.KeyDeleted):
         return [KeyDate(key_id, "deleted_at", event.timestamp.timestamp())]  # left to shred
     if isinstance(event, KmsKey.KeyMaterialShredded):

@@ -31,13 +31,13 @@ class RegionResources:
 class Region:
     """One region's ledger with its in-memory state and listing projection."""
 
-    def __init__(self, name: str, resources: RegionResources, transcodings) -> None:
+    def __init__(self, name: str, resources: RegionResources, transcodings, load_material) -> None:
         self.name = name
         self.resources = resources
         self.hierarchy = resources.hierarchy
         self.directory = resources.directory
         self.ledger = KeyLedger(resources.ledger_env, transcodings)
-        self.live = LiveKeys(self.ledger, self.hierarchy.unseal)
+        self.live = LiveKeys(self.ledger, self.hierarchy.unseal, load_material)
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
         self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
         self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)

@@ -30,14 +30,27 @@ from application.region import Region, RegionResources
 from domain import errors
 from domain.alias import MAX_ALIASES_PER_KEY, Alias, alias_aggregate_id, check_alias_name
 from domain.key import KmsKey, check_policy_name, pending_window_days, rotation_period_days
+from domain.key_specs import (
+    ALGORITHM_FIELDS,
+    DATA_KEY_PAIR_SPECS,
+    KeySpec,
+    KeyUsage,
+    algorithms,
+    check_algorithm,
+    check_creatable,
+    check_rsa_plaintext,
+    check_signing_message,
+    check_usage,
+    rotatable,
+    spec_info,
+)
 from domain.policy import DEFAULT_POLICY_NAME, default_key_policy
-from domain.values import Actor, BackingKey, RotationType, alias_arn, key_arn
+from domain.values import Actor, BackingKey, Origin, RotationType, alias_arn, key_arn
 
 log = logging.getLogger("keyledger.service")
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
-MATERIAL_BYTES = 32
 _WRITE_ATTEMPTS = 50
 KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 ALIAS_NAME_PATTERN = re.compile(r"alias/[a-zA-Z0-9/_-]+")
@@ -84,7 +97,8 @@ def _limit(params: dict[str, Any], default: int, maximum: int) -> int:
     return limit
 
 
-def _write(region: Region, aggregate_id: str, load: Callable[[], Any], change: Callable[[Any], Any]):
+def _write(region: Region, aggregate_id: str, load: Callable[[], Any], change: Callable[[Any], Any],
+           data_keys: tuple[tuple[str, bytes], ...] = ()):
     """Load an aggregate, apply ``change``, save; on a concurrent write, load again and retry.
 
     Writers in this process take turns per aggregate; writers in other processes are
@@ -95,7 +109,7 @@ def _write(region: Region, aggregate_id: str, load: Callable[[], Any], change: C
             aggregate = load()
             change(aggregate)
             try:
-                region.save(aggregate)
+                region.save(aggregate, data_keys=data_keys)
             except IntegrityError:
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
@@ -117,6 +131,7 @@ class KeyManagementService:
         self,
         open_region: Callable[[str], RegionResources],
         ciphertext_format,
+        key_material,
         transcodings=(),
         clock: Clock | None = None,
         known_regions: Callable[[], list[str]] = list,
@@ -125,6 +140,8 @@ class KeyManagementService:
         self._open_region = open_region
         #: the ciphertext blob adapter: seal(), parse_header(), open_sealed(), MalformedCiphertext
         self._format = ciphertext_format
+        #: the key material adapter: generate(), load(), sign(), verify(), ... per key spec
+        self._crypto = key_material
         self._transcodings = tuple(transcodings)
         self.clock = clock or Clock()
         self._regions: dict[str, Region] = {}
@@ -138,7 +155,7 @@ class KeyManagementService:
             with self._regions_lock:
                 region = self._regions.get(name)
                 if region is None:
-                    region = Region(name, self._open_region(name), self._transcodings)
+                    region = Region(name, self._open_region(name), self._transcodings, self._crypto.load)
                     self._regions[name] = region
         return region
 
@@ -178,6 +195,16 @@ class KeyManagementService:
             if key is None:
                 return 0
             actor = Actor.service()
+            done = 0
+            if key.expired_materials(now) and not key.deleted:
+                key.expire_imported_material(now, actor)
+                region.save(key)
+                done = 1
+            for material_id in list(key.material_shred_pending):
+                region.hierarchy.shred_material(key.id, material_id)
+                key.record_material_shredded(material_id, actor)
+                region.save(key)
+                done = 1
             if key.deletion_due(now):
                 # First the deletion, version-checked: a concurrent change wins and nothing is
                 # destroyed. The key's aliases go with it, in the same transaction.
@@ -193,26 +220,32 @@ class KeyManagementService:
             if key.shred_pending:
                 # Then destroy the data-encryption key, and record that it is gone. If the
                 # process dies in between, the next pass finds the key still pending here.
+                for material_id in key.imports:
+                    region.hierarchy.shred_material(key.id, material_id)
                 region.hierarchy.shred(key.id)
                 key.record_shredded(actor)
                 region.save(key)
                 return 1
             if key.rotation_due(now):
-                material = self._new_material(region, key.id, now, RotationType.AUTOMATIC)
+                material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
                 key.rotate_automatically(material, now, actor)
                 region.save(key)
                 return 1
-            return 0
+            return done
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _new_material(
-        self, region: Region, key_id: str, now: datetime, rotation_type: RotationType | None,
-        data_key=None,
+        self, region: Region, key_id: str, key_spec: str, now: datetime,
+        rotation_type: RotationType | None, data_key=None,
     ) -> BackingKey:
+        """Generate material for a key, sealed under its data-encryption key."""
         material_id = _new_material_id()
-        sealed = region.hierarchy.seal(key_id, material_id, os.urandom(MATERIAL_BYTES), data_key)
-        return BackingKey(material_id, sealed, now, rotation_type)
+        material = self._crypto.generate(key_spec)
+        sealed = region.hierarchy.seal(key_id, material_id, material, data_key)
+        return BackingKey(
+            material_id, sealed, now, rotation_type, public_key=self._crypto.public_key(key_spec, material)
+        )
 
     def _not_found(self, ctx: RequestContext, key_id: str) -> errors.KmsError:
         return errors.NotFoundException(
@@ -272,7 +305,8 @@ class KeyManagementService:
         return key
 
     def _change_key(
-        self, ctx: RequestContext, key_ref: str, change: Callable[[KmsKey], Any], allow_alias=True
+        self, ctx: RequestContext, key_ref: str, change: Callable[[KmsKey], Any], allow_alias=True,
+        data_keys: tuple[tuple[str, bytes], ...] = (),
     ) -> KmsKey:
         """Read the key, apply ``change``, save (retried on a concurrent write)."""
         region = self.region(ctx.region)
@@ -286,26 +320,30 @@ class KeyManagementService:
                 raise self._not_found(ctx, key_id)
             return key
 
-        return _write(region, key_id, load, change)
+        return _write(region, key_id, load, change, data_keys)
 
-    def _cipher(self, region: Region, key: KmsKey, material_id: str):
+    def _cipher(self, region: Region, key: KmsKey, material_id: str | None):
+        """A material version of the key, loaded (AES-GCM object, private key, HMAC key)."""
         try:
-            cipher = region.live.cipher(key, material_id)
+            cipher = region.live.material(key, material_id)
         except LookupError:  # the key's data-encryption key is gone (it is being deleted)
             raise errors.KeyUnavailableException(f"{key.arn} is unavailable.") from None
         if cipher is None:
+            if material_id is not None and material_id in key.imports:
+                raise errors.KMSInvalidStateException(
+                    f"{key.arn} key material {material_id} was deleted or has expired; "
+                    "reimport it to use this ciphertext."
+                )
             raise errors.InvalidCiphertextException("The ciphertext refers to key material that does not exist.")
         return cipher
 
-    @staticmethod
-    def _check_symmetric_algorithm(params: dict[str, Any], name: str = "EncryptionAlgorithm") -> None:
-        algorithm = params.get(name, SYMMETRIC_DEFAULT)
-        if algorithm != SYMMETRIC_DEFAULT:
-            raise errors.InvalidKeyUsageException(
-                f"The encryption algorithm {algorithm} is not supported by symmetric KMS keys."
-            )
 
     # -- key lifecycle --------------------------------------------------------------------------
+
+    @staticmethod
+    def _algorithm_fields(key: KmsKey) -> dict[str, Any]:
+        """The algorithm lists of a key (DescribeKey, GetPublicKey)."""
+        return {ALGORITHM_FIELDS[KeyUsage(key.key_usage)]: list(algorithms(key.key_spec, key.key_usage))}
 
     def key_metadata(self, key: KmsKey) -> dict[str, Any]:
         metadata: dict[str, Any] = {
@@ -321,10 +359,17 @@ class KeyManagementService:
             "KeyManager": "CUSTOMER",
             "CustomerMasterKeySpec": key.key_spec,
             "KeySpec": key.key_spec,
-            "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],
+            **self._algorithm_fields(key),
             "MultiRegion": False,
-            "CurrentKeyMaterialId": key.current_key_material_id,
         }
+        if key.current_key_material_id is not None:
+            metadata["CurrentKeyMaterialId"] = key.current_key_material_id
+        if key.imported:
+            current = key.imports.get(key.current_key_material_id or "")
+            if current is not None and current.imported:
+                metadata["ExpirationModel"] = current.expiration_model.value
+                if current.valid_to is not None:
+                    metadata["ValidTo"] = current.valid_to
         if key.deletion_date is not None:
             # (PendingDeletionWindowInDays belongs to PendingReplicaDeletion, multi-Region only)
             metadata["DeletionDate"] = key.deletion_date
@@ -337,14 +382,11 @@ class KeyManagementService:
             raise errors.ValidationException(
                 "You cannot specify KeySpec and CustomerMasterKeySpec in the same request."
             )
-        if spec != SYMMETRIC_DEFAULT:
-            raise errors.UnsupportedOperationException(f"KeySpec {spec} is not supported yet.")
-        if usage != "ENCRYPT_DECRYPT":
-            raise errors.ValidationException(
-                f"KeyUsage {usage} is not compatible with KeySpec {spec}."
+        origin = params.get("Origin", Origin.AWS_KMS)
+        if origin not in (Origin.AWS_KMS, Origin.EXTERNAL):
+            raise errors.UnsupportedOperationException(
+                f"Origin {origin} (custom key stores) is not supported."
             )
-        if params.get("Origin", "AWS_KMS") != "AWS_KMS":
-            raise errors.UnsupportedOperationException(f"Origin {params['Origin']} is not supported yet.")
         if params.get("CustomKeyStoreId") or params.get("XksKeyId"):
             raise errors.UnsupportedOperationException("Custom key stores are not supported.")
         if params.get("MultiRegion"):
@@ -353,14 +395,21 @@ class KeyManagementService:
         now = self.clock.now()
         key_id = str(uuid.uuid4())
         data_key, wrapped_data_key = region.hierarchy.new_data_key(key_id)
+        check_creatable(spec, usage)  # before generating material (RSA 4096 takes a while)
         key = KmsKey.create(
             key_id=key_id,
             account=ctx.account_id,
             region=ctx.region,
             description=params.get("Description", ""),
+            key_spec=spec,
+            key_usage=usage,
+            origin=origin,
             policy=params.get("Policy") or default_key_policy(ctx.account_id),
             tags=_tags(params.get("Tags", [])),
-            material=self._new_material(region, key_id, now, None, data_key),
+            material=(
+                None if origin == Origin.EXTERNAL
+                else self._new_material(region, key_id, spec, now, None, data_key)
+            ),
             now=now,
             actor=ctx.actor,
         )
@@ -432,8 +481,16 @@ class KeyManagementService:
         self._change_key(ctx, params["KeyId"], lambda k: k.disable_rotation(ctx.actor), allow_alias=False)
         return {}
 
+    def _rotation_key(self, ctx, params, operation: str) -> KmsKey:
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], operation, allow_alias=False)
+        if not rotatable(key.key_spec):
+            raise errors.UnsupportedOperationException(
+                f"{key.arn} key spec {key.key_spec} does not support key rotation."
+            )
+        return key
+
     def GetKeyRotationStatus(self, ctx, params):
-        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "GetKeyRotationStatus", allow_alias=False)
+        key = self._rotation_key(ctx, params, "GetKeyRotationStatus")
         result: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
         if key.rotation_is_enabled():
             result["RotationPeriodInDays"] = key.rotation_period_days
@@ -443,51 +500,182 @@ class KeyManagementService:
     def RotateKeyOnDemand(self, ctx, params):
         region = self.region(ctx.region)
         now = self.clock.now()
-        key = self._change_key(
-            ctx, params["KeyId"],
-            lambda k: k.rotate_on_demand(self._new_material(region, k.id, now, RotationType.ON_DEMAND), ctx.actor),
-            allow_alias=False,
-        )
+
+        def rotate(key: KmsKey) -> None:
+            key.check_on_demand_rotation()  # before generating material
+            material = (
+                None if key.imported
+                else self._new_material(region, key.id, key.key_spec, now, RotationType.ON_DEMAND)
+            )
+            key.rotate_on_demand(material, now, ctx.actor)
+
+        key = self._change_key(ctx, params["KeyId"], rotate, allow_alias=False)
         return {"KeyId": key.arn}
 
     def ListKeyRotations(self, ctx, params):
-        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyRotations", allow_alias=False)
-        materials = (
-            list(key.materials.values())
-            if params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
-            else key.rotations()
-        )
+        key = self._rotation_key(ctx, params, "ListKeyRotations")
+        everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
+        ids = list(key.imports) if key.imported else list(key.materials)
+        ids = [i for i in ids if everything or self._rotation_of(key, i) is not None]
         start = _unmarker(params.get("Marker"))
-        ids = [m.key_material_id for m in materials]
         if start is not None:
             if start not in ids:
                 raise errors.InvalidMarkerException("Invalid marker")
-            materials = materials[ids.index(start) + 1 :]
+            ids = ids[ids.index(start) + 1 :]
         limit = _limit(params, default=100, maximum=1000)
-        page, paging = _page(materials, limit, lambda m: m.key_material_id)
+        page, paging = _page(ids, limit, lambda i: i)
         rotations = []
-        for material in page:
+        for material_id in page:
             entry: dict[str, Any] = {
                 "KeyId": key.id,
-                "KeyMaterialId": material.key_material_id,
-                "KeyMaterialState": key.material_state(material.key_material_id).value,
+                "KeyMaterialId": material_id,
+                "KeyMaterialState": key.material_state(material_id).value,
             }
-            if material.rotation_type is not None:
-                entry["RotationDate"] = material.created
-                entry["RotationType"] = material.rotation_type.value
+            rotation = self._rotation_of(key, material_id)
+            if rotation is not None:
+                entry["RotationDate"] = rotation.created
+                entry["RotationType"] = rotation.rotation_type.value
+            imported = key.imports.get(material_id)
+            if imported is not None:
+                entry["ImportState"] = "IMPORTED" if imported.imported else "PENDING_IMPORT"
+                entry["ExpirationModel"] = imported.expiration_model.value
+                if imported.description:
+                    entry["KeyMaterialDescription"] = imported.description
+                if imported.valid_to is not None:
+                    entry["ValidTo"] = imported.valid_to
             rotations.append(entry)
         return {"Rotations": rotations, **paging}
+
+    @staticmethod
+    def _rotation_of(key: KmsKey, material_id: str) -> BackingKey | None:
+        material = key.materials.get(material_id)
+        return material if material is not None and material.rotation_type is not None else None
+
+    # -- imported key material --------------------------------------------------------------------
+
+    def GetParametersForImport(self, ctx, params):
+        wrapping_spec, algorithm = params["WrappingKeySpec"], params["WrappingAlgorithm"]
+        if wrapping_spec == "SM2" or algorithm == "SM2PKE":
+            raise errors.UnsupportedOperationException("SM2 wrapping keys are available only in China Regions.")
+        if algorithm == "RSAES_PKCS1_V1_5":
+            raise errors.UnsupportedOperationException(
+                "The RSAES_PKCS1_V1_5 wrapping algorithm is no longer supported; use "
+                "RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256."
+            )
+        region = self.region(ctx.region)
+        # fail fast (and without generating an RSA key) for keys that cannot import
+        self._live_key(ctx, region, params["KeyId"], "DescribeKey", allow_alias=False)
+        wrapping_key, public_key = self._crypto.new_wrapping_key(wrapping_spec)
+        token = os.urandom(32)
+        issued = {}
+
+        def issue(key: KmsKey) -> None:
+            sealed = region.hierarchy.seal(key.id, _import_token_id(token), wrapping_key)
+            issued["parameters"] = key.issue_import_parameters(
+                token.hex(), wrapping_spec, algorithm, sealed, self.clock.now(), ctx.actor
+            )
+
+        key = self._change_key(ctx, params["KeyId"], issue, allow_alias=False)
+        return {"KeyId": key.arn, "ImportToken": token, "PublicKey": public_key,
+                "ParametersValidTo": issued["parameters"].valid_to}
+
+    def ImportKeyMaterial(self, ctx, params):
+        region = self.region(ctx.region)
+        now = self.clock.now()
+        key = self._live_key(ctx, region, params["KeyId"], "DescribeKey", allow_alias=False)
+        token = params["ImportToken"]
+        parameters = key.import_parameters_for(token.hex(), now)
+        wrapping_key = region.hierarchy.unseal(key.id, _import_token_id(token), parameters.sealed_wrapping_key)
+        try:
+            material = self._crypto.unwrap(wrapping_key, parameters.wrapping_algorithm,
+                                           params["EncryptedKeyMaterial"])
+        except ValueError:
+            raise errors.InvalidCiphertextException(
+                "The EncryptedKeyMaterial could not be decrypted with the import parameters."
+            ) from None
+        try:
+            self._crypto.check_import(key.key_spec, material)
+        except self._crypto.BadKeyMaterial as error:
+            raise errors.IncorrectKeyMaterialException(str(error)) from None
+        material_id = self._crypto.imported_material_id(key.id, material)
+        data_key, wrapped = region.hierarchy.material_data_key(key.id, material_id)
+        backing = BackingKey(
+            material_id, region.hierarchy.seal(key.id, material_id, material, data_key), now,
+            public_key=self._crypto.public_key(key.key_spec, material), own_data_key=True,
+        )
+        key = self._change_key(
+            ctx, params["KeyId"],
+            lambda k: k.import_material(
+                backing, import_type=params.get("ImportType"),
+                key_material_id=params.get("KeyMaterialId"),
+                description=params.get("KeyMaterialDescription", ""),
+                expiration_model=params.get("ExpirationModel"), valid_to=params.get("ValidTo"),
+                now=now, actor=ctx.actor,
+            ),
+            allow_alias=False,
+            data_keys=() if wrapped is None else ((region.hierarchy.material_entry(key.id, material_id), wrapped),),
+        )
+        return {"KeyId": key.arn, "KeyMaterialId": material_id}
+
+    def DeleteImportedKeyMaterial(self, ctx, params):
+        deleted = {}
+
+        def delete(key: KmsKey) -> None:
+            deleted["id"] = key.delete_imported_material(params.get("KeyMaterialId"), ctx.actor)
+
+        key = self._change_key(ctx, params["KeyId"], delete, allow_alias=False)
+        material_id = deleted["id"]
+        if material_id in key.material_shred_pending:
+            # The deletion is recorded; now destroy the material's own data key, and record that.
+            region = self.region(ctx.region)
+            region.hierarchy.shred_material(key.id, material_id)
+            self._change_key(ctx, key.id, lambda k: k.record_material_shredded(material_id, ctx.actor)
+                             if material_id in k.material_shred_pending else None, allow_alias=False)
+        return {"KeyId": key.arn, "KeyMaterialId": material_id}
 
     # -- cryptographic operations (in-memory state only) ----------------------------------------
 
     def Encrypt(self, ctx, params):
         region = self.region(ctx.region)
         key = self._live_key(ctx, region, params["KeyId"], "Encrypt")
-        if "EncryptionAlgorithm" in params:
-            self._check_symmetric_algorithm(params)
+        algorithm = SYMMETRIC_DEFAULT
+        if "EncryptionAlgorithm" in params or key.key_spec != SYMMETRIC_DEFAULT:
+            algorithm = self._encryption_algorithm(key, params.get("EncryptionAlgorithm"))
         _dry_run(params)
-        blob = self._seal(region, key, params["Plaintext"], params.get("EncryptionContext"))
-        return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
+        blob = self._encrypt(region, key, algorithm, params["Plaintext"], params.get("EncryptionContext"))
+        return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
+
+    @staticmethod
+    def _encryption_algorithm(key: KmsKey, algorithm: str | None) -> str:
+        """The encryption algorithm of a request, checked against the key."""
+        algorithm = algorithm or SYMMETRIC_DEFAULT
+        check_usage(key.key_spec, key.key_usage, KeyUsage.ENCRYPT_DECRYPT, key.arn, "Encrypt")
+        check_algorithm(key.key_spec, key.key_usage, algorithm, key.arn)
+        return algorithm
+
+    def _encrypt(self, region: Region, key: KmsKey, algorithm: str, plaintext: bytes, context) -> bytes:
+        if algorithm == SYMMETRIC_DEFAULT:
+            return self._seal(region, key, plaintext, context)
+        check_rsa_plaintext(key.key_spec, algorithm, plaintext)
+        private_key = self._cipher(region, key, key.current_key_material_id)
+        return self._crypto.rsa_encrypt(private_key, algorithm, plaintext)
+
+    def _open_asymmetric(self, ctx, region: Region, params: dict[str, Any], key_param: str,
+                         algorithm: str, operation: str) -> tuple[KmsKey, str, bytes]:
+        """Decrypt RSA ciphertext: the request names the key and the algorithm."""
+        if key_param not in params:
+            raise errors.InvalidCiphertextException(
+                f"{key_param} is required to decrypt ciphertext of algorithm {algorithm}."
+            )
+        key = self._live_key(ctx, region, params[key_param], operation)
+        self._encryption_algorithm(key, algorithm)
+        material_id = key.current_key_material_id
+        try:
+            plaintext = self._crypto.rsa_decrypt(self._cipher(region, key, material_id), algorithm,
+                                                 params["CiphertextBlob"])
+        except ValueError:
+            raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
+        return key, material_id, plaintext
 
     def _seal(self, region: Region, key: KmsKey, plaintext: bytes, context) -> bytes:
         """Encrypt under the key's current material version."""
@@ -501,6 +689,10 @@ class KeyManagementService:
         try:
             header = self._format.parse_header(blob)
         except self._format.MalformedCiphertext:
+            if key_param in params:  # asymmetric key named without its algorithm?
+                named = self._known_key(ctx, region, self._key_id(ctx, region, params[key_param]))
+                if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
+                    self._encryption_algorithm(named, SYMMETRIC_DEFAULT)
             raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
         if key_param in params:
             requested = self._key_id(ctx, region, params[key_param])
@@ -537,14 +729,17 @@ class KeyManagementService:
                 "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
                 "constraint: Member must not be null"
             )
-        self._check_symmetric_algorithm(params)
         region = self.region(ctx.region)
-        key, material_id, plaintext = self._open(ctx, region, params, "KeyId", "EncryptionContext", "Decrypt")
+        algorithm = params.get("EncryptionAlgorithm", SYMMETRIC_DEFAULT)
+        if algorithm == SYMMETRIC_DEFAULT:
+            key, material_id, plaintext = self._open(ctx, region, params, "KeyId", "EncryptionContext", "Decrypt")
+        else:
+            key, material_id, plaintext = self._open_asymmetric(ctx, region, params, "KeyId", algorithm, "Decrypt")
         _dry_run(params)
         return {
             "KeyId": key.arn,
             "Plaintext": plaintext,
-            "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+            "EncryptionAlgorithm": algorithm,
             "KeyMaterialId": material_id,
         }
 
@@ -554,21 +749,26 @@ class KeyManagementService:
                 "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
                 "constraint: Member must not be null"
             )
-        self._check_symmetric_algorithm(params, "SourceEncryptionAlgorithm")
-        self._check_symmetric_algorithm(params, "DestinationEncryptionAlgorithm")
         region = self.region(ctx.region)
-        source, source_material, plaintext = self._open(
-            ctx, region, params, "SourceKeyId", "SourceEncryptionContext", "ReEncrypt"
-        )
+        source_algorithm = params.get("SourceEncryptionAlgorithm", SYMMETRIC_DEFAULT)
+        if source_algorithm == SYMMETRIC_DEFAULT:
+            source, source_material, plaintext = self._open(
+                ctx, region, params, "SourceKeyId", "SourceEncryptionContext", "ReEncrypt"
+            )
+        else:
+            source, source_material, plaintext = self._open_asymmetric(
+                ctx, region, params, "SourceKeyId", source_algorithm, "ReEncrypt"
+            )
         destination = self._live_key(ctx, region, params["DestinationKeyId"], "ReEncrypt")
+        algorithm = self._encryption_algorithm(destination, params.get("DestinationEncryptionAlgorithm"))
         _dry_run(params)
-        blob = self._seal(region, destination, plaintext, params.get("DestinationEncryptionContext"))
+        blob = self._encrypt(region, destination, algorithm, plaintext, params.get("DestinationEncryptionContext"))
         return {
             "CiphertextBlob": blob,
             "SourceKeyId": source.arn,
             "KeyId": destination.arn,
-            "SourceEncryptionAlgorithm": SYMMETRIC_DEFAULT,
-            "DestinationEncryptionAlgorithm": SYMMETRIC_DEFAULT,
+            "SourceEncryptionAlgorithm": source_algorithm,
+            "DestinationEncryptionAlgorithm": algorithm,
             "SourceKeyMaterialId": source_material,
             "DestinationKeyMaterialId": destination.current_key_material_id,
         }
@@ -582,7 +782,7 @@ class KeyManagementService:
                 else "You cannot specify both KeySpec and NumberOfBytes."
             )
         region = self.region(ctx.region)
-        key = self._live_key(ctx, region, params["KeyId"], operation)
+        key = self._symmetric_key(ctx, region, params["KeyId"], operation)
         _dry_run(params)
         plaintext = os.urandom(number if number is not None else DATA_KEY_BYTES[spec])
         blob = self._seal(region, key, plaintext, params.get("EncryptionContext"))
@@ -596,6 +796,135 @@ class KeyManagementService:
     def GenerateDataKeyWithoutPlaintext(self, ctx, params):
         key, _, blob = self._data_key(ctx, params, "GenerateDataKeyWithoutPlaintext")
         return {"CiphertextBlob": blob, "KeyId": key.arn, "KeyMaterialId": key.current_key_material_id}
+
+    def _symmetric_key(self, ctx, region: Region, key_ref: str, operation: str) -> KmsKey:
+        key = self._live_key(ctx, region, key_ref, operation)
+        if key.key_spec != SYMMETRIC_DEFAULT:
+            raise errors.InvalidKeyUsageException(
+                f"{key.arn} key spec {key.key_spec} is not valid for {operation}; it needs a "
+                "symmetric encryption KMS key."
+            )
+        return key
+
+    def _data_key_pair(self, ctx, params, operation):
+        self._no_recipient(params)
+        pair_spec = params["KeyPairSpec"]
+        region = self.region(ctx.region)
+        key = self._symmetric_key(ctx, region, params["KeyId"], operation)
+        if KeySpec(pair_spec) not in DATA_KEY_PAIR_SPECS or not spec_info(pair_spec).supported:
+            raise errors.UnsupportedOperationException(
+                f"KeyPairSpec {pair_spec} is not supported by keyledger (see docs/compatibility.md)."
+            )
+        _dry_run(params)
+        private_key, public_key = self._crypto.generate_key_pair(pair_spec)
+        blob = self._seal(region, key, private_key, params.get("EncryptionContext"))
+        result = {"PrivateKeyCiphertextBlob": blob, "PublicKey": public_key, "KeyId": key.arn,
+                  "KeyPairSpec": pair_spec, "KeyMaterialId": key.current_key_material_id}
+        return result, private_key
+
+    def GenerateDataKeyPair(self, ctx, params):
+        result, private_key = self._data_key_pair(ctx, params, "GenerateDataKeyPair")
+        return {**result, "PrivateKeyPlaintext": private_key}
+
+    def GenerateDataKeyPairWithoutPlaintext(self, ctx, params):
+        return self._data_key_pair(ctx, params, "GenerateDataKeyPairWithoutPlaintext")[0]
+
+    # -- signatures, MACs, key agreement, encapsulation ------------------------------------------
+
+    def _usable_key(self, ctx, params, operation: str, usage: KeyUsage, algorithm: str | None):
+        """The key of a request, checked for the usage and algorithm, and its loaded material."""
+        region = self.region(ctx.region)
+        key = self._live_key(ctx, region, params["KeyId"], operation)
+        check_usage(key.key_spec, key.key_usage, usage, key.arn, operation)
+        if algorithm is not None:
+            check_algorithm(key.key_spec, key.key_usage, algorithm, key.arn)
+        return key, region
+
+    def _signing_key(self, ctx, params, operation):
+        algorithm = params["SigningAlgorithm"]
+        message_type = params.get("MessageType", "RAW")
+        key, region = self._usable_key(ctx, params, operation, KeyUsage.SIGN_VERIFY, algorithm)
+        check_signing_message(key.key_spec, algorithm, message_type, params["Message"])
+        _dry_run(params)
+        return key, self._cipher(region, key, key.current_key_material_id), algorithm, message_type
+
+    def Sign(self, ctx, params):
+        key, private_key, algorithm, message_type = self._signing_key(ctx, params, "Sign")
+        signature = self._crypto.sign(key.key_spec, private_key, algorithm, message_type, params["Message"])
+        return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": algorithm}
+
+    def Verify(self, ctx, params):
+        key, private_key, algorithm, message_type = self._signing_key(ctx, params, "Verify")
+        if not self._crypto.verify(key.key_spec, private_key, algorithm, message_type,
+                                   params["Message"], params["Signature"]):
+            raise errors.KMSInvalidSignatureException("The signature is not valid.")
+        return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": algorithm}
+
+    def GetPublicKey(self, ctx, params):
+        region = self.region(ctx.region)
+        key = self._live_key(ctx, region, params["KeyId"], "GetPublicKey")
+        if not spec_info(key.key_spec).asymmetric:
+            raise errors.UnsupportedOperationException(
+                f"{key.arn} is a {key.key_spec} key, which has no public key."
+            )
+        return {
+            "KeyId": key.arn,
+            "PublicKey": key.current_material.public_key,
+            "CustomerMasterKeySpec": key.key_spec,
+            "KeySpec": key.key_spec,
+            "KeyUsage": key.key_usage,
+            **self._algorithm_fields(key),
+        }
+
+    def GenerateMac(self, ctx, params):
+        algorithm = params["MacAlgorithm"]
+        key, region = self._usable_key(ctx, params, "GenerateMac", KeyUsage.GENERATE_VERIFY_MAC, algorithm)
+        _dry_run(params)
+        hmac_key = self._cipher(region, key, key.current_key_material_id)
+        return {"Mac": self._crypto.mac(hmac_key, algorithm, params["Message"]),
+                "MacAlgorithm": algorithm, "KeyId": key.arn}
+
+    def VerifyMac(self, ctx, params):
+        algorithm = params["MacAlgorithm"]
+        key, region = self._usable_key(ctx, params, "VerifyMac", KeyUsage.GENERATE_VERIFY_MAC, algorithm)
+        _dry_run(params)
+        hmac_key = self._cipher(region, key, key.current_key_material_id)
+        if not self._crypto.verify_mac(hmac_key, algorithm, params["Message"], params["Mac"]):
+            raise errors.KMSInvalidMacException("The MAC is not valid.")
+        return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": algorithm}
+
+    def DeriveSharedSecret(self, ctx, params):
+        self._no_recipient(params)
+        algorithm = params["KeyAgreementAlgorithm"]
+        key, region = self._usable_key(ctx, params, "DeriveSharedSecret", KeyUsage.KEY_AGREEMENT, algorithm)
+        _dry_run(params)
+        private_key = self._cipher(region, key, key.current_key_material_id)
+        try:
+            secret = self._crypto.derive_shared_secret(private_key, params["PublicKey"])
+        except self._crypto.BadKeyMaterial as error:
+            raise errors.ValidationException(str(error)) from None
+        return {"KeyId": key.arn, "SharedSecret": secret, "KeyAgreementAlgorithm": algorithm,
+                "KeyOrigin": key.origin}
+
+    def Encapsulate(self, ctx, params):
+        algorithm = params["EncapsulationAlgorithm"]
+        key, region = self._usable_key(ctx, params, "Encapsulate", KeyUsage.ENCAPSULATE_DECAPSULATE, algorithm)
+        _dry_run(params)
+        secret, ciphertext = self._crypto.encapsulate(self._cipher(region, key, key.current_key_material_id))
+        return {"KeyId": key.arn, "SharedSecret": secret, "SharedSecretCiphertextBlob": ciphertext,
+                "EncapsulationAlgorithm": algorithm}
+
+    def Decapsulate(self, ctx, params):
+        algorithm = params["EncapsulationAlgorithm"]
+        key, region = self._usable_key(ctx, params, "Decapsulate", KeyUsage.ENCAPSULATE_DECAPSULATE, algorithm)
+        ciphertext = params["SharedSecretCiphertextBlob"]
+        if len(ciphertext) != self._crypto.ML_KEM_CIPHERTEXT_BYTES[KeySpec(key.key_spec)]:
+            raise errors.InvalidCiphertextException(
+                f"The ciphertext length does not match key spec {key.key_spec}."
+            )
+        _dry_run(params)
+        secret = self._crypto.decapsulate(self._cipher(region, key, key.current_key_material_id), ciphertext)
+        return {"KeyId": key.arn, "SharedSecret": secret, "EncapsulationAlgorithm": algorithm}
 
     def GenerateRandom(self, ctx, params):
         if params.get("CustomKeyStoreId"):
@@ -758,6 +1087,11 @@ class KeyManagementService:
         return [describe_event(e) for e in region.ledger.repository.event_store.get(key_id)]
 
 
+def _import_token_id(token: bytes) -> str:
+    """The id the wrapping key of an import token is sealed under (its AAD)."""
+    return "import-token:" + token.hex()
+
+
 def describe_event(event: Any) -> dict[str, Any]:
     """A ledger event as audit data: type, version, time, actor and its non-secret fields."""
     details: dict[str, Any] = {}
@@ -784,11 +1118,21 @@ def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
     return {tag["TagKey"]: tag["TagValue"] for tag in tags}
 
 
-#: Operations served from in-memory state only (safe to run on the event loop).
+#: Operations served from in-memory state only, in microseconds (run on the event loop).
+#: RSA private-key work is not: see :func:`served_inline`.
 HOT_OPERATIONS = frozenset(
     {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-     "GenerateRandom", "DescribeKey"}
+     "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey"}
 )
+#: hot operations that decrypt with an RSA private key when this parameter is present
+_ASYMMETRIC_PARAMETER = {"Decrypt": "EncryptionAlgorithm", "ReEncrypt": "SourceEncryptionAlgorithm"}
+
+
+def served_inline(operation: str, params: dict[str, Any]) -> bool:
+    """Whether a request of a hot operation may run on the event loop: not when it decrypts
+    with an RSA private key (about a millisecond of CPU)."""
+    name = _ASYMMETRIC_PARAMETER.get(operation)
+    return name is None or params.get(name, SYMMETRIC_DEFAULT) == SYMMETRIC_DEFAULT
 IMPLEMENTED_OPERATIONS = frozenset(
     name for name, value in vars(KeyManagementService).items()
     if name[:1].isupper() and callable(value)

@@ -7,20 +7,21 @@ re-runs a check or a non-deterministic call. Every event records its :class:`Act
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from eventsourcing.domain import event
 
 from domain import errors
 from domain.base import StrAggregate
+from domain.key_specs import check_creatable, rotatable
 from domain.key_states import KEY_STATE_TABLE, KeyState, Outcome, check_key_state
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
 from domain.values import (
     Actor,
     BackingKey,
+    ExpirationModel,
     KeyMaterialState,
-    KeySpec,
-    KeyUsage,
     Origin,
     RotationType,
     key_arn,
@@ -30,6 +31,30 @@ MIN_PENDING_WINDOW_DAYS, MAX_PENDING_WINDOW_DAYS, DEFAULT_PENDING_WINDOW_DAYS = 
 MIN_ROTATION_PERIOD_DAYS, MAX_ROTATION_PERIOD_DAYS, DEFAULT_ROTATION_PERIOD_DAYS = 90, 2560, 365
 MAX_ON_DEMAND_ROTATIONS = 25
 MAX_TAGS_PER_KEY = 50
+IMPORT_PARAMETERS_VALID_FOR = timedelta(hours=24)
+MAX_IMPORT_VALIDITY = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class ImportParameters:
+    """A wrapping key pair and import token issued by GetParametersForImport."""
+
+    wrapping_key_spec: str
+    wrapping_algorithm: str
+    sealed_wrapping_key: bytes  # the private key, sealed like key material
+    valid_to: datetime
+
+
+@dataclass(frozen=True)
+class ImportedMaterial:
+    """What the ledger knows about one version of imported key material."""
+
+    key_material_id: str
+    description: str
+    expiration_model: ExpirationModel
+    valid_to: datetime | None
+    imported: bool  # False: deleted or expired (ImportState PENDING_IMPORT)
+    pending_rotation: bool
 
 
 class KmsKey(StrAggregate):
@@ -48,7 +73,7 @@ class KmsKey(StrAggregate):
         origin: str,
         policy: str,
         tags: dict[str, str],
-        material: BackingKey,
+        material: BackingKey | None,
         created_at: datetime,
         actor: Actor,
     ) -> None:
@@ -61,7 +86,7 @@ class KmsKey(StrAggregate):
         self.policy = policy
         self.tags = dict(tags)
         self.creation_date = created_at
-        self.key_state = KeyState.ENABLED
+        self.key_state = KeyState.ENABLED if material is not None else KeyState.PENDING_IMPORT
         self.deletion_date: datetime | None = None
         self.pending_window_days: int | None = None
         self.deleted = False
@@ -70,8 +95,17 @@ class KmsKey(StrAggregate):
         self.rotation_period_days: int | None = None
         self.next_rotation_date: datetime | None = None
         self.on_demand_rotations = 0
-        self.materials: dict[str, BackingKey] = {material.key_material_id: material}
-        self.current_key_material_id = material.key_material_id
+        #: the material versions present (imported material leaves when deleted or expired)
+        self.materials: dict[str, BackingKey] = {}
+        self.current_key_material_id: str | None = None
+        if material is not None:
+            self.materials[material.key_material_id] = material
+            self.current_key_material_id = material.key_material_id
+        #: import token (hex) -> its parameters; imported material by id, oldest first
+        self.import_parameters: dict[str, ImportParameters] = {}
+        self.imports: dict[str, ImportedMaterial] = {}
+        #: deleted imported material whose data key is not yet recorded as destroyed
+        self.material_shred_pending: list[str] = []
 
     # -- factories and derived values ---------------------------------------------------------
 
@@ -85,10 +119,17 @@ class KmsKey(StrAggregate):
         description: str,
         policy: str,
         tags: dict[str, str],
-        material: BackingKey,
+        material: BackingKey | None,
         now: datetime,
         actor: Actor,
+        key_spec: str = "SYMMETRIC_DEFAULT",
+        key_usage: str = "ENCRYPT_DECRYPT",
+        origin: str = Origin.AWS_KMS,
     ) -> KmsKey:
+        """A new key (AWS's defaults: a symmetric encryption key with generated material)."""
+        check_creatable(key_spec, key_usage)
+        if (origin == Origin.EXTERNAL) != (material is None):
+            raise ValueError("EXTERNAL keys start without material; others with it")
         validate_key_policy(policy)
         _check_tags(tags)
         return cls(
@@ -96,9 +137,9 @@ class KmsKey(StrAggregate):
             account=account,
             region=region,
             description=description,
-            key_spec=KeySpec.SYMMETRIC_DEFAULT.value,
-            key_usage=KeyUsage.ENCRYPT_DECRYPT.value,
-            origin=Origin.AWS_KMS.value,
+            key_spec=key_spec,
+            key_usage=key_usage,
+            origin=origin,
             policy=policy,
             tags=tags,
             material=material,
@@ -119,12 +160,19 @@ class KmsKey(StrAggregate):
         return self.key_state is KeyState.ENABLED
 
     @property
+    def imported(self) -> bool:
+        return self.origin == Origin.EXTERNAL
+
+    @property
     def current_material(self) -> BackingKey:
         return self.materials[self.current_key_material_id]
 
     def material_state(self, key_material_id: str) -> KeyMaterialState:
         if key_material_id == self.current_key_material_id:
             return KeyMaterialState.CURRENT
+        record = self.imports.get(key_material_id)
+        if record is not None and record.pending_rotation:
+            return KeyMaterialState.PENDING_ROTATION
         return KeyMaterialState.NON_CURRENT
 
     def check(self, operation: str) -> None:
@@ -243,8 +291,16 @@ class KmsKey(StrAggregate):
 
     # -- rotation -----------------------------------------------------------------------------
 
+    def _check_rotatable(self, automatic: bool) -> None:
+        if not rotatable(self.key_spec) or (automatic and self.imported):
+            raise errors.UnsupportedOperationException(
+                f"{self.arn} key spec {self.key_spec} with origin {self.origin} does not support "
+                f"{'automatic' if automatic else 'on-demand'} key rotation."
+            )
+
     def enable_rotation(self, period_days: int | None, now: datetime, actor: Actor) -> None:
         self.check("EnableKeyRotation")
+        self._check_rotatable(automatic=True)
         days = rotation_period_days(period_days)
         if self.rotation_enabled and self.rotation_period_days == days:
             return
@@ -260,6 +316,7 @@ class KmsKey(StrAggregate):
 
     def disable_rotation(self, actor: Actor) -> None:
         self.check("DisableKeyRotation")
+        self._check_rotatable(automatic=True)
         if self.rotation_enabled:
             self._disable_rotation(actor=actor)
 
@@ -268,14 +325,40 @@ class KmsKey(StrAggregate):
         self.rotation_enabled = False
         self.next_rotation_date = None
 
-    def rotate_on_demand(self, material: BackingKey, actor: Actor) -> None:
+    def check_on_demand_rotation(self) -> None:
         self.check("RotateKeyOnDemand")
+        self._check_rotatable(automatic=False)
         if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
             raise errors.LimitExceededException(
                 f"The on-demand rotation limit of {MAX_ON_DEMAND_ROTATIONS} has been reached "
                 f"for {self.arn}."
             )
-        self._rotate(material=material, next_rotation_date=self.next_rotation_date, actor=actor)
+
+    def rotate_on_demand(self, material: BackingKey | None, now: datetime, actor: Actor) -> None:
+        """Rotate to new material: generated (``material``) or, for imported keys, the
+        material imported in PENDING_ROTATION state."""
+        self.check_on_demand_rotation()
+        if not self.imported:
+            assert material is not None
+            self._rotate(material=material, next_rotation_date=self.next_rotation_date, actor=actor)
+            return
+        pending = [m for m in self.imports.values() if m.pending_rotation and m.imported]
+        if not pending:
+            raise errors.ConflictException(
+                f"{self.arn} has no imported key material in PENDING_ROTATION state. Import new "
+                "key material with ImportType NEW_KEY_MATERIAL first."
+            )
+        self._rotate_to_imported(key_material_id=pending[0].key_material_id, rotation_date=now, actor=actor)
+
+    @event("ImportedKeyMaterialRotated")
+    def _rotate_to_imported(self, key_material_id: str, rotation_date: datetime, actor: Actor):
+        self.imports[key_material_id] = replace(self.imports[key_material_id], pending_rotation=False)
+        old = self.materials[key_material_id]
+        self.materials[key_material_id] = replace(
+            old, created=rotation_date, rotation_type=RotationType.ON_DEMAND
+        )
+        self.current_key_material_id = key_material_id
+        self.on_demand_rotations += 1
 
     def rotate_automatically(self, material: BackingKey, now: datetime, actor: Actor) -> None:
         if not self.rotation_due(now):
@@ -298,6 +381,190 @@ class KmsKey(StrAggregate):
     def rotations(self) -> list[BackingKey]:
         """Material created by rotation, oldest first (ListKeyRotations)."""
         return [m for m in self.materials.values() if m.rotation_type is not None]
+
+    # -- imported key material ------------------------------------------------------------------
+
+    def _check_importable(self, operation: str) -> None:
+        self.check(operation)
+        if not self.imported:
+            raise errors.UnsupportedOperationException(
+                f"{self.arn} origin is {self.origin} which is not valid for this operation."
+            )
+
+    def issue_import_parameters(
+        self, token: str, wrapping_key_spec: str, wrapping_algorithm: str,
+        sealed_wrapping_key: bytes, now: datetime, actor: Actor,
+    ) -> ImportParameters:
+        self._check_importable("GetParametersForImport")
+        self._issue_import_parameters(
+            token=token,
+            parameters=ImportParameters(
+                wrapping_key_spec, wrapping_algorithm, sealed_wrapping_key,
+                now + IMPORT_PARAMETERS_VALID_FOR,
+            ),
+            now=now,
+            actor=actor,
+        )
+        return self.import_parameters[token]
+
+    @event("ImportParametersIssued")
+    def _issue_import_parameters(self, token: str, parameters: ImportParameters, now: datetime,
+                                 actor: Actor) -> None:
+        self.import_parameters = {
+            t: p for t, p in self.import_parameters.items() if p.valid_to > now
+        }
+        self.import_parameters[token] = parameters
+
+    def import_parameters_for(self, token: str, now: datetime) -> ImportParameters:
+        """The parameters an import token stands for (ImportKeyMaterial checks it first)."""
+        self._check_importable("ImportKeyMaterial")
+        parameters = self.import_parameters.get(token)
+        if parameters is None:
+            raise errors.InvalidImportTokenException(
+                "The import token is invalid or does not belong to this KMS key."
+            )
+        if parameters.valid_to <= now:
+            raise errors.ExpiredImportTokenException(
+                "The import token has expired. Use GetParametersForImport to get a new one."
+            )
+        return parameters
+
+    def import_material(
+        self, material: BackingKey, *, import_type: str | None, key_material_id: str | None,
+        description: str, expiration_model: str | None, valid_to: datetime | None,
+        now: datetime, actor: Actor,
+    ) -> None:
+        """Record imported material (sealed; its id is derived from key id and material)."""
+        self._check_importable("ImportKeyMaterial")
+        model = ExpirationModel(expiration_model or ExpirationModel.KEY_MATERIAL_EXPIRES)
+        if model is ExpirationModel.KEY_MATERIAL_EXPIRES:
+            if valid_to is None:
+                raise errors.ValidationException(
+                    "ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES."
+                )
+            if not now < valid_to <= now + MAX_IMPORT_VALIDITY:
+                raise errors.ValidationException(
+                    "ValidTo must be a future date no more than 365 days from now."
+                )
+        elif valid_to is not None:
+            raise errors.ValidationException(
+                "ValidTo is not valid when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE."
+            )
+        known = material.key_material_id in self.imports
+        if import_type is None:
+            import_type = "EXISTING_KEY_MATERIAL" if self.imports else "NEW_KEY_MATERIAL"
+        if import_type == "NEW_KEY_MATERIAL":
+            if key_material_id is not None:
+                raise errors.ValidationException(
+                    "You cannot specify a KeyMaterialId with ImportType NEW_KEY_MATERIAL."
+                )
+            if known:
+                raise errors.IncorrectKeyMaterialException(
+                    "The key material is already associated with this KMS key; import it with "
+                    "ImportType EXISTING_KEY_MATERIAL."
+                )
+            if self.imports and not rotatable(self.key_spec):
+                raise errors.IncorrectKeyMaterialException(
+                    f"{self.arn} already has key material; a {self.key_spec} key cannot take new "
+                    "key material."
+                )
+            if any(m.pending_rotation for m in self.imports.values()):
+                raise errors.ConflictException(
+                    f"{self.arn} already has key material in PENDING_ROTATION state."
+                )
+        else:
+            if not known or (key_material_id is not None and key_material_id != material.key_material_id):
+                raise errors.IncorrectKeyMaterialException(
+                    "The key material doesn't match the key material previously imported into "
+                    "this KMS key."
+                )
+        previous = self.imports.get(material.key_material_id)
+        others = [
+            m.valid_to for m in self.imports.values()
+            if m.imported and m.valid_to is not None and m.key_material_id != material.key_material_id
+        ]
+        self._import_material(
+            material=material,
+            description=description,
+            expiration_model=model.value,
+            valid_to=valid_to,
+            pending_rotation=previous.pending_rotation if previous is not None else bool(self.imports),
+            next_expiry=min([*others, *([valid_to] if valid_to else [])], default=None),
+            actor=actor,
+        )
+
+    @event("KeyMaterialImported")
+    def _import_material(self, material: BackingKey, description: str, expiration_model: str,
+                         valid_to: datetime | None, pending_rotation: bool,
+                         next_expiry: datetime | None, actor: Actor) -> None:
+        """``next_expiry``: when any of the key's imported material expires next."""
+        material_id = material.key_material_id
+        previous = self.materials.get(material_id)
+        if previous is not None:  # a re-import keeps the version's rotation history
+            material = replace(material, created=previous.created, rotation_type=previous.rotation_type)
+        self.materials[material_id] = material
+        if material_id in self.material_shred_pending:
+            self.material_shred_pending.remove(material_id)
+        self.imports[material_id] = ImportedMaterial(
+            material_id, description, ExpirationModel(expiration_model), valid_to,
+            imported=True, pending_rotation=pending_rotation,
+        )
+        if self.current_key_material_id is None:
+            self.current_key_material_id = material_id
+        if self.key_state is KeyState.PENDING_IMPORT and material_id == self.current_key_material_id:
+            self.key_state = KeyState.ENABLED
+
+    def delete_imported_material(self, key_material_id: str | None, actor: Actor) -> str:
+        self._check_importable("DeleteImportedKeyMaterial")
+        material_id = key_material_id or self.current_key_material_id
+        record = self.imports.get(material_id) if material_id else None
+        if record is None:
+            raise errors.NotFoundException(
+                f"Key material {key_material_id or ''} is not associated with {self.arn}."
+            )
+        if record.imported:
+            self._delete_imported(key_material_id=material_id, expired=False, actor=actor)
+        return material_id
+
+    def expired_materials(self, now: datetime) -> list[str]:
+        return [
+            m.key_material_id for m in self.imports.values()
+            if m.imported and m.valid_to is not None and m.valid_to <= now
+        ] if not self.deleted else []
+
+    def expire_imported_material(self, now: datetime, actor: Actor) -> list[str]:
+        expired = self.expired_materials(now)
+        for material_id in expired:
+            self._delete_imported(key_material_id=material_id, expired=True, actor=actor)
+        return expired
+
+    @event("ImportedKeyMaterialDeleted")
+    def _delete_imported(self, key_material_id: str, expired: bool, actor: Actor) -> None:
+        """The material is gone from the key (its data key is destroyed next)."""
+        self.imports[key_material_id] = replace(self.imports[key_material_id], imported=False)
+        self.materials.pop(key_material_id, None)
+        self.material_shred_pending.append(key_material_id)
+        if key_material_id == self.current_key_material_id and self.key_state in (
+            KeyState.ENABLED, KeyState.DISABLED
+        ):
+            self.key_state = KeyState.PENDING_IMPORT
+
+    def record_material_shredded(self, key_material_id: str, actor: Actor) -> None:
+        if key_material_id not in self.material_shred_pending:
+            raise errors.KMSInvalidStateException(f"{key_material_id} is not awaiting shredding.")
+        self._material_shredded(
+            key_material_id=key_material_id, next_expiry=self.next_expiry(), actor=actor
+        )
+
+    @event("ImportedKeyMaterialShredded")
+    def _material_shredded(self, key_material_id: str, next_expiry: datetime | None,
+                           actor: Actor) -> None:
+        """The material's own data key was destroyed: that version is gone for good."""
+        self.material_shred_pending.remove(key_material_id)
+
+    def next_expiry(self) -> datetime | None:
+        dates = [m.valid_to for m in self.imports.values() if m.imported and m.valid_to is not None]
+        return min(dates) if dates else None
 
     # -- tags and policy ----------------------------------------------------------------------
 

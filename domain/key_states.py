@@ -100,6 +100,10 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     "EnableKeyRotation": _ROTATION,
     "DisableKeyRotation": _ROTATION,
     "RotateKeyOnDemand": {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA},
+    # Imported key material: possible while the key waits for material, not while it is deleted.
+    "GetParametersForImport": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
+    "ImportKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
+    "DeleteImportedKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
 }
 
 _STATE_PHRASES = {

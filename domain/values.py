@@ -23,16 +23,9 @@ class Actor:
         return cls(principal="kms.amazonaws.com", request_id=request_id)
 
 
-class KeySpec(StrEnum):
-    SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
-
-
-class KeyUsage(StrEnum):
-    ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
-
-
 class Origin(StrEnum):
     AWS_KMS = "AWS_KMS"
+    EXTERNAL = "EXTERNAL"
 
 
 class RotationType(StrEnum):
@@ -43,20 +36,31 @@ class RotationType(StrEnum):
 class KeyMaterialState(StrEnum):
     CURRENT = "CURRENT"
     NON_CURRENT = "NON_CURRENT"
+    PENDING_ROTATION = "PENDING_ROTATION"
+
+
+class ExpirationModel(StrEnum):
+    KEY_MATERIAL_EXPIRES = "KEY_MATERIAL_EXPIRES"
+    KEY_MATERIAL_DOES_NOT_EXPIRE = "KEY_MATERIAL_DOES_NOT_EXPIRE"
 
 
 @dataclass(frozen=True)
 class BackingKey:
     """One version of a key's backing material.
 
-    ``sealed_material`` is the material sealed under the key's own data-encryption key
-    (see docs/architecture.md); the domain never sees material in clear.
+    ``sealed_material`` is the material sealed under a data-encryption key (see
+    docs/architecture.md); the domain never sees material in clear. Generated material is
+    sealed under its KMS key's data-encryption key; imported material under a data key of
+    its own (``own_data_key``), so deleting it shreds that version alone. ``public_key`` is
+    the DER SubjectPublicKeyInfo of asymmetric material (not secret).
     """
 
     key_material_id: str
     sealed_material: bytes
     created: datetime
     rotation_type: RotationType | None = None  # None for the key's first material
+    public_key: bytes | None = None
+    own_data_key: bool = False
 
 
 def arn(region: str, account: str, resource: str) -> str:

@@ -29,7 +29,7 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS {keys} ("
     " key_id TEXT PRIMARY KEY, account TEXT NOT NULL, position BIGINT NOT NULL,"
     " deletion_date DOUBLE PRECISION, next_rotation_date DOUBLE PRECISION,"
-    " deleted_at DOUBLE PRECISION)",
+    " deleted_at DOUBLE PRECISION, material_due DOUBLE PRECISION)",
     "CREATE INDEX IF NOT EXISTS {keys_idx} ON {keys} (account, position)",
     "CREATE TABLE IF NOT EXISTS {aliases} ("
     " account TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT NOT NULL,"
@@ -63,6 +63,7 @@ class _KeyDirectoryQueries:
                 "deletion_date": "deletion_date",
                 "next_rotation_date": "next_rotation_date",
                 "deleted_at": "deleted_at",
+                "material_due": "material_due",
             }
             cursor.execute(
                 self._sql(f"UPDATE {{keys}} SET {column[change.field]} = ? WHERE key_id = ?"),
@@ -140,11 +141,12 @@ class _KeyDirectoryQueries:
         ]
 
     def due_key_ids(self, now: float) -> list[str]:
-        """Keys whose deletion window or rotation date has passed, or awaiting shredding."""
+        """Keys whose deletion window, rotation date or imported material's expiry has
+        passed, or with material awaiting shredding."""
         rows = self._select(
             "SELECT key_id FROM {keys} WHERE deletion_date <= ? OR next_rotation_date <= ?"
-            " OR deleted_at IS NOT NULL ORDER BY position",
-            (now, now),
+            " OR material_due <= ? OR deleted_at IS NOT NULL ORDER BY position",
+            (now, now, now),
         )
         return [row["key_id"] for row in rows]
 

@@ -16,6 +16,11 @@ from infrastructure.root_key import RootKey
 _NONCE = 12
 
 
+def material_entry(key_id: str, key_material_id: str) -> str:
+    """The keyring entry of material with a data key of its own (imported material)."""
+    return f"{key_id}/{key_material_id}"
+
+
 class MaterialShredded(LookupError):
     """The key's data-encryption key was destroyed: its material is gone for good."""
 
@@ -25,10 +30,11 @@ class KeyHierarchy:
         self._root = root_key
         self._keyring = keyring
 
-    def new_data_key(self, key_id: str) -> tuple[AESGCM, bytes]:
-        """A new key's DEK (for sealing its first material) and its wrapped form to store."""
+    def new_data_key(self, entry: str) -> tuple[AESGCM, bytes]:
+        """A new DEK for a keyring entry (a key id, or a material_entry) and its wrapped
+        form to store."""
         data_key = AESGCM.generate_key(256)
-        return AESGCM(data_key), self._root.wrap(key_id, data_key)
+        return AESGCM(data_key), self._root.wrap(entry, data_key)
 
     def store_data_keys(self, rows: list[tuple[str, bytes]]) -> None:
         """Store wrapped DEKs (key id, wrapped) in one transaction; idempotent."""
@@ -52,13 +58,29 @@ class KeyHierarchy:
             nonce, material, self._aad(key_id, key_material_id)
         )
 
-    def unseal(self, key_id: str, key_material_id: str, sealed: bytes) -> bytes:
-        return self._data_key(key_id).decrypt(
+    def unseal(self, key_id: str, key_material_id: str, sealed: bytes, own_data_key: bool = False) -> bytes:
+        entry = material_entry(key_id, key_material_id) if own_data_key else key_id
+        return self._data_key(entry).decrypt(
             sealed[:_NONCE], sealed[_NONCE:], self._aad(key_id, key_material_id)
         )
 
+    material_entry = staticmethod(material_entry)
+
+    def material_data_key(self, key_id: str, key_material_id: str) -> tuple[AESGCM, bytes | None]:
+        """The DEK of one material version's own (imported material): the stored one when the
+        version is present (re-import), else a new one with its wrapped form to store."""
+        try:
+            return self._data_key(material_entry(key_id, key_material_id)), None
+        except MaterialShredded:
+            return self.new_data_key(material_entry(key_id, key_material_id))
+
     def shred(self, key_id: str) -> None:
+        """Destroy a key's DEK: all material sealed under it is gone for good."""
         self._keyring.destroy(key_id)
+
+    def shred_material(self, key_id: str, key_material_id: str) -> None:
+        """Destroy the DEK of one material version that has its own (imported material)."""
+        self._keyring.destroy(material_entry(key_id, key_material_id))
 
     def close(self) -> None:
         self._keyring.close()

@@ -8,8 +8,9 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
+from domain.key import ImportedMaterial, ImportParameters
 from domain.key_states import KeyState
-from domain.values import Actor, BackingKey, RotationType
+from domain.values import Actor, BackingKey, ExpirationModel, RotationType
 
 
 class BytesAsBase64(Transcoding):
@@ -44,6 +45,8 @@ class BackingKeyAsDict(Transcoding):
             "sealed_material": obj.sealed_material,
             "created": obj.created,
             "rotation_type": obj.rotation_type.value if obj.rotation_type else None,
+            "public_key": obj.public_key,
+            "own_data_key": obj.own_data_key,
         }
 
     def decode(self, data: dict[str, Any]) -> BackingKey:
@@ -51,9 +54,45 @@ class BackingKeyAsDict(Transcoding):
         return BackingKey(
             key_material_id=data["key_material_id"],
             sealed_material=data["sealed_material"],
-            created=created if isinstance(created, datetime) else datetime.fromisoformat(created),
+            created=_datetime(created),
             rotation_type=RotationType(data["rotation_type"]) if data["rotation_type"] else None,
+            public_key=data.get("public_key"),
+            own_data_key=data.get("own_data_key", False),
         )
+
+
+class ImportParametersAsDict(Transcoding):
+    type = ImportParameters
+    name = "import_parameters"
+
+    def encode(self, obj: ImportParameters) -> dict[str, Any]:
+        return dict(obj.__dict__)
+
+    def decode(self, data: dict[str, Any]) -> ImportParameters:
+        return ImportParameters(**{**data, "valid_to": _datetime(data["valid_to"])})
+
+
+class ImportedMaterialAsDict(Transcoding):
+    """Aggregate state (snapshots), not an event payload."""
+
+    type = ImportedMaterial
+    name = "imported_material"
+
+    def encode(self, obj: ImportedMaterial) -> dict[str, Any]:
+        return {**obj.__dict__, "expiration_model": obj.expiration_model.value}
+
+    def decode(self, data: dict[str, Any]) -> ImportedMaterial:
+        return ImportedMaterial(**{
+            **data,
+            "expiration_model": ExpirationModel(data["expiration_model"]),
+            "valid_to": _datetime(data["valid_to"]),
+        })
+
+
+def _datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
 
 
 class KeyStateAsStr(Transcoding):
@@ -67,4 +106,7 @@ class KeyStateAsStr(Transcoding):
         return KeyState(data)
 
 
-TRANSCODINGS = (BytesAsBase64(), ActorAsDict(), BackingKeyAsDict(), KeyStateAsStr())
+TRANSCODINGS = (
+    BytesAsBase64(), ActorAsDict(), BackingKeyAsDict(), KeyStateAsStr(), ImportParametersAsDict(),
+    ImportedMaterialAsDict(),
+)

@@ -88,12 +88,18 @@ def test_unknown_operation(http, e2e):
 
 def test_unsupported_operation(http, e2e):
     key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
-    r = _post(http, e2e, "TrentService.Sign", {
-        "KeyId": key_id, "Message": base64.b64encode(b"m").decode(), "SigningAlgorithm": "RSASSA_PSS_SHA_256"})
+    r = _post(http, e2e, "TrentService.GetKeyLastUsage", {"KeyId": key_id})
     _assert_error(r, e2e, "UnsupportedOperationException")
     _assert_error(_post(http, e2e, "TrentService.CreateGrant", {
         "KeyId": key_id, "GranteePrincipal": "arn:aws:iam::111122223333:root", "Operations": ["Decrypt"]}),
         e2e, "UnsupportedOperationException")
+
+
+def test_sign_with_a_symmetric_key_is_an_invalid_key_usage(http, e2e):
+    key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
+    r = _post(http, e2e, "TrentService.Sign", {
+        "KeyId": key_id, "Message": base64.b64encode(b"m").decode(), "SigningAlgorithm": "RSASSA_PSS_SHA_256"})
+    _assert_error(r, e2e, "InvalidKeyUsageException")
 
 
 def test_malformed_json(http, e2e):

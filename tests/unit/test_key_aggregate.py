@@ -277,7 +277,7 @@ def test_complete_deletion_of_never_scheduled_key_is_refused():
 
 def test_complete_deletion_shreds_every_material():
     key = new_key()
-    key.rotate_on_demand(material(1, RotationType.ON_DEMAND), ALICE)
+    key.rotate_on_demand(material(1, RotationType.ON_DEMAND), T0, ALICE)
     key.schedule_deletion(7, T0, ALICE)
     key.complete_deletion(T0 + timedelta(days=8), SERVICE)
     key.record_shredded(SERVICE)
@@ -340,7 +340,7 @@ def test_rotation_settings_refused_on_disabled_key():
     with pytest.raises(errors.DisabledException):
         key.disable_rotation(ALICE)
     with pytest.raises(errors.DisabledException):
-        key.rotate_on_demand(material(1, RotationType.ON_DEMAND), ALICE)
+        key.rotate_on_demand(material(1, RotationType.ON_DEMAND), T0, ALICE)
 
 
 def test_disable_rotation():
@@ -370,7 +370,7 @@ def test_rotate_on_demand_keeps_older_material_resolvable():
     next_date = key.next_rotation_date
     m0 = key.current_key_material_id
     m1 = material(1, RotationType.ON_DEMAND, T0 + timedelta(days=1))
-    key.rotate_on_demand(m1, BOB)
+    key.rotate_on_demand(m1, T0, BOB)
     assert key.current_key_material_id == m1.key_material_id
     assert key.current_material is m1
     assert key.materials[m0] == material(0)  # older material: a dict lookup
@@ -383,7 +383,7 @@ def test_rotate_on_demand_keeps_older_material_resolvable():
     assert key.next_rotation_date == next_date
 
     m2 = material(2, RotationType.ON_DEMAND)
-    key.rotate_on_demand(m2, BOB)
+    key.rotate_on_demand(m2, T0, BOB)
     assert key.material_state(m1.key_material_id) is KeyMaterialState.NON_CURRENT
     assert key.material_state(m2.key_material_id) is KeyMaterialState.CURRENT
     assert [m.key_material_id for m in key.rotations()] == [m1.key_material_id, m2.key_material_id]
@@ -393,12 +393,12 @@ def test_rotate_on_demand_keeps_older_material_resolvable():
 def test_twenty_sixth_on_demand_rotation_exceeds_limit():
     key = new_key()
     for n in range(1, 26):
-        key.rotate_on_demand(material(n, RotationType.ON_DEMAND), ALICE)
+        key.rotate_on_demand(material(n, RotationType.ON_DEMAND), T0, ALICE)
     assert key.on_demand_rotations == 25
     assert len(key.materials) == 26
     before = key.current_key_material_id
     with pytest.raises(errors.LimitExceededException) as info:
-        key.rotate_on_demand(material(26, RotationType.ON_DEMAND), ALICE)
+        key.rotate_on_demand(material(26, RotationType.ON_DEMAND), T0, ALICE)
     assert type(info.value) is errors.LimitExceededException
     assert ARN in info.value.message
     assert key.current_key_material_id == before
@@ -414,9 +414,9 @@ def test_automatic_rotations_do_not_count_against_on_demand_limit():
         key.rotate_automatically(material(100 + n, RotationType.AUTOMATIC, now), now, SERVICE)
     assert key.on_demand_rotations == 0
     for n in range(1, 26):
-        key.rotate_on_demand(material(n, RotationType.ON_DEMAND), ALICE)
+        key.rotate_on_demand(material(n, RotationType.ON_DEMAND), T0, ALICE)
     with pytest.raises(errors.LimitExceededException):
-        key.rotate_on_demand(material(26, RotationType.ON_DEMAND), ALICE)
+        key.rotate_on_demand(material(26, RotationType.ON_DEMAND), T0, ALICE)
 
 
 def test_rotate_automatically_only_when_due():
@@ -548,7 +548,7 @@ def full_history() -> KmsKey:
     key.untag(["t"], next(actors))
     key.put_policy("default", NEW_POLICY, next(actors))
     key.enable_rotation(90, T0, next(actors))
-    key.rotate_on_demand(material(1, RotationType.ON_DEMAND, T0 + timedelta(days=1)), next(actors))
+    key.rotate_on_demand(material(1, RotationType.ON_DEMAND, T0 + timedelta(days=1)), T0, next(actors))
     due = T0 + timedelta(days=90)
     key.rotate_automatically(material(2, RotationType.AUTOMATIC, due), due, next(actors))
     key.disable_rotation(next(actors))
@@ -628,7 +628,7 @@ def test_actor_survives_ledger_round_trip(ledger):
 def test_ledger_replay_of_rotated_key_resolves_all_materials(ledger):
     key = new_key()
     for n in range(1, 6):
-        key.rotate_on_demand(material(n, RotationType.ON_DEMAND), ALICE)
+        key.rotate_on_demand(material(n, RotationType.ON_DEMAND), T0, ALICE)
     ledger.save(key)
     loaded = ledger.get_key(KEY_ID)
     assert loaded.current_key_material_id == material(5).key_material_id

@@ -59,6 +59,11 @@ EXPECTED: dict[str, dict[KeyState, object]] = {
     "EnableKeyRotation": _row(ENABLED=OK, DISABLED=DIS, PENDING_IMPORT=OK, UNAVAILABLE=UNA),
     "DisableKeyRotation": _row(ENABLED=OK, DISABLED=DIS, PENDING_IMPORT=OK, UNAVAILABLE=UNA),
     "RotateKeyOnDemand": _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=UNA),
+    # imported key material: not in a key being deleted; keys in custom key stores can't import
+    **{
+        op: _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK)
+        for op in ("GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial")
+    },
 }
 
 PHRASES = {
