@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import hashlib
 import logging
 import os
 import random
@@ -572,7 +574,7 @@ class KeyManagementService:
         def issue(key: KmsKey) -> None:
             sealed = region.hierarchy.seal(key.id, _import_token_id(token), wrapping_key)
             issued["parameters"] = key.issue_import_parameters(
-                token.hex(), wrapping_spec, algorithm, sealed, self.clock.now(), ctx.actor
+                _token_digest(token), wrapping_spec, algorithm, sealed, self.clock.now(), ctx.actor
             )
 
         key = self._change_key(ctx, params["KeyId"], issue, allow_alias=False)
@@ -584,7 +586,7 @@ class KeyManagementService:
         now = self.clock.now()
         key = self._live_key(ctx, region, params["KeyId"], "DescribeKey", allow_alias=False)
         token = params["ImportToken"]
-        parameters = key.import_parameters_for(token.hex(), now)
+        parameters = key.import_parameters_for(_token_digest(token), now)
         wrapping_key = region.hierarchy.unseal(key.id, _import_token_id(token), parameters.sealed_wrapping_key)
         try:
             material = self._crypto.unwrap(wrapping_key, parameters.wrapping_algorithm,
@@ -1087,9 +1089,15 @@ class KeyManagementService:
         return [describe_event(e) for e in region.ledger.repository.event_store.get(key_id)]
 
 
+def _token_digest(token: bytes) -> str:
+    """How the ledger knows an import token: its SHA-256, so the audit trail never holds a
+    usable token."""
+    return hashlib.sha256(token).hexdigest()
+
+
 def _import_token_id(token: bytes) -> str:
     """The id the wrapping key of an import token is sealed under (its AAD)."""
-    return "import-token:" + token.hex()
+    return "import-token:" + _token_digest(token)
 
 
 def describe_event(event: Any) -> dict[str, Any]:
@@ -1100,9 +1108,12 @@ def describe_event(event: Any) -> dict[str, Any]:
             continue
         if isinstance(value, BackingKey):
             value = {"KeyMaterialId": value.key_material_id, "Created": value.created,
-                     "RotationType": value.rotation_type.value if value.rotation_type else None}
+                     "RotationType": value.rotation_type.value if value.rotation_type else None,
+                     "Imported": value.own_data_key}
         elif isinstance(value, bytes):
             continue
+        elif dataclasses.is_dataclass(value):  # e.g. import parameters: never the sealed key
+            value = {k: v for k, v in vars(value).items() if not isinstance(v, bytes)}
         details[name] = value
     actor = getattr(event, "actor", None)
     return {

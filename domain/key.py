@@ -101,7 +101,7 @@ class KmsKey(StrAggregate):
         if material is not None:
             self.materials[material.key_material_id] = material
             self.current_key_material_id = material.key_material_id
-        #: import token (hex) -> its parameters; imported material by id, oldest first
+        #: import token's SHA-256 (hex) -> its parameters; imported material by id, oldest first
         self.import_parameters: dict[str, ImportParameters] = {}
         self.imports: dict[str, ImportedMaterial] = {}
         #: deleted imported material whose data key is not yet recorded as destroyed
@@ -344,7 +344,7 @@ class KmsKey(StrAggregate):
             return
         pending = [m for m in self.imports.values() if m.pending_rotation and m.imported]
         if not pending:
-            raise errors.ConflictException(
+            raise errors.KMSInvalidStateException(
                 f"{self.arn} has no imported key material in PENDING_ROTATION state. Import new "
                 "key material with ImportType NEW_KEY_MATERIAL first."
             )
@@ -392,12 +392,12 @@ class KmsKey(StrAggregate):
             )
 
     def issue_import_parameters(
-        self, token: str, wrapping_key_spec: str, wrapping_algorithm: str,
+        self, token_digest: str, wrapping_key_spec: str, wrapping_algorithm: str,
         sealed_wrapping_key: bytes, now: datetime, actor: Actor,
     ) -> ImportParameters:
         self._check_importable("GetParametersForImport")
         self._issue_import_parameters(
-            token=token,
+            token_digest=token_digest,
             parameters=ImportParameters(
                 wrapping_key_spec, wrapping_algorithm, sealed_wrapping_key,
                 now + IMPORT_PARAMETERS_VALID_FOR,
@@ -405,20 +405,20 @@ class KmsKey(StrAggregate):
             now=now,
             actor=actor,
         )
-        return self.import_parameters[token]
+        return self.import_parameters[token_digest]
 
     @event("ImportParametersIssued")
-    def _issue_import_parameters(self, token: str, parameters: ImportParameters, now: datetime,
+    def _issue_import_parameters(self, token_digest: str, parameters: ImportParameters, now: datetime,
                                  actor: Actor) -> None:
         self.import_parameters = {
             t: p for t, p in self.import_parameters.items() if p.valid_to > now
         }
-        self.import_parameters[token] = parameters
+        self.import_parameters[token_digest] = parameters
 
-    def import_parameters_for(self, token: str, now: datetime) -> ImportParameters:
-        """The parameters an import token stands for (ImportKeyMaterial checks it first)."""
+    def import_parameters_for(self, token_digest: str, now: datetime) -> ImportParameters:
+        """The parameters an import token (known by its SHA-256) stands for."""
         self._check_importable("ImportKeyMaterial")
-        parameters = self.import_parameters.get(token)
+        parameters = self.import_parameters.get(token_digest)
         if parameters is None:
             raise errors.InvalidImportTokenException(
                 "The import token is invalid or does not belong to this KMS key."
@@ -469,7 +469,7 @@ class KmsKey(StrAggregate):
                     "key material."
                 )
             if any(m.pending_rotation for m in self.imports.values()):
-                raise errors.ConflictException(
+                raise errors.KMSInvalidStateException(
                     f"{self.arn} already has key material in PENDING_ROTATION state."
                 )
         else:

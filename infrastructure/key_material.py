@@ -20,7 +20,10 @@ an empty context or its external-mu form.
 from __future__ import annotations
 
 import hmac
+import multiprocessing
 import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -74,10 +77,29 @@ def public_der(public_key) -> bytes:
     )
 
 
+_rsa_pool: ProcessPoolExecutor | None = None
+_rsa_pool_lock = threading.Lock()
+
+
+def _new_rsa_pkcs8(bits: int) -> bytes:
+    return _pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=bits))
+
+
+def _rsa_private_key(bits: int) -> rsa.RSAPrivateKey:
+    """RSA key generation holds the GIL for its whole run (a second or more for 4096 bits),
+    so it runs in a helper process and the server's threads and event loop keep serving."""
+    global _rsa_pool
+    with _rsa_pool_lock:
+        if _rsa_pool is None:
+            _rsa_pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    der = _rsa_pool.submit(_new_rsa_pkcs8, bits).result()
+    return serialization.load_der_private_key(der, password=None)
+
+
 def _generate_private_key(key_spec: KeySpec):
     family = spec_info(key_spec).family
     if family is Family.RSA:
-        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_spec])
+        return _rsa_private_key(_RSA_BITS[key_spec])
     if family is Family.ECC:
         return ec.generate_private_key(_CURVES[key_spec]())
     if family is Family.ED25519:
