@@ -121,3 +121,63 @@ def test_two_servers_on_one_database_agree(pg_server, server_factory, pg_store_u
             break
         assert time.monotonic() - started < 1.0, f"second server still answers {r.status_code} after 1s"
         time.sleep(0.05)
+
+
+def test_every_key_type_and_imported_material_survive_a_crash(pg_server, aws_error):
+    """Asymmetric, HMAC, ML-DSA and ML-KEM keys and imported material on PostgreSQL: their
+    results verify locally before and after the server is killed."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    kms = pg_server.kms()
+    rsa_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    ecc_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    dsa_id = kms.create_key(KeySpec="ML_DSA_44", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    kem_id = kms.create_key(KeySpec="ML_KEM_768", KeyUsage="ENCAPSULATE_DECAPSULATE")["KeyMetadata"]["KeyId"]
+    hmac_id = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    publics = {k: kms.get_public_key(KeyId=k)["PublicKey"] for k in (rsa_id, ecc_id, dsa_id, kem_id)}
+
+    material = os.urandom(32)
+    params = kms.get_parameters_for_import(
+        KeyId=hmac_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    wrapping = serialization.load_der_public_key(params["PublicKey"])
+    kms.import_key_material(
+        KeyId=hmac_id, ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=wrapping.encrypt(
+            material, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+        ),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+    shared, encapsulated = serialization.load_der_public_key(publics[kem_id]).encapsulate()
+
+    pg_server.kill()
+    pg_server.start()
+    kms = pg_server.kms()
+
+    for key_id in (rsa_id, ecc_id, dsa_id, kem_id):
+        assert kms.get_public_key(KeyId=key_id)["PublicKey"] == publics[key_id]
+    message = b"signed on postgres"
+    signature = kms.sign(KeyId=rsa_id, Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    serialization.load_der_public_key(publics[rsa_id]).verify(
+        signature, message, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
+    )
+    signature = kms.sign(KeyId=ecc_id, Message=message, SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    serialization.load_der_public_key(publics[ecc_id]).verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    signature = kms.sign(KeyId=dsa_id, Message=message, SigningAlgorithm="ML_DSA_SHAKE_256")["Signature"]
+    serialization.load_der_public_key(publics[dsa_id]).verify(signature, message)
+    assert kms.decapsulate(
+        KeyId=kem_id, EncapsulationAlgorithm="ML_KEM", SharedSecretCiphertextBlob=encapsulated
+    )["SharedSecret"] == shared
+    mac = kms.generate_mac(KeyId=hmac_id, Message=message, MacAlgorithm="HMAC_SHA_256")["Mac"]
+    assert mac == hmac.new(material, message, hashlib.sha256).digest()
+
+    kms.delete_imported_key_material(KeyId=hmac_id)
+    assert kms.describe_key(KeyId=hmac_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    with aws_error("KMSInvalidStateException"):
+        kms.generate_mac(KeyId=hmac_id, Message=message, MacAlgorithm="HMAC_SHA_256")
+    types = [e["Type"] for e in pg_server.events(hmac_id)["Events"]]
+    assert types[-2:] == ["ImportedKeyMaterialDeleted", "ImportedKeyMaterialShredded"]
