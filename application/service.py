@@ -515,7 +515,7 @@ class KeyManagementService:
         return {"KeyId": key.arn}
 
     def ListKeyRotations(self, ctx, params):
-        key = self._rotation_key(ctx, params, "ListKeyRotations")
+        key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyRotations", allow_alias=False)
         everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
         ids = list(key.imports) if key.imported else list(key.materials)
         ids = [i for i in ids if everything or self._rotation_of(key, i) is not None]

@@ -1057,6 +1057,14 @@ def test_rotation_is_unsupported(kms, key_of, aws_error, spec, usage):
         kms.enable_key_rotation(KeyId=md["KeyId"])
     with aws_error("UnsupportedOperationException"):
         kms.rotate_key_on_demand(KeyId=md["KeyId"])
+    with aws_error("UnsupportedOperationException"):
+        kms.get_key_rotation_status(KeyId=md["KeyId"])
+    # ListKeyRotations lists the key material of any key (API_ListKeyRotations.html)
+    assert kms.list_key_rotations(KeyId=md["KeyId"])["Rotations"] == []
+    materials = kms.list_key_rotations(KeyId=md["KeyId"], IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
+    assert [(m["KeyMaterialId"], m["KeyMaterialState"]) for m in materials] == [
+        (md["CurrentKeyMaterialId"], "CURRENT")
+    ]
     assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"].get("CurrentKeyMaterialId") == \
         md.get("CurrentKeyMaterialId")
 
