@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from eventsourcing.domain import event
 
 from domain import errors
-from domain.base import StrAggregate
+from domain.base import StrAggregate, StrSnapshot
 from domain.key_specs import check_creatable, rotatable
 from domain.key_states import KEY_STATE_TABLE, KeyState, Outcome, check_key_state
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
@@ -59,6 +59,14 @@ class ImportedMaterial:
 
 class KmsKey(StrAggregate):
     """A KMS key. ``id`` is the KMS key id."""
+
+    @dataclass(frozen=True)
+    class Snapshot(StrSnapshot):
+        def mutate(self, _: None) -> KmsKey:
+            key = super().mutate(_)
+            # JSON keeps a StrEnum as a plain string: give the key its KeyState back
+            key.key_state = KeyState(key.key_state)
+            return key
 
     @event("KeyCreated")
     def __init__(
@@ -468,7 +476,7 @@ class KmsKey(StrAggregate):
                     f"{self.arn} already has key material; a {self.key_spec} key cannot take new "
                     "key material."
                 )
-            if any(m.pending_rotation for m in self.imports.values()):
+            if any(m.pending_rotation and m.imported for m in self.imports.values()):
                 raise errors.KMSInvalidStateException(
                     f"{self.arn} already has key material in PENDING_ROTATION state."
                 )

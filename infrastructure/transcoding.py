@@ -9,7 +9,6 @@ from typing import Any
 from eventsourcing.persistence import Transcoding
 
 from domain.key import ImportedMaterial, ImportParameters
-from domain.key_states import KeyState
 from domain.values import Actor, BackingKey, ExpirationModel, RotationType
 
 
@@ -95,18 +94,7 @@ def _datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
-class KeyStateAsStr(Transcoding):
-    type = KeyState
-    name = "key_state"
-
-    def encode(self, obj: KeyState) -> str:
-        return obj.value
-
-    def decode(self, data: str) -> KeyState:
-        return KeyState(data)
-
-
 TRANSCODINGS = (
-    BytesAsBase64(), ActorAsDict(), BackingKeyAsDict(), KeyStateAsStr(), ImportParametersAsDict(),
+    BytesAsBase64(), ActorAsDict(), BackingKeyAsDict(), ImportParametersAsDict(),
     ImportedMaterialAsDict(),
 )
