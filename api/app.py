@@ -38,6 +38,7 @@ from api.protocol import (
 from api.settings import Settings
 from application.context import RequestContext
 from application.service import (
+    CPU_BOUND_OPERATIONS,
     HOT_OPERATIONS,
     IMPLEMENTED_OPERATIONS,
     KeyManagementService,
@@ -51,6 +52,9 @@ MAX_BODY_BYTES = 512 * 1024
 _MAX_BODY_DIGITS = len(str(MAX_BODY_BYTES))
 _TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
 ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
+#: threads doing private-key work at once: one core is left for the event loop, so the
+#: symmetric hot path keeps its throughput under asymmetric load
+CPU_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
 class UnsupportedMediaTypeException(KmsError):
@@ -72,6 +76,7 @@ class _Route(NamedTuple):
     rules: Any  # the input's validation rules (api.protocol.input_rules)
     handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
     hot: bool  # served from memory: run on the event loop
+    cpu_bound: bool  # private-key work: in the thread pool, at most CPU_THREADS at a time
 
 
 _JSON_CONTENT_TYPE = JSON_CONTENT_TYPE.encode()
@@ -106,9 +111,11 @@ class KmsFrontend:
                 input_rules(operation),
                 getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
                 operation in HOT_OPERATIONS,
+                operation in CPU_BOUND_OPERATIONS,
             )
             for operation in operation_names()
         }
+        self._cpu_limiter: anyio.CapacityLimiter | None = None  # made on the event loop
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
@@ -134,10 +141,15 @@ class KmsFrontend:
                 )
             params = parse_body(route.rules, body)
             context = self._context(scope, headers, request_id)
-            if route.hot and self.service.has_region(context.region) and served_inline(
-                route.operation, params
-            ):
+            inline = route.hot and served_inline(route.operation, params)
+            if inline and self.service.has_region(context.region):
                 result = route.handler(context, params)
+            elif route.cpu_bound or (route.hot and not inline):  # not inline: RSA decryption
+                if self._cpu_limiter is None:
+                    self._cpu_limiter = anyio.CapacityLimiter(CPU_THREADS)
+                result = await anyio.to_thread.run_sync(
+                    route.handler, context, params, limiter=self._cpu_limiter
+                )
             else:
                 result = await anyio.to_thread.run_sync(route.handler, context, params)
             status, payload = 200, encode_response(result)

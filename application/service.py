@@ -1135,6 +1135,11 @@ HOT_OPERATIONS = frozenset(
     {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
      "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey"}
 )
+#: Operations whose cost is private-key (or key generation) work, not I/O.
+CPU_BOUND_OPERATIONS = frozenset(
+    {"Sign", "Verify", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
+     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"}
+)
 #: hot operations that decrypt with an RSA private key when this parameter is present
 _ASYMMETRIC_PARAMETER = {"Decrypt": "EncryptionAlgorithm", "ReEncrypt": "SourceEncryptionAlgorithm"}
 
