@@ -8,12 +8,14 @@ test-only clock control.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -42,7 +44,6 @@ from application.service import (
     HOT_OPERATIONS,
     IMPLEMENTED_OPERATIONS,
     KeyManagementService,
-    served_inline,
 )
 from domain.errors import KmsError, UnsupportedOperationException, ValidationException
 
@@ -52,9 +53,9 @@ MAX_BODY_BYTES = 512 * 1024
 _MAX_BODY_DIGITS = len(str(MAX_BODY_BYTES))
 _TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
 ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
-#: threads doing private-key work at once: one core is left for the event loop, so the
-#: symmetric hot path keeps its throughput under asymmetric load
-CPU_THREADS = max(1, (os.cpu_count() or 2) - 1)
+#: threads doing private-key work (RSA signing and decryption, ML-DSA, ECDH, ML-KEM, key
+#: pairs); cryptography releases the GIL while it computes
+CPU_THREADS = os.cpu_count() or 2
 
 
 class UnsupportedMediaTypeException(KmsError):
@@ -76,7 +77,7 @@ class _Route(NamedTuple):
     rules: Any  # the input's validation rules (api.protocol.input_rules)
     handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
     hot: bool  # served from memory: run on the event loop
-    cpu_bound: bool  # private-key work: in the thread pool, at most CPU_THREADS at a time
+    cpu_bound: bool  # private-key work: on the crypto executor (CPU_THREADS threads)
 
 
 _JSON_CONTENT_TYPE = JSON_CONTENT_TYPE.encode()
@@ -115,7 +116,7 @@ class KmsFrontend:
             )
             for operation in operation_names()
         }
-        self._cpu_limiter: anyio.CapacityLimiter | None = None  # made on the event loop
+        self._cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="keyledger-crypto")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
@@ -141,14 +142,12 @@ class KmsFrontend:
                 )
             params = parse_body(route.rules, body)
             context = self._context(scope, headers, request_id)
-            inline = route.hot and served_inline(route.operation, params)
+            inline = route.hot and self.service.served_inline(context.region, route.operation, params)
             if inline and self.service.has_region(context.region):
                 result = route.handler(context, params)
             elif route.cpu_bound or (route.hot and not inline):  # not inline: RSA decryption
-                if self._cpu_limiter is None:
-                    self._cpu_limiter = anyio.CapacityLimiter(CPU_THREADS)
-                result = await anyio.to_thread.run_sync(
-                    route.handler, context, params, limiter=self._cpu_limiter
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._cpu_executor, route.handler, context, params
                 )
             else:
                 result = await anyio.to_thread.run_sync(route.handler, context, params)

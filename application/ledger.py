@@ -92,6 +92,11 @@ class LiveKeys:
             key = self._load(key_id, self._ledger.get_key)
         return key if isinstance(key, KmsKey) else None
 
+    def peek(self, key_id: str) -> KmsKey | None:
+        """The key if it is in memory already (never loads)."""
+        key = self._aggregates.get(key_id)
+        return key if isinstance(key, KmsKey) else None
+
     def alias(self, alias_id: str) -> Alias | None:
         alias = self._aggregates.get(alias_id)
         if alias is None:

@@ -35,6 +35,7 @@ from domain.key import KmsKey, check_policy_name, pending_window_days, rotation_
 from domain.key_specs import (
     ALGORITHM_FIELDS,
     DATA_KEY_PAIR_SPECS,
+    Family,
     KeySpec,
     KeyUsage,
     algorithms,
@@ -1075,6 +1076,23 @@ class KeyManagementService:
             return {"PolicyNames": [], "Truncated": False}
         return {"PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": False}
 
+    # -- scheduling requests ------------------------------------------------------------------
+
+    def served_inline(self, region_name: str, operation: str, params: dict[str, Any]) -> bool:
+        """Whether a request of a hot operation is cheap enough for the event loop: not when
+        it decrypts with an RSA private key, nor a signature whose key is costly (or not in
+        memory yet) to use. A wrong guess only costs speed; the operation decides the rest."""
+        name = _ASYMMETRIC_PARAMETER.get(operation)
+        if name is not None:
+            return params.get(name, SYMMETRIC_DEFAULT) == SYMMETRIC_DEFAULT
+        cheap = _CHEAP_SIGNATURES.get(operation)
+        if cheap is None:
+            return True
+        region = self._regions.get(region_name)
+        key_id = params.get("KeyId", "")
+        key = region.live.peek(key_id.rpartition(":key/")[2] if key_id.startswith("arn:") else key_id) if region else None
+        return key is not None and spec_info(key.key_spec).family in cheap
+
     # -- the ledger's own API ---------------------------------------------------------------------
 
     def key_history(self, region_name: str, key_id: str) -> list[dict[str, Any]]:
@@ -1130,10 +1148,10 @@ def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
 
 
 #: Operations served from in-memory state only, in microseconds (run on the event loop).
-#: RSA private-key work is not: see :func:`served_inline`.
+#: Some of their requests are not (see :meth:`KeyManagementService.served_inline`).
 HOT_OPERATIONS = frozenset(
     {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-     "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey"}
+     "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey", "Sign", "Verify"}
 )
 #: Operations whose cost is private-key (or key generation) work, not I/O.
 CPU_BOUND_OPERATIONS = frozenset(
@@ -1142,13 +1160,14 @@ CPU_BOUND_OPERATIONS = frozenset(
 )
 #: hot operations that decrypt with an RSA private key when this parameter is present
 _ASYMMETRIC_PARAMETER = {"Decrypt": "EncryptionAlgorithm", "ReEncrypt": "SourceEncryptionAlgorithm"}
+#: key families whose signing (Sign) or verifying (Verify) takes tens of microseconds;
+#: RSA signing (about a millisecond) and ML-DSA are not among them
+_CHEAP_SIGNATURES = {
+    "Sign": frozenset({Family.ECC, Family.ED25519}),
+    "Verify": frozenset({Family.RSA, Family.ECC, Family.ED25519}),
+}
 
 
-def served_inline(operation: str, params: dict[str, Any]) -> bool:
-    """Whether a request of a hot operation may run on the event loop: not when it decrypts
-    with an RSA private key (about a millisecond of CPU)."""
-    name = _ASYMMETRIC_PARAMETER.get(operation)
-    return name is None or params.get(name, SYMMETRIC_DEFAULT) == SYMMETRIC_DEFAULT
 IMPLEMENTED_OPERATIONS = frozenset(
     name for name, value in vars(KeyManagementService).items()
     if name[:1].isupper() and callable(value)
