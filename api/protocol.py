@@ -139,16 +139,17 @@ def _convert(value: Any, rules: _Rules, path: str, errors: list[str]) -> Any:
                 continue  # members the model does not know are ignored, as AWS does
             member, camel = entry
             # Fast accept of the common valid scalars; anything else takes the full path.
-            if type(item) is str and member.plain and member.lo <= len(item) <= member.hi:
-                out[name] = item
-            elif type(item) is str and member.kind == "blob":
-                data = _b64decode(item, camel)
-                if member.lo <= len(data) <= member.hi:
-                    out[name] = data
-                else:
-                    out[name] = _convert(item, member, f"{path}.{camel}" if path else camel, errors)
-            else:
-                out[name] = _convert(item, member, f"{path}.{camel}" if path else camel, errors)
+            if type(item) is str:
+                if member.plain:
+                    if member.lo <= len(item) <= member.hi:
+                        out[name] = item
+                        continue
+                elif member.kind == "blob":
+                    data = _b64decode(item, camel)
+                    if member.lo <= len(data) <= member.hi:
+                        out[name] = data
+                        continue
+            out[name] = _convert(item, member, f"{path}.{camel}" if path else camel, errors)
         return out
     if kind == "string":
         if not isinstance(value, str):
