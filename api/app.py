@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException
@@ -72,7 +73,8 @@ class _Disconnected(Exception):
     pass
 
 
-class _Route(NamedTuple):
+@dataclass(frozen=True, slots=True)  # slots: the hot path reads its fields on every request
+class _Route:
     operation: str
     rules: Any  # the input's validation rules (api.protocol.input_rules)
     handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
@@ -87,11 +89,14 @@ _CONTENT_TYPE_HEADER = (b"content-type", _JSON_CONTENT_TYPE)
 _p = os.urandom(10).hex()
 _REQUEST_ID_PREFIX = f"{_p[:8]}-{_p[8:12]}-{_p[12:16]}-{_p[16:20]}-"  # random, per process
 _request_ids = itertools.count(int.from_bytes(os.urandom(6), "big"))
+_ID_MASK, _ID_BIT = (1 << 48) - 1, 1 << 48
 
 
 def _request_id() -> str:
     """A unique, UUID-shaped request id: a random per-process prefix and a counter."""
-    return f"{_REQUEST_ID_PREFIX}{next(_request_ids) & 0xFFFFFFFFFFFF:012x}"
+    # the counter's low 48 bits as 12 hex digits: hex() of them with bit 48 set, minus "0x1"
+    # (a third cheaper than a "012x" format spec)
+    return _REQUEST_ID_PREFIX + hex(next(_request_ids) & _ID_MASK | _ID_BIT)[3:]
 
 
 class KmsFrontend:
@@ -119,12 +124,10 @@ class KmsFrontend:
         self._cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="keyledger-crypto")
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
-            await self.handle(scope, receive, send)
-        else:
+        """Handle ``POST /`` here (in this coroutine: one fewer per request); the rest: FastAPI."""
+        if scope["type"] != "http" or scope["path"] != "/" or scope["method"] != "POST":
             await self.fallback(scope, receive, send)
-
-    async def handle(self, scope, receive, send) -> None:
+            return
         request_id = _request_id()
         headers = dict(scope["headers"])  # ASGI header names are lower-case bytes
         try:
@@ -207,13 +210,14 @@ class KmsFrontend:
                     f"'{region[:64]}'."
                 )
         client = scope.get("client")
+        user_agent = headers.get(b"user-agent")
         return RequestContext(
             self._account_id,
             region,
             request_id,
             access_key_id,
             client[0] if client else "",
-            headers.get(b"user-agent", b"").decode("latin-1"),
+            user_agent.decode("latin-1") if user_agent else "",
         )
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from domain.values import Actor
 
 
-class RequestContext(NamedTuple):
+@dataclass(slots=True)
+class RequestContext:
+    """Built once per request by the front end and only read after that.
+
+    A slotted dataclass rather than a NamedTuple: it is built on every request and the use
+    cases read its fields, and both are cheaper with slots. (frozen=True would make the
+    construction several times dearer.)
+    """
+
     account_id: str
     region: str
     request_id: str

@@ -68,7 +68,7 @@ def arn(region: str, account: str, resource: str) -> str:
 
 
 def key_arn(region: str, account: str, key_id: str) -> str:
-    return arn(region, account, f"key/{key_id}")
+    return f"arn:aws:kms:{region}:{account}:key/{key_id}"  # arn(region, account, "key/" + key_id)
 
 
 def alias_arn(region: str, account: str, alias_name: str) -> str:
