@@ -44,6 +44,7 @@ from application.service import (
     CPU_BOUND_OPERATIONS,
     HOT_OPERATIONS,
     IMPLEMENTED_OPERATIONS,
+    SOMETIMES_COSTLY_OPERATIONS,
     KeyManagementService,
 )
 from domain.errors import KmsError, UnsupportedOperationException, ValidationException
@@ -79,6 +80,7 @@ class _Route:
     rules: Any  # the input's validation rules (api.protocol.input_rules)
     handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
     hot: bool  # served from memory: run on the event loop
+    sometimes_costly: bool  # hot, but ask the service about each request
     cpu_bound: bool  # private-key work: on the crypto executor (CPU_THREADS threads)
 
 
@@ -117,6 +119,7 @@ class KmsFrontend:
                 input_rules(operation),
                 getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
                 operation in HOT_OPERATIONS,
+                operation in SOMETIMES_COSTLY_OPERATIONS,
                 operation in CPU_BOUND_OPERATIONS,
             )
             for operation in operation_names()
@@ -145,7 +148,10 @@ class KmsFrontend:
                 )
             params = parse_body(route.rules, body)
             context = self._context(scope, headers, request_id)
-            inline = route.hot and self.service.served_inline(context.region, route.operation, params)
+            inline = route.hot and (
+                not route.sometimes_costly
+                or self.service.served_inline(context.region, route.operation, params)
+            )
             if inline and self.service.has_region(context.region):
                 result = route.handler(context, params)
             elif route.cpu_bound or (route.hot and not inline):  # not inline: RSA decryption

@@ -641,12 +641,14 @@ class KeyManagementService:
     def Encrypt(self, ctx, params):
         region = self.region(ctx.region)
         key = self._live_key(ctx, region, params["KeyId"], "Encrypt")
-        algorithm = SYMMETRIC_DEFAULT
         if "EncryptionAlgorithm" in params or key.key_spec != SYMMETRIC_DEFAULT:
             algorithm = self._encryption_algorithm(key, params.get("EncryptionAlgorithm"))
+            _dry_run(params)
+            blob = self._encrypt(region, key, algorithm, params["Plaintext"], params.get("EncryptionContext"))
+            return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
         _dry_run(params)
-        blob = self._encrypt(region, key, algorithm, params["Plaintext"], params.get("EncryptionContext"))
-        return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
+        blob = self._seal(region, key, params["Plaintext"], params.get("EncryptionContext"))
+        return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
 
     @staticmethod
     def _encryption_algorithm(key: KmsKey, algorithm: str | None) -> str:
@@ -1148,11 +1150,13 @@ def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
 
 
 #: Operations served from in-memory state only, in microseconds (run on the event loop).
-#: Some of their requests are not (see :meth:`KeyManagementService.served_inline`).
+#: Some requests of SOMETIMES_COSTLY_OPERATIONS are not (see :meth:`KeyManagementService.served_inline`).
 HOT_OPERATIONS = frozenset(
     {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
      "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey", "Sign", "Verify"}
 )
+#: hot operations some of whose requests are not cheap: ask served_inline() about each
+SOMETIMES_COSTLY_OPERATIONS = frozenset({"Decrypt", "ReEncrypt", "Sign", "Verify"})
 #: Operations whose cost is private-key (or key generation) work, not I/O.
 CPU_BOUND_OPERATIONS = frozenset(
     {"Sign", "Verify", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
