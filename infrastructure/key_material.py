@@ -161,11 +161,26 @@ def check_import(key_spec: str, material: bytes) -> None:
             raise BadKeyMaterial(f"{key_spec} key material must be {low} to {high} bytes long.")
         return
     try:
+        if not _is_pkcs8(material):
+            raise ValueError("not PKCS#8")
         private_key = serialization.load_der_private_key(material, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise BadKeyMaterial("Asymmetric key material must be a PKCS#8 DER private key.") from None
     if not _matches(spec, private_key):
         raise BadKeyMaterial(f"The private key does not match key spec {key_spec}.")
+
+
+def _is_pkcs8(der: bytes) -> bool:
+    """Whether DER is a PKCS#8 PrivateKeyInfo, as AWS requires for imported asymmetric keys:
+    SEQUENCE { INTEGER version, SEQUENCE algorithm, ... }. ``load_der_private_key`` also takes
+    PKCS#1 and SEC1 keys, whose version INTEGER is followed by an INTEGER or OCTET STRING."""
+    if len(der) < 4 or der[0] != 0x30:
+        return False
+    header = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)  # the outer SEQUENCE's tag and length
+    if len(der) < header + 3 or der[header] != 0x02 or der[header + 1] >= 0x80:
+        return False
+    after_version = header + 2 + der[header + 1]
+    return len(der) > after_version and der[after_version] == 0x30
 
 
 def _matches(spec: KeySpec, private_key) -> bool:

@@ -574,3 +574,17 @@ def test_ml_kem_encapsulate_decapsulate(loaded, spec, length):
     tampered = bytearray(ciphertext)
     tampered[0] ^= 0x01
     assert km.decapsulate(key, bytes(tampered)) != secret
+
+
+@pytest.mark.parametrize("spec", ["RSA_2048", "ECC_NIST_P256", "ECC_SECG_P256K1"])
+def test_check_import_takes_pkcs8_only_not_pkcs1_or_sec1(material, spec):
+    """AWS requires PKCS#8 for imported asymmetric keys; cryptography also loads the
+    traditional PKCS#1 (RSA) and SEC1 (EC) encodings of the same key."""
+    traditional = serialization.load_der_private_key(material[spec], password=None).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    assert serialization.load_der_private_key(traditional, password=None)  # loadable, but
+    with pytest.raises(BadKeyMaterial, match="PKCS#8"):
+        km.check_import(spec, traditional)
+    km.check_import(spec, material[spec])
