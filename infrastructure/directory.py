@@ -37,6 +37,11 @@ _TABLES = (
     " position BIGINT NOT NULL, PRIMARY KEY (account, alias_name))",
 )
 
+#: columns added to the key view after its first release: column -> ALTER TABLE statement
+_ADDED_COLUMNS = {
+    "material_due": "ALTER TABLE {keys} ADD COLUMN {if_not_exists}material_due DOUBLE PRECISION",
+}
+
 
 class _KeyDirectoryQueries:
     """The view's SQL, written once with ``?`` placeholders."""
@@ -167,6 +172,15 @@ class SQLiteKeyDirectory(_KeyDirectoryQueries, SQLiteTrackingRecorder):
             for statement in _TABLES
         ]
 
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"PRAGMA table_info({self.keys})")
+            columns = {row[1] for row in cursor.fetchall()}
+            for column, statement in _ADDED_COLUMNS.items():
+                if column not in columns:  # a view made by an earlier version
+                    cursor.execute(statement.format(keys=self.keys, if_not_exists=""))
+
 
 class PostgresKeyDirectory(_KeyDirectoryQueries, PostgresTrackingRecorder):
     placeholder = "%s"
@@ -182,4 +196,8 @@ class PostgresKeyDirectory(_KeyDirectoryQueries, PostgresTrackingRecorder):
                     keys=SQL(self.keys), aliases=SQL(self.aliases),
                     keys_idx=Identifier("key_listing_account"),
                 )
+            )
+        for statement in _ADDED_COLUMNS.values():  # for a view made by an earlier version
+            self.sql_create_statements.append(
+                SQL(statement).format(keys=SQL(self.keys), if_not_exists=SQL("IF NOT EXISTS "))
             )

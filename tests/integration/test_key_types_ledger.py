@@ -10,14 +10,17 @@ from __future__ import annotations
 import base64
 import hmac
 import os
+import sqlite3
 from datetime import timedelta
 from functools import reduce
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
+from api.bootstrap import build_service
 from domain import errors
 from domain.key import ImportedMaterial, ImportParameters
 from domain.key_states import KeyState
@@ -402,3 +405,31 @@ def test_listing_projection_rebuilds_exactly_with_every_key_type(kms):
         (kms.service.clock.now() + timedelta(days=7)).timestamp()) == [expiring]
     assert {k["KeyId"] for k in kms.call("ListKeys")["Keys"]} == listed
     assert [a["TargetKeyId"] for a in kms.call("ListAliases")["Aliases"]] == [keys["rsa"]]
+
+
+def _drop_material_due_column(settings) -> None:
+    """Make the key view look as the first release made it (no material_due column)."""
+    if settings.store:
+        import psycopg
+
+        with psycopg.connect(settings.store, autocommit=True) as conn:
+            conn.execute("ALTER TABLE keyledger_us_east_1.key_listing DROP COLUMN material_due")
+    else:
+        path = Path(settings.data_dir) / "regions" / "us-east-1" / "directory.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE key_listing DROP COLUMN material_due")
+        conn.close()
+
+
+def test_a_key_view_from_the_first_release_gains_the_expiry_column(kms):
+    """A data dir or schema made before imported material opens, and expiry then works."""
+    kms.call("CreateKey")
+    kms.service.close()
+    _drop_material_due_column(kms.settings)
+    kms.service = build_service(kms.settings)
+    key_id = _create(kms, Origin="EXTERNAL")
+    _import(kms, key_id, os.urandom(32), ExpirationModel="KEY_MATERIAL_EXPIRES",
+            ValidTo=kms.service.clock.now() + timedelta(days=1))
+    assert _state(kms, key_id) == "Enabled"
+    kms.advance(days=2)
+    assert _state(kms, key_id) == "PendingImport"
