@@ -68,6 +68,7 @@ from http_bench import (
     log,
     process_tree,
     rss_of_tree,
+    write_summary,
 )
 
 # Targets from the issue.
@@ -937,13 +938,7 @@ def main(argv: list[str] | None = None) -> int:
         print_floor_only(summary)
     else:
         print_report(summary)
-    text = json.dumps(summary, indent=2, sort_keys=False)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-        print(f"JSON summary written to {args.json}")
-    else:
-        print("# JSON summary")
-        print(text)
+    write_summary(summary, args.json)
     return 0
 
 

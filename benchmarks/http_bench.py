@@ -794,14 +794,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\nhttp_bench: interrupted", file=sys.stderr)
         return 130
     print_report(summary)
+    write_summary(summary, args.json)
+    return 0
+
+
+def write_summary(summary: dict[str, Any], json_path: str | None) -> None:
+    """The JSON summary: to ``json_path``, or after the table on stdout."""
     text = json.dumps(summary, indent=2, sort_keys=False)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-        print(f"JSON summary written to {args.json}")
+    if json_path:
+        Path(json_path).write_text(text + "\n")
+        print(f"JSON summary written to {json_path}")
     else:
         print("# JSON summary")
         print(text)
-    return 0
 
 
 if __name__ == "__main__":
