@@ -567,7 +567,9 @@ class KeyManagementService:
             )
         region = self.region(ctx.region)
         # fail fast (and without generating an RSA key) for keys that cannot import
-        self._live_key(ctx, region, params["KeyId"], "DescribeKey", allow_alias=False)
+        self._live_key(ctx, region, params["KeyId"], "DescribeKey", allow_alias=False).check_importable(
+            "GetParametersForImport"
+        )
         wrapping_key, public_key = self._crypto.new_wrapping_key(wrapping_spec)
         token = os.urandom(32)
         issued = {}

@@ -392,7 +392,7 @@ class KmsKey(StrAggregate):
 
     # -- imported key material ------------------------------------------------------------------
 
-    def _check_importable(self, operation: str) -> None:
+    def check_importable(self, operation: str) -> None:
         self.check(operation)
         if not self.imported:
             raise errors.UnsupportedOperationException(
@@ -403,7 +403,7 @@ class KmsKey(StrAggregate):
         self, token_digest: str, wrapping_key_spec: str, wrapping_algorithm: str,
         sealed_wrapping_key: bytes, now: datetime, actor: Actor,
     ) -> ImportParameters:
-        self._check_importable("GetParametersForImport")
+        self.check_importable("GetParametersForImport")
         self._issue_import_parameters(
             token_digest=token_digest,
             parameters=ImportParameters(
@@ -425,7 +425,7 @@ class KmsKey(StrAggregate):
 
     def import_parameters_for(self, token_digest: str, now: datetime) -> ImportParameters:
         """The parameters an import token (known by its SHA-256) stands for."""
-        self._check_importable("ImportKeyMaterial")
+        self.check_importable("ImportKeyMaterial")
         parameters = self.import_parameters.get(token_digest)
         if parameters is None:
             raise errors.InvalidImportTokenException(
@@ -443,7 +443,7 @@ class KmsKey(StrAggregate):
         now: datetime, actor: Actor,
     ) -> None:
         """Record imported material (sealed; its id is derived from key id and material)."""
-        self._check_importable("ImportKeyMaterial")
+        self.check_importable("ImportKeyMaterial")
         model = ExpirationModel(expiration_model or ExpirationModel.KEY_MATERIAL_EXPIRES)
         if model is ExpirationModel.KEY_MATERIAL_EXPIRES:
             if valid_to is None:
@@ -523,7 +523,7 @@ class KmsKey(StrAggregate):
             self.key_state = KeyState.ENABLED
 
     def delete_imported_material(self, key_material_id: str | None, actor: Actor) -> str:
-        self._check_importable("DeleteImportedKeyMaterial")
+        self.check_importable("DeleteImportedKeyMaterial")
         material_id = key_material_id or self.current_key_material_id
         record = self.imports.get(material_id) if material_id else None
         if record is None:
