@@ -58,15 +58,17 @@ from http_bench import (
     HOST,
     REPO_ROOT,
     BenchError,
-    ServerProcess,
     Wrk,
     WrkResult,
     b64,
     check_200,
     fmt,
     free_port,
+    keyledger_server,
+    kms_client,
     log,
     process_tree,
+    require_wrk,
     rss_of_tree,
     write_summary,
 )
@@ -327,21 +329,6 @@ def children_cpu_s() -> float:
 # --------------------------------------------------------------------------- boto3 setup
 
 
-def kms_client(base_url: str):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "kms",
-        endpoint_url=base_url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"},
-                      connect_timeout=5, read_timeout=30),
-    )
-
-
 def setup_keys(base_url: str, message: bytes, anomalies: list[str]) -> dict[str, Any]:
     """Create the keys, one signature per algorithm, and check them (boto3 + local verify)."""
     from botocore.exceptions import ClientError
@@ -551,13 +538,7 @@ def _openssl_version() -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    wrk_bin = shutil.which("wrk")
-    if wrk_bin is None:
-        raise BenchError(
-            "wrk is not installed. Install it with:\n"
-            "    sudo apt-get install -y wrk        (Debian/Ubuntu)\n"
-            "    brew install wrk                   (macOS)"
-        )
+    wrk_bin = require_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="keyledger-asym-bench-"))
     data_dir = tmp / "data"
     data_dir.mkdir()
@@ -567,13 +548,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env["PYTHONUNBUFFERED"] = "1"
     port = free_port()
     url = f"http://{HOST}:{port}"
-    # Same command line as http_bench.py's keyledger server (which builds it inline in run()).
-    server = ServerProcess(
-        "keyledger",
-        [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
-         "--data-dir", str(data_dir), "--workers", "1"],
-        cwd=Path(args.server_cwd), log_path=tmp / "keyledger.log", env=env,
-    )
+    server = keyledger_server(port, data_dir, tmp, args.server_cwd, env)
     wrk = Wrk(wrk_bin, args.threads, args.connections, tmp / "wrk")
     load_wrk = Wrk(wrk_bin, args.load_threads, args.load_connections, tmp / "wrk-load")
     anomalies: list[str] = []

@@ -437,12 +437,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def setup_with_boto3(base_url: str) -> tuple[str, str]:
-    """CreateKey + Encrypt(1 KiB) with boto3. Returns (key_id, ciphertext_b64)."""
+def kms_client(base_url: str):
+    """A boto3 KMS client for a benchmark server (no retries: failures must show)."""
     import boto3
     from botocore.config import Config
 
-    client = boto3.client(
+    return boto3.client(
         "kms",
         endpoint_url=base_url,
         region_name="us-east-1",
@@ -451,6 +451,32 @@ def setup_with_boto3(base_url: str) -> tuple[str, str]:
         config=Config(retries={"max_attempts": 1, "mode": "standard"},
                       connect_timeout=5, read_timeout=30),
     )
+
+
+def require_wrk() -> str:
+    wrk_bin = shutil.which("wrk")
+    if wrk_bin is None:
+        raise BenchError(
+            "wrk is not installed. Install it with:\n"
+            "    sudo apt-get install -y wrk        (Debian/Ubuntu)\n"
+            "    brew install wrk                   (macOS)"
+        )
+    return wrk_bin
+
+
+def keyledger_server(port: int, data_dir: Path, tmp: Path, cwd: str, env: dict[str, str]) -> ServerProcess:
+    """keyledger as the benchmarks run it: one worker, SQLite in ``data_dir``."""
+    return ServerProcess(
+        "keyledger",
+        [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
+         "--data-dir", str(data_dir), "--workers", "1"],
+        cwd=Path(cwd), log_path=tmp / "keyledger.log", env=env,
+    )
+
+
+def setup_with_boto3(base_url: str) -> tuple[str, str]:
+    """CreateKey + Encrypt(1 KiB) with boto3. Returns (key_id, ciphertext_b64)."""
+    client = kms_client(base_url)
     key_id = client.create_key(Description="keyledger http_bench")["KeyMetadata"]["KeyId"]
     plaintext = os.urandom(1024)
     ciphertext = client.encrypt(KeyId=key_id, Plaintext=plaintext)["CiphertextBlob"]
@@ -549,13 +575,7 @@ def print_report(summary: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    wrk_bin = shutil.which("wrk")
-    if wrk_bin is None:
-        raise BenchError(
-            "wrk is not installed. Install it with:\n"
-            "    sudo apt-get install -y wrk        (Debian/Ubuntu)\n"
-            "    brew install wrk                   (macOS)"
-        )
+    wrk_bin = require_wrk()
 
     tmp = Path(tempfile.mkdtemp(prefix="keyledger-bench-"))
     data_dir = tmp / "data"
@@ -571,12 +591,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     kl_url = f"http://{HOST}:{kl_port}"
     floor_url = f"http://{HOST}:{floor_port}"
 
-    keyledger = ServerProcess(
-        "keyledger",
-        [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(kl_port),
-         "--data-dir", str(data_dir), "--workers", "1"],
-        cwd=Path(args.server_cwd), log_path=tmp / "keyledger.log", env=env,
-    )
+    keyledger = keyledger_server(kl_port, data_dir, tmp, args.server_cwd, env)
     floor = ServerProcess(
         "floor",
         [sys.executable, str(FLOOR_SCRIPT), "--host", HOST, "--port", str(floor_port)],
