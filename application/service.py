@@ -39,11 +39,9 @@ from domain.key_specs import (
     KeySpec,
     KeyUsage,
     algorithms,
-    check_algorithm,
     check_creatable,
     check_rsa_plaintext,
     check_signing_message,
-    check_usage,
     rotatable,
     spec_info,
 )
@@ -519,7 +517,7 @@ class KeyManagementService:
         key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyRotations", allow_alias=False)
         everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
         ids = list(key.imports) if key.imported else list(key.materials)
-        ids = [i for i in ids if everything or self._rotation_of(key, i) is not None]
+        ids = [i for i in ids if everything or key.rotation_of(i) is not None]
         start = _unmarker(params.get("Marker"))
         if start is not None:
             if start not in ids:
@@ -534,7 +532,7 @@ class KeyManagementService:
                 "KeyMaterialId": material_id,
                 "KeyMaterialState": key.material_state(material_id).value,
             }
-            rotation = self._rotation_of(key, material_id)
+            rotation = key.rotation_of(material_id)
             if rotation is not None:
                 entry["RotationDate"] = rotation.created
                 entry["RotationType"] = rotation.rotation_type.value
@@ -548,11 +546,6 @@ class KeyManagementService:
                     entry["ValidTo"] = imported.valid_to
             rotations.append(entry)
         return {"Rotations": rotations, **paging}
-
-    @staticmethod
-    def _rotation_of(key: KmsKey, material_id: str) -> BackingKey | None:
-        material = key.materials.get(material_id)
-        return material if material is not None and material.rotation_type is not None else None
 
     # -- imported key material --------------------------------------------------------------------
 
@@ -644,7 +637,7 @@ class KeyManagementService:
         region = self.region(ctx.region)
         key = self._live_key(ctx, region, params["KeyId"], "Encrypt")
         if "EncryptionAlgorithm" in params or key.key_spec != SYMMETRIC_DEFAULT:
-            algorithm = self._encryption_algorithm(key, params.get("EncryptionAlgorithm"))
+            algorithm = self._encryption_algorithm(key, params.get("EncryptionAlgorithm"), "Encrypt")
             _dry_run(params)
             blob = self._encrypt(region, key, algorithm, params["Plaintext"], params.get("EncryptionContext"))
             return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
@@ -653,11 +646,10 @@ class KeyManagementService:
         return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
 
     @staticmethod
-    def _encryption_algorithm(key: KmsKey, algorithm: str | None) -> str:
+    def _encryption_algorithm(key: KmsKey, algorithm: str | None, operation: str) -> str:
         """The encryption algorithm of a request, checked against the key."""
         algorithm = algorithm or SYMMETRIC_DEFAULT
-        check_usage(key.key_spec, key.key_usage, KeyUsage.ENCRYPT_DECRYPT, key.arn, "Encrypt")
-        check_algorithm(key.key_spec, key.key_usage, algorithm, key.arn)
+        key.check_use(operation, KeyUsage.ENCRYPT_DECRYPT, algorithm)
         return algorithm
 
     def _encrypt(self, region: Region, key: KmsKey, algorithm: str, plaintext: bytes, context) -> bytes:
@@ -675,7 +667,7 @@ class KeyManagementService:
                 f"{key_param} is required to decrypt ciphertext of algorithm {algorithm}."
             )
         key = self._live_key(ctx, region, params[key_param], operation)
-        self._encryption_algorithm(key, algorithm)
+        self._encryption_algorithm(key, algorithm, operation)
         material_id = key.current_key_material_id
         try:
             plaintext = self._crypto.rsa_decrypt(self._cipher(region, key, material_id), algorithm,
@@ -699,7 +691,7 @@ class KeyManagementService:
             if key_param in params:  # asymmetric key named without its algorithm?
                 named = self._known_key(ctx, region, self._key_id(ctx, region, params[key_param]))
                 if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
-                    self._encryption_algorithm(named, SYMMETRIC_DEFAULT)
+                    self._encryption_algorithm(named, SYMMETRIC_DEFAULT, operation)
             raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
         if key_param in params:
             requested = self._key_id(ctx, region, params[key_param])
@@ -767,7 +759,9 @@ class KeyManagementService:
                 ctx, region, params, "SourceKeyId", source_algorithm, "ReEncrypt"
             )
         destination = self._live_key(ctx, region, params["DestinationKeyId"], "ReEncrypt")
-        algorithm = self._encryption_algorithm(destination, params.get("DestinationEncryptionAlgorithm"))
+        algorithm = self._encryption_algorithm(
+            destination, params.get("DestinationEncryptionAlgorithm"), "ReEncrypt"
+        )
         _dry_run(params)
         blob = self._encrypt(region, destination, algorithm, plaintext, params.get("DestinationEncryptionContext"))
         return {
@@ -839,12 +833,10 @@ class KeyManagementService:
     # -- signatures, MACs, key agreement, encapsulation ------------------------------------------
 
     def _usable_key(self, ctx, params, operation: str, usage: KeyUsage, algorithm: str | None):
-        """The key of a request, checked for the usage and algorithm, and its loaded material."""
+        """The key of a request, checked for the usage and algorithm, and its region."""
         region = self.region(ctx.region)
         key = self._live_key(ctx, region, params["KeyId"], operation)
-        check_usage(key.key_spec, key.key_usage, usage, key.arn, operation)
-        if algorithm is not None:
-            check_algorithm(key.key_spec, key.key_usage, algorithm, key.arn)
+        key.check_use(operation, usage, algorithm)
         return key, region
 
     def _signing_key(self, ctx, params, operation):

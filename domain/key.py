@@ -14,7 +14,7 @@ from eventsourcing.domain import event
 
 from domain import errors
 from domain.base import StrAggregate, StrSnapshot
-from domain.key_specs import check_creatable, rotatable
+from domain.key_specs import KeyUsage, check_algorithm, check_creatable, check_usage, rotatable
 from domain.key_states import KEY_STATE_TABLE, KeyState, Outcome, check_key_state
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
 from domain.values import (
@@ -189,6 +189,13 @@ class KmsKey(StrAggregate):
             raise errors.NotFoundException(f"Key '{self.arn}' does not exist")
         if KEY_STATE_TABLE[operation].get(self.key_state) is not Outcome.ALLOWED:
             check_key_state(operation, self.key_state, self.arn)
+
+    def check_use(self, operation: str, usage: KeyUsage, algorithm: str | None = None) -> None:
+        """A cryptographic operation needs a key of ``usage`` and, if named, an algorithm the
+        key spec allows (InvalidKeyUsageException otherwise)."""
+        check_usage(self.key_usage, usage, self.arn, operation)
+        if algorithm is not None:
+            check_algorithm(self.key_spec, self.key_usage, algorithm)
 
     def rotation_is_enabled(self) -> bool:
         """What GetKeyRotationStatus reports: false while the key is pending deletion."""
@@ -389,6 +396,11 @@ class KmsKey(StrAggregate):
     def rotations(self) -> list[BackingKey]:
         """Material created by rotation, oldest first (ListKeyRotations)."""
         return [m for m in self.materials.values() if m.rotation_type is not None]
+
+    def rotation_of(self, key_material_id: str) -> BackingKey | None:
+        """The material version if a rotation made it current (and it is still present)."""
+        material = self.materials.get(key_material_id)
+        return material if material is not None and material.rotation_type is not None else None
 
     # -- imported key material ------------------------------------------------------------------
 

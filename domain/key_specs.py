@@ -192,14 +192,14 @@ def algorithms(key_spec: str, key_usage: str) -> tuple[str, ...]:
     return spec_info(key_spec).usages[KeyUsage(key_usage)]
 
 
-def check_usage(key_spec: str, key_usage: str, required: KeyUsage, arn: str, operation: str) -> None:
+def check_usage(key_usage: str, required: KeyUsage, arn: str, operation: str) -> None:
     if key_usage != required:
         raise errors.InvalidKeyUsageException(
             f"{arn} key usage is {key_usage} which is not valid for {operation}."
         )
 
 
-def check_algorithm(key_spec: str, key_usage: str, algorithm: str, arn: str) -> None:
+def check_algorithm(key_spec: str, key_usage: str, algorithm: str) -> None:
     if algorithm not in algorithms(key_spec, key_usage):
         raise errors.InvalidKeyUsageException(
             f"Algorithm {algorithm} is incompatible with key spec {key_spec}."

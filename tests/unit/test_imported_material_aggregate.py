@@ -27,6 +27,7 @@ from domain.values import (
     RotationType,
 )
 from infrastructure.transcoding import TRANSCODINGS
+from tests.unit.test_key_aggregate import state
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
@@ -71,10 +72,6 @@ def do_import(key: KmsKey, n: int, *, import_type: str | None = None,
 def issue(key: KmsKey, token: str, now: datetime = T0) -> ImportParameters:
     return key.issue_import_parameters(token, "RSA_2048", "RSAES_OAEP_SHA_256",
                                        b"sealed-wrapping-" + token.encode(), now, ALICE)
-
-
-def state(aggregate) -> dict:
-    return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
 
 
 def event_names(key: KmsKey) -> list[str]:
