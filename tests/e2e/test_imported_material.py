@@ -811,3 +811,28 @@ def test_imported_material_never_stored_in_clear(import_server, ikms):
     assert not hits, "key material stored in clear after restart:\n" + "\n".join(hits)
     import_material(ikms, sym["KeyId"], symmetric)
     assert ikms.decrypt(CiphertextBlob=ct)["Plaintext"] == b"at rest"
+
+
+def test_rsa_material_imported_into_two_keys_decrypts_each_others_ciphertext(kms):
+    """The issue's interop case: data encrypted under imported material decrypts through a
+    second key holding the same material. Symmetric ciphertext is bound to its KMS key (on AWS
+    too), so this holds for RSA encryption keys, whose ciphertext is plain RSAES-OAEP."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    material = pkcs8(private_key)
+    first, second = (create_external(kms, KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")
+                     for _ in range(2))
+    for md in (first, second):
+        import_material(kms, md["KeyId"], material, wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_256")
+        assert kms.get_public_key(KeyId=md["KeyId"])["PublicKey"] == (
+            private_key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    blob = kms.encrypt(KeyId=first["KeyId"], Plaintext=b"shared material",
+                       EncryptionAlgorithm="RSAES_OAEP_SHA_256")["CiphertextBlob"]
+    decrypted = kms.decrypt(KeyId=second["KeyId"], CiphertextBlob=blob,
+                            EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+    assert decrypted["Plaintext"] == b"shared material"
+    assert decrypted["KeyId"] == second["Arn"]
