@@ -563,7 +563,7 @@ class KeyManagementService:
         self._live_key(ctx, region, params["KeyId"], "DescribeKey", allow_alias=False).check_importable(
             "GetParametersForImport"
         )
-        wrapping_key, public_key = self._crypto.new_wrapping_key(wrapping_spec)
+        wrapping_key, public_key = self._crypto.generate_key_pair(wrapping_spec)
         token = os.urandom(32)
         issued = {}
 

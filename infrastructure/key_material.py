@@ -124,7 +124,8 @@ def generate(key_spec: str) -> bytes:
 
 
 def generate_key_pair(key_spec: str) -> tuple[bytes, bytes]:
-    """A data key pair: (PKCS#8 DER private key, DER SubjectPublicKeyInfo)."""
+    """A key pair (a data key pair, or an import wrapping key): (PKCS#8 DER private key,
+    DER SubjectPublicKeyInfo)."""
     private_key = _generate_private_key(KeySpec(key_spec))
     return _pkcs8(private_key), public_der(private_key.public_key())
 
@@ -319,11 +320,6 @@ def decapsulate(private_key, ciphertext: bytes) -> bytes:
 
 
 # -- import wrapping ---------------------------------------------------------------------------
-
-
-def new_wrapping_key(wrapping_key_spec: str) -> tuple[bytes, bytes]:
-    """An RSA wrapping key pair for GetParametersForImport: (PKCS#8, DER SPKI)."""
-    return generate_key_pair(wrapping_key_spec)
 
 
 def unwrap(wrapping_key_pkcs8: bytes, algorithm: str, wrapped: bytes) -> bytes:

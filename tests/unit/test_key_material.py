@@ -448,7 +448,7 @@ def test_imported_material_id_is_deterministic_per_key_and_material():
 
 @pytest.fixture(scope="module")
 def wrapping_key() -> tuple[bytes, bytes]:
-    return km.new_wrapping_key("RSA_2048")
+    return km.generate_key_pair("RSA_2048")
 
 
 def _oaep(algorithm: str) -> padding.OAEP:
