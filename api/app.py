@@ -8,14 +8,13 @@ test-only clock control.
 
 from __future__ import annotations
 
-import asyncio
 import gc
+import inspect
 import itertools
 import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,13 +39,7 @@ from api.protocol import (
 )
 from api.settings import Settings
 from application.context import RequestContext
-from application.service import (
-    CPU_BOUND_OPERATIONS,
-    HOT_OPERATIONS,
-    IMPLEMENTED_OPERATIONS,
-    SOMETIMES_COSTLY_OPERATIONS,
-    KeyManagementService,
-)
+from application.service import HOT_OPERATIONS, IMPLEMENTED_OPERATIONS, KeyManagementService
 from domain.errors import KmsError, UnsupportedOperationException, ValidationException
 
 log = logging.getLogger("keyledger.api")
@@ -55,9 +48,6 @@ MAX_BODY_BYTES = 512 * 1024
 _MAX_BODY_DIGITS = len(str(MAX_BODY_BYTES))
 _TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
 ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
-#: threads doing private-key work (RSA signing and decryption, ML-DSA, ECDH, ML-KEM, key
-#: pairs); cryptography releases the GIL while it computes
-CPU_THREADS = os.cpu_count() or 2
 
 
 class UnsupportedMediaTypeException(KmsError):
@@ -79,9 +69,8 @@ class _Route:
     operation: str
     rules: Any  # the input's validation rules (api.protocol.input_rules)
     handler: Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None  # None: not yet
-    hot: bool  # served from memory: run on the event loop
-    sometimes_costly: bool  # hot, but ask the service about each request
-    cpu_bound: bool  # private-key work: on the crypto executor (CPU_THREADS threads)
+    hot: bool  # served from memory: run on the event loop (else on a thread)
+    awaits: bool  # a coroutine: may await a crypto helper process
 
 
 _JSON_CONTENT_TYPE = JSON_CONTENT_TYPE.encode()
@@ -119,12 +108,10 @@ class KmsFrontend:
                 input_rules(operation),
                 getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
                 operation in HOT_OPERATIONS,
-                operation in SOMETIMES_COSTLY_OPERATIONS,
-                operation in CPU_BOUND_OPERATIONS,
+                inspect.iscoroutinefunction(getattr(service, operation, None)),
             )
             for operation in operation_names()
         }
-        self._cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="keyledger-crypto")
 
     async def __call__(self, scope, receive, send) -> None:
         """Handle ``POST /`` here (in this coroutine: one fewer per request); the rest: FastAPI."""
@@ -148,16 +135,12 @@ class KmsFrontend:
                 )
             params = parse_body(route.rules, body)
             context = self._context(scope, headers, request_id)
-            inline = route.hot and (
-                not route.sometimes_costly
-                or self.service.served_inline(context.region, route.operation, params)
-            )
-            if inline and self.service.has_region(context.region):
+            if route.hot:
+                if not self.service.has_region(context.region):  # its store opens on a thread
+                    await anyio.to_thread.run_sync(self.service.region, context.region)
                 result = route.handler(context, params)
-            elif route.cpu_bound or (route.hot and not inline):  # not inline: RSA decryption
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._cpu_executor, route.handler, context, params
-                )
+                if route.awaits:
+                    result = await result
             else:
                 result = await anyio.to_thread.run_sync(route.handler, context, params)
             status, payload = 200, encode_response(result)

@@ -35,7 +35,6 @@ from domain.key import KmsKey, check_policy_name, pending_window_days, rotation_
 from domain.key_specs import (
     ALGORITHM_FIELDS,
     DATA_KEY_PAIR_SPECS,
-    Family,
     KeySpec,
     KeyUsage,
     algorithms,
@@ -659,7 +658,7 @@ class KeyManagementService:
         private_key = self._cipher(region, key, key.current_key_material_id)
         return self._crypto.rsa_encrypt(private_key, algorithm, plaintext)
 
-    def _open_asymmetric(self, ctx, region: Region, params: dict[str, Any], key_param: str,
+    async def _open_asymmetric(self, ctx, region: Region, params: dict[str, Any], key_param: str,
                          algorithm: str, operation: str) -> tuple[KmsKey, str, bytes]:
         """Decrypt RSA ciphertext: the request names the key and the algorithm."""
         if key_param not in params:
@@ -670,8 +669,8 @@ class KeyManagementService:
         self._encryption_algorithm(key, algorithm, operation)
         material_id = key.current_key_material_id
         try:
-            plaintext = self._crypto.rsa_decrypt(self._cipher(region, key, material_id), algorithm,
-                                                 params["CiphertextBlob"])
+            plaintext = await self._crypto.rsa_decrypt(self._cipher(region, key, material_id), algorithm,
+                                                       params["CiphertextBlob"])
         except ValueError:
             raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
         return key, material_id, plaintext
@@ -721,7 +720,7 @@ class KeyManagementService:
                 "Nitro Enclaves recipients (Recipient) are not supported."
             )
 
-    def Decrypt(self, ctx, params):
+    async def Decrypt(self, ctx, params):
         self._no_recipient(params)
         if "CiphertextBlob" not in params:
             raise errors.ValidationException(
@@ -733,7 +732,9 @@ class KeyManagementService:
         if algorithm == SYMMETRIC_DEFAULT:
             key, material_id, plaintext = self._open(ctx, region, params, "KeyId", "EncryptionContext", "Decrypt")
         else:
-            key, material_id, plaintext = self._open_asymmetric(ctx, region, params, "KeyId", algorithm, "Decrypt")
+            key, material_id, plaintext = await self._open_asymmetric(
+                ctx, region, params, "KeyId", algorithm, "Decrypt"
+            )
         _dry_run(params)
         return {
             "KeyId": key.arn,
@@ -742,7 +743,7 @@ class KeyManagementService:
             "KeyMaterialId": material_id,
         }
 
-    def ReEncrypt(self, ctx, params):
+    async def ReEncrypt(self, ctx, params):
         if "CiphertextBlob" not in params:
             raise errors.ValidationException(
                 "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
@@ -755,7 +756,7 @@ class KeyManagementService:
                 ctx, region, params, "SourceKeyId", "SourceEncryptionContext", "ReEncrypt"
             )
         else:
-            source, source_material, plaintext = self._open_asymmetric(
+            source, source_material, plaintext = await self._open_asymmetric(
                 ctx, region, params, "SourceKeyId", source_algorithm, "ReEncrypt"
             )
         destination = self._live_key(ctx, region, params["DestinationKeyId"], "ReEncrypt")
@@ -847,15 +848,15 @@ class KeyManagementService:
         _dry_run(params)
         return key, self._cipher(region, key, key.current_key_material_id), algorithm, message_type
 
-    def Sign(self, ctx, params):
+    async def Sign(self, ctx, params):
         key, private_key, algorithm, message_type = self._signing_key(ctx, params, "Sign")
-        signature = self._crypto.sign(key.key_spec, private_key, algorithm, message_type, params["Message"])
+        signature = await self._crypto.sign(key.key_spec, private_key, algorithm, message_type, params["Message"])
         return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": algorithm}
 
-    def Verify(self, ctx, params):
+    async def Verify(self, ctx, params):
         key, private_key, algorithm, message_type = self._signing_key(ctx, params, "Verify")
-        if not self._crypto.verify(key.key_spec, private_key, algorithm, message_type,
-                                   params["Message"], params["Signature"]):
+        if not await self._crypto.verify(key.key_spec, private_key, algorithm, message_type,
+                                         params["Message"], params["Signature"]):
             raise errors.KMSInvalidSignatureException("The signature is not valid.")
         return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": algorithm}
 
@@ -892,14 +893,14 @@ class KeyManagementService:
             raise errors.KMSInvalidMacException("The MAC is not valid.")
         return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": algorithm}
 
-    def DeriveSharedSecret(self, ctx, params):
+    async def DeriveSharedSecret(self, ctx, params):
         self._no_recipient(params)
         algorithm = params["KeyAgreementAlgorithm"]
         key, region = self._usable_key(ctx, params, "DeriveSharedSecret", KeyUsage.KEY_AGREEMENT, algorithm)
         _dry_run(params)
         private_key = self._cipher(region, key, key.current_key_material_id)
         try:
-            secret = self._crypto.derive_shared_secret(private_key, params["PublicKey"])
+            secret = await self._crypto.derive_shared_secret(private_key, params["PublicKey"])
         except self._crypto.BadKeyMaterial as error:
             raise errors.ValidationException(str(error)) from None
         return {"KeyId": key.arn, "SharedSecret": secret, "KeyAgreementAlgorithm": algorithm,
@@ -913,7 +914,7 @@ class KeyManagementService:
         return {"KeyId": key.arn, "SharedSecret": secret, "SharedSecretCiphertextBlob": ciphertext,
                 "EncapsulationAlgorithm": algorithm}
 
-    def Decapsulate(self, ctx, params):
+    async def Decapsulate(self, ctx, params):
         algorithm = params["EncapsulationAlgorithm"]
         key, region = self._usable_key(ctx, params, "Decapsulate", KeyUsage.ENCAPSULATE_DECAPSULATE, algorithm)
         ciphertext = params["SharedSecretCiphertextBlob"]
@@ -922,7 +923,8 @@ class KeyManagementService:
                 f"The ciphertext length does not match key spec {key.key_spec}."
             )
         _dry_run(params)
-        secret = self._crypto.decapsulate(self._cipher(region, key, key.current_key_material_id), ciphertext)
+        secret = await self._crypto.decapsulate(self._cipher(region, key, key.current_key_material_id),
+                                                ciphertext)
         return {"KeyId": key.arn, "SharedSecret": secret, "EncapsulationAlgorithm": algorithm}
 
     def GenerateRandom(self, ctx, params):
@@ -1072,23 +1074,6 @@ class KeyManagementService:
             return {"PolicyNames": [], "Truncated": False}
         return {"PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": False}
 
-    # -- scheduling requests ------------------------------------------------------------------
-
-    def served_inline(self, region_name: str, operation: str, params: dict[str, Any]) -> bool:
-        """Whether a request of a hot operation is cheap enough for the event loop: not when
-        it decrypts with an RSA private key, nor a signature whose key is costly (or not in
-        memory yet) to use. A wrong guess only costs speed; the operation decides the rest."""
-        name = _ASYMMETRIC_PARAMETER.get(operation)
-        if name is not None:
-            return params.get(name, SYMMETRIC_DEFAULT) == SYMMETRIC_DEFAULT
-        cheap = _CHEAP_SIGNATURES.get(operation)
-        if cheap is None:
-            return True
-        region = self._regions.get(region_name)
-        key_id = params.get("KeyId", "")
-        key = region.live.peek(key_id.rpartition(":key/")[2] if key_id.startswith("arn:") else key_id) if region else None
-        return key is not None and spec_info(key.key_spec).family in cheap
-
     # -- the ledger's own API ---------------------------------------------------------------------
 
     def key_history(self, region_name: str, key_id: str) -> list[dict[str, Any]]:
@@ -1143,27 +1128,16 @@ def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
     return {tag["TagKey"]: tag["TagValue"] for tag in tags}
 
 
-#: Operations served from in-memory state only, in microseconds (run on the event loop).
-#: Some requests of SOMETIMES_COSTLY_OPERATIONS are not (see :meth:`KeyManagementService.served_inline`).
+#: Operations served on the event loop, from in-memory state, in microseconds. The coroutines
+#: among them (Decrypt, ReEncrypt, Sign, Verify, DeriveSharedSecret, Decapsulate) await a crypto
+#: helper process when a private key's work is costly (RSA, ML-DSA, ECDH, ML-KEM); the loop
+#: serves other requests meanwhile. Every other operation reads or writes the store, or
+#: generates keys, and runs on a thread.
 HOT_OPERATIONS = frozenset(
     {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-     "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey", "Sign", "Verify"}
+     "GenerateRandom", "DescribeKey", "GenerateMac", "VerifyMac", "GetPublicKey", "Sign", "Verify",
+     "DeriveSharedSecret", "Encapsulate", "Decapsulate"}
 )
-#: hot operations some of whose requests are not cheap: ask served_inline() about each
-SOMETIMES_COSTLY_OPERATIONS = frozenset({"Decrypt", "ReEncrypt", "Sign", "Verify"})
-#: Operations whose cost is private-key (or key generation) work, not I/O.
-CPU_BOUND_OPERATIONS = frozenset(
-    {"Sign", "Verify", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
-     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"}
-)
-#: hot operations that decrypt with an RSA private key when this parameter is present
-_ASYMMETRIC_PARAMETER = {"Decrypt": "EncryptionAlgorithm", "ReEncrypt": "SourceEncryptionAlgorithm"}
-#: key families whose signing (Sign) or verifying (Verify) takes tens of microseconds;
-#: RSA signing (about a millisecond) and ML-DSA are not among them
-_CHEAP_SIGNATURES = {
-    "Sign": frozenset({Family.ECC, Family.ED25519}),
-    "Verify": frozenset({Family.RSA, Family.ECC, Family.ED25519}),
-}
 
 
 IMPLEMENTED_OPERATIONS = frozenset(

@@ -19,9 +19,10 @@ One run:
    reporting req/s, p50/p99/max and the server's CPU use;
 5. prints a table and a JSON summary and stops the server.
 
-The server's CPU use is read from /proc for every wrk run: ``srv CPU`` is the whole process
-(100 % = one core), ``loop CPU`` its main thread, which runs uvicorn's event loop. Work that
-runs off the loop (crypto in a thread pool) shows up as srv CPU above loop CPU. During each run
+The server's CPU use is read from /proc for every wrk run: ``srv CPU`` is the whole server
+process (100 % = one core), ``loop CPU`` its main thread, which runs uvicorn's event loop, and
+``helpers`` its crypto helper processes. Threads that serve requests off the loop show up as
+srv CPU above loop CPU. During each run
 the loop thread's state is sampled from /proc (blocked in futex = waiting for the GIL) along
 with the number of runnable server threads.
 
@@ -195,12 +196,16 @@ def _ticks(stat_path: str) -> int | None:
 
 
 def cpu_snapshot(pid: int) -> dict[str, Any]:
-    """CPU ticks of the server's process tree: whole processes and their main threads."""
-    total = main = 0
+    """CPU ticks of the server process (``total``), its main thread (``main``: the event loop)
+    and its helper processes (``helpers``: the crypto helpers, the rest of the process tree)."""
+    total = main = helpers = 0
     threads: dict[str, int] = {}
     for p in process_tree(pid):
         t = _ticks(f"/proc/{p}/stat")
         if t is None:
+            continue
+        if p != pid:
+            helpers += t
             continue
         total += t
         main += _ticks(f"/proc/{p}/task/{p}/stat") or 0
@@ -212,7 +217,8 @@ def cpu_snapshot(pid: int) -> dict[str, Any]:
             tt = _ticks(f"/proc/{p}/task/{tid}/stat")
             if tt is not None:
                 threads[f"{p}/{tid}"] = tt
-    return {"t": time.monotonic(), "total": total, "main": main, "threads": threads}
+    return {"t": time.monotonic(), "total": total, "main": main, "helpers": helpers,
+            "threads": threads}
 
 
 def cpu_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +237,7 @@ def cpu_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_pct": round(server, 1),
         "loop_thread_cpu_pct": round(loop, 1),
         "off_loop_cpu_pct": round(server - loop, 1),
+        "helpers_cpu_pct": round(100 * (b["helpers"] - a["helpers"]) / CLK_TCK / wall, 1),
         "busy_threads": len(busy),  # threads above 1 % of a core
         "threads": len(b["threads"]),
         "top_threads_cpu_pct": [round(pct, 1) for pct, _ in per_thread[:6]],
@@ -779,7 +786,8 @@ def print_report(summary: dict[str, Any]) -> None:
     print(f"{MESSAGE_LEN}-byte RAW message; floor = one thread of this process calling cryptography "
           f"in a loop ({cfg['floor_duration_s']}s before and after each wrk run, mean)")
     header = (f"{'operation':<22} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-              f"{'srv CPU':>7} {'loop':>5} {'off':>5} {'futex':>5} {'R thr':>5} {'RSS MB':>6} {'floor op/s':>10} "
+              f"{'srv CPU':>7} {'loop':>5} {'off':>5} {'helper':>6} {'futex':>5} {'R thr':>5} {'RSS MB':>6} "
+              f"{'floor op/s':>10} "
               f"{'÷ floor':>7}")
     print(header)
     print("-" * (len(header) + 22))
@@ -793,11 +801,13 @@ def print_report(summary: dict[str, Any]) -> None:
         print(f"{r['label']:<22} {r['rps']:>9.1f} {fmt(r['p50_ms']):>7} {fmt(r['p99_ms']):>7} "
               f"{errors_of(r):>6} {_pct(cpu.get('server_cpu_pct')):>7} "
               f"{_pct(cpu.get('loop_thread_cpu_pct')):>5} {_pct(cpu.get('off_loop_cpu_pct')):>5} "
+              f"{_pct(cpu.get('helpers_cpu_pct')):>6} "
               f"{_futex(cpu):>5} {_rthr(cpu):>5} {fmt(cpu.get('rss_mb_after'), '.0f'):>6} "
               f"{r['floor_ops_per_s']:>10.1f} "
               f"{r['ratio_vs_floor']:>7.2f}  {note}")
     print("srv CPU = server process CPU during the run (100% = one core); loop = its main "
-          "(event-loop) thread; off = the other threads (srv - loop);\nfutex = share of samples "
+          "(event-loop) thread; off = the other threads (srv - loop);\nhelper = the crypto helper "
+          "processes; futex = share of samples "
           "(200 Hz) in which the loop thread was blocked in futex, i.e. waiting for the GIL;\n"
           "R thr = mean number of runnable server threads (20 Hz); RSS after the run")
     eb = summary.get("encrypt_beside")
@@ -809,7 +819,8 @@ def print_report(summary: dict[str, Any]) -> None:
               f" -d{cfg['duration_s']}s) alone and beside Sign {LOAD_OP.short} "
               f"(second wrk -t{load_run['threads']} -c{load_run['connections']}, started 1 s earlier)")
         header = (f"{'run':<34} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-                  f"{'errors':>6} {'srv CPU':>7} {'loop':>5} {'off':>5} {'futex':>5} {'R thr':>5} "
+                  f"{'errors':>6} {'srv CPU':>7} {'loop':>5} {'off':>5} {'helper':>6} {'futex':>5} "
+                  f"{'R thr':>5} "
                   f"{'req/loop-s':>10}")
         print(header)
         print("-" * len(header))
@@ -823,6 +834,7 @@ def print_report(summary: dict[str, Any]) -> None:
             print(f"{label:<34} {r['rps']:>9.1f} {fmt(r['p50_ms']):>7} {fmt(r['p99_ms']):>7} "
                   f"{fmt(r['max_ms']):>7} {errors_of(r):>6} {_pct(cpu.get('server_cpu_pct')):>7} "
                   f"{_pct(cpu.get('loop_thread_cpu_pct')):>5} {_pct(cpu.get('off_loop_cpu_pct')):>5} "
+                  f"{_pct(cpu.get('helpers_cpu_pct')):>6} "
                   f"{_futex(cpu):>5} {_rthr(cpu):>5} {fmt(cpu.get('req_per_loop_cpu_s'), '.0f'):>10}")
         chk = checks["encrypt_beside_load"]
         print(f"Encrypt with load ÷ alone = {eb['ratio']:.2f} ({eb['with_load_rps']:.1f} vs "

@@ -10,6 +10,14 @@ Encodings (what is sealed into the ledger):
 * HMAC_*: the raw HMAC key.
 * RSA, ECC, Ed25519, ML-DSA, ML-KEM: the private key as PKCS#8 DER.
 
+Asymmetric material is loaded as a :class:`PrivateKey`. Cheap operations (public-key work,
+ECDSA and Ed25519 signing) are computed in this process; private-key work that takes a
+millisecond or more is computed in helper processes at a lower CPU priority (see
+:mod:`infrastructure.crypto_workers`), so it never competes with the event loop. The
+operations that use a key for a request (sign, verify, decrypt, derive, decapsulate) are
+coroutines: the event loop awaits the helper. Key generation and imports, done by threads that
+manage keys, block on a helper.
+
 Public keys are DER SubjectPublicKeyInfo, as GetPublicKey returns them. Signatures match
 what AWS KMS produces and any standard verifier accepts: PKCS#1 v1.5 with the DigestInfo
 prefix, RSASSA-PSS with MGF1 and a salt as long as the digest, DER-encoded ECDSA, pure
@@ -20,10 +28,8 @@ an empty context or its external-mu form.
 from __future__ import annotations
 
 import hmac
-import multiprocessing
 import os
-import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -33,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings as sodium
 
 from domain.key_specs import Family, KeySpec, spec_info
+from infrastructure.crypto_workers import CryptoWorkers
 
 SYMMETRIC_KEY_BYTES = 32
 
@@ -56,8 +63,50 @@ _HMAC_HASHES = {"HMAC_SHA_224": "sha224", "HMAC_SHA_256": "sha256", "HMAC_SHA_38
 ML_KEM_CIPHERTEXT_BYTES = {KeySpec.ML_KEM_768: 1088, KeySpec.ML_KEM_1024: 1568}
 
 
+#: the helper processes that compute costly private-key work (started on first use)
+workers = CryptoWorkers()
+
+#: Signature operations computed in this process, per key family: tens of microseconds each
+#: (ECDSA and Ed25519 signing; RSA, ECDSA and Ed25519 verification). The others (RSA signing,
+#: ML-DSA) take a millisecond or more and go to the helper processes.
+CHEAP_SIGNATURES = {
+    "Sign": frozenset({Family.ECC, Family.ED25519}),
+    "Verify": frozenset({Family.RSA, Family.ECC, Family.ED25519}),
+}
+
+
 class BadKeyMaterial(ValueError):
     """Material (imported or a peer's public key) that does not fit the key spec."""
+
+
+class PrivateKey:
+    """Asymmetric material, loaded: its PKCS#8 encoding, which is what a helper process is
+    sent, and the key object, for what this process computes itself."""
+
+    __slots__ = ("pkcs8", "key")
+
+    def __init__(self, pkcs8: bytes, key: Any) -> None:
+        self.pkcs8 = pkcs8
+        self.key = key
+
+    def __repr__(self) -> str:  # never the material
+        return f"PrivateKey({type(self.key).__name__})"
+
+
+def _load_private(pkcs8: bytes) -> Any:
+    """A private key object from material this service generated, or checked when it was
+    imported (:func:`check_import`); the seal authenticates it since. RSA's consistency
+    check, tens of milliseconds, is therefore not repeated on every load."""
+    return serialization.load_der_private_key(pkcs8, password=None, unsafe_skip_rsa_key_validation=True)
+
+
+async def _in_helper(function: Callable[..., Any], private_key: PrivateKey, *args: Any) -> Any:
+    """``function(private key object, *args)``, computed in a helper process."""
+    return await workers.run(_with_loaded_key, function, private_key.pkcs8, *args)
+
+
+def _with_loaded_key(function: Callable[..., Any], pkcs8: bytes, *args: Any) -> Any:
+    return function(_load_private(pkcs8), *args)  # in the helper
 
 
 def _hash(algorithm: str) -> hashes.HashAlgorithm:
@@ -77,29 +126,10 @@ def public_der(public_key) -> bytes:
     )
 
 
-_rsa_pool: ProcessPoolExecutor | None = None
-_rsa_pool_lock = threading.Lock()
-
-
-def _new_rsa_pkcs8(bits: int) -> bytes:
-    return _pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=bits))
-
-
-def _rsa_private_key(bits: int) -> rsa.RSAPrivateKey:
-    """RSA key generation holds the GIL for its whole run (a second or more for 4096 bits),
-    so it runs in a helper process and the server's threads and event loop keep serving."""
-    global _rsa_pool
-    with _rsa_pool_lock:
-        if _rsa_pool is None:
-            _rsa_pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-    der = _rsa_pool.submit(_new_rsa_pkcs8, bits).result()
-    return serialization.load_der_private_key(der, password=None)
-
-
 def _generate_private_key(key_spec: KeySpec):
     family = spec_info(key_spec).family
     if family is Family.RSA:
-        return _rsa_private_key(_RSA_BITS[key_spec])
+        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_spec])
     if family is Family.ECC:
         return ec.generate_private_key(_CURVES[key_spec]())
     if family is Family.ED25519:
@@ -120,31 +150,36 @@ def generate(key_spec: str) -> bytes:
     if info.family is Family.HMAC:
         assert info.hmac_key_bytes is not None
         return os.urandom(info.hmac_key_bytes[2])
-    return _pkcs8(_generate_private_key(spec))
+    return generate_key_pair(spec)[0]
 
 
 def generate_key_pair(key_spec: str) -> tuple[bytes, bytes]:
     """A key pair (a data key pair, or an import wrapping key): (PKCS#8 DER private key,
-    DER SubjectPublicKeyInfo)."""
-    private_key = _generate_private_key(KeySpec(key_spec))
+    DER SubjectPublicKeyInfo). Generated in a helper process: RSA key generation holds the
+    GIL for its whole run, up to seconds for 4096 bits."""
+    return workers.call(_new_key_pair, KeySpec(key_spec))
+
+
+def _new_key_pair(key_spec: KeySpec) -> tuple[bytes, bytes]:
+    private_key = _generate_private_key(key_spec)  # in the helper
     return _pkcs8(private_key), public_der(private_key.public_key())
 
 
 def load(key_spec: str, material: bytes) -> Any:
-    """The object the operations below take: AESGCM, the HMAC key, or a private key."""
+    """The object the operations below take: AESGCM, the HMAC key, or a :class:`PrivateKey`."""
     family = spec_info(key_spec).family
     if family is Family.SYMMETRIC:
         return AESGCM(material)
     if family is Family.HMAC:
         return material
-    return serialization.load_der_private_key(material, password=None)
+    return PrivateKey(material, _load_private(material))
 
 
 def public_key(key_spec: str, material: bytes) -> bytes | None:
     """DER SubjectPublicKeyInfo of asymmetric material; None for symmetric and HMAC."""
     if not spec_info(key_spec).asymmetric:
         return None
-    return public_der(load(key_spec, material).public_key())
+    return public_der(_load_private(material).public_key())
 
 
 def check_import(key_spec: str, material: bytes) -> None:
@@ -161,6 +196,10 @@ def check_import(key_spec: str, material: bytes) -> None:
         if not low <= len(material) <= high:
             raise BadKeyMaterial(f"{key_spec} key material must be {low} to {high} bytes long.")
         return
+    workers.call(_check_private_key, spec, material)  # RSA's full key check: tens of ms
+
+
+def _check_private_key(spec: KeySpec, material: bytes) -> None:
     try:
         if not _is_pkcs8(material):
             raise ValueError("not PKCS#8")
@@ -168,7 +207,7 @@ def check_import(key_spec: str, material: bytes) -> None:
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise BadKeyMaterial("Asymmetric key material must be a PKCS#8 DER private key.") from None
     if not _matches(spec, private_key):
-        raise BadKeyMaterial(f"The private key does not match key spec {key_spec}.")
+        raise BadKeyMaterial(f"The private key does not match key spec {spec.value}.")
 
 
 def _is_pkcs8(der: bytes) -> bool:
@@ -216,7 +255,14 @@ def _rsa_padding(algorithm: str, digest: hashes.HashAlgorithm):
     return padding.PKCS1v15()
 
 
-def sign(key_spec: str, private_key, algorithm: str, message_type: str, message: bytes) -> bytes:
+async def sign(key_spec: str, private_key: PrivateKey, algorithm: str, message_type: str,
+               message: bytes) -> bytes:
+    if spec_info(key_spec).family in CHEAP_SIGNATURES["Sign"]:
+        return _sign(private_key.key, key_spec, algorithm, message_type, message)
+    return await _in_helper(_sign, private_key, key_spec, algorithm, message_type, message)
+
+
+def _sign(private_key, key_spec: str, algorithm: str, message_type: str, message: bytes) -> bytes:
     family = spec_info(key_spec).family
     if family is Family.ML_DSA:
         return private_key.sign_mu(message) if message_type == "EXTERNAL_MU" else private_key.sign(message)
@@ -231,8 +277,15 @@ def sign(key_spec: str, private_key, algorithm: str, message_type: str, message:
     return private_key.sign(message, ec.ECDSA(chosen))
 
 
-def verify(key_spec: str, private_key, algorithm: str, message_type: str, message: bytes,
-           signature: bytes) -> bool:
+async def verify(key_spec: str, private_key: PrivateKey, algorithm: str, message_type: str,
+                 message: bytes, signature: bytes) -> bool:
+    if spec_info(key_spec).family in CHEAP_SIGNATURES["Verify"]:
+        return _verify(private_key.key, key_spec, algorithm, message_type, message, signature)
+    return await _in_helper(_verify, private_key, key_spec, algorithm, message_type, message, signature)
+
+
+def _verify(private_key, key_spec: str, algorithm: str, message_type: str, message: bytes,
+            signature: bytes) -> bool:
     public = private_key.public_key()
     family = spec_info(key_spec).family
     try:
@@ -280,12 +333,16 @@ def _oaep(algorithm: str) -> padding.OAEP:
     return padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
 
 
-def rsa_encrypt(private_key, algorithm: str, plaintext: bytes) -> bytes:
-    return private_key.public_key().encrypt(plaintext, _oaep(algorithm))
+def rsa_encrypt(private_key: PrivateKey, algorithm: str, plaintext: bytes) -> bytes:
+    return private_key.key.public_key().encrypt(plaintext, _oaep(algorithm))
 
 
-def rsa_decrypt(private_key, algorithm: str, ciphertext: bytes) -> bytes:
+async def rsa_decrypt(private_key: PrivateKey, algorithm: str, ciphertext: bytes) -> bytes:
     """Raises ValueError when the ciphertext is not valid for this key and algorithm."""
+    return await _in_helper(_rsa_decrypt, private_key, algorithm, ciphertext)
+
+
+def _rsa_decrypt(private_key, algorithm: str, ciphertext: bytes) -> bytes:
     return private_key.decrypt(ciphertext, _oaep(algorithm))
 
 
@@ -297,8 +354,12 @@ def verify_mac(hmac_key: bytes, algorithm: str, message: bytes, tag: bytes) -> b
     return hmac.compare_digest(mac(hmac_key, algorithm, message), tag)
 
 
-def derive_shared_secret(private_key, peer_public_der: bytes) -> bytes:
+async def derive_shared_secret(private_key: PrivateKey, peer_public_der: bytes) -> bytes:
     """ECDH with a peer's DER SubjectPublicKeyInfo on the same curve."""
+    return await _in_helper(_derive_shared_secret, private_key, peer_public_der)
+
+
+def _derive_shared_secret(private_key, peer_public_der: bytes) -> bytes:
     try:
         peer = serialization.load_der_public_key(peer_public_der)
     except (ValueError, UnsupportedAlgorithm):
@@ -310,12 +371,16 @@ def derive_shared_secret(private_key, peer_public_der: bytes) -> bytes:
     return private_key.exchange(ec.ECDH(), peer)
 
 
-def encapsulate(private_key) -> tuple[bytes, bytes]:
+def encapsulate(private_key: PrivateKey) -> tuple[bytes, bytes]:
     """(shared secret, ciphertext) for the key's public key."""
-    return private_key.public_key().encapsulate()
+    return private_key.key.public_key().encapsulate()
 
 
-def decapsulate(private_key, ciphertext: bytes) -> bytes:
+async def decapsulate(private_key: PrivateKey, ciphertext: bytes) -> bytes:
+    return await _in_helper(_decapsulate, private_key, ciphertext)
+
+
+def _decapsulate(private_key, ciphertext: bytes) -> bytes:
     return private_key.decapsulate(ciphertext)
 
 
@@ -327,7 +392,11 @@ def unwrap(wrapping_key_pkcs8: bytes, algorithm: str, wrapped: bytes) -> bytes:
     RSA_AES_KEY_WRAP_SHA_*: an ephemeral AES key encrypted with RSA-OAEP, followed by the
     material wrapped under it with AES Key Wrap with Padding (RFC 5649).
     Raises ValueError when the blob does not unwrap."""
-    private_key = serialization.load_der_private_key(wrapping_key_pkcs8, password=None)
+    return workers.call(_unwrap, wrapping_key_pkcs8, algorithm, wrapped)
+
+
+def _unwrap(wrapping_key_pkcs8: bytes, algorithm: str, wrapped: bytes) -> bytes:
+    private_key = _load_private(wrapping_key_pkcs8)
     oaep = _oaep(algorithm)  # the hash is the algorithm name's last part in both families
     if algorithm.startswith("RSAES_OAEP"):
         return private_key.decrypt(wrapped, oaep)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -28,7 +30,10 @@ class Harness:
         )
 
     def call(self, operation: str, ctx: RequestContext | None = None, **params):
-        return getattr(self.service, operation)(ctx or self.context(), params)
+        result = getattr(self.service, operation)(ctx or self.context(), params)
+        if inspect.iscoroutine(result):  # an operation that may await a crypto helper
+            result = asyncio.run(result)
+        return result
 
     def restart(self) -> None:
         self.service.close()

@@ -8,6 +8,7 @@ starts the pool, about a second), so RSA keys are generated once per module.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -31,6 +32,9 @@ from nacl import bindings as sodium
 
 from infrastructure import key_material as km
 from infrastructure.key_material import BadKeyMaterial
+
+#: the key operations a request awaits (they may run in a crypto helper process), run to the end
+awaited = asyncio.run
 
 ASYMMETRIC_SPECS = [
     "RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1",
@@ -93,7 +97,7 @@ def test_generated_material_is_pkcs8_of_the_spec(spec, material, loaded):
     der = material[spec]
     independent = serialization.load_der_private_key(der, password=None)
     assert isinstance(independent, EXPECTED_TYPES[spec])
-    assert isinstance(loaded[spec], EXPECTED_TYPES[spec])
+    assert isinstance(loaded[spec].key, EXPECTED_TYPES[spec])
     assert _pkcs8(independent) == der  # it is PKCS#8 DER, canonically encoded
     if spec.startswith("RSA_"):
         assert independent.key_size == int(spec[4:])
@@ -151,44 +155,44 @@ def test_rsa_signatures_verify_independently(loaded, algorithm, message_type):
     key = loaded["RSA_2048"]
     h = _hash_of(algorithm)
     message = MESSAGE if message_type == "RAW" else _digest(algorithm, MESSAGE)
-    signature = km.sign("RSA_2048", key, algorithm, message_type, message)
+    signature = awaited(km.sign("RSA_2048", key, algorithm, message_type, message))
     assert len(signature) == 256
     if algorithm.startswith("RSASSA_PSS"):
         # salt as long as the digest, MGF1 with the same hash
         pss = padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
-        key.public_key().verify(signature, MESSAGE, pss, h)
+        key.key.public_key().verify(signature, MESSAGE, pss, h)
         longer = padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size + 1)
         with pytest.raises(InvalidSignature):
-            key.public_key().verify(signature, MESSAGE, longer, h)
+            key.key.public_key().verify(signature, MESSAGE, longer, h)
     else:
-        key.public_key().verify(signature, MESSAGE, padding.PKCS1v15(), h)
-    assert km.verify("RSA_2048", key, algorithm, message_type, message, signature) is True
+        key.key.public_key().verify(signature, MESSAGE, padding.PKCS1v15(), h)
+    assert awaited(km.verify("RSA_2048", key, algorithm, message_type, message, signature)) is True
 
 
 @pytest.mark.parametrize("algorithm", [a for a in RSA_SIGNING if "PKCS1" in a])
 def test_pkcs1_digest_signature_equals_the_raw_one(loaded, algorithm):
     """PKCS#1 v1.5 is deterministic: signing the digest (Prehashed) is signing the message."""
     key = loaded["RSA_2048"]
-    raw = km.sign("RSA_2048", key, algorithm, "RAW", MESSAGE)
-    digest = km.sign("RSA_2048", key, algorithm, "DIGEST", _digest(algorithm, MESSAGE))
+    raw = awaited(km.sign("RSA_2048", key, algorithm, "RAW", MESSAGE))
+    digest = awaited(km.sign("RSA_2048", key, algorithm, "DIGEST", _digest(algorithm, MESSAGE)))
     assert raw == digest
     h = _hash_of(algorithm)
-    assert raw == key.sign(MESSAGE, padding.PKCS1v15(), h)
-    assert raw == key.sign(_digest(algorithm, MESSAGE), padding.PKCS1v15(), utils.Prehashed(h))
+    assert raw == key.key.sign(MESSAGE, padding.PKCS1v15(), h)
+    assert raw == key.key.sign(_digest(algorithm, MESSAGE), padding.PKCS1v15(), utils.Prehashed(h))
 
 
 def test_rsa_4096_signature_and_encryption(loaded):
     key = loaded["RSA_4096"]
-    signature = km.sign("RSA_4096", key, "RSASSA_PSS_SHA_512", "RAW", MESSAGE)
+    signature = awaited(km.sign("RSA_4096", key, "RSASSA_PSS_SHA_512", "RAW", MESSAGE))
     assert len(signature) == 512
     h = hashes.SHA512()
-    key.public_key().verify(
+    key.key.public_key().verify(
         signature, MESSAGE, padding.PSS(mgf=padding.MGF1(h), salt_length=64), h
     )
     plaintext = b"q" * 446  # OAEP SHA-256 limit for a 4096-bit key
     blob = km.rsa_encrypt(key, "RSAES_OAEP_SHA_256", plaintext)
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-    assert key.decrypt(blob, oaep) == plaintext
+    assert key.key.decrypt(blob, oaep) == plaintext
 
 
 ECDSA = [("ECC_NIST_P256", "ECDSA_SHA_256"), ("ECC_NIST_P384", "ECDSA_SHA_384"),
@@ -199,24 +203,24 @@ ECDSA = [("ECC_NIST_P256", "ECDSA_SHA_256"), ("ECC_NIST_P384", "ECDSA_SHA_384"),
 def test_ecdsa_signatures_verify_independently(loaded, spec, algorithm):
     key = loaded[spec]
     h = _hash_of(algorithm)
-    raw = km.sign(spec, key, algorithm, "RAW", MESSAGE)
-    key.public_key().verify(raw, MESSAGE, ec.ECDSA(h))
+    raw = awaited(km.sign(spec, key, algorithm, "RAW", MESSAGE))
+    key.key.public_key().verify(raw, MESSAGE, ec.ECDSA(h))
     digest = _digest(algorithm, MESSAGE)
-    signed_digest = km.sign(spec, key, algorithm, "DIGEST", digest)
-    key.public_key().verify(signed_digest, digest, ec.ECDSA(utils.Prehashed(h)))
-    key.public_key().verify(signed_digest, MESSAGE, ec.ECDSA(h))  # the same thing signed
+    signed_digest = awaited(km.sign(spec, key, algorithm, "DIGEST", digest))
+    key.key.public_key().verify(signed_digest, digest, ec.ECDSA(utils.Prehashed(h)))
+    key.key.public_key().verify(signed_digest, MESSAGE, ec.ECDSA(h))  # the same thing signed
     utils.decode_dss_signature(raw)  # DER-encoded (r, s)
     # and signatures made elsewhere verify in the adapter
-    local = key.sign(MESSAGE, ec.ECDSA(h))
-    assert km.verify(spec, key, algorithm, "RAW", MESSAGE, local) is True
-    assert km.verify(spec, key, algorithm, "DIGEST", digest, local) is True
+    local = key.key.sign(MESSAGE, ec.ECDSA(h))
+    assert awaited(km.verify(spec, key, algorithm, "RAW", MESSAGE, local)) is True
+    assert awaited(km.verify(spec, key, algorithm, "DIGEST", digest, local)) is True
 
 
 def test_ed25519_pure_signature_verifies_independently(loaded):
     key = loaded["ECC_NIST_EDWARDS25519"]
-    signature = km.sign("ECC_NIST_EDWARDS25519", key, "ED25519_SHA_512", "RAW", MESSAGE)
-    key.public_key().verify(signature, MESSAGE)
-    assert signature == key.sign(MESSAGE)  # Ed25519 is deterministic
+    signature = awaited(km.sign("ECC_NIST_EDWARDS25519", key, "ED25519_SHA_512", "RAW", MESSAGE))
+    key.key.public_key().verify(signature, MESSAGE)
+    assert signature == key.key.sign(MESSAGE)  # Ed25519 is deterministic
 
 
 def test_ed25519ph_matches_the_rfc_8032_test_vector():
@@ -226,42 +230,42 @@ def test_ed25519ph_matches_the_rfc_8032_test_vector():
         "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41"
         "31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
     )
-    key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
-    signature = km.sign("ECC_NIST_EDWARDS25519", key, "ED25519_PH_SHA_512", "DIGEST", b"abc")
+    key = km.load("ECC_NIST_EDWARDS25519", _pkcs8(ed25519.Ed25519PrivateKey.from_private_bytes(seed)))
+    signature = awaited(km.sign("ECC_NIST_EDWARDS25519", key, "ED25519_PH_SHA_512", "DIGEST", b"abc"))
     assert signature == expected
-    assert km.verify("ECC_NIST_EDWARDS25519", key, "ED25519_PH_SHA_512", "DIGEST", b"abc", expected)
+    assert awaited(km.verify("ECC_NIST_EDWARDS25519", key, "ED25519_PH_SHA_512", "DIGEST", b"abc", expected))
 
 
 def test_ed25519ph_of_a_digest_verifies_with_libsodium_and_the_public_key(loaded):
     """AWS hashes the 64-byte DIGEST once more: the Ed25519ph message is the digest itself."""
     key = loaded["ECC_NIST_EDWARDS25519"]
     digest = hashlib.sha512(MESSAGE).digest()
-    signature = km.sign("ECC_NIST_EDWARDS25519", key, "ED25519_PH_SHA_512", "DIGEST", digest)
-    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    signature = awaited(km.sign("ECC_NIST_EDWARDS25519", key, "ED25519_PH_SHA_512", "DIGEST", digest))
+    public = key.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     state = sodium.crypto_sign_ed25519ph_state()
     sodium.crypto_sign_ed25519ph_update(state, digest)
     assert sodium.crypto_sign_ed25519ph_final_verify(state, signature, public)
     # it is not a pure Ed25519 signature of either
     for message in (digest, MESSAGE):
         with pytest.raises(InvalidSignature):
-            key.public_key().verify(signature, message)
+            key.key.public_key().verify(signature, message)
 
 
 @pytest.mark.parametrize("spec", ["ML_DSA_44", "ML_DSA_65", "ML_DSA_87"])
 def test_ml_dsa_raw_and_external_mu_verify_independently(loaded, spec):
     key = loaded[spec]
-    public = key.public_key()
-    raw = km.sign(spec, key, "ML_DSA_SHAKE_256", "RAW", MESSAGE)
+    public = key.key.public_key()
+    raw = awaited(km.sign(spec, key, "ML_DSA_SHAKE_256", "RAW", MESSAGE))
     public.verify(raw, MESSAGE)  # pure ML-DSA, empty context
     hasher = mldsa.MLDSAMuHasher(public)
     hasher.update(MESSAGE)
     mu = hasher.finalize()
     assert len(mu) == 64
-    from_mu = km.sign(spec, key, "ML_DSA_SHAKE_256", "EXTERNAL_MU", mu)
+    from_mu = awaited(km.sign(spec, key, "ML_DSA_SHAKE_256", "EXTERNAL_MU", mu))
     public.verify(from_mu, MESSAGE)  # a signature of mu is a signature of the message
     public.verify_mu(raw, mu)
-    assert km.verify(spec, key, "ML_DSA_SHAKE_256", "RAW", MESSAGE, from_mu) is True
-    assert km.verify(spec, key, "ML_DSA_SHAKE_256", "EXTERNAL_MU", mu, raw) is True
+    assert awaited(km.verify(spec, key, "ML_DSA_SHAKE_256", "RAW", MESSAGE, from_mu)) is True
+    assert awaited(km.verify(spec, key, "ML_DSA_SHAKE_256", "EXTERNAL_MU", mu, raw)) is True
 
 
 # (spec, algorithm, message type, message) for every signing family
@@ -297,23 +301,23 @@ def _tampered(signature: bytes) -> dict[str, bytes]:
 @pytest.mark.parametrize(("spec", "algorithm", "message_type", "message"), SIGNING_CASES)
 def test_verify_is_false_for_tampered_signatures(loaded, spec, algorithm, message_type, message):
     key = loaded[spec]
-    signature = km.sign(spec, key, algorithm, message_type, message)
-    assert km.verify(spec, key, algorithm, message_type, message, signature) is True
+    signature = awaited(km.sign(spec, key, algorithm, message_type, message))
+    assert awaited(km.verify(spec, key, algorithm, message_type, message, signature)) is True
     for name, bad in _tampered(signature).items():
-        assert km.verify(spec, key, algorithm, message_type, message, bad) is False, name
+        assert awaited(km.verify(spec, key, algorithm, message_type, message, bad)) is False, name
     other = bytearray(message)
     other[0] ^= 0x01
-    assert km.verify(spec, key, algorithm, message_type, bytes(other), signature) is False
+    assert awaited(km.verify(spec, key, algorithm, message_type, bytes(other), signature)) is False
 
 
 def test_verify_is_false_for_another_keys_signature(loaded):
-    signature = km.sign("ML_DSA_65", loaded["ML_DSA_65"], "ML_DSA_SHAKE_256", "RAW", MESSAGE)
+    signature = awaited(km.sign("ML_DSA_65", loaded["ML_DSA_65"], "ML_DSA_SHAKE_256", "RAW", MESSAGE))
     other = km.load("ML_DSA_65", km.generate("ML_DSA_65"))
-    assert km.verify("ML_DSA_65", other, "ML_DSA_SHAKE_256", "RAW", MESSAGE, signature) is False
-    rsa_sig = km.sign("RSA_2048", loaded["RSA_2048"], "RSASSA_PSS_SHA_256", "RAW", MESSAGE)
+    assert awaited(km.verify("ML_DSA_65", other, "ML_DSA_SHAKE_256", "RAW", MESSAGE, signature)) is False
+    rsa_sig = awaited(km.sign("RSA_2048", loaded["RSA_2048"], "RSASSA_PSS_SHA_256", "RAW", MESSAGE))
     # same key, another algorithm of the key
-    assert km.verify("RSA_2048", loaded["RSA_2048"], "RSASSA_PKCS1_V1_5_SHA_256", "RAW", MESSAGE,
-                     rsa_sig) is False
+    assert awaited(km.verify("RSA_2048", loaded["RSA_2048"], "RSASSA_PKCS1_V1_5_SHA_256", "RAW", MESSAGE,
+                     rsa_sig)) is False
 
 
 # -- RSA encryption, MACs ----------------------------------------------------------------------------
@@ -326,13 +330,13 @@ def test_rsa_oaep_round_trips_with_independent_calls(loaded, algorithm, h, limit
     oaep = padding.OAEP(mgf=padding.MGF1(h()), algorithm=h(), label=None)
     plaintext = os.urandom(limit)
     blob = km.rsa_encrypt(key, algorithm, plaintext)
-    assert key.decrypt(blob, oaep) == plaintext
-    assert km.rsa_decrypt(key, algorithm, key.public_key().encrypt(plaintext, oaep)) == plaintext
+    assert key.key.decrypt(blob, oaep) == plaintext
+    assert awaited(km.rsa_decrypt(key, algorithm, key.key.public_key().encrypt(plaintext, oaep))) == plaintext
     with pytest.raises(ValueError):
-        km.rsa_decrypt(key, algorithm, blob[:-1] + bytes([blob[-1] ^ 1]))
+        awaited(km.rsa_decrypt(key, algorithm, blob[:-1] + bytes([blob[-1] ^ 1])))
     other = "RSAES_OAEP_SHA_256" if algorithm == "RSAES_OAEP_SHA_1" else "RSAES_OAEP_SHA_1"
     with pytest.raises(ValueError):
-        km.rsa_decrypt(key, other, blob)
+        awaited(km.rsa_decrypt(key, other, blob))
 
 
 @pytest.mark.parametrize(("algorithm", "name"), [("HMAC_SHA_224", "sha224"), ("HMAC_SHA_256", "sha256"),
@@ -526,10 +530,10 @@ def test_unwrap_with_an_invalid_aes_key_size_is_a_value_error(wrapping_key):
 @pytest.mark.parametrize("spec", ["ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"])
 def test_derive_shared_secret_equals_the_peers_view(loaded, spec):
     key = loaded[spec]
-    peer = ec.generate_private_key(type(key.curve)())
-    secret = km.derive_shared_secret(key, _spki(peer.public_key()))
-    assert secret == peer.exchange(ec.ECDH(), key.public_key())
-    assert len(secret) == (key.curve.key_size + 7) // 8
+    peer = ec.generate_private_key(type(key.key.curve)())
+    secret = awaited(km.derive_shared_secret(key, _spki(peer.public_key())))
+    assert secret == peer.exchange(ec.ECDH(), key.key.public_key())
+    assert len(secret) == (key.key.curve.key_size + 7) // 8
 
 
 def test_derive_shared_secret_refuses_peers_that_do_not_fit(loaded, material):
@@ -552,7 +556,7 @@ def test_derive_shared_secret_refuses_peers_that_do_not_fit(loaded, material):
     }
     for name, peer in bad_peers.items():
         with pytest.raises(BadKeyMaterial):
-            km.derive_shared_secret(key, peer)
+            awaited(km.derive_shared_secret(key, peer))
         assert name  # (the loop names each case in a failure's locals)
 
 
@@ -564,16 +568,16 @@ def test_ml_kem_encapsulate_decapsulate(loaded, spec, length):
     key = loaded[spec]
     secret, ciphertext = km.encapsulate(key)
     assert len(secret) == 32 and len(ciphertext) == length == km.ML_KEM_CIPHERTEXT_BYTES[spec]
-    assert km.decapsulate(key, ciphertext) == secret
-    assert key.decapsulate(ciphertext) == secret  # independently
+    assert awaited(km.decapsulate(key, ciphertext)) == secret
+    assert key.key.decapsulate(ciphertext) == secret  # independently
     # encapsulation done elsewhere, with the public key GetPublicKey returns
-    public = serialization.load_der_public_key(km.public_key(spec, _pkcs8(key)))
+    public = serialization.load_der_public_key(km.public_key(spec, key.pkcs8))
     outside_secret, outside_ciphertext = public.encapsulate()
-    assert km.decapsulate(key, outside_ciphertext) == outside_secret
+    assert awaited(km.decapsulate(key, outside_ciphertext)) == outside_secret
     # ML-KEM's implicit rejection: a tampered ciphertext gives another secret, not an error
     tampered = bytearray(ciphertext)
     tampered[0] ^= 0x01
-    assert km.decapsulate(key, bytes(tampered)) != secret
+    assert awaited(km.decapsulate(key, bytes(tampered))) != secret
 
 
 @pytest.mark.parametrize("spec", ["RSA_2048", "ECC_NIST_P256", "ECC_SECG_P256K1"])

@@ -1,0 +1,273 @@
+"""Helper processes for private-key computations that take a millisecond or more.
+
+RSA signing and decryption, ML-DSA, ECDH, ML-KEM decapsulation, key generation and the
+unwrapping of imported material run here rather than in the server process, for two reasons:
+
+* **Priority.** The helpers run at a lower CPU priority (``nice``) than the server. On an idle
+  machine that changes nothing: they use every core. On a busy one the event loop, which
+  serves Encrypt, Decrypt and GenerateDataKey in microseconds, keeps its CPU, and asymmetric
+  work takes what is left. Lowering the priority of threads in the server process does not
+  work: they share its GIL, and a low-priority thread holding it stalls the loop.
+* **The GIL.** Some of this work (RSA key generation, up to seconds for 4096 bits) holds the
+  GIL for its whole run; in a helper it cannot stall the server.
+
+The event loop awaits a helper directly (:meth:`CryptoWorkers.run`): it writes the call to
+the helper's pipe and is woken when the answer is readable, so a request waiting for a
+signature costs the loop no thread and no GIL hand-over. Threads that manage keys (key
+generation, imports) block on a helper instead (:meth:`CryptoWorkers.call`). A helper serves
+one call at a time and belongs to its caller until it has answered.
+
+Helpers are stateless. Each call carries what it needs, the PKCS#8 private key included, over
+a pipe (kernel memory, never disk); the helper loads it, computes, answers and drops it.
+Nothing outlives a call in a helper, so crypto-shredding a key needs nothing from them.
+A helper that dies is replaced; the call it was serving fails with :class:`CryptoWorkerLost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger("keyledger.crypto")
+
+#: how much lower than the server the helpers run (a nice increment, 0-19)
+DEFAULT_NICENESS = 10
+
+
+class CryptoWorkerLost(RuntimeError):
+    """The helper process serving a call died before it answered."""
+
+
+class _Helper:
+    __slots__ = ("connection", "process", "fd")
+
+    def __init__(self, connection: Connection, process: multiprocessing.process.BaseProcess) -> None:
+        self.connection = connection
+        self.process = process
+        self.fd = connection.fileno()
+
+    def blocking(self) -> Connection:
+        """The pipe, in blocking mode: an event loop watching it (uvloop) makes it
+        non-blocking, and Connection reads and writes whole messages only when blocking."""
+        os.set_blocking(self.fd, True)
+        return self.connection
+
+
+class _BlockedCaller:
+    """A thread waiting for a free helper."""
+
+    __slots__ = ("ready", "helper")
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.helper: _Helper | None = None
+
+
+class CryptoWorkers:
+    """A fixed set of helper processes, started on first use, shared by the event loop
+    (:meth:`run`) and by threads (:meth:`call`)."""
+
+    def __init__(self, processes: int | None = None, niceness: int = DEFAULT_NICENESS) -> None:
+        self.processes = processes or os.cpu_count() or 2
+        self.niceness = niceness
+        self._context = multiprocessing.get_context("spawn")  # no copy of the server's memory
+        self._lock = threading.Lock()
+        self._helpers: list[_Helper] = []
+        self._idle: collections.deque[_Helper] = collections.deque()  # used in turn
+        #: callers waiting for a helper, first come first served: asyncio futures of the
+        #: loops that await one, and blocked threads
+        self._waiting: collections.deque[asyncio.Future | _BlockedCaller] = collections.deque()
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a helper, awaited on the running event loop; the function's
+        exception is raised here. ``function`` must be a module-level function and its
+        arguments and result picklable (small: a request's worth)."""
+        loop = asyncio.get_running_loop()
+        helper = await self._acquire_async(loop)
+        answer = loop.create_future()
+        try:
+            helper.blocking().send((function, args))  # a request's worth: the pipe has room
+            loop.add_reader(helper.fd, self._answered, loop, helper, answer)
+        except (EOFError, OSError) as error:
+            self._lost(helper)
+            raise CryptoWorkerLost("a crypto helper process died during a call") from error
+        except BaseException:
+            self._lost(helper)  # e.g. arguments that do not pickle: start from a clean pipe
+            raise
+        # the reader hands the helper back, even if this coroutine is cancelled meanwhile
+        ok, value = await answer
+        if not ok:
+            raise value
+        return value
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a helper, blocking this thread until it answers (never call
+        it on an event loop's thread: use :meth:`run` there)."""
+        if _loop_running_here():
+            raise RuntimeError("CryptoWorkers.call() would block the event loop; await run()")
+        helper = self._acquire_blocking()
+        try:
+            connection = helper.blocking()
+            connection.send((function, args))
+            ok, value = connection.recv()
+        except (EOFError, OSError) as error:
+            self._lost(helper)
+            raise CryptoWorkerLost("a crypto helper process died during a call") from error
+        except BaseException:
+            self._lost(helper)  # the pipe may hold an unread answer: not reusable
+            raise
+        self._release(helper)
+        if not ok:
+            raise value
+        return value
+
+    def _answered(self, loop: asyncio.AbstractEventLoop, helper: _Helper, answer: asyncio.Future) -> None:
+        loop.remove_reader(helper.fd)
+        try:
+            result = helper.blocking().recv()  # the answer is there, or its rest on the way
+        except (EOFError, OSError) as error:
+            self._lost(helper)
+            if not answer.done():
+                lost = CryptoWorkerLost("a crypto helper process died during a call")
+                lost.__cause__ = error
+                answer.set_exception(lost)
+            return
+        self._release(helper)
+        if not answer.done():  # not cancelled
+            answer.set_result(result)
+
+    # -- helpers in use and idle ---------------------------------------------------------------
+
+    async def _acquire_async(self, loop: asyncio.AbstractEventLoop) -> _Helper:
+        with self._lock:
+            self._start()
+            if self._idle:
+                return self._idle.popleft()
+            waiter = loop.create_future()
+            self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+            if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
+                self._release(waiter.result())
+            raise
+
+    def _acquire_blocking(self) -> _Helper:
+        with self._lock:
+            self._start()
+            if self._idle:
+                return self._idle.popleft()
+            waiter = _BlockedCaller()
+            self._waiting.append(waiter)
+        waiter.ready.wait()
+        assert waiter.helper is not None
+        return waiter.helper
+
+    def _release(self, helper: _Helper) -> None:
+        """Hand a free helper to the first caller waiting, or mark it idle."""
+        with self._lock:
+            while self._waiting:
+                waiter = self._waiting.popleft()
+                if isinstance(waiter, _BlockedCaller):
+                    waiter.helper = helper
+                    waiter.ready.set()
+                    return
+                if not waiter.done():
+                    waiter.get_loop().call_soon_threadsafe(_hand_over, waiter, helper, self)
+                    return
+            self._idle.append(helper)
+
+    def _lost(self, helper: _Helper) -> None:
+        """Replace a helper that died or whose pipe is in an unknown state."""
+        log.error("crypto helper process %s is lost (exit code %s); starting another",
+                  helper.process.pid, helper.process.exitcode)
+        helper.connection.close()
+        if helper.process.is_alive():
+            helper.process.kill()
+        helper.process.join(timeout=1)
+        replacement = self._spawn()
+        with self._lock:
+            if helper in self._helpers:
+                self._helpers[self._helpers.index(helper)] = replacement
+        self._release(replacement)
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def pids(self) -> list[int]:
+        return [helper.process.pid for helper in self._helpers if helper.process.pid is not None]
+
+    def close(self) -> None:
+        with self._lock:
+            helpers, self._helpers = self._helpers, []
+            self._idle.clear()
+        for helper in helpers:
+            helper.connection.close()  # the helper sees EOF and exits
+        for helper in helpers:
+            helper.process.join(timeout=5)
+            if helper.process.is_alive():
+                helper.process.kill()
+
+    def _start(self) -> None:
+        """Start the helpers on first use (under the lock)."""
+        while len(self._helpers) < self.processes:
+            helper = self._spawn()
+            self._helpers.append(helper)
+            self._idle.append(helper)
+
+    def _spawn(self) -> _Helper:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve, args=(theirs, self.niceness), name="keyledger-crypto", daemon=True
+        )
+        process.start()
+        theirs.close()
+        return _Helper(ours, process)
+
+
+def _hand_over(waiter: asyncio.Future, helper: _Helper, workers: CryptoWorkers) -> None:
+    """On the waiter's loop: give it the helper, unless it was cancelled meanwhile."""
+    if waiter.done():
+        workers._release(helper)
+    else:
+        waiter.set_result(helper)
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _serve(connection: Connection, niceness: int) -> None:
+    """A helper's life: answer calls until the server closes the pipe."""
+    os.nice(niceness)
+    while True:
+        try:
+            function, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer = (True, function(*args))
+        except Exception as error:  # raised again in the server, where the caller handles it
+            answer = (False, error)
+        try:
+            connection.send(answer)
+        except (EOFError, OSError):
+            return
+        except Exception:  # an exception that does not pickle: send what it said
+            error = answer[1]
+            connection.send((False, RuntimeError(f"{type(error).__name__}: {error}")))

@@ -1,0 +1,164 @@
+"""The crypto helper processes: lower priority, errors carried back, a lost helper replaced,
+calls served side by side (awaited on an event loop, or blocking a thread), cancelled awaits
+that give their helper back, and key material computed there as it is here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from infrastructure import key_material as km
+from infrastructure.crypto_workers import CryptoWorkerLost, CryptoWorkers
+
+
+@pytest.fixture
+def workers():
+    pool = CryptoWorkers(processes=2, niceness=7)
+    yield pool
+    pool.close()
+
+
+def _on_every_helper(workers: CryptoWorkers) -> None:
+    """Keep both helpers busy at once, so each has answered a call."""
+    threads = [threading.Thread(target=workers.call, args=(time.sleep, 0.3)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_helpers_run_at_a_lower_cpu_priority_than_the_server(workers):
+    assert workers.call(os.getpid) != os.getpid()
+    _on_every_helper(workers)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert len(workers.pids()) == 2
+    for pid in workers.pids():
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(own + 7, 19)
+
+
+def test_an_exception_in_a_helper_is_raised_in_the_caller(workers):
+    with pytest.raises(ValueError, match="invalid literal"):
+        workers.call(int, "not a number")
+    assert workers.call(int, "42") == 42  # the helper goes on serving
+
+
+def test_calls_from_several_threads_run_side_by_side(workers):
+    _on_every_helper(workers)  # started
+    started = time.perf_counter()
+    _on_every_helper(workers)
+    assert time.perf_counter() - started < 0.55  # two helpers: not one after the other
+
+
+def test_a_helper_that_dies_is_replaced_and_only_its_call_fails(workers):
+    workers.call(time.sleep, 0)
+    before = set(workers.pids())
+    victim = next(iter(before))
+    os.kill(victim, signal.SIGKILL)
+    outcomes = []
+    for _ in range(4):
+        try:
+            outcomes.append(workers.call(os.getpid))
+        except CryptoWorkerLost:
+            outcomes.append("lost")
+    assert outcomes.count("lost") <= 1
+    after = set(workers.pids())
+    assert victim not in after and len(after) == 2
+    assert all(pid in after for pid in outcomes if pid != "lost")
+
+
+def test_the_event_loop_awaits_helpers_side_by_side(workers):
+    async def main():
+        assert await workers.run(int, "7") == 7
+        with pytest.raises(ValueError):
+            await workers.run(int, "seven")
+        started = time.perf_counter()
+        pids = await asyncio.gather(*(workers.run(_sleep_then_pid, 0.3) for _ in range(2)))
+        return time.perf_counter() - started, pids
+
+    elapsed, pids = asyncio.run(main())
+    assert elapsed < 0.55 and set(pids) == set(workers.pids())
+
+
+def _sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_thread_and_the_loop_wait_their_turn_for_a_busy_helper():
+    pool = CryptoWorkers(processes=1, niceness=1)
+    try:
+        pool.call(time.sleep, 0)
+        thread = threading.Thread(target=pool.call, args=(time.sleep, 0.4))
+        thread.start()
+        time.sleep(0.1)  # the thread holds the only helper
+
+        async def main():
+            started = time.perf_counter()
+            answer = await pool.run(_sleep_then_pid, 0)
+            return answer, time.perf_counter() - started
+
+        pid, waited = asyncio.run(main())
+        thread.join()
+        assert pid == pool.pids()[0] and waited >= 0.2
+        assert pool.call(int, "3") == 3
+    finally:
+        pool.close()
+
+
+def test_a_cancelled_await_gives_its_helper_back():
+    pool = CryptoWorkers(processes=1, niceness=1)
+    try:
+        async def main():
+            computing = asyncio.ensure_future(pool.run(time.sleep, 0.3))  # holds the helper
+            await asyncio.sleep(0.05)
+            queued = asyncio.ensure_future(pool.run(int, "1"))  # waits for it
+            await asyncio.sleep(0.05)
+            queued.cancel()
+            computing.cancel()
+            for task in (computing, queued):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            return await asyncio.wait_for(pool.run(int, "2"), timeout=5)
+
+        assert asyncio.run(main()) == 2
+    finally:
+        pool.close()
+
+
+def test_blocking_on_an_event_loop_is_refused(workers):
+    async def main():
+        workers.call(int, "1")
+
+    with pytest.raises(RuntimeError, match="block the event loop"):
+        asyncio.run(main())
+
+
+def test_private_key_work_in_helpers_matches_local_cryptography():
+    """RSA signing and decryption go to the module's helpers; the results verify and decrypt
+    with the key object held here."""
+    pkcs8, _ = km.generate_key_pair("RSA_2048")
+    key = km.load("RSA_2048", pkcs8)
+    message = b"signed in a helper"
+
+    async def main():
+        signature = await km.sign("RSA_2048", key, "RSASSA_PSS_SHA_256", "RAW", message)
+        blob = km.rsa_encrypt(key, "RSAES_OAEP_SHA_256", b"secret")
+        plaintext = await km.rsa_decrypt(key, "RSAES_OAEP_SHA_256", blob)
+        with pytest.raises(ValueError):
+            await km.rsa_decrypt(key, "RSAES_OAEP_SHA_256", bytes(256))
+        return signature, plaintext
+
+    signature, plaintext = asyncio.run(main())
+    key.key.public_key().verify(
+        signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+        hashes.SHA256(),
+    )
+    assert plaintext == b"secret"
+    assert km.workers.pids() and os.getpid() not in km.workers.pids()
