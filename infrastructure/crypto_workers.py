@@ -8,8 +8,8 @@ unwrapping of imported material run here rather than in the server process, for 
   serves Encrypt, Decrypt and GenerateDataKey in microseconds, keeps its CPU, and asymmetric
   work takes what is left. Lowering the priority of threads in the server process does not
   work: they share its GIL, and a low-priority thread holding it stalls the loop.
-* **The GIL.** Some of this work (RSA key generation, up to seconds for 4096 bits) holds the
-  GIL for its whole run; in a helper it cannot stall the server.
+* **Isolation.** Native code that crashes on hostile input (a peer's public key, a wrapped
+  import blob) takes down one helper, which is replaced, not the server.
 
 The event loop awaits a helper directly (:meth:`CryptoWorkers.run`): it writes the call to
 the helper's pipe and is woken when the answer is readable, so a request waiting for a

@@ -155,8 +155,8 @@ def generate(key_spec: str) -> bytes:
 
 def generate_key_pair(key_spec: str) -> tuple[bytes, bytes]:
     """A key pair (a data key pair, or an import wrapping key): (PKCS#8 DER private key,
-    DER SubjectPublicKeyInfo). Generated in a helper process: RSA key generation holds the
-    GIL for its whole run, up to seconds for 4096 bits."""
+    DER SubjectPublicKeyInfo). Generated in a helper process: RSA key generation takes up
+    to seconds of CPU at 4096 bits, and the event loop's requests come first."""
     return workers.call(_new_key_pair, KeySpec(key_spec))
 
 

@@ -1,0 +1,101 @@
+"""Private-key work runs in the server's crypto helper processes: at a lower CPU priority, never
+stalling other requests, and a helper that dies is replaced without losing the service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+PSS_SHA_256 = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+
+@pytest.fixture(scope="module")
+def server(server_factory):
+    return server_factory("helpers")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rfind(b")") + 2:].split()[1]) == pid:  # field 4: ppid
+            found.append(int(entry))
+    return found
+
+
+def _helpers(server) -> list[int]:
+    """The server's crypto helpers: its child processes running below its priority."""
+    own = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+    return [pid for pid in _children(server.proc.pid) if os.getpriority(os.PRIO_PROCESS, pid) > own]
+
+
+def _sign_and_check(kms, key_id: str, public_key, message: bytes) -> None:
+    signature = kms.sign(KeyId=key_id, Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    public_key.verify(signature, message, PSS_SHA_256, hashes.SHA256())
+
+
+def test_rsa_signing_runs_in_helpers_at_a_lower_priority(server):
+    kms = server.kms()
+    key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    public_key = serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
+    for n in range(4):
+        _sign_and_check(kms, key_id, public_key, b"message %d" % n)
+    helpers = _helpers(server)
+    assert len(helpers) == os.cpu_count()
+    own = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+    assert all(os.getpriority(os.PRIO_PROCESS, pid) == min(own + 10, 19) for pid in helpers)
+
+
+def test_rsa_4096_key_generation_does_not_stall_other_requests(server):
+    """Generating RSA_4096 keys takes seconds of CPU: the server keeps answering Encrypt
+    meanwhile."""
+    kms = server.kms()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.encrypt(KeyId=key_id, Plaintext=b"warm")
+    creators = [server.kms() for _ in range(4)]  # one client per thread
+    with ThreadPoolExecutor(len(creators)) as pool:
+        creating = [
+            pool.submit(c.create_key, KeySpec="RSA_4096", KeyUsage="SIGN_VERIFY") for c in creators
+        ]
+        latencies = []
+        while not all(f.done() for f in creating):
+            started = time.perf_counter()
+            kms.encrypt(KeyId=key_id, Plaintext=b"x" * 1024)
+            latencies.append(time.perf_counter() - started)
+        created = [f.result()["KeyMetadata"] for f in creating]
+    assert all(md["KeySpec"] == "RSA_4096" for md in created)
+    assert len(latencies) >= 5, "the keys were made before Encrypt could be measured beside them"
+    assert max(latencies) < 0.5, f"Encrypt stalled for {max(latencies):.2f} s during key generation"
+
+
+def test_a_helper_that_dies_is_replaced(server):
+    kms = server.kms()
+    key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    public_key = serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
+    _sign_and_check(kms, key_id, public_key, b"before")
+    before = _helpers(server)
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    failures = 0
+    for n in range(6):
+        try:
+            _sign_and_check(kms, key_id, public_key, b"after %d" % n)
+        except ClientError as error:  # only the calls the dead helpers were serving
+            assert error.response["Error"]["Code"] == "KMSInternalException"
+            failures += 1
+    assert failures <= len(before)
+    after = _helpers(server)
+    assert len(after) == len(before) and not set(after) & set(before)
