@@ -592,3 +592,44 @@ def test_check_import_takes_pkcs8_only_not_pkcs1_or_sec1(material, spec):
     with pytest.raises(BadKeyMaterial, match="PKCS#8"):
         km.check_import(spec, traditional)
     km.check_import(spec, material[spec])
+
+
+class _NoHelpers:
+    """Stands in for the crypto helper processes: any use of them fails."""
+
+    async def run(self, function, *args):
+        raise AssertionError(f"{function.__name__} went to a helper process")
+
+    def call(self, function, *args):
+        raise AssertionError(f"{function.__name__} went to a helper process")
+
+
+def test_cheap_operations_are_computed_in_process_and_costly_ones_in_helpers(loaded, monkeypatch):
+    """ECDSA and Ed25519 signing and RSA/ECDSA/Ed25519 verification take tens of microseconds:
+    computed here. RSA signing and decryption, ML-DSA, ECDH and ML-KEM decapsulation go to
+    the helper processes."""
+    monkeypatch.setattr(km, "workers", _NoHelpers())
+    for spec, algorithm in [("ECC_NIST_P256", "ECDSA_SHA_256"),
+                            ("ECC_NIST_EDWARDS25519", "ED25519_SHA_512"),
+                            ("RSA_2048", "RSASSA_PSS_SHA_256")]:
+        key = loaded[spec]
+        if spec == "RSA_2048":
+            with pytest.raises(AssertionError, match="went to a helper"):
+                awaited(km.sign(spec, key, algorithm, "RAW", MESSAGE))
+            continue
+        signature = awaited(km.sign(spec, key, algorithm, "RAW", MESSAGE))
+        assert awaited(km.verify(spec, key, algorithm, "RAW", MESSAGE, signature)) is True
+    rsa_key = loaded["RSA_2048"]
+    signature = rsa_key.key.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    assert awaited(km.verify("RSA_2048", rsa_key, "RSASSA_PKCS1_V1_5_SHA_256", "RAW", MESSAGE, signature))
+    blob = km.rsa_encrypt(rsa_key, "RSAES_OAEP_SHA_256", b"public-key work")
+    _, ciphertext = km.encapsulate(loaded["ML_KEM_768"])
+    peer = _spki(ec.generate_private_key(ec.SECP256R1()).public_key())
+    for costly in [km.rsa_decrypt(rsa_key, "RSAES_OAEP_SHA_256", blob),
+                   km.sign("ML_DSA_65", loaded["ML_DSA_65"], "ML_DSA_SHAKE_256", "RAW", MESSAGE),
+                   km.decapsulate(loaded["ML_KEM_768"], ciphertext),
+                   km.derive_shared_secret(loaded["ECC_NIST_P256"], peer)]:
+        with pytest.raises(AssertionError, match="went to a helper"):
+            awaited(costly)
+    with pytest.raises(AssertionError, match="went to a helper"):
+        km.generate("RSA_2048")
