@@ -27,6 +27,7 @@ def build_service(settings: Settings) -> KeyManagementService:
             close=storage.close,
         )
 
+    key_material.workers.set_niceness(settings.crypto_niceness)
     clock: Clock = (
         AdjustableClock(data_dir / "test-clock-offset") if settings.enable_test_control else Clock()
     )

@@ -43,8 +43,14 @@ def serve(args: argparse.Namespace) -> None:
 
     os.umask(0o077)  # the ledger, keyring and root key are readable by this user only
 
+    from infrastructure.key_material import workers
+
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+        workers.set_niceness(settings.crypto_niceness)  # checked before the workers start
+    except ValueError as error:
+        raise SystemExit(f"keyledger serve: {error}") from None
     os.environ.update(settings.to_env())  # workers build their settings from the environment
     url = f"http://{settings.host}:{settings.port}"
     print(f"keyledger: KMS endpoint {url}  (account {settings.account_id}, default region "

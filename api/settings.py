@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from infrastructure.crypto_workers import DEFAULT_NICENESS
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,6 +21,8 @@ class Settings:
     root_key_file: str | None = None
     enable_test_control: bool = False
     maintenance_interval: float = 1.0
+    #: how much lower the crypto helper processes run than the server (nice increment, 0-19)
+    crypto_niceness: int = DEFAULT_NICENESS
 
     @staticmethod
     def env_name(field: str) -> str:

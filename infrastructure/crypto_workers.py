@@ -76,7 +76,8 @@ class CryptoWorkers:
 
     def __init__(self, processes: int | None = None, niceness: int = DEFAULT_NICENESS) -> None:
         self.processes = processes or os.cpu_count() or 2
-        self.niceness = niceness
+        self.niceness = 0
+        self.set_niceness(niceness)
         self._context = multiprocessing.get_context("spawn")  # no copy of the server's memory
         self._lock = threading.Lock()
         self._helpers: list[_Helper] = []
@@ -84,6 +85,13 @@ class CryptoWorkers:
         #: callers waiting for a helper, first come first served: asyncio futures of the
         #: loops that await one, and blocked threads
         self._waiting: collections.deque[asyncio.Future | _BlockedCaller] = collections.deque()
+
+    def set_niceness(self, niceness: int) -> None:
+        """How much lower than the server the helpers run: a nice increment, 0 (the same
+        priority) to 19. Takes effect for helpers started afterwards."""
+        if not 0 <= niceness <= 19:
+            raise ValueError(f"the crypto helpers' niceness must be 0 to 19, not {niceness}")
+        self.niceness = niceness
 
     # -- calls ---------------------------------------------------------------------------------
 

@@ -99,6 +99,7 @@ class KeyledgerServer:
         store: str | None = None,
         test_control: bool = True,
         name: str = "server",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +110,7 @@ class KeyledgerServer:
         self.store = store
         self.test_control = test_control
         self.name = name
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
         self._starts = 0
         self.log_path = self.log_dir / f"{name}.log"
@@ -134,7 +136,7 @@ class KeyledgerServer:
             cmd += ["--workers", str(self.workers)]
         if self.store:
             cmd += ["--store", self.store]
-        return cmd
+        return cmd + list(self.extra_args)
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> KeyledgerServer:
         assert self.proc is None or self.proc.poll() is not None, "server already running"

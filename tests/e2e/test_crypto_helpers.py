@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -99,3 +101,23 @@ def test_a_helper_that_dies_is_replaced(server):
     assert failures <= len(before)
     after = _helpers(server)
     assert len(after) == len(before) and not set(after) & set(before)
+
+
+def test_the_helpers_niceness_is_a_setting(server_factory):
+    srv = server_factory("nice3", extra_args=("--crypto-niceness", "3"))
+    kms = srv.kms()
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    own = os.getpriority(os.PRIO_PROCESS, srv.proc.pid)
+    helpers = _helpers(srv)  # the key was generated in a helper
+    assert helpers and all(os.getpriority(os.PRIO_PROCESS, pid) == own + 3 for pid in helpers)
+    assert kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+
+
+def test_an_out_of_range_niceness_is_refused_at_startup(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "api", "serve", "--crypto-niceness", "20", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "niceness must be 0 to 19, not 20" in proc.stderr
+    assert "Traceback" not in proc.stderr
