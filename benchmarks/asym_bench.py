@@ -74,6 +74,8 @@ from http_bench import (
     write_summary,
 )
 
+from infrastructure.crypto_workers import DEFAULT_NICENESS
+
 # Targets from the issue.
 TARGET_RSA_SIGN_RATIO = 0.80  # keyledger RSA-2048 Sign req/s >= 0.8 x single-core cryptography
 TARGET_ENCRYPT_BESIDE_RATIO = 0.95  # "must not drop": Encrypt with load >= 0.95 x alone (noise)
@@ -532,6 +534,8 @@ def base_config(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "cryptography": cryptography.__version__,
         "openssl": _openssl_version(),
+        # the server takes KEYLEDGER_CRYPTO_NICENESS from this environment
+        "crypto_niceness": int(os.environ.get("KEYLEDGER_CRYPTO_NICENESS", DEFAULT_NICENESS)),
     }
 
 
@@ -778,7 +782,8 @@ def print_report(summary: dict[str, Any]) -> None:
     print()
     print(f"keyledger asymmetric benchmark - wrk -t{cfg['threads']} -c{cfg['connections']} "
           f"-d{cfg['duration_s']}s, 1 server worker, {cfg['cpus']} CPUs, python {cfg['python']}, "
-          f"cryptography {cfg['cryptography']} ({cfg['openssl']})")
+          f"cryptography {cfg['cryptography']} ({cfg['openssl']}), crypto helpers at nice "
+          f"+{cfg['crypto_niceness']}")
     load = summary.get("loadavg_start")
     if load and cfg["cpus"] and load[0] > 0.5 * cfg["cpus"]:
         print(f"NOTE: load average was {load[0]:.2f} on {cfg['cpus']} CPUs when the run started; "
