@@ -17,9 +17,12 @@ signature costs the loop no thread and no GIL hand-over. Threads that manage key
 generation, imports) block on a helper instead (:meth:`CryptoWorkers.call`). A helper serves
 one call at a time and belongs to its caller until it has answered.
 
-Helpers are stateless. Each call carries what it needs, the PKCS#8 private key included, over
-a pipe (kernel memory, never disk); the helper loads it, computes, answers and drops it.
-Nothing outlives a call in a helper, so crypto-shredding a key needs nothing from them.
+Each call carries what it needs, the PKCS#8 private key included, over a pipe (kernel memory,
+never disk). A helper keeps what it loaded for a short while (:func:`memoized`): the first
+signature with a freshly loaded RSA key costs twice a steady one (OpenSSL sets up its
+Montgomery and blinding values on first use). Whatever a helper keeps is dropped once it has
+gone unused for :data:`MEMO_SECONDS`, idle or not, so key material of a deleted key leaves the
+helpers within that time, without the server having to tell them.
 A helper that dies is replaced; the call it was serving fails with :class:`CryptoWorkerLost`.
 """
 
@@ -31,7 +34,8 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -39,6 +43,10 @@ log = logging.getLogger("keyledger.crypto")
 
 #: how much lower than the server the helpers run (a nice increment, 0-19)
 DEFAULT_NICENESS = 10
+#: how long a helper keeps an object it made (a loaded private key) after its last use
+MEMO_SECONDS = 10.0
+#: and how many it keeps at most (the least recently used go first)
+MEMO_ENTRIES = 1024
 
 
 class CryptoWorkerLost(RuntimeError):
@@ -74,8 +82,10 @@ class CryptoWorkers:
     """A fixed set of helper processes, started on first use, shared by the event loop
     (:meth:`run`) and by threads (:meth:`call`)."""
 
-    def __init__(self, processes: int | None = None, niceness: int = DEFAULT_NICENESS) -> None:
+    def __init__(self, processes: int | None = None, niceness: int = DEFAULT_NICENESS,
+                 memo_seconds: float = MEMO_SECONDS) -> None:
         self.processes = processes or os.cpu_count() or 2
+        self.memo_seconds = memo_seconds
         self.niceness = 0
         self.set_niceness(niceness)
         self._context = multiprocessing.get_context("spawn")  # no copy of the server's memory
@@ -237,7 +247,8 @@ class CryptoWorkers:
     def _spawn(self) -> _Helper:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
-            target=_serve, args=(theirs, self.niceness), name="keyledger-crypto", daemon=True
+            target=_serve, args=(theirs, self.niceness, self.memo_seconds), name="keyledger-crypto",
+            daemon=True,
         )
         process.start()
         theirs.close()
@@ -260,14 +271,43 @@ def _loop_running_here() -> bool:
     return True
 
 
-def _serve(connection: Connection, niceness: int) -> None:
+#: in a helper: key -> (last use, object), least recently used first; see memoized()
+_memo: dict[Hashable, tuple[float, Any]] = {}
+_memo_seconds = MEMO_SECONDS
+
+
+def memoized(key: Hashable, make: Callable[[Hashable], Any]) -> Any:
+    """In a helper: ``make(key)``, kept for reuse until it has gone unused for a while."""
+    found = _memo.pop(key, None)
+    value = make(key) if found is None else found[1]
+    _memo[key] = (time.monotonic(), value)  # now the most recently used
+    if len(_memo) > MEMO_ENTRIES:
+        del _memo[next(iter(_memo))]
+    return value
+
+
+def _forget_unused() -> None:
+    now = time.monotonic()
+    while _memo:
+        oldest = next(iter(_memo))
+        if now - _memo[oldest][0] < _memo_seconds:
+            return
+        del _memo[oldest]
+
+
+def _serve(connection: Connection, niceness: int, memo_seconds: float) -> None:
     """A helper's life: answer calls until the server closes the pipe."""
+    global _memo_seconds
+    _memo_seconds = memo_seconds
     os.nice(niceness)
     while True:
         try:
+            while not connection.poll(memo_seconds / 2):  # idle: drop what has gone unused
+                _forget_unused()
             function, args = connection.recv()
         except (EOFError, OSError):
             return
+        _forget_unused()
         try:
             answer = (True, function(*args))
         except Exception as error:  # raised again in the server, where the caller handles it

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings as sodium
 
 from domain.key_specs import Family, KeySpec, spec_info
-from infrastructure.crypto_workers import CryptoWorkers
+from infrastructure.crypto_workers import CryptoWorkers, memoized
 
 SYMMETRIC_KEY_BYTES = 32
 
@@ -106,7 +106,7 @@ async def _in_helper(function: Callable[..., Any], private_key: PrivateKey, *arg
 
 
 def _with_loaded_key(function: Callable[..., Any], pkcs8: bytes, *args: Any) -> Any:
-    return function(_load_private(pkcs8), *args)  # in the helper
+    return function(memoized(pkcs8, _load_private), *args)  # in the helper
 
 
 def _hash(algorithm: str) -> hashes.HashAlgorithm:

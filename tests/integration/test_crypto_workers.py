@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from infrastructure import key_material as km
-from infrastructure.crypto_workers import CryptoWorkerLost, CryptoWorkers
+from infrastructure.crypto_workers import CryptoWorkerLost, CryptoWorkers, memoized
 
 
 @pytest.fixture
@@ -162,3 +162,34 @@ def test_private_key_work_in_helpers_matches_local_cryptography():
     )
     assert plaintext == b"secret"
     assert km.workers.pids() and os.getpid() not in km.workers.pids()
+
+
+class _Witness:
+    """Writes a file when it is garbage: shows when a helper dropped it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __del__(self) -> None:
+        with open(self.path, "w") as f:
+            f.write("dropped")
+
+
+def _remember(path: str) -> int:
+    return id(memoized(path, _Witness))
+
+
+def test_a_helper_keeps_what_it_loaded_for_a_while_then_drops_it_even_when_idle(tmp_path):
+    pool = CryptoWorkers(processes=1, niceness=0, memo_seconds=0.5)
+    try:
+        witness = str(tmp_path / "witness")
+        first = pool.call(_remember, witness)
+        assert pool.call(_remember, witness) == first  # reused, not made again
+        assert not os.path.exists(witness)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(witness) and time.monotonic() < deadline:
+            time.sleep(0.05)  # no call meanwhile: the helper is idle
+        assert os.path.exists(witness), "the idle helper kept it"
+        assert time.monotonic() - (deadline - 5) >= 0.5
+    finally:
+        pool.close()
