@@ -33,6 +33,7 @@ import collections
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -113,7 +114,9 @@ class CryptoWorkers:
         helper = await self._acquire_async(loop)
         answer = loop.create_future()
         try:
-            helper.blocking().send((function, args))  # a request's worth: the pipe has room
+            # a request's worth into an idle helper's empty pipe: written at once, even when
+            # the loop's watching made the pipe non-blocking
+            helper.connection.send_bytes(_dumps((function, args)))
             loop.add_reader(helper.fd, self._answered, loop, helper, answer)
         except (EOFError, OSError) as error:
             self._lost(helper)
@@ -135,8 +138,8 @@ class CryptoWorkers:
         helper = self._acquire_blocking()
         try:
             connection = helper.blocking()
-            connection.send((function, args))
-            ok, value = connection.recv()
+            connection.send_bytes(_dumps((function, args)))
+            ok, value = pickle.loads(connection.recv_bytes())
         except (EOFError, OSError) as error:
             self._lost(helper)
             raise CryptoWorkerLost("a crypto helper process died during a call") from error
@@ -151,7 +154,7 @@ class CryptoWorkers:
     def _answered(self, loop: asyncio.AbstractEventLoop, helper: _Helper, answer: asyncio.Future) -> None:
         loop.remove_reader(helper.fd)
         try:
-            result = helper.blocking().recv()  # the answer is there, or its rest on the way
+            result = pickle.loads(helper.blocking().recv_bytes())  # there, or its rest on the way
         except (EOFError, OSError) as error:
             self._lost(helper)
             if not answer.done():
@@ -202,9 +205,13 @@ class CryptoWorkers:
                     waiter.helper = helper
                     waiter.ready.set()
                     return
-                if not waiter.done():
+                if waiter.done():  # cancelled
+                    continue
+                if waiter.get_loop() is asyncio._get_running_loop():
+                    waiter.set_result(helper)  # on the waiter's loop (an answer came in)
+                else:
                     waiter.get_loop().call_soon_threadsafe(_hand_over, waiter, helper, self)
-                    return
+                return
             self._idle.append(helper)
 
     def _lost(self, helper: _Helper) -> None:
@@ -263,6 +270,11 @@ def _hand_over(waiter: asyncio.Future, helper: _Helper, workers: CryptoWorkers) 
         waiter.set_result(helper)
 
 
+def _dumps(message: Any) -> bytes:
+    """Calls and answers cross the pipe pickled: both ends are this module's own processes."""
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _loop_running_here() -> bool:
     try:
         asyncio.get_running_loop()
@@ -304,7 +316,7 @@ def _serve(connection: Connection, niceness: int, memo_seconds: float) -> None:
         try:
             while not connection.poll(memo_seconds / 2):  # idle: drop what has gone unused
                 _forget_unused()
-            function, args = connection.recv()
+            function, args = pickle.loads(connection.recv_bytes())
         except (EOFError, OSError):
             return
         _forget_unused()
@@ -313,9 +325,11 @@ def _serve(connection: Connection, niceness: int, memo_seconds: float) -> None:
         except Exception as error:  # raised again in the server, where the caller handles it
             answer = (False, error)
         try:
-            connection.send(answer)
-        except (EOFError, OSError):
-            return
+            message = _dumps(answer)
         except Exception:  # an exception that does not pickle: send what it said
             error = answer[1]
-            connection.send((False, RuntimeError(f"{type(error).__name__}: {error}")))
+            message = _dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
+        try:
+            connection.send_bytes(message)
+        except (EOFError, OSError):
+            return
