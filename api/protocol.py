@@ -176,18 +176,21 @@ def _convert(value: Any, rules: _Rules, path: str, errors: list[str]) -> Any:
         if not isinstance(value, list):
             raise SerializationException(f"Expected a list at '{path}'")
         _length(errors, value, len(value), path, rules)
-        return [
-            _convert(item, rules.member, f"{path}.{i}.member", errors)
-            for i, item in enumerate(value, 1)
-        ]
+        # Loops, not comprehensions, here and for maps: a comprehension would close over
+        # rules, path and errors, and every call of _convert would pay for their cells.
+        items = []
+        for i, item in enumerate(value, 1):
+            items.append(_convert(item, rules.member, f"{path}.{i}.member", errors))
+        return items
     if kind == "map":
         if not isinstance(value, dict):
             raise SerializationException(f"Expected a map at '{path}'")
         _length(errors, value, len(value), path, rules)
-        return {
-            _convert(k, rules.key, f"{path}.key", errors): _convert(v, rules.value, f"{path}.value", errors)
-            for k, v in value.items()
-        }
+        entries = {}
+        for k, v in value.items():
+            key = _convert(k, rules.key, f"{path}.key", errors)  # the key's errors first
+            entries[key] = _convert(v, rules.value, f"{path}.value", errors)
+        return entries
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise SerializationException(

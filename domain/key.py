@@ -15,7 +15,7 @@ from eventsourcing.domain import event
 from domain import errors
 from domain.base import StrAggregate, StrSnapshot
 from domain.key_specs import KeyUsage, check_algorithm, check_creatable, check_usage, rotatable
-from domain.key_states import KEY_STATE_TABLE, KeyState, Outcome, check_key_state
+from domain.key_states import ALLOWED_STATES, KeyState, check_key_state
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
 from domain.values import (
     Actor,
@@ -187,7 +187,7 @@ class KmsKey(StrAggregate):
         """Apply the key-state table for ``operation``."""
         if self.deleted:
             raise errors.NotFoundException(f"Key '{self.arn}' does not exist")
-        if KEY_STATE_TABLE[operation].get(self.key_state) is not Outcome.ALLOWED:
+        if self.key_state not in ALLOWED_STATES[operation]:
             check_key_state(operation, self.key_state, self.arn)
 
     def check_use(self, operation: str, usage: KeyUsage, algorithm: str | None = None) -> None:

@@ -106,6 +106,14 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     "DeleteImportedKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
 }
 
+#: operation -> the states in which the table allows it: the per-request fast check. A tuple,
+#: because ``state in`` a tuple compares identities first, where a dict or set lookup hashes
+#: the state (``Enum.__hash__`` is a Python function: a call on every request).
+ALLOWED_STATES: dict[str, tuple[KeyState, ...]] = {
+    operation: tuple(state for state, result in row.items() if result is _OK)
+    for operation, row in KEY_STATE_TABLE.items()
+}
+
 _STATE_PHRASES = {
     S.CREATING: "is being created",
     S.DISABLED: "is disabled",
