@@ -8,6 +8,7 @@ test-only clock control.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import itertools
@@ -24,7 +25,7 @@ import anyio.to_thread
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from api.bootstrap import build_service
+from api.bootstrap import build_service, serve_crypto_helpers_on
 from api.protocol import (
     JSON_CONTENT_TYPE,
     TARGET_PREFIX,
@@ -290,6 +291,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         # process: keep it out of the garbage collector's full scans.
         gc.collect()
         gc.freeze()
+        serve_crypto_helpers_on(asyncio.get_running_loop())
         maintenance.start()
         try:
             yield

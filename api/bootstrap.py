@@ -34,3 +34,8 @@ def build_service(settings: Settings) -> KeyManagementService:
     return KeyManagementService(
         open_region, ciphertext, key_material, TRANSCODINGS, clock, known_regions=store.known_regions
     )
+
+
+def serve_crypto_helpers_on(loop) -> None:
+    """The server's event loop talks to the crypto helper processes itself (no thread hop)."""
+    key_material.workers.serve_on(loop)

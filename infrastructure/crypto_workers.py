@@ -11,11 +11,12 @@ unwrapping of imported material run here rather than in the server process, for 
 * **Isolation.** Native code that crashes on hostile input (a peer's public key, a wrapped
   import blob) takes down one helper, which is replaced, not the server.
 
-The event loop awaits a helper directly (:meth:`CryptoWorkers.run`): it writes the call to
-the helper's pipe and is woken when the answer is readable, so a request waiting for a
-signature costs the loop no thread and no GIL hand-over. Threads that manage keys (key
-generation, imports) block on a helper instead (:meth:`CryptoWorkers.call`). A helper serves
-one call at a time and belongs to its caller until it has answered.
+The server's event loop awaits a helper directly (:meth:`CryptoWorkers.run`): it writes the
+call to the helper's pipe and reads the answer when it arrives, so a request waiting for a
+signature costs the loop no thread and no GIL hand-over. Calls are written to a helper back to
+back (to the one with the fewest in flight) and answered in order, so a busy helper goes from
+one call to the next without sleeping in between. Threads that manage keys (key generation,
+imports) block on an answer instead (:meth:`CryptoWorkers.call`).
 
 Each call carries what it needs, the PKCS#8 private key included, over a pipe (kernel memory,
 never disk). A helper keeps what it loaded for a short while (:func:`memoized`): the first
@@ -29,11 +30,14 @@ A helper that dies is replaced; the call it was serving fails with :class:`Crypt
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import logging
 import multiprocessing
 import os
 import pickle
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -55,33 +59,50 @@ class CryptoWorkerLost(RuntimeError):
 
 
 class _Helper:
-    __slots__ = ("connection", "process", "fd")
+    """One helper process and the server's end of its pipe: calls are written to it back to
+    back and answered in order, so ``pending`` holds the futures of the calls in flight."""
 
-    def __init__(self, connection: Connection, process: multiprocessing.process.BaseProcess) -> None:
-        self.connection = connection
+    __slots__ = ("process", "transport", "pending")
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self.process = process
-        self.fd = connection.fileno()
-
-    def blocking(self) -> Connection:
-        """The pipe, in blocking mode: an event loop watching it (uvloop) makes it
-        non-blocking, and Connection reads and writes whole messages only when blocking."""
-        os.set_blocking(self.fd, True)
-        return self.connection
+        self.transport: asyncio.Transport | None = None
+        self.pending: collections.deque[asyncio.Future] = collections.deque()
 
 
-class _BlockedCaller:
-    """A thread waiting for a free helper."""
+class _HelperPipe(asyncio.Protocol):
+    """Reads a helper's answers (multiprocessing's framing: a 4-byte big-endian length, then
+    the pickled answer) and resolves the calls' futures in the order they were written."""
 
-    __slots__ = ("ready", "helper")
+    def __init__(self, workers: CryptoWorkers, helper: _Helper) -> None:
+        self.workers = workers
+        self.helper = helper
+        self.buffer = bytearray()
 
-    def __init__(self) -> None:
-        self.ready = threading.Event()
-        self.helper: _Helper | None = None
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while len(buffer) >= 4:
+            (size,) = _HEADER.unpack_from(buffer)
+            if len(buffer) < 4 + size:
+                return
+            answer = pickle.loads(buffer[4 : 4 + size])
+            del buffer[: 4 + size]
+            future = self.helper.pending.popleft()
+            if not future.done():  # not cancelled
+                future.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.workers._lost(self.helper)
 
 
 class CryptoWorkers:
-    """A fixed set of helper processes, started on first use, shared by the event loop
-    (:meth:`run`) and by threads (:meth:`call`)."""
+    """A fixed set of helper processes, started on first use.
+
+    The helpers' pipes belong to one event loop, the *home* loop: the server's, once
+    :meth:`serve_on` names it, otherwise a loop of the pool's own on a background thread.
+    Calls awaited on the home loop go straight to a helper; calls from threads
+    (:meth:`call`) or from other loops are handed to the home loop."""
 
     def __init__(self, processes: int | None = None, niceness: int = DEFAULT_NICENESS,
                  memo_seconds: float = MEMO_SECONDS) -> None:
@@ -91,11 +112,11 @@ class CryptoWorkers:
         self.set_niceness(niceness)
         self._context = multiprocessing.get_context("spawn")  # no copy of the server's memory
         self._lock = threading.Lock()
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._own_loop_thread: threading.Thread | None = None
         self._helpers: list[_Helper] = []
-        self._idle: collections.deque[_Helper] = collections.deque()  # used in turn
-        #: callers waiting for a helper, first come first served: asyncio futures of the
-        #: loops that await one, and blocked threads
-        self._waiting: collections.deque[asyncio.Future | _BlockedCaller] = collections.deque()
+        self._starting: asyncio.Future | None = None
+        atexit.register(self.close)  # before multiprocessing's own exit handler stops them
 
     def set_niceness(self, niceness: int) -> None:
         """How much lower than the server the helpers run: a nice increment, 0 (the same
@@ -104,170 +125,137 @@ class CryptoWorkers:
             raise ValueError(f"the crypto helpers' niceness must be 0 to 19, not {niceness}")
         self.niceness = niceness
 
+    def serve_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make ``loop`` (the server's) the home of the helpers' pipes."""
+        with self._lock:
+            if self._home is loop:
+                return
+        self.close()
+        with self._lock:
+            self._home = loop
+
     # -- calls ---------------------------------------------------------------------------------
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)`` in a helper, awaited on the running event loop; the function's
-        exception is raised here. ``function`` must be a module-level function and its
-        arguments and result picklable (small: a request's worth)."""
-        loop = asyncio.get_running_loop()
-        helper = await self._acquire_async(loop)
-        answer = loop.create_future()
-        try:
-            # a request's worth into an idle helper's empty pipe: written at once, even when
-            # the loop's watching made the pipe non-blocking
-            helper.connection.send_bytes(_dumps((function, args)))
-            loop.add_reader(helper.fd, self._answered, loop, helper, answer)
-        except (EOFError, OSError) as error:
-            self._lost(helper)
-            raise CryptoWorkerLost("a crypto helper process died during a call") from error
-        except BaseException:
-            self._lost(helper)  # e.g. arguments that do not pickle: start from a clean pipe
-            raise
-        # the reader hands the helper back, even if this coroutine is cancelled meanwhile
-        ok, value = await answer
-        if not ok:
-            raise value
-        return value
+        """``function(*args)`` in a helper, awaited; the function's exception is raised here.
+        ``function`` must be a module-level function and its arguments and result picklable
+        (small: a request's worth)."""
+        home = self._home_loop()
+        if asyncio.get_running_loop() is home:
+            return await self._run_at_home(function, args)
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._run_at_home(function, args), home)
+        )
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` in a helper, blocking this thread until it answers (never call
-        it on an event loop's thread: use :meth:`run` there)."""
+        it on an event loop's thread: await :meth:`run` there)."""
         if _loop_running_here():
             raise RuntimeError("CryptoWorkers.call() would block the event loop; await run()")
-        helper = self._acquire_blocking()
-        try:
-            connection = helper.blocking()
-            connection.send_bytes(_dumps((function, args)))
-            ok, value = pickle.loads(connection.recv_bytes())
-        except (EOFError, OSError) as error:
-            self._lost(helper)
-            raise CryptoWorkerLost("a crypto helper process died during a call") from error
-        except BaseException:
-            self._lost(helper)  # the pipe may hold an unread answer: not reusable
-            raise
-        self._release(helper)
+        home = self._home_loop()
+        return asyncio.run_coroutine_threadsafe(self._run_at_home(function, args), home).result()
+
+    async def _run_at_home(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        if len(self._helpers) < self.processes:
+            await self._start()
+        helper = min(self._helpers, key=_calls_in_flight)
+        assert helper.transport is not None
+        answer = asyncio.get_running_loop().create_future()
+        payload = _dumps((function, args))
+        helper.pending.append(answer)
+        helper.transport.write(_HEADER.pack(len(payload)) + payload)
+        ok, value = await answer  # cancelled: the helper's answer is read and dropped
         if not ok:
             raise value
         return value
 
-    def _answered(self, loop: asyncio.AbstractEventLoop, helper: _Helper, answer: asyncio.Future) -> None:
-        loop.remove_reader(helper.fd)
-        try:
-            result = pickle.loads(helper.blocking().recv_bytes())  # there, or its rest on the way
-        except (EOFError, OSError) as error:
-            self._lost(helper)
-            if not answer.done():
-                lost = CryptoWorkerLost("a crypto helper process died during a call")
-                lost.__cause__ = error
-                answer.set_exception(lost)
-            return
-        self._release(helper)
-        if not answer.done():  # not cancelled
-            answer.set_result(result)
+    # -- processes -------------------------------------------------------------------------------
 
-    # -- helpers in use and idle ---------------------------------------------------------------
-
-    async def _acquire_async(self, loop: asyncio.AbstractEventLoop) -> _Helper:
+    def _home_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            self._start()
-            if self._idle:
-                return self._idle.popleft()
-            waiter = loop.create_future()
-            self._waiting.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            with self._lock:
-                if waiter in self._waiting:
-                    self._waiting.remove(waiter)
-            if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
-                self._release(waiter.result())
-            raise
+            if self._home is not None and not self._home.is_closed():
+                return self._home
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="keyledger-crypto-pipes",
+                                      daemon=True)
+            thread.start()
+            self._home, self._own_loop_thread = loop, thread
+            self._helpers, self._starting = [], None
+            return loop
 
-    def _acquire_blocking(self) -> _Helper:
-        with self._lock:
-            self._start()
-            if self._idle:
-                return self._idle.popleft()
-            waiter = _BlockedCaller()
-            self._waiting.append(waiter)
-        waiter.ready.wait()
-        assert waiter.helper is not None
-        return waiter.helper
+    async def _start(self) -> None:
+        """Start the missing helpers (on the home loop; concurrent first calls wait for it)."""
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._start_helpers())
+        await asyncio.shield(self._starting)
 
-    def _release(self, helper: _Helper) -> None:
-        """Hand a free helper to the first caller waiting, or mark it idle."""
-        with self._lock:
-            while self._waiting:
-                waiter = self._waiting.popleft()
-                if isinstance(waiter, _BlockedCaller):
-                    waiter.helper = helper
-                    waiter.ready.set()
-                    return
-                if waiter.done():  # cancelled
-                    continue
-                if waiter.get_loop() is asyncio._get_running_loop():
-                    waiter.set_result(helper)  # on the waiter's loop (an answer came in)
-                else:
-                    waiter.get_loop().call_soon_threadsafe(_hand_over, waiter, helper, self)
-                return
-            self._idle.append(helper)
+    async def _start_helpers(self) -> None:
+        while len(self._helpers) < self.processes:
+            self._helpers.append(await self._spawn())
+
+    async def _spawn(self) -> _Helper:
+        ours, theirs = socket.socketpair()
+        child_end = Connection(theirs.detach())
+        process = self._context.Process(
+            target=_serve, args=(child_end, self.niceness, self.memo_seconds),
+            name="keyledger-crypto", daemon=True,
+        )
+        process.start()
+        child_end.close()  # the child has its own copy: when it dies, the pipe closes
+        helper = _Helper(process)
+        loop = asyncio.get_running_loop()
+        helper.transport, _ = await loop.connect_accepted_socket(
+            lambda: _HelperPipe(self, helper), sock=ours
+        )
+        return helper
 
     def _lost(self, helper: _Helper) -> None:
-        """Replace a helper that died or whose pipe is in an unknown state."""
+        """A helper's pipe closed: fail its calls in flight and start another helper."""
+        if helper not in self._helpers:
+            return  # closed on purpose
+        self._helpers.remove(helper)
         log.error("crypto helper process %s is lost (exit code %s); starting another",
                   helper.process.pid, helper.process.exitcode)
-        helper.connection.close()
+        while helper.pending:
+            future = helper.pending.popleft()
+            if not future.done():
+                future.set_exception(CryptoWorkerLost("a crypto helper process died during a call"))
         if helper.process.is_alive():
             helper.process.kill()
-        helper.process.join(timeout=1)
-        replacement = self._spawn()
-        with self._lock:
-            if helper in self._helpers:
-                self._helpers[self._helpers.index(helper)] = replacement
-        self._release(replacement)
-
-    # -- processes -------------------------------------------------------------------------------
+        helper.process.join(timeout=1)  # reap it
+        asyncio.ensure_future(self._start())
 
     def pids(self) -> list[int]:
         return [helper.process.pid for helper in self._helpers if helper.process.pid is not None]
 
     def close(self) -> None:
+        """Stop the helpers (and the pool's own loop, if it has one)."""
         with self._lock:
-            helpers, self._helpers = self._helpers, []
-            self._idle.clear()
-        for helper in helpers:
-            helper.connection.close()  # the helper sees EOF and exits
-        for helper in helpers:
+            home, thread = self._home, self._own_loop_thread
+            helpers, self._helpers, self._starting = self._helpers, [], None
+            self._home = self._own_loop_thread = None
+        transports = [helper.transport for helper in helpers if helper.transport is not None]
+        if home is not None and not home.is_closed():
+            if _loop_running_here() and asyncio.get_running_loop() is home:
+                for transport in transports:
+                    transport.close()
+            elif home.is_running():
+                home.call_soon_threadsafe(lambda: [t.close() for t in transports])
+        for helper in helpers:  # each sees its pipe close and exits
             helper.process.join(timeout=5)
             if helper.process.is_alive():
                 helper.process.kill()
-
-    def _start(self) -> None:
-        """Start the helpers on first use (under the lock)."""
-        while len(self._helpers) < self.processes:
-            helper = self._spawn()
-            self._helpers.append(helper)
-            self._idle.append(helper)
-
-    def _spawn(self) -> _Helper:
-        ours, theirs = self._context.Pipe()
-        process = self._context.Process(
-            target=_serve, args=(theirs, self.niceness, self.memo_seconds), name="keyledger-crypto",
-            daemon=True,
-        )
-        process.start()
-        theirs.close()
-        return _Helper(ours, process)
+        if thread is not None and home is not None:
+            home.call_soon_threadsafe(home.stop)
+            thread.join(timeout=5)
+            home.close()
 
 
-def _hand_over(waiter: asyncio.Future, helper: _Helper, workers: CryptoWorkers) -> None:
-    """On the waiter's loop: give it the helper, unless it was cancelled meanwhile."""
-    if waiter.done():
-        workers._release(helper)
-    else:
-        waiter.set_result(helper)
+_HEADER = struct.Struct("!i")  # multiprocessing.Connection's frame header
+
+
+def _calls_in_flight(helper: _Helper) -> int:
+    return len(helper.pending)
 
 
 def _dumps(message: Any) -> bytes:
@@ -276,11 +264,7 @@ def _dumps(message: Any) -> bytes:
 
 
 def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return asyncio._get_running_loop() is not None
 
 
 #: in a helper: key -> (last use, object), least recently used first; see memoized()
