@@ -25,7 +25,7 @@ import anyio.to_thread
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from api.bootstrap import build_service, serve_crypto_helpers_on
+from api.bootstrap import build_service, serve_crypto_helpers_on, stop_crypto_helpers
 from api.protocol import (
     JSON_CONTENT_TYPE,
     TARGET_PREFIX,
@@ -297,6 +297,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             yield
         finally:
             maintenance.stop()
+            stop_crypto_helpers()
             service.close()
 
     ledger_api = FastAPI(

@@ -39,3 +39,7 @@ def build_service(settings: Settings) -> KeyManagementService:
 def serve_crypto_helpers_on(loop) -> None:
     """The server's event loop talks to the crypto helper processes itself (no thread hop)."""
     key_material.workers.serve_on(loop)
+
+
+def stop_crypto_helpers() -> None:
+    key_material.workers.close()

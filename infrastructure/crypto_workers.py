@@ -24,7 +24,7 @@ signature with a freshly loaded RSA key costs twice a steady one (OpenSSL sets u
 Montgomery and blinding values on first use). Whatever a helper keeps is dropped once it has
 gone unused for :data:`MEMO_SECONDS`, idle or not, so key material of a deleted key leaves the
 helpers within that time, without the server having to tell them.
-A helper that dies is replaced; the call it was serving fails with :class:`CryptoWorkerLost`.
+A helper that dies is replaced; the calls it was serving fail with :class:`CryptoWorkerLost`.
 """
 
 from __future__ import annotations
@@ -235,13 +235,14 @@ class CryptoWorkers:
             helpers, self._helpers, self._starting = self._helpers, [], None
             self._home = self._own_loop_thread = None
         transports = [helper.transport for helper in helpers if helper.transport is not None]
-        if home is not None and not home.is_closed():
-            if _loop_running_here() and asyncio.get_running_loop() is home:
-                for transport in transports:
-                    transport.close()
-            elif home.is_running():
-                home.call_soon_threadsafe(lambda: [t.close() for t in transports])
-        for helper in helpers:  # each sees its pipe close and exits
+        if home is not None and asyncio._get_running_loop() is home:
+            for transport in transports:
+                transport.close()
+        elif home is not None and home.is_running():
+            home.call_soon_threadsafe(lambda: [t.close() for t in transports])
+        for helper in helpers:  # they keep nothing worth a clean exit
+            helper.process.terminate()
+        for helper in helpers:
             helper.process.join(timeout=5)
             if helper.process.is_alive():
                 helper.process.kill()

@@ -121,3 +121,17 @@ def test_an_out_of_range_niceness_is_refused_at_startup(tmp_path):
     assert proc.returncode != 0
     assert "niceness must be 0 to 19, not 20" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_graceful_stop_ends_the_helpers_promptly(server_factory):
+    srv = server_factory("stop")
+    kms = srv.kms()
+    key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
+    helpers = _helpers(srv)
+    assert helpers
+    started = time.monotonic()
+    srv.stop(timeout=10)  # raises if SIGTERM did not end it (uvicorn re-raises the signal: -15)
+    assert time.monotonic() - started < 5
+    for pid in helpers:  # gone, not left behind for the group kill
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
