@@ -66,6 +66,8 @@ class KmsKey(StrAggregate):
             key = super().mutate(_)
             # JSON keeps a StrEnum as a plain string: give the key its KeyState back
             key.key_state = KeyState(key.key_state)
+            if "arn" not in key.__dict__:  # a snapshot from before keys stored their ARN
+                key.arn = key_arn(key.region, key.account, key.id)
             return key
 
     @event("KeyCreated")
@@ -87,6 +89,7 @@ class KmsKey(StrAggregate):
     ) -> None:
         self.account = account
         self.region = region
+        self.arn = key_arn(region, account, id)  # read by every request: made once
         self.description = description
         self.key_spec = key_spec
         self.key_usage = key_usage
@@ -158,10 +161,6 @@ class KmsKey(StrAggregate):
     @property
     def key_id(self) -> str:
         return self.id
-
-    @property
-    def arn(self) -> str:
-        return key_arn(self.region, self.account, self.id)
 
     @property
     def enabled(self) -> bool:

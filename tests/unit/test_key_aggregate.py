@@ -636,3 +636,11 @@ def test_ledger_replay_of_rotated_key_resolves_all_materials(ledger):
         assert loaded.materials[material(n).key_material_id].sealed_material == material(n).sealed_material
     assert loaded.on_demand_rotations == 5
     assert state(loaded) == state(key)
+
+
+def test_a_snapshot_from_before_keys_stored_their_arn_restores_it():
+    key = new_key()
+    snapshot = KmsKey.Snapshot.take(key)
+    del snapshot.state["arn"]
+    restored = snapshot.mutate(None)
+    assert restored.arn == key.arn == f"arn:aws:kms:{key.region}:{key.account}:key/{key.id}"
