@@ -68,6 +68,7 @@ from http_bench import (
     keyledger_server,
     kms_client,
     log,
+    print_load_note,
     process_tree,
     require_wrk,
     rss_of_tree,
@@ -784,10 +785,7 @@ def print_report(summary: dict[str, Any]) -> None:
           f"-d{cfg['duration_s']}s, 1 server worker, {cfg['cpus']} CPUs, python {cfg['python']}, "
           f"cryptography {cfg['cryptography']} ({cfg['openssl']}), crypto helpers at nice "
           f"+{cfg['crypto_niceness']}")
-    load = summary.get("loadavg_start")
-    if load and cfg["cpus"] and load[0] > 0.5 * cfg["cpus"]:
-        print(f"NOTE: load average was {load[0]:.2f} on {cfg['cpus']} CPUs when the run started; "
-              "other work on this machine makes the figures noisy")
+    print_load_note(summary)
     print(f"{MESSAGE_LEN}-byte RAW message; floor = one thread of this process calling cryptography "
           f"in a loop ({cfg['floor_duration_s']}s before and after each wrk run, mean)")
     header = (f"{'operation':<22} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "

@@ -524,6 +524,15 @@ def fmt(v: float | None, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def print_load_note(summary: dict[str, Any]) -> None:
+    """Warn when the machine was busy as the run started (both benchmarks' reports)."""
+    cfg = summary["config"]
+    load = summary.get("loadavg_start")
+    if load and cfg["cpus"] and load[0] > 0.5 * cfg["cpus"]:
+        print(f"NOTE: load average was {load[0]:.2f} on {cfg['cpus']} CPUs when the run started; "
+              "other work on this machine makes the figures noisy")
+
+
 def print_report(summary: dict[str, Any]) -> None:
     rows = summary["results"]
     floor = summary["floor_encrypt_rps"]
@@ -532,10 +541,7 @@ def print_report(summary: dict[str, Any]) -> None:
     print(f"keyledger HTTP benchmark - wrk -t{cfg['threads']} -c{cfg['connections']} "
           f"-d{cfg['duration_s']}s, 1 server worker, {cfg['cpus']} CPUs, "
           f"python {cfg['python']}")
-    load = summary.get("loadavg_start")
-    if load and cfg["cpus"] and load[0] > 0.5 * cfg["cpus"]:
-        print(f"NOTE: load average was {load[0]:.2f} on {cfg['cpus']} CPUs when the run started; "
-              "other work on this machine makes the figures noisy")
+    print_load_note(summary)
     header = (f"{'operation':<26} {'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'errors':>7}  {'÷ floor':>8}")
     print(header)

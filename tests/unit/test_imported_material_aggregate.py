@@ -14,7 +14,6 @@ from functools import reduce
 
 import pytest
 
-from application.ledger import KeyLedger
 from domain import errors
 from domain.key import ImportedMaterial, ImportParameters, KmsKey
 from domain.key_states import KeyState
@@ -26,7 +25,6 @@ from domain.values import (
     KeyMaterialState,
     RotationType,
 )
-from infrastructure.transcoding import TRANSCODINGS
 from tests.unit.test_key_aggregate import state
 
 ACCOUNT = "111122223333"
@@ -562,13 +560,6 @@ def test_import_events_replay_in_memory_to_identical_state():
     assert type(replayed) is KmsKey
     assert state(replayed) == state(key)
     assert replayed.version == key.version == len(events)
-
-
-@pytest.fixture
-def ledger():
-    app = KeyLedger({"PERSISTENCE_MODULE": "eventsourcing.popo"}, TRANSCODINGS)
-    yield app
-    app.close()
 
 
 def test_import_events_replay_through_the_ledger_and_a_snapshot(ledger):

@@ -11,13 +11,11 @@ from functools import reduce
 
 import pytest
 
-from application.ledger import KeyLedger
 from domain import errors
 from domain.key import KmsKey
 from domain.key_states import KeyState
 from domain.policy import default_key_policy
 from domain.values import Actor, BackingKey, KeyMaterialState, RotationType
-from infrastructure.transcoding import TRANSCODINGS
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
@@ -592,13 +590,6 @@ def test_events_replay_in_memory_to_identical_state():
     assert type(replayed) is KmsKey
     assert state(replayed) == state(key)
     assert replayed.version == key.version == len(events)
-
-
-@pytest.fixture
-def ledger():
-    app = KeyLedger({"PERSISTENCE_MODULE": "eventsourcing.popo"}, TRANSCODINGS)
-    yield app
-    app.close()
 
 
 def test_events_replay_through_ledger_to_identical_state(ledger):
