@@ -56,21 +56,37 @@ def test_calls_from_several_threads_run_side_by_side(workers):
     assert time.perf_counter() - started < 0.55  # two helpers: not one after the other
 
 
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
 def test_a_helper_that_dies_is_replaced_and_only_its_call_fails(workers):
     workers.call(time.sleep, 0)
     before = set(workers.pids())
-    victim = next(iter(before))
-    os.kill(victim, signal.SIGKILL)
-    outcomes = []
-    for _ in range(4):
+    outcomes: list[object] = []
+
+    def one_call():
         try:
-            outcomes.append(workers.call(os.getpid))
+            outcomes.append(workers.call(_pid_after, 1.0))
         except CryptoWorkerLost:
             outcomes.append("lost")
-    assert outcomes.count("lost") <= 1
+
+    threads = [threading.Thread(target=one_call) for _ in range(2)]  # one per helper
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    victim = next(iter(before))
+    os.kill(victim, signal.SIGKILL)  # while it serves its call
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=str) == sorted([before.difference({victim}).pop(), "lost"], key=str)
+    deadline = time.monotonic() + 10
+    while (victim in workers.pids() or len(workers.pids()) != 2) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the replacement starts in the background
     after = set(workers.pids())
     assert victim not in after and len(after) == 2
-    assert all(pid in after for pid in outcomes if pid != "lost")
+    assert {workers.call(_pid_after, 0) for _ in range(4)} <= after
 
 
 def test_the_event_loop_awaits_helpers_side_by_side(workers):
