@@ -41,6 +41,8 @@ def _history_parser(sub) -> None:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from api.http_protocol import KmsHttpProtocol
+
     os.umask(0o077)  # the ledger, keyring and root key are readable by this user only
 
     from infrastructure.key_material import workers
@@ -69,7 +71,7 @@ def serve(args: argparse.Namespace) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=KmsHttpProtocol,  # uvicorn's httptools protocol, one write per response
         access_log=False,
         log_level="warning",
         lifespan="on",
