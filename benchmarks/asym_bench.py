@@ -717,6 +717,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     sum(r["cpu"]["req_per_loop_cpu_s"] for r in beside if r["role"] == "alone"
                         and r["cpu"].get("req_per_loop_cpu_s")) / len(alone), 1),
             }
+        # Where the CPU went: how much of the window the loop ran beside the load while it had
+        # work (runnable), and how much CPU the machine left idle in the alone runs, i.e. what
+        # the Sign load (helpers, its requests on the loop, its wrk client) could have used
+        # without taking any from Encrypt.
+        alone_cpu = [r["cpu"] for r in beside if r["role"] == "alone" and r["cpu"]]
+        if alone_cpu and loop_load:
+            cores = os.cpu_count() or 1
+            summary["encrypt_beside"]["cpu_budget"] = {
+                "loop_cpu_pct_alone": round(
+                    sum(c["loop_thread_cpu_pct"] for c in alone_cpu) / len(alone_cpu), 1),
+                "loop_cpu_pct_beside": loop_load,
+                "loop_runnable_beside": with_load["cpu"].get("loop_thread_state", {}).get("runnable"),
+                "idle_cpu_pct_alone": round(100 * cores - sum(
+                    c["server_cpu_pct"] + c["helpers_cpu_pct"] + c["wrk_cpu_pct"]
+                    for c in alone_cpu) / len(alone_cpu), 1),
+            }
         checks["encrypt_beside_load"] = {
             "value": round(ratio, 3), "target": TARGET_ENCRYPT_BESIDE_RATIO,
             "pass": ratio >= TARGET_ENCRYPT_BESIDE_RATIO and errors_of(with_load) == 0,
@@ -853,6 +869,14 @@ def print_report(summary: dict[str, Any]) -> None:
                   f"≈ {lm['sign_loop_share']:.0%} of a core on the loop; Encrypt per remaining "
                   f"loop CPU-second: {fmt(lm['encrypt_per_remaining_loop_cpu_s'], '.0f')} "
                   f"(alone: {lm['encrypt_per_loop_cpu_s_alone']:.0f})")
+        cb = eb.get("cpu_budget")
+        if cb:
+            print(f"The loop ran {cb['loop_cpu_pct_beside']:.0f}% of the window beside the load "
+                  f"(alone: {cb['loop_cpu_pct_alone']:.0f}%) while it had work "
+                  f"{fmt(cb['loop_runnable_beside'], '.0%')} of it: other processes had its core "
+                  f"the rest. CPU left idle by Encrypt alone (server + wrk): "
+                  f"{cb['idle_cpu_pct_alone']:.0f}% of one core, all the Sign load could have "
+                  f"used without taking CPU from Encrypt")
     sc = summary.get("setup_checks")
     if sc:
         print()
