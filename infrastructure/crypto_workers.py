@@ -16,7 +16,9 @@ call to the helper's pipe and reads the answer when it arrives, so a request wai
 signature costs the loop no thread and no GIL hand-over. Calls are written to a helper back to
 back (to the one with the fewest in flight) and answered in order, so a busy helper goes from
 one call to the next without sleeping in between. Threads that manage keys (key generation,
-imports) block on an answer instead (:meth:`CryptoWorkers.call`).
+imports) block on an answer instead (:meth:`CryptoWorkers.call`). Those calls can take
+seconds (an RSA_4096 key), so they never go to the last helper, and requests' calls go to a
+helper without one whenever they can: a signature never waits behind a key generation.
 
 Each call carries what it needs, the PKCS#8 private key included, over a pipe (kernel memory,
 never disk). A helper keeps what it loaded for a short while (:func:`memoized`): the first
@@ -62,12 +64,14 @@ class _Helper:
     """One helper process and the server's end of its pipe: calls are written to it back to
     back and answered in order, so ``pending`` holds the futures of the calls in flight."""
 
-    __slots__ = ("process", "transport", "pending")
+    __slots__ = ("process", "transport", "pending", "managing")
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self.process = process
         self.transport: asyncio.Transport | None = None
         self.pending: collections.deque[asyncio.Future] = collections.deque()
+        #: how many of the calls in flight manage keys (CryptoWorkers.call): slow ones
+        self.managing = 0
 
 
 class _HelperPipe(asyncio.Protocol):
@@ -142,32 +146,48 @@ class CryptoWorkers:
         (small: a request's worth)."""
         home = self._home_loop()
         if asyncio.get_running_loop() is home:
-            return await self._run_at_home(function, args)
+            return await self._run_at_home(function, args, False)
         return await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(self._run_at_home(function, args), home)
+            asyncio.run_coroutine_threadsafe(self._run_at_home(function, args, False), home)
         )
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)`` in a helper, blocking this thread until it answers (never call
-        it on an event loop's thread: await :meth:`run` there)."""
+        """``function(*args)`` in a helper for a thread that manages keys, blocking it until
+        the helper answers (never call it on an event loop's thread: await :meth:`run` there).
+        Such calls may be slow: they keep off the last helper (see :meth:`_choose`)."""
         if _loop_running_here():
             raise RuntimeError("CryptoWorkers.call() would block the event loop; await run()")
         home = self._home_loop()
-        return asyncio.run_coroutine_threadsafe(self._run_at_home(function, args), home).result()
+        return asyncio.run_coroutine_threadsafe(self._run_at_home(function, args, True),
+                                                home).result()
 
-    async def _run_at_home(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    async def _run_at_home(self, function: Callable[..., Any], args: tuple[Any, ...],
+                           managing: bool) -> Any:
         if len(self._helpers) < self.processes:
             await self._start()
-        helper = min(self._helpers, key=_calls_in_flight)
+        helper = self._choose(managing)
         assert helper.transport is not None
         answer = asyncio.get_running_loop().create_future()
         payload = _dumps((function, args))
         helper.pending.append(answer)
+        helper.managing += managing
         helper.transport.write(_HEADER.pack(len(payload)) + payload)
-        ok, value = await answer  # cancelled: the helper's answer is read and dropped
+        try:
+            ok, value = await answer  # cancelled: the helper's answer is read and dropped
+        finally:
+            helper.managing -= managing
         if not ok:
             raise value
         return value
+
+    def _choose(self, managing: bool) -> _Helper:
+        """The helper for a call: the one with the fewest calls in flight, except that calls
+        managing keys never go to the last helper (so one is always free of them), and other
+        calls avoid helpers busy managing keys while there is one that is not."""
+        helpers = self._helpers
+        if managing:
+            return min(helpers[:-1] or helpers, key=_calls_in_flight)
+        return min(helpers, key=_managing_then_in_flight)
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -257,6 +277,10 @@ _HEADER = struct.Struct("!i")  # multiprocessing.Connection's frame header
 
 def _calls_in_flight(helper: _Helper) -> int:
     return len(helper.pending)
+
+
+def _managing_then_in_flight(helper: _Helper) -> tuple[bool, int]:
+    return helper.managing > 0, len(helper.pending)
 
 
 def _dumps(message: Any) -> bytes:

@@ -1,6 +1,7 @@
 """The crypto helper processes: lower priority, errors carried back, a lost helper replaced,
-calls served side by side (awaited on an event loop, or blocking a thread), cancelled awaits
-that give their helper back, and key material computed there as it is here."""
+calls served side by side (awaited on an event loop), key management (blocking a thread) kept
+off the last helper, cancelled awaits that give their helper back, and key material computed
+there as it is here."""
 
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ def workers():
     pool.close()
 
 
-def _on_every_helper(workers: CryptoWorkers) -> None:
-    """Keep both helpers busy at once, so each has answered a call."""
-    threads = [threading.Thread(target=workers.call, args=(time.sleep, 0.3)) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def _on_every_helper(workers: CryptoWorkers) -> list[int]:
+    """Keep both helpers busy at once, so each answers a call (from a loop of this thread's
+    own, handed to the pool's); returns the helpers' pids."""
+
+    async def both():
+        return await asyncio.gather(*(workers.run(_sleep_then_pid, 0.3) for _ in range(2)))
+
+    return asyncio.run(both())
 
 
 def test_helpers_run_at_a_lower_cpu_priority_than_the_server(workers):
@@ -49,11 +51,37 @@ def test_an_exception_in_a_helper_is_raised_in_the_caller(workers):
     assert workers.call(int, "42") == 42  # the helper goes on serving
 
 
-def test_calls_from_several_threads_run_side_by_side(workers):
+def test_calls_from_another_loop_run_side_by_side(workers):
     _on_every_helper(workers)  # started
     started = time.perf_counter()
-    _on_every_helper(workers)
+    pids = _on_every_helper(workers)
     assert time.perf_counter() - started < 0.55  # two helpers: not one after the other
+    assert sorted(pids) == sorted(workers.pids())
+
+
+def test_key_management_never_holds_up_a_request_call(workers):
+    """Threads managing keys (call) may take seconds: they queue on all helpers but the last,
+    and a request's call (run) meanwhile goes to a helper free of them, answered at once."""
+    _on_every_helper(workers)
+    managed: list[int] = []
+    threads = [threading.Thread(target=lambda: managed.append(workers.call(_pid_after, 0.5)))
+               for _ in range(2)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)  # both management calls are in flight
+
+    async def request():
+        began = time.perf_counter()
+        pid = await workers.run(_sleep_then_pid, 0)
+        return pid, time.perf_counter() - began
+
+    pid, waited = asyncio.run(request())
+    for thread in threads:
+        thread.join()
+    assert waited < 0.3, f"a request call waited {waited:.2f} s behind key management"
+    assert len(set(managed)) == 1 and pid not in managed
+    assert time.perf_counter() - started >= 1.0  # the two management calls took turns
 
 
 def _pid_after(seconds: float) -> int:
@@ -68,7 +96,7 @@ def test_a_helper_that_dies_is_replaced_and_only_its_call_fails(workers):
 
     def one_call():
         try:
-            outcomes.append(workers.call(_pid_after, 1.0))
+            outcomes.append(asyncio.run(workers.run(_pid_after, 1.0)))
         except CryptoWorkerLost:
             outcomes.append("lost")
 
