@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import time
 import uuid
 
 import httpx
@@ -241,3 +243,52 @@ def test_fuzzed_payloads_never_5xx(http, e2e):
                       ("SerializationException", "ValidationException"))
     md = _post(http, e2e, "TrentService.DescribeKey", {"KeyId": fresh}).json()["KeyMetadata"]
     assert md["KeyState"] == "Enabled"
+
+
+def _raw_exchange(url: str, *chunks: bytes, pause: float = 0.2) -> bytes:
+    """Send ``chunks`` over one TCP connection (pausing between them) and read until the
+    server closes it or goes quiet."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        received = b""
+        for n, chunk in enumerate(chunks):
+            if n:
+                time.sleep(pause)
+            sock.sendall(chunk)
+        sock.settimeout(1.0)
+        try:
+            while data := sock.recv(65536):
+                received += data
+        except TimeoutError:
+            pass
+        return received
+
+
+def _raw_request(e2e, target: str, body: bytes, *extra: bytes) -> bytes:
+    headers = b"".join(h + b"\r\n" for h in extra)
+    return (b"POST / HTTP/1.1\r\nHost: kms\r\nContent-Type: " + CT.encode() + b"\r\n"
+            b"X-Amz-Target: " + target.encode() + b"\r\nAuthorization: "
+            + e2e.authorization_header("us-east-1").encode() + b"\r\n"
+            b"Content-Length: %d\r\n" % len(body) + headers + b"\r\n" + body)
+
+
+def test_responses_held_for_one_write_all_reach_the_client(shared_server, e2e):
+    """Every response leaves in one write (api/http_protocol.py): the paths where uvicorn
+    writes on its own still reach the client whole."""
+    # two requests in one packet: two whole answers, in order
+    both = _raw_exchange(shared_server.url,
+                         _raw_request(e2e, "TrentService.ListKeys", b"{}")
+                         + _raw_request(e2e, "TrentService.NoSuchOperation", b"{}"))
+    first, second = both.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 OK") and b'"Keys"' in first
+    assert second.startswith(b"400 Bad Request") and b"UnknownOperationException" in second
+    # Expect: 100-continue: the interim answer comes alone, then the final one
+    expect = _raw_request(e2e, "TrentService.ListKeys", b"{}", b"Expect: 100-continue")
+    head, body = expect[: -2], expect[-2:]
+    answered = _raw_exchange(shared_server.url, head, body)
+    assert answered.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
+    assert answered.endswith(b"}")
+    # not HTTP at all: uvicorn's own 400, written just before it closes the connection
+    garbage = _raw_exchange(shared_server.url, b"NOT HTTP\r\n\r\n")
+    assert garbage.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert garbage.endswith(b"Invalid HTTP request received.")
