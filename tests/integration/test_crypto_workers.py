@@ -70,13 +70,7 @@ def test_key_management_never_holds_up_a_request_call(workers):
     for thread in threads:
         thread.start()
     time.sleep(0.1)  # both management calls are in flight
-
-    async def request():
-        began = time.perf_counter()
-        pid = await workers.run(_sleep_then_pid, 0)
-        return pid, time.perf_counter() - began
-
-    pid, waited = asyncio.run(request())
+    pid, waited = _request_call(workers)
     for thread in threads:
         thread.join()
     assert waited < 0.3, f"a request call waited {waited:.2f} s behind key management"
@@ -135,6 +129,17 @@ def _sleep_then_pid(seconds: float) -> int:
     return os.getpid()
 
 
+def _request_call(pool: CryptoWorkers) -> tuple[int, float]:
+    """A request's call, awaited on an event loop: the helper's pid and how long it took."""
+
+    async def request():
+        started = time.perf_counter()
+        pid = await pool.run(_sleep_then_pid, 0)
+        return pid, time.perf_counter() - started
+
+    return asyncio.run(request())
+
+
 def test_a_thread_and_the_loop_wait_their_turn_for_a_busy_helper():
     pool = CryptoWorkers(processes=1, niceness=1)
     try:
@@ -142,13 +147,7 @@ def test_a_thread_and_the_loop_wait_their_turn_for_a_busy_helper():
         thread = threading.Thread(target=pool.call, args=(time.sleep, 0.4))
         thread.start()
         time.sleep(0.1)  # the thread holds the only helper
-
-        async def main():
-            started = time.perf_counter()
-            answer = await pool.run(_sleep_then_pid, 0)
-            return answer, time.perf_counter() - started
-
-        pid, waited = asyncio.run(main())
+        pid, waited = _request_call(pool)
         thread.join()
         assert pid == pool.pids()[0] and waited >= 0.2
         assert pool.call(int, "3") == 3

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
 from api.http_protocol import KmsHttpProtocol, OneWritePerResponse
+
+
+def on_a_loop(test):
+    """Run an async test on a fresh event loop (the suite has no async test plugin)."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+
+    return run
 
 
 class RecordingTransport(asyncio.Transport):
@@ -44,11 +55,8 @@ class RecordingTransport(asyncio.Transport):
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
 
-def test_a_head_and_its_body_leave_in_one_write():
-    asyncio.run(_a_head_and_its_body_leave_in_one_write())
-
-
-async def _a_head_and_its_body_leave_in_one_write():
+@on_a_loop
+async def test_a_head_and_its_body_leave_in_one_write():
     transport = RecordingTransport()
     corked = OneWritePerResponse(transport, asyncio.get_running_loop())
     corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
@@ -59,11 +67,8 @@ async def _a_head_and_its_body_leave_in_one_write():
     assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
 
 
-def test_a_lone_write_leaves_when_the_loop_comes_round():
-    asyncio.run(_a_lone_write_leaves_when_the_loop_comes_round())
-
-
-async def _a_lone_write_leaves_when_the_loop_comes_round():
+@on_a_loop
+async def test_a_lone_write_leaves_when_the_loop_comes_round():
     transport = RecordingTransport()
     corked = OneWritePerResponse(transport, asyncio.get_running_loop())
     corked.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -73,11 +78,8 @@ async def _a_lone_write_leaves_when_the_loop_comes_round():
     assert corked.get_write_buffer_size() == 7
 
 
-def test_writes_keep_their_order_past_the_pairs():
-    asyncio.run(_writes_keep_their_order_past_the_pairs())
-
-
-async def _writes_keep_their_order_past_the_pairs():
+@on_a_loop
+async def test_writes_keep_their_order_past_the_pairs():
     transport = RecordingTransport()
     corked = OneWritePerResponse(transport, asyncio.get_running_loop())
     for chunk in (b"a", b"b", b"c"):
@@ -87,11 +89,8 @@ async def _writes_keep_their_order_past_the_pairs():
 
 
 @pytest.mark.parametrize("ending", ["close", "write_eof"])
-def test_what_is_held_is_written_before_the_connection_ends(ending):
-    asyncio.run(_what_is_held_is_written_before_the_connection_ends(ending))
-
-
-async def _what_is_held_is_written_before_the_connection_ends(ending):
+@on_a_loop
+async def test_what_is_held_is_written_before_the_connection_ends(ending):
     transport = RecordingTransport()
     corked = OneWritePerResponse(transport, asyncio.get_running_loop())
     corked.write(b"HTTP/1.1 400 Bad Request\r\n\r\nbad")
@@ -100,11 +99,8 @@ async def _what_is_held_is_written_before_the_connection_ends(ending):
     assert transport.closed if ending == "close" else transport.eof
 
 
-def test_everything_else_is_the_connections_own():
-    asyncio.run(_everything_else_is_the_connections_own())
-
-
-async def _everything_else_is_the_connections_own():
+@on_a_loop
+async def test_everything_else_is_the_connections_own():
     transport = RecordingTransport()
     corked = OneWritePerResponse(transport, asyncio.get_running_loop())
     corked.pause_reading()
@@ -113,11 +109,8 @@ async def _everything_else_is_the_connections_own():
     assert not corked.is_closing()
 
 
-def test_uvicorn_sends_a_kms_answer_in_one_write():
-    asyncio.run(_uvicorn_sends_a_kms_answer_in_one_write())
-
-
-async def _uvicorn_sends_a_kms_answer_in_one_write():
+@on_a_loop
+async def test_uvicorn_sends_a_kms_answer_in_one_write():
     """The protocol the server runs: a whole request in, one write out holding head and body."""
 
     async def app(scope, receive, send):
