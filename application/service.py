@@ -362,7 +362,8 @@ class KeyManagementService:
             **self._algorithm_fields(key),
             "MultiRegion": False,
         }
-        if key.current_key_material_id is not None:
+        if key.current_key_material_id is not None and key.key_spec == SYMMETRIC_DEFAULT:
+            # "present for symmetric encryption keys": the keys that rotate
             metadata["CurrentKeyMaterialId"] = key.current_key_material_id
         if key.imported:
             current = key.imports.get(key.current_key_material_id or "")
@@ -515,6 +516,12 @@ class KeyManagementService:
     def ListKeyRotations(self, ctx, params):
         key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyRotations", allow_alias=False)
         everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
+        if everything and key.key_spec != SYMMETRIC_DEFAULT:
+            # "can only be used with KMS keys that support automatic or on-demand key rotation"
+            raise errors.UnsupportedOperationException(
+                f"{key.arn} is a {key.key_spec} key, which does not support key rotation: "
+                "IncludeKeyMaterial=ALL_KEY_MATERIAL is not valid for it."
+            )
         ids = list(key.imports) if key.imported else list(key.materials)
         ids = [i for i in ids if everything or key.rotation_of(i) is not None]
         start = _unmarker(params.get("Marker"))
@@ -605,7 +612,7 @@ class KeyManagementService:
             lambda k: k.import_material(
                 backing, import_type=params.get("ImportType"),
                 key_material_id=params.get("KeyMaterialId"),
-                description=params.get("KeyMaterialDescription", ""),
+                description=params.get("KeyMaterialDescription"),
                 expiration_model=params.get("ExpirationModel"), valid_to=params.get("ValidTo"),
                 now=now, actor=ctx.actor,
             ),
@@ -736,12 +743,10 @@ class KeyManagementService:
                 ctx, region, params, "KeyId", algorithm, "Decrypt"
             )
         _dry_run(params)
-        return {
-            "KeyId": key.arn,
-            "Plaintext": plaintext,
-            "EncryptionAlgorithm": algorithm,
-            "KeyMaterialId": material_id,
-        }
+        result = {"KeyId": key.arn, "Plaintext": plaintext, "EncryptionAlgorithm": algorithm}
+        if algorithm == SYMMETRIC_DEFAULT:  # "present only when ... a symmetric encryption key"
+            result["KeyMaterialId"] = material_id
+        return result
 
     async def ReEncrypt(self, ctx, params):
         if "CiphertextBlob" not in params:
@@ -765,15 +770,19 @@ class KeyManagementService:
         )
         _dry_run(params)
         blob = self._encrypt(region, destination, algorithm, plaintext, params.get("DestinationEncryptionContext"))
-        return {
+        result = {
             "CiphertextBlob": blob,
             "SourceKeyId": source.arn,
             "KeyId": destination.arn,
             "SourceEncryptionAlgorithm": source_algorithm,
             "DestinationEncryptionAlgorithm": algorithm,
-            "SourceKeyMaterialId": source_material,
-            "DestinationKeyMaterialId": destination.current_key_material_id,
         }
+        # material ids are "present only when" that side used a symmetric encryption key
+        if source_algorithm == SYMMETRIC_DEFAULT:
+            result["SourceKeyMaterialId"] = source_material
+        if algorithm == SYMMETRIC_DEFAULT:
+            result["DestinationKeyMaterialId"] = destination.current_key_material_id
+        return result
 
     def _data_key(self, ctx, params, operation):
         self._no_recipient(params)

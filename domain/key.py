@@ -268,7 +268,13 @@ class KmsKey(StrAggregate):
 
     @event("KeyDeletionCancelled")
     def _cancel_deletion(self, actor: Actor) -> None:
-        self.key_state = KeyState.DISABLED
+        # Disabled, as AWS leaves it; unless its imported material was deleted or expired
+        # meanwhile: then the key waits for that material again.
+        self.key_state = (
+            KeyState.PENDING_IMPORT
+            if self.imported and self.current_key_material_id not in self.materials
+            else KeyState.DISABLED
+        )
         self.deletion_date = None
         self.pending_window_days = None
 
@@ -450,11 +456,23 @@ class KmsKey(StrAggregate):
 
     def import_material(
         self, material: BackingKey, *, import_type: str | None, key_material_id: str | None,
-        description: str, expiration_model: str | None, valid_to: datetime | None,
+        description: str | None, expiration_model: str | None, valid_to: datetime | None,
         now: datetime, actor: Actor,
     ) -> None:
-        """Record imported material (sealed; its id is derived from key id and material)."""
+        """Record imported material (sealed; its id is derived from key id and material).
+        ``import_type``, ``key_material_id`` and ``description`` are None when not given: they
+        are "only usable with symmetric encryption keys"."""
         self.check_importable("ImportKeyMaterial")
+        if not rotatable(self.key_spec):
+            named = [name for name, value in (("ImportType", import_type),
+                                              ("KeyMaterialId", key_material_id),
+                                              ("KeyMaterialDescription", description))
+                     if value is not None]
+            if named:
+                raise errors.UnsupportedOperationException(
+                    f"{' and '.join(named)} can be used only with symmetric encryption keys; "
+                    f"{self.arn} is a {self.key_spec} key."
+                )
         model = ExpirationModel(expiration_model or ExpirationModel.KEY_MATERIAL_EXPIRES)
         if model is ExpirationModel.KEY_MATERIAL_EXPIRES:
             if valid_to is None:
@@ -482,11 +500,6 @@ class KmsKey(StrAggregate):
                     "The key material is already associated with this KMS key; import it with "
                     "ImportType EXISTING_KEY_MATERIAL."
                 )
-            if self.imports and not rotatable(self.key_spec):
-                raise errors.IncorrectKeyMaterialException(
-                    f"{self.arn} already has key material; a {self.key_spec} key cannot take new "
-                    "key material."
-                )
             if any(m.pending_rotation and m.imported for m in self.imports.values()):
                 raise errors.KMSInvalidStateException(
                     f"{self.arn} already has key material in PENDING_ROTATION state."
@@ -504,7 +517,9 @@ class KmsKey(StrAggregate):
         ]
         self._import_material(
             material=material,
-            description=description,
+            # not given: what the last import of this material said ("KMS retains the value")
+            description=description if description is not None
+            else previous.description if previous is not None else "",
             expiration_model=model.value,
             valid_to=valid_to,
             pending_rotation=previous.pending_rotation if previous is not None else bool(self.imports),

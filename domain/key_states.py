@@ -100,10 +100,12 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     "EnableKeyRotation": _ROTATION,
     "DisableKeyRotation": _ROTATION,
     "RotateKeyOnDemand": {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA},
-    # Imported key material: possible while the key waits for material, not while it is deleted.
+    # Imported key material: possible while the key waits for material, not while it is deleted;
+    # but material can be deleted from a key pending deletion (its state stays as it is).
     "GetParametersForImport": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
     "ImportKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
-    "DeleteImportedKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
+    "DeleteImportedKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK,
+                                  S.PENDING_DELETION: _OK},
 }
 
 #: operation -> the states in which the table allows it: the per-request fast check. A tuple,

@@ -612,6 +612,30 @@ def test_reimport_after_deleting_material_of_a_disabled_key_enables_it(kms):
     assert kms.encrypt(KeyId=md["KeyId"], Plaintext=b"ok")["CiphertextBlob"]
 
 
+def test_deleting_material_of_a_key_pending_deletion_keeps_it_pending_deletion(kms):
+    """DeleteImportedKeyMaterial: "When the specified KMS key is in the PendingDeletion state,
+    this operation does not change the KMS key's state." Cancelling the deletion then leaves
+    the key waiting for its material, not Disabled."""
+    md = create_external(kms)
+    material = os.urandom(32)
+    material_id = import_material(kms, md["KeyId"], material)["KeyMaterialId"]
+    kms.schedule_key_deletion(KeyId=md["KeyId"], PendingWindowInDays=7)
+    deleted = kms.delete_imported_key_material(KeyId=md["KeyId"], KeyMaterialId=material_id)
+    assert deleted["KeyMaterialId"] == material_id
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    kms.cancel_key_deletion(KeyId=md["KeyId"])
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
+    import_material(kms, md["KeyId"], material)
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_cancelling_deletion_of_a_key_never_imported_into_leaves_it_pending_import(kms):
+    md = create_external(kms)
+    kms.schedule_key_deletion(KeyId=md["KeyId"], PendingWindowInDays=7)
+    kms.cancel_key_deletion(KeyId=md["KeyId"])
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
 # --------------------------------------------------------------------------------------------
 # On-demand rotation of imported symmetric material
 # --------------------------------------------------------------------------------------------
@@ -686,11 +710,24 @@ def test_new_key_material_cannot_be_imported_into_asymmetric_or_hmac_keys(kms, a
     material = os.urandom(32)
     md = create_external(kms, KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
     import_material(kms, md["KeyId"], material)
-    # ImportType "is optional and only usable with symmetric encryption keys"
-    with aws_error(("ValidationException", "UnsupportedOperationException", "IncorrectKeyMaterialException")):
-        import_material(kms, md["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    # ImportType, KeyMaterialId and KeyMaterialDescription are "optional and only usable with
+    # symmetric encryption keys"; UnsupportedOperationException: "a specified parameter is not
+    # supported" (AWS does not name the error for this case)
+    for option in ({"ImportType": "NEW_KEY_MATERIAL"}, {"ImportType": "EXISTING_KEY_MATERIAL"},
+                   {"KeyMaterialDescription": "second"}):
+        with aws_error("UnsupportedOperationException"):
+            import_material(kms, md["KeyId"], os.urandom(32), **option)
+    with aws_error("UnsupportedOperationException"):
+        import_material(kms, md["KeyId"], material, KeyMaterialDescription="same material")
+    # without them, only the same material is taken again
+    with aws_error("IncorrectKeyMaterialException"):
+        import_material(kms, md["KeyId"], os.urandom(32))
+    import_material(kms, md["KeyId"], material)
     with aws_error("UnsupportedOperationException"):
         kms.rotate_key_on_demand(KeyId=md["KeyId"])
+    with aws_error("UnsupportedOperationException"):
+        kms.list_key_rotations(KeyId=md["KeyId"], IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    assert "CurrentKeyMaterialId" not in kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]
 
 
 # --------------------------------------------------------------------------------------------

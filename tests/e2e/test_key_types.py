@@ -700,6 +700,7 @@ def test_rsa_encryption_interop_and_size_limits(kms, raw_client, key_of, public_
     assert resp["Plaintext"] == plaintext
     assert resp["KeyId"] == md["Arn"]
     assert resp["EncryptionAlgorithm"] == algorithm
+    assert "KeyMaterialId" not in resp  # "present only when ... a symmetric encryption KMS key"
 
     # encrypted by keyledger (only keyledger holds the private key: round trip)
     enc = kms.encrypt(KeyId=md["KeyId"], Plaintext=plaintext, EncryptionAlgorithm=algorithm)
@@ -770,6 +771,9 @@ def test_reencrypt_between_rsa_and_symmetric_keys(kms, key_of, public_of, symmet
     assert to_sym["KeyId"] == symmetric_key["Arn"]
     assert to_sym["SourceEncryptionAlgorithm"] == "RSAES_OAEP_SHA_1"
     assert to_sym["DestinationEncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
+    # material ids only for the symmetric side (API_ReEncrypt.html)
+    assert "SourceKeyMaterialId" not in to_sym
+    assert to_sym["DestinationKeyMaterialId"] == symmetric_key["CurrentKeyMaterialId"]
     sym_ct = to_sym["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=sym_ct, EncryptionContext={"hop": "1"})["Plaintext"] == b"travelling secret"
 
@@ -779,6 +783,8 @@ def test_reencrypt_between_rsa_and_symmetric_keys(kms, key_of, public_of, symmet
     assert back["KeyId"] == rsa_key["Arn"]
     assert back["SourceKeyId"] == symmetric_key["Arn"]
     assert back["DestinationEncryptionAlgorithm"] == "RSAES_OAEP_SHA_256"
+    assert back["SourceKeyMaterialId"] == symmetric_key["CurrentKeyMaterialId"]
+    assert "DestinationKeyMaterialId" not in back
     assert len(back["CiphertextBlob"]) == 256
     assert kms.decrypt(KeyId=rsa_key["KeyId"], CiphertextBlob=back["CiphertextBlob"],
                        EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"] == b"travelling secret"
@@ -1059,14 +1065,14 @@ def test_rotation_is_unsupported(kms, key_of, aws_error, spec, usage):
         kms.rotate_key_on_demand(KeyId=md["KeyId"])
     with aws_error("UnsupportedOperationException"):
         kms.get_key_rotation_status(KeyId=md["KeyId"])
-    # ListKeyRotations lists the key material of any key (API_ListKeyRotations.html)
+    # ListKeyRotations: no rotations; IncludeKeyMaterial "can only be used with KMS keys that
+    # support automatic or on-demand key rotation" (API_ListKeyRotations.html)
     assert kms.list_key_rotations(KeyId=md["KeyId"])["Rotations"] == []
-    materials = kms.list_key_rotations(KeyId=md["KeyId"], IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
-    assert [(m["KeyMaterialId"], m["KeyMaterialState"]) for m in materials] == [
-        (md["CurrentKeyMaterialId"], "CURRENT")
-    ]
-    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"].get("CurrentKeyMaterialId") == \
-        md.get("CurrentKeyMaterialId")
+    with aws_error("UnsupportedOperationException"):
+        kms.list_key_rotations(KeyId=md["KeyId"], IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    # CurrentKeyMaterialId "is present for symmetric encryption keys" (KeyMetadata)
+    assert "CurrentKeyMaterialId" not in md
+    assert "CurrentKeyMaterialId" not in kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]
 
 
 def test_unknown_asymmetric_key_is_not_found(kms, aws_error):

@@ -60,7 +60,8 @@ def new_key(key_spec: str = "SYMMETRIC_DEFAULT", key_usage: str = "ENCRYPT_DECRY
 
 def do_import(key: KmsKey, n: int, *, import_type: str | None = None,
               key_material_id: str | None = None, model: str | None = NO_EXPIRY,
-              valid_to: datetime | None = None, now: datetime = T0, description: str = "") -> None:
+              valid_to: datetime | None = None, now: datetime = T0,
+              description: str | None = None) -> None:
     key.import_material(
         imported(n, now), import_type=import_type, key_material_id=key_material_id,
         description=description, expiration_model=model, valid_to=valid_to, now=now, actor=ALICE,
@@ -298,11 +299,34 @@ def test_non_symmetric_keys_take_no_second_material(spec, usage):
     key = new_key(spec, usage)
     do_import(key, 1)
     assert key.key_state is KeyState.ENABLED
-    with pytest.raises(errors.IncorrectKeyMaterialException, match=spec):
-        do_import(key, 2, import_type=NEW)
+    with pytest.raises(errors.IncorrectKeyMaterialException, match="doesn't match"):
+        do_import(key, 2)  # no ImportType: the existing material is the only one it takes
     assert list(key.imports) == [mid(1)]
     with pytest.raises(errors.UnsupportedOperationException):
         key.rotate_on_demand(None, T0, ALICE)
+
+
+@pytest.mark.parametrize("option", [{"import_type": NEW}, {"import_type": EXISTING},
+                                    {"key_material_id": "0" * 64}, {"description": "mine"}])
+def test_import_options_of_symmetric_keys_are_refused_for_other_keys(option):
+    """ImportType, KeyMaterialId and KeyMaterialDescription are "only usable with symmetric
+    encryption keys" (ImportKeyMaterial)."""
+    key = new_key("HMAC_256", "GENERATE_VERIFY_MAC")
+    with pytest.raises(errors.UnsupportedOperationException, match="only with symmetric"):
+        do_import(key, 1, **option)
+    assert key.key_state is KeyState.PENDING_IMPORT
+    do_import(key, 1)
+    do_import(key, 1)  # and re-importing the same material needs none of them
+    assert key.key_state is KeyState.ENABLED
+
+
+def test_a_reimport_without_a_description_keeps_the_last_one():
+    key = new_key()
+    do_import(key, 1, description="from the HSM")
+    do_import(key, 1)
+    assert key.imports[mid(1)].description == "from the HSM"
+    do_import(key, 1, description="")
+    assert key.imports[mid(1)].description == ""
 
 
 # -- deleting imported material ----------------------------------------------------------------------
@@ -354,6 +378,36 @@ def test_deleting_material_of_a_disabled_key_makes_it_pending_import():
     key.disable(ALICE)
     key.delete_imported_material(None, ALICE)
     assert key.key_state is KeyState.PENDING_IMPORT
+
+
+def test_deleting_material_of_a_key_pending_deletion_keeps_its_state():
+    """"When the specified KMS key is in the PendingDeletion state, this operation does not
+    change the KMS key's state" (DeleteImportedKeyMaterial); the material is still shredded."""
+    key = new_key()
+    do_import(key, 1)
+    key.schedule_deletion(7, T0, ALICE)
+    assert key.delete_imported_material(None, ALICE) == mid(1)
+    assert key.key_state is KeyState.PENDING_DELETION
+    assert key.materials == {} and key.material_shred_pending == [mid(1)]
+    key.cancel_deletion(T0 + timedelta(days=1), ALICE)
+    assert key.key_state is KeyState.PENDING_IMPORT  # not Disabled: it has no material to use
+    do_import(key, 1)
+    assert key.key_state is KeyState.ENABLED
+
+
+def test_cancelling_the_deletion_of_a_key_never_imported_into_leaves_it_pending_import():
+    key = new_key()
+    key.schedule_deletion(7, T0, ALICE)
+    key.cancel_deletion(T0, ALICE)
+    assert key.key_state is KeyState.PENDING_IMPORT
+
+
+def test_cancelling_the_deletion_of_a_key_with_its_material_disables_it():
+    key = new_key()
+    do_import(key, 1)
+    key.schedule_deletion(7, T0, ALICE)
+    key.cancel_deletion(T0, ALICE)
+    assert key.key_state is KeyState.DISABLED
 
 
 def test_deleting_pending_rotation_material_leaves_the_key_enabled():

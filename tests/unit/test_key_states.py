@@ -62,8 +62,12 @@ EXPECTED: dict[str, dict[KeyState, object]] = {
     # imported key material: not in a key being deleted; keys in custom key stores can't import
     **{
         op: _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK)
-        for op in ("GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial")
+        for op in ("GetParametersForImport", "ImportKeyMaterial")
     },
+    # "When the specified KMS key is in the PendingDeletion state, this operation does not
+    # change the KMS key's state" (API reference, DeleteImportedKeyMaterial)
+    "DeleteImportedKeyMaterial": _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK,
+                                      PENDING_DELETION=OK),
 }
 
 PHRASES = {
