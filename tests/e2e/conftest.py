@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import httpx
@@ -327,6 +328,70 @@ def shared_server(tmp_path_factory):
         yield srv
     finally:
         srv.cleanup()
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="module")
+def pg_database():
+    """A fresh PostgreSQL database for this module's servers, dropped afterwards.
+
+    Skipped only when neither KEYLEDGER_TEST_POSTGRES_URL nor CI is set; with either set, an
+    unreachable PostgreSQL is a test failure, not a skip."""
+    configured = os.environ.get("KEYLEDGER_TEST_POSTGRES_URL")
+    if not configured and not _ci():
+        pytest.skip("set KEYLEDGER_TEST_POSTGRES_URL (or CI=true) to run the PostgreSQL e2e tests")
+    admin_url = _with_database(configured or DEFAULT_POSTGRES_ADMIN_URL, "postgres")
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError as exc:  # pragma: no cover - environment problem, must not be silent
+        pytest.fail(f"psycopg is required for the PostgreSQL e2e tests: {exc}")
+    database = f"keyledger_e2e_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL unreachable at {admin_url}: {exc}")
+    yield _with_database(admin_url, database)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+
+
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=STORES)
+def store(request):
+    """The event store a suite runs on, once each: None (SQLite, the default) or the URL of a
+    fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_database")
+
+
+@pytest.fixture(scope="module")
+def store_server(request, store, shared_server, server_factory):
+    """The server of a suite that runs on both stores: the shared SQLite server, or one of
+    the module's own on PostgreSQL (stopped before its database is dropped)."""
+    if store is None:
+        yield shared_server
+        return
+    srv = server_factory(f"{request.module.__name__.rsplit('.', 1)[-1]}-pg", store=store)
+    yield srv
+    srv.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import os
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -141,6 +142,19 @@ def all_files(*roots: Path) -> list[Path]:
     return files
 
 
+def stored_files(server, dump_dir: Path) -> list[Path]:
+    """Everything the server keeps at rest: its data dir and logs, and, on PostgreSQL, a dump
+    of its database (bytea columns come out as hex, which the scan looks for too)."""
+    files = all_files(server.data_dir, server.log_path)
+    if server.store:
+        dump = dump_dir / f"store-{uuid.uuid4().hex[:8]}.sql"
+        subprocess.run(["pg_dump", "--data-only", "--no-owner", "--file", str(dump), server.store],
+                       check=True, capture_output=True, timeout=60)
+        assert dump.stat().st_size > 0
+        files.append(dump)
+    return files
+
+
 def test_secret_scanner_finds_planted_material(tmp_path):
     """The at-rest scan below must be able to see material in each encoding it claims to check."""
     secret = os.urandom(48)
@@ -165,9 +179,16 @@ def test_secret_scanner_finds_planted_material(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def import_server(server_factory):
-    """A server of our own: its clock is moved and its files are scanned."""
-    return server_factory("imported")
+def kms(store_server):
+    """boto3 against this module's server: the whole module runs on SQLite, then on PostgreSQL."""
+    return store_server.kms()
+
+
+@pytest.fixture(scope="module")
+def import_server(server_factory, store):
+    """A server of our own, on the module's store: its clock is moved and its files are
+    scanned."""
+    return server_factory("imported", store=store)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +197,8 @@ def ikms(import_server):
 
 
 @pytest.fixture(scope="module")
-def raw_client(shared_server):
-    return shared_server.kms(validate=False)
+def raw_client(store_server):
+    return store_server.kms(validate=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,10 +245,10 @@ WRAPPING_CASES = [
 
 @pytest.mark.parametrize(("wrapping_key_spec", "wrapping_algorithm"), WRAPPING_CASES,
                          ids=[f"{s}-{a}" for s, a in WRAPPING_CASES])
-def test_import_with_every_wrapping_algorithm(shared_server, kms, wrapping_key_spec,
+def test_import_with_every_wrapping_algorithm(store_server, kms, wrapping_key_spec,
                                               wrapping_algorithm):
     md = create_external(kms)
-    now = server_now(shared_server)
+    now = server_now(store_server)
     params = kms.get_parameters_for_import(KeyId=md["KeyId"], WrappingAlgorithm=wrapping_algorithm,
                                            WrappingKeySpec=wrapping_key_spec)
     assert params["KeyId"] == md["Arn"]
@@ -519,10 +540,10 @@ def _flip(blob: bytes) -> bytes:
     return blob[:middle] + bytes([blob[middle] ^ 0x40]) + blob[middle + 1:]
 
 
-def test_expiration_parameters_are_validated(shared_server, kms, aws_error):
+def test_expiration_parameters_are_validated(store_server, kms, aws_error):
     md = create_external(kms)
     material = os.urandom(32)
-    now = server_now(shared_server)
+    now = server_now(store_server)
     # ExpirationModel defaults to KEY_MATERIAL_EXPIRES, which requires ValidTo
     with aws_error("ValidationException"):
         import_material(kms, md["KeyId"], material, ExpirationModel="KEY_MATERIAL_EXPIRES")
@@ -794,7 +815,7 @@ def test_expiring_key_material(import_server, ikms, aws_error):
 # --------------------------------------------------------------------------------------------
 
 
-def test_imported_material_never_stored_in_clear(import_server, ikms):
+def test_imported_material_never_stored_in_clear(import_server, ikms, tmp_path):
     symmetric = os.urandom(32)
     hmac_material = os.urandom(64)
     ec_private = ec.generate_private_key(ec.SECP256R1())
@@ -825,8 +846,7 @@ def test_imported_material_never_stored_in_clear(import_server, ikms):
     import_material(ikms, rsa_key["KeyId"], pkcs8(rsa_private), wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_256")
     ikms.sign(KeyId=rsa_key["KeyId"], Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
 
-    roots = [import_server.data_dir, import_server.log_path]
-    files = all_files(*roots)
+    files = stored_files(import_server, tmp_path)
     assert files, "the server wrote nothing to its data dir?"
     hits = find_secret_at_rest(files, secrets)
     assert not hits, "key material stored in clear:\n" + "\n".join(hits)
@@ -836,7 +856,7 @@ def test_imported_material_never_stored_in_clear(import_server, ikms):
     ikms.delete_imported_key_material(KeyId=mac_key["KeyId"])
     ikms.delete_imported_key_material(KeyId=ec_key["KeyId"])
     assert ikms.describe_key(KeyId=sym["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
-    hits = find_secret_at_rest(all_files(*roots), secrets)
+    hits = find_secret_at_rest(stored_files(import_server, tmp_path), secrets)
     assert not hits, "key material stored in clear after DeleteImportedKeyMaterial:\n" + "\n".join(hits)
 
     # and a restart does not resurrect anything: the deleted material is gone, the kept key works
@@ -844,7 +864,7 @@ def test_imported_material_never_stored_in_clear(import_server, ikms):
     assert ikms.describe_key(KeyId=sym["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
     assert ikms.describe_key(KeyId=ec_key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
     ikms.sign(KeyId=rsa_key["KeyId"], Message=b"after restart", SigningAlgorithm="RSASSA_PSS_SHA_256")
-    hits = find_secret_at_rest(all_files(*roots), secrets)
+    hits = find_secret_at_rest(stored_files(import_server, tmp_path), secrets)
     assert not hits, "key material stored in clear after restart:\n" + "\n".join(hits)
     import_material(ikms, sym["KeyId"], symmetric)
     assert ikms.decrypt(CiphertextBlob=ct)["Plaintext"] == b"at rest"

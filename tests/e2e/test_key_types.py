@@ -224,6 +224,12 @@ def test_reference_ed25519_verifier_is_sound():
 
 
 @pytest.fixture(scope="module")
+def kms(store_server):
+    """boto3 against this module's server: the whole module runs on SQLite, then on PostgreSQL."""
+    return store_server.kms()
+
+
+@pytest.fixture(scope="module")
 def key_of(kms):
     cache: dict[tuple[str, str], dict] = {}
 
@@ -257,9 +263,9 @@ def symmetric_key(kms):
 
 
 @pytest.fixture(scope="module")
-def raw_client(shared_server):
+def raw_client(store_server):
     """A client without botocore's parameter validation (to send over-long values)."""
-    return shared_server.kms(validate=False)
+    return store_server.kms(validate=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The server on the PostgreSQL event store (``--store postgresql://...``).
 
-Skipped only when neither KEYLEDGER_TEST_POSTGRES_URL nor CI is set. With either set, an
-unreachable PostgreSQL is a test failure, not a skip.
+Skipped only when neither KEYLEDGER_TEST_POSTGRES_URL nor CI is set (the ``pg_database``
+fixture). With either set, an unreachable PostgreSQL is a test failure, not a skip.
 """
 
 from __future__ import annotations
@@ -10,53 +10,15 @@ import base64
 import os
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-E2E_DATABASE = "keyledger_e2e"
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _with_database(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
-
 
 @pytest.fixture(scope="module")
-def pg_store_url():
-    """A fresh database for this module's servers, dropped afterwards."""
-    configured = os.environ.get("KEYLEDGER_TEST_POSTGRES_URL")
-    if not configured and not _ci():
-        pytest.skip("set KEYLEDGER_TEST_POSTGRES_URL (or CI=true) to run the PostgreSQL e2e tests")
-    admin_url = _with_database(configured or DEFAULT_ADMIN_URL, "postgres")
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError as exc:  # pragma: no cover - environment problem, must not be silent
-        pytest.fail(f"psycopg is required for the PostgreSQL e2e tests: {exc}")
-    database = f"{E2E_DATABASE}_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL unreachable at {admin_url}: {exc}")
-    yield _with_database(admin_url, database)
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
-
-
-@pytest.fixture(scope="module")
-def pg_server(server_factory, pg_store_url):
-    return server_factory("pg", store=pg_store_url)
+def pg_server(server_factory, pg_database):
+    return server_factory("pg", store=pg_database)
 
 
 def test_postgres_round_trip_and_crash_restart(pg_server, aws_error):
@@ -101,9 +63,9 @@ def test_postgres_round_trip_and_crash_restart(pg_server, aws_error):
     assert any("Rotat" in e["Type"] for e in events)
 
 
-def test_two_servers_on_one_database_agree(pg_server, server_factory, pg_store_url, e2e):
+def test_two_servers_on_one_database_agree(pg_server, server_factory, pg_database, e2e):
     # same --data-dir: the root key (data-dir/root.key) must be shared by every instance
-    second = server_factory("pg-second", store=pg_store_url, start=False)
+    second = server_factory("pg-second", store=pg_database, start=False)
     second.data_dir = pg_server.data_dir
     second.start()
     ka, kb = pg_server.kms(), second.kms()
