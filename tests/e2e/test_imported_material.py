@@ -295,7 +295,7 @@ def test_wrapping_keys_are_fresh_per_request(kms, aws_error):
     material = os.urandom(32)
     import_kwargs = {"KeyId": md["KeyId"], "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
     if a["PublicKey"] != b["PublicKey"]:
-        with aws_error(("InvalidCiphertextException", "InvalidImportTokenException")):
+        with aws_error("InvalidCiphertextException"):
             kms.import_key_material(ImportToken=a["ImportToken"],
                                     EncryptedKeyMaterial=wrap_material(b["PublicKey"], "RSAES_OAEP_SHA_256", material),
                                     **import_kwargs)
@@ -344,7 +344,7 @@ def test_same_material_in_two_keys_and_reimport(kms, aws_error):
     with aws_error("IncorrectKeyMaterialException"):
         import_material(kms, k1["KeyId"], os.urandom(32), ImportType="EXISTING_KEY_MATERIAL")
     # naming the wrong key material id
-    with aws_error(("IncorrectKeyMaterialException", "ValidationException", "NotFoundException")):
+    with aws_error("IncorrectKeyMaterialException"):
         import_material(kms, k1["KeyId"], material, ImportType="EXISTING_KEY_MATERIAL", KeyMaterialId=id2)
     assert kms.describe_key(KeyId=k1["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"] == id1
     assert kms.decrypt(CiphertextBlob=ct1)["Plaintext"] == b"one"
@@ -461,6 +461,66 @@ def test_imported_ec_signing_key(kms, aws_error):
         kms.verify(KeyId=md["KeyId"], Message=b"local ec!", Signature=local, SigningAlgorithm="ECDSA_SHA_256")
 
 
+def _signing_material(spec: str):
+    """(private key, sign(message), verify(signature, message), KMS algorithm) for a spec."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
+
+    if spec.startswith("ML_DSA"):
+        private = {"ML_DSA_44": mldsa.MLDSA44PrivateKey, "ML_DSA_65": mldsa.MLDSA65PrivateKey,
+                   "ML_DSA_87": mldsa.MLDSA87PrivateKey}[spec].generate()
+        return private, private.sign, private.public_key().verify, "ML_DSA_SHAKE_256"
+    if spec == "ECC_NIST_EDWARDS25519":
+        private = ed25519.Ed25519PrivateKey.generate()
+        return private, private.sign, private.public_key().verify, "ED25519_SHA_512"
+    curve, digest, algorithm = {
+        "ECC_NIST_P521": (ec.SECP521R1, hashes.SHA512, "ECDSA_SHA_512"),
+        "ECC_SECG_P256K1": (ec.SECP256K1, hashes.SHA256, "ECDSA_SHA_256"),
+    }[spec]
+    private = ec.generate_private_key(curve())
+    return (private, lambda m: private.sign(m, ec.ECDSA(digest())),
+            lambda sig, m: private.public_key().verify(sig, m, ec.ECDSA(digest())), algorithm)
+
+
+@pytest.mark.parametrize("spec", ["ECC_NIST_P521", "ECC_SECG_P256K1", "ECC_NIST_EDWARDS25519",
+                                  "ML_DSA_44", "ML_DSA_65", "ML_DSA_87"])
+def test_imported_signing_material_of_every_other_spec(kms, aws_error, spec):
+    """GetParametersForImport: "All KMS key types are supported". Material generated here signs
+    in keyledger, and both sides verify each other's signatures."""
+    private, sign, verify, algorithm = _signing_material(spec)
+    md = create_external(kms, KeySpec=spec, KeyUsage="SIGN_VERIFY")
+    import_material(kms, md["KeyId"], pkcs8(private), wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_256")
+    assert kms.get_public_key(KeyId=md["KeyId"])["PublicKey"] == spki(private.public_key())
+    verify(kms.sign(KeyId=md["KeyId"], Message=b"inside", SigningAlgorithm=algorithm)["Signature"],
+           b"inside")
+    assert kms.verify(KeyId=md["KeyId"], Message=b"outside", Signature=sign(b"outside"),
+                      SigningAlgorithm=algorithm)["SignatureValid"] is True
+    with aws_error("KMSInvalidSignatureException"):
+        kms.verify(KeyId=md["KeyId"], Message=b"outside!", Signature=sign(b"outside"),
+                   SigningAlgorithm=algorithm)
+    # the same material again, RSAES-OAEP wrapped ("You cannot use the RSAES_OAEP_SHA_256
+    # wrapping algorithm with the RSA_2048 wrapping key spec to wrap ECC_NIST_P521 key material")
+    import_material(kms, md["KeyId"], pkcs8(private), wrapping_key_spec="RSA_4096")
+    other, *_ = _signing_material(spec)
+    with aws_error("IncorrectKeyMaterialException"):
+        import_material(kms, md["KeyId"], pkcs8(other), wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_1")
+
+
+@pytest.mark.parametrize("spec", ["ML_KEM_768", "ML_KEM_1024"])
+def test_imported_ml_kem_material(kms, spec):
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+
+    private = {"ML_KEM_768": mlkem.MLKEM768PrivateKey,
+               "ML_KEM_1024": mlkem.MLKEM1024PrivateKey}[spec].generate()
+    md = create_external(kms, KeySpec=spec, KeyUsage="ENCAPSULATE_DECAPSULATE")
+    import_material(kms, md["KeyId"], pkcs8(private), wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_256")
+    assert kms.get_public_key(KeyId=md["KeyId"])["PublicKey"] == spki(private.public_key())
+    secret, ciphertext = private.public_key().encapsulate()
+    assert kms.decapsulate(KeyId=md["KeyId"], SharedSecretCiphertextBlob=ciphertext,
+                           EncapsulationAlgorithm="ML_KEM")["SharedSecret"] == secret
+    enc = kms.encapsulate(KeyId=md["KeyId"], EncapsulationAlgorithm="ML_KEM")
+    assert private.decapsulate(enc["SharedSecretCiphertextBlob"]) == enc["SharedSecret"]
+
+
 def test_imported_rsa_encryption_key(kms):
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     md = create_external(kms, KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")
@@ -486,7 +546,7 @@ def test_imported_ecdh_key(kms):
     resp = kms.derive_shared_secret(KeyId=md["KeyId"], KeyAgreementAlgorithm="ECDH",
                                     PublicKey=spki(peer.public_key()))
     assert resp["SharedSecret"] == private.exchange(ec.ECDH(), peer.public_key())
-    assert resp.get("KeyOrigin", "EXTERNAL") == "EXTERNAL"
+    assert resp["KeyOrigin"] == "EXTERNAL"
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,7 +637,7 @@ def test_import_operations_on_aws_kms_keys(kms, new_key, aws_error):
     external = create_external(kms)
     params = kms.get_parameters_for_import(KeyId=external["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256",
                                            WrappingKeySpec="RSA_2048")
-    with aws_error(("UnsupportedOperationException", "InvalidImportTokenException")):
+    with aws_error("UnsupportedOperationException"):
         kms.import_key_material(
             KeyId=md["KeyId"], ImportToken=params["ImportToken"],
             EncryptedKeyMaterial=wrap_material(params["PublicKey"], "RSAES_OAEP_SHA_256", os.urandom(32)),
@@ -599,8 +659,8 @@ def test_delete_imported_key_material_and_reimport(kms, aws_error):
     ct = kms.encrypt(KeyId=md["KeyId"], Plaintext=b"survives", EncryptionContext={"d": "1"})["CiphertextBlob"]
 
     deleted = kms.delete_imported_key_material(KeyId=md["KeyId"])
-    assert deleted.get("KeyId", md["Arn"]) == md["Arn"]
-    assert deleted.get("KeyMaterialId", material_id) == material_id
+    assert deleted["KeyId"] == md["Arn"]
+    assert deleted["KeyMaterialId"] == material_id
     after = kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]
     assert after["KeyState"] == "PendingImport"
     assert after["Enabled"] is False

@@ -263,6 +263,32 @@ def test_deleting_imported_material_destroys_its_own_data_key(kms):
     assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == b"imported"
 
 
+def test_deleting_imported_private_key_material_destroys_its_own_data_key(kms):
+    """The same crypto-shredding for an imported private key (ECC P-256 signing)."""
+    key_id = _create(kms, Origin="EXTERNAL", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    private = ec.generate_private_key(ec.SECP256R1())
+    pkcs8 = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    scalar = private.private_numbers().private_value.to_bytes(32, "big")
+    material_id = _import(kms, key_id, pkcs8, algorithm="RSA_AES_KEY_WRAP_SHA_256")
+    private.public_key().verify(_sign(kms, key_id, "ECDSA_SHA_256"), MESSAGE,
+                                ec.ECDSA(hashes.SHA256()))
+    entry = material_entry(key_id, material_id)
+    wrapped_material_dek = _keyring(kms).get(entry)
+    assert wrapped_material_dek is not None
+    sealed = _region(kms).ledger.get_key(key_id).materials[material_id].sealed_material
+    _assert_nowhere(kms, pkcs8, scalar)
+
+    kms.call("DeleteImportedKeyMaterial", KeyId=key_id, KeyMaterialId=material_id)
+    assert _state(kms, key_id) == "PendingImport"
+    assert _keyring(kms).get(entry) is None
+    with pytest.raises(MaterialShredded):
+        _region(kms).hierarchy.unseal(key_id, material_id, sealed, own_data_key=True)
+    with pytest.raises(errors.KMSInvalidStateException):
+        _sign(kms, key_id, "ECDSA_SHA_256")
+    _assert_nowhere(kms, pkcs8, scalar, wrapped_material_dek)
+
+
 def test_imported_material_expires_on_the_clock(kms):
     key_id = _create(kms, Origin="EXTERNAL")
     material = os.urandom(32)
