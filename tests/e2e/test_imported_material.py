@@ -233,13 +233,10 @@ def test_external_key_starts_pending_import(kms, aws_error):
 # --------------------------------------------------------------------------------------------
 
 WRAPPING_CASES = [
-    ("RSA_2048", "RSAES_OAEP_SHA_1"),
-    ("RSA_2048", "RSAES_OAEP_SHA_256"),
-    ("RSA_2048", "RSA_AES_KEY_WRAP_SHA_1"),
-    ("RSA_2048", "RSA_AES_KEY_WRAP_SHA_256"),
-    ("RSA_3072", "RSAES_OAEP_SHA_256"),
-    ("RSA_3072", "RSA_AES_KEY_WRAP_SHA_1"),
-    ("RSA_4096", "RSA_AES_KEY_WRAP_SHA_256"),  # RSA_4096 only once: slow to generate
+    (spec, algorithm)
+    for spec in ("RSA_2048", "RSA_3072", "RSA_4096")
+    for algorithm in ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1",
+                      "RSA_AES_KEY_WRAP_SHA_256")
 ]
 
 
