@@ -82,6 +82,8 @@ TARGET_RSA_SIGN_RATIO = 0.80  # keyledger RSA-2048 Sign req/s >= 0.8 x single-co
 TARGET_ENCRYPT_BESIDE_RATIO = 0.95  # "must not drop": Encrypt with load >= 0.95 x alone (noise)
 
 MESSAGE_LEN = 256  # RAW message for Sign/Verify
+PACE_MS = 2  # the paced GetPublicKey control: each connection's wait after a response
+PACE_LATENCY_MS = 0.6  # its expected response time beside Encrypt, to size the connections
 PLAINTEXT_LEN = 1024  # Encrypt plaintext
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -684,12 +686,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         beside.append(row(res, per_loop_s(res, cpu), role="control"))
         beside.append({"label": "  RSA_2048 sign loop, 1 thread, other process", "role": "hog",
                        "rps": hog.get("ops_per_s", 0.0), "hog": hog})
+        # Second control: the same Encrypt run beside *cheap* requests at about the Sign load's
+        # rate - GetPublicKey of the same RSA key, paced (each of the connections waits
+        # PACE_MS after a response), answered on the loop without any crypto. What Encrypt
+        # loses here is what that many requests cost on this machine, crypto or not.
+        pace_conns = max(1, round(load_res.rps * (PACE_MS + PACE_LATENCY_MS) / 1000))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fut = pool.submit(load_wrk.run, label="GetPublicKey paced load, beside",
+                              operation="GetPublicKey", target="keyledger", url=url,
+                              duration_s=args.duration + 2,
+                              body=json.dumps({"KeyId": keys[LOAD_OP.key_spec]}),
+                              connections=pace_conns, delay_ms=PACE_MS)
+            time.sleep(1.0)
+            res, cpu = encrypt_run("Encrypt + GetPublicKey paced load")
+            paced_res = fut.result(timeout=args.duration + 60)
+        beside.append(row(res, per_loop_s(res, cpu), role="cheap_control"))
+        beside.append(row(paced_res, {}, role="load"))
         res, cpu = encrypt_run("Encrypt alone (repeat)")
         beside.append(row(res, per_loop_s(res, cpu), role="alone"))
         alone = [r["rps"] for r in beside if r["role"] == "alone"]
         alone_rps = sum(alone) / len(alone)
         with_load = next(r for r in beside if r["role"] == "with_load")
         control = next(r for r in beside if r["role"] == "control")
+        cheap = next(r for r in beside if r["role"] == "cheap_control")
         ratio = with_load["rps"] / alone_rps if alone_rps else 0.0
         summary["encrypt_beside"] = {
             "runs": beside,
@@ -699,6 +718,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ratio": round(ratio, 3),
             "control_rps": round(control["rps"], 1),
             "control_ratio": round(control["rps"] / alone_rps, 3) if alone_rps else 0.0,
+            "sign_load_rps": round(load_res.rps, 1),
+            "cheap_load_rps": round(paced_res.rps, 1),
+            "cheap_control_rps": round(cheap["rps"], 1),
+            "cheap_control_ratio": round(cheap["rps"] / alone_rps, 3) if alone_rps else 0.0,
         }
         # How much of the loop the Sign requests beside took themselves: they are parsed,
         # dispatched and answered on the same event loop as the Encrypts.
@@ -862,6 +885,10 @@ def print_report(summary: dict[str, Any]) -> None:
               f"(target: no drop, ≥ {TARGET_ENCRYPT_BESIDE_RATIO:.2f})")
         print(f"Control: Encrypt beside a CPU hog outside the server ÷ alone = "
               f"{eb['control_ratio']:.2f} ({eb['control_rps']:.1f} req/s)")
+        print(f"Control: Encrypt beside GetPublicKey requests (no crypto) at "
+              f"{eb['cheap_load_rps']:.0f} req/s ÷ alone = {eb['cheap_control_ratio']:.2f} "
+              f"({eb['cheap_control_rps']:.1f} req/s); the Sign load ran at "
+              f"{eb['sign_load_rps']:.0f} req/s")
         lm = eb.get("loop_model")
         if lm:
             print(f"Loop CPU per Sign request (from the Sign {LOAD_OP.short} run above): "

@@ -369,15 +369,20 @@ class Wrk:
         bodies: list[str] | None = None,
         quota: int | None = None,
         connections: int | None = None,
+        delay_ms: int | None = None,
     ) -> WrkResult:
-        """One bounded wrk run. With ``quota``, stops early once that many 200s were seen."""
+        """One bounded wrk run. With ``quota``, stops early once that many 200s were seen; with
+        ``delay_ms``, each connection waits that long after a response (a paced load)."""
         self._n += 1
         conns = connections or self.connections
         threads = min(self.threads, conns)
         env = dict(os.environ)
         env["KLB_TARGET"] = f"TrentService.{operation}"
-        for k in ("KLB_BODY_FILE", "KLB_BODIES_FILE", "KLB_QUOTA_PER_THREAD", "KLB_DONE_DIR"):
+        for k in ("KLB_BODY_FILE", "KLB_BODIES_FILE", "KLB_QUOTA_PER_THREAD", "KLB_DONE_DIR",
+                  "KLB_DELAY_MS"):
             env.pop(k, None)
+        if delay_ms:
+            env["KLB_DELAY_MS"] = str(int(delay_ms))
         if bodies is not None:
             path = self.workdir / f"bodies-{self._n}.txt"
             path.write_text("\n".join(bodies) + "\n")

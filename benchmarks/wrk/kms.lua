@@ -7,6 +7,8 @@
 --                         cycles through them (used for the N-key sample run)
 --   KLB_QUOTA_PER_THREAD  if > 0, each thread stops after that many HTTP 200
 --                         responses (used to create exactly-enough keys)
+--   KLB_DELAY_MS          if > 0, each connection waits that many milliseconds
+--                         after a response before its next request (a paced load)
 --   KLB_DONE_DIR          with a quota: each thread touches
 --                         <dir>/thread-<n>.done when it reaches its quota, so
 --                         the caller can end the run early with SIGINT
@@ -19,6 +21,7 @@ local body_file = os.getenv("KLB_BODY_FILE") or ""
 local bodies_file = os.getenv("KLB_BODIES_FILE") or ""
 local done_dir = os.getenv("KLB_DONE_DIR") or ""
 quota = tonumber(os.getenv("KLB_QUOTA_PER_THREAD") or "0") or 0
+local delay_ms = tonumber(os.getenv("KLB_DELAY_MS") or "0") or 0
 ok = 0
 
 local function read_all(path)
@@ -70,6 +73,12 @@ if bodies_file ~= "" then
   function request()
     cursor = cursor % #requests_cache + 1
     return requests_cache[cursor]
+  end
+end
+
+if delay_ms > 0 then
+  function delay()
+    return delay_ms
   end
 end
 
