@@ -21,8 +21,9 @@ class Settings:
     root_key_file: str | None = None
     enable_test_control: bool = False
     maintenance_interval: float = 1.0
-    #: how much lower the crypto helper processes run than the server (nice increment, 0-19)
-    crypto_niceness: int = DEFAULT_NICENESS
+    #: how much lower the crypto helper processes run than the server: a nice increment,
+    #: 0-19, or "idle" (SCHED_IDLE: only CPU time nothing else wants)
+    crypto_niceness: str = str(DEFAULT_NICENESS)
 
     @staticmethod
     def env_name(field: str) -> str:

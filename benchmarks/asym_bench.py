@@ -538,7 +538,7 @@ def base_config(args: argparse.Namespace) -> dict[str, Any]:
         "cryptography": cryptography.__version__,
         "openssl": _openssl_version(),
         # the server takes KEYLEDGER_CRYPTO_NICENESS from this environment
-        "crypto_niceness": int(os.environ.get("KEYLEDGER_CRYPTO_NICENESS", DEFAULT_NICENESS)),
+        "crypto_niceness": os.environ.get("KEYLEDGER_CRYPTO_NICENESS", str(DEFAULT_NICENESS)),
     }
 
 
@@ -790,6 +790,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
+def _priority(niceness: str) -> str:
+    return "SCHED_IDLE" if str(niceness).strip().lower() == "idle" else f"nice +{niceness}"
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}%"
 
@@ -822,8 +826,8 @@ def print_report(summary: dict[str, Any]) -> None:
     print()
     print(f"keyledger asymmetric benchmark - wrk -t{cfg['threads']} -c{cfg['connections']} "
           f"-d{cfg['duration_s']}s, 1 server worker, {cfg['cpus']} CPUs, python {cfg['python']}, "
-          f"cryptography {cfg['cryptography']} ({cfg['openssl']}), crypto helpers at nice "
-          f"+{cfg['crypto_niceness']}")
+          f"cryptography {cfg['cryptography']} ({cfg['openssl']}), crypto helpers at "
+          f"{_priority(cfg['crypto_niceness'])}")
     print_load_note(summary)
     print(f"{MESSAGE_LEN}-byte RAW message; floor = one thread of this process calling cryptography "
           f"in a loop ({cfg['floor_duration_s']}s before and after each wrk run, mean)")

@@ -7,7 +7,10 @@ unwrapping of imported material run here rather than in the server process, for 
   machine that changes nothing: they use every core. On a busy one the event loop, which
   serves Encrypt, Decrypt and GenerateDataKey in microseconds, keeps its CPU, and asymmetric
   work takes what is left. Lowering the priority of threads in the server process does not
-  work: they share its GIL, and a low-priority thread holding it stalls the loop.
+  work: they share its GIL, and a low-priority thread holding it stalls the loop. A nice
+  value still lets a helper take some of the loop's core; Linux's ``SCHED_IDLE`` policy
+  (niceness ``idle``) gives helpers only CPU time nothing else wants, at the risk of starving
+  asymmetric work on a machine kept busy by other programs.
 * **Isolation.** Native code that crashes on hostile input (a peer's public key, a wrapped
   import blob) takes down one helper, which is replaced, not the server.
 
@@ -50,6 +53,9 @@ log = logging.getLogger("keyledger.crypto")
 
 #: how much lower than the server the helpers run (a nice increment, 0-19)
 DEFAULT_NICENESS = 10
+#: the other choice: Linux's SCHED_IDLE policy, CPU time that nothing else wants (nice 19
+#: where there is no such policy)
+IDLE = "idle"
 #: how long a helper keeps an object it made (a loaded private key) after its last use
 MEMO_SECONDS = 10.0
 #: and how many it keeps at most (the least recently used go first)
@@ -108,11 +114,11 @@ class CryptoWorkers:
     Calls awaited on the home loop go straight to a helper; calls from threads
     (:meth:`call`) or from other loops are handed to the home loop."""
 
-    def __init__(self, processes: int | None = None, niceness: int = DEFAULT_NICENESS,
+    def __init__(self, processes: int | None = None, niceness: int | str = DEFAULT_NICENESS,
                  memo_seconds: float = MEMO_SECONDS) -> None:
         self.processes = processes or os.cpu_count() or 2
         self.memo_seconds = memo_seconds
-        self.niceness = 0
+        self.niceness: int | str = 0
         self.set_niceness(niceness)
         self._context = multiprocessing.get_context("spawn")  # no copy of the server's memory
         self._lock = threading.Lock()
@@ -122,12 +128,21 @@ class CryptoWorkers:
         self._starting: asyncio.Future | None = None
         atexit.register(self.close)  # before multiprocessing's own exit handler stops them
 
-    def set_niceness(self, niceness: int) -> None:
+    def set_niceness(self, niceness: int | str) -> None:
         """How much lower than the server the helpers run: a nice increment, 0 (the same
-        priority) to 19. Takes effect for helpers started afterwards."""
-        if not 0 <= niceness <= 19:
-            raise ValueError(f"the crypto helpers' niceness must be 0 to 19, not {niceness}")
-        self.niceness = niceness
+        priority) to 19, or :data:`IDLE`. Takes effect for helpers started afterwards."""
+        if str(niceness).strip().lower() == IDLE:
+            self.niceness = IDLE
+            return
+        try:
+            value = int(niceness)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not 0 <= value <= 19:
+            raise ValueError(
+                f"the crypto helpers' niceness must be 0 to 19 or {IDLE}, not {niceness}"
+            )
+        self.niceness = value
 
     def serve_on(self, loop: asyncio.AbstractEventLoop) -> None:
         """Make ``loop`` (the server's) the home of the helpers' pipes."""
@@ -316,11 +331,20 @@ def _forget_unused() -> None:
         del _memo[oldest]
 
 
-def _serve(connection: Connection, niceness: int, memo_seconds: float) -> None:
+def _lower_priority(niceness: int | str) -> None:
+    if niceness != IDLE:
+        os.nice(niceness)
+    elif hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:  # no SCHED_IDLE here (macOS): the lowest nice value instead
+        os.nice(19)
+
+
+def _serve(connection: Connection, niceness: int | str, memo_seconds: float) -> None:
     """A helper's life: answer calls until the server closes the pipe."""
     global _memo_seconds
     _memo_seconds = memo_seconds
-    os.nice(niceness)
+    _lower_priority(niceness)
     while True:
         try:
             while not connection.poll(memo_seconds / 2):  # idle: drop what has gone unused

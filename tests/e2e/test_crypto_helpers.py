@@ -124,13 +124,27 @@ def test_the_helpers_niceness_is_a_setting(server_factory):
     assert kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
 
 
-def test_an_out_of_range_niceness_is_refused_at_startup(tmp_path):
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE policy")
+def test_idle_helpers_run_under_the_sched_idle_policy(server_factory):
+    """``--crypto-niceness idle``: the helpers take only CPU time nothing else wants."""
+    srv = server_factory("idle", extra_args=("--crypto-niceness", "idle"))
+    kms = srv.kms()
+    key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    public_key = serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
+    _sign_and_check(kms, key_id, public_key, b"signed at idle priority")
+    idle = [pid for pid in _children(srv.proc.pid) if os.sched_getscheduler(pid) == os.SCHED_IDLE]
+    assert len(idle) == os.cpu_count()  # one helper per core
+    assert os.sched_getscheduler(srv.proc.pid) == os.SCHED_OTHER  # the server itself is not
+
+
+@pytest.mark.parametrize("value", ["20", "-1", "lazy"])
+def test_an_invalid_niceness_is_refused_at_startup(tmp_path, value):
     proc = subprocess.run(
-        [sys.executable, "-m", "api", "serve", "--crypto-niceness", "20", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "api", "serve", "--crypto-niceness", value, "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode != 0
-    assert "niceness must be 0 to 19, not 20" in proc.stderr
+    assert f"niceness must be 0 to 19 or idle, not {value}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

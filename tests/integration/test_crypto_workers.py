@@ -45,6 +45,22 @@ def test_helpers_run_at_a_lower_cpu_priority_than_the_server(workers):
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(own + 7, 19)
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE policy")
+def test_idle_helpers_take_only_cpu_time_nothing_else_wants():
+    pool = CryptoWorkers(processes=1, niceness="idle")
+    try:
+        assert pool.call(os.sched_getscheduler, 0) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("value", [20, -1, "19.5", "lazy", None])
+def test_the_niceness_is_checked(value):
+    with pytest.raises(ValueError, match="must be 0 to 19 or idle"):
+        CryptoWorkers(processes=1, niceness=value)
+
+
 def test_an_exception_in_a_helper_is_raised_in_the_caller(workers):
     with pytest.raises(ValueError, match="invalid literal"):
         workers.call(int, "not a number")
