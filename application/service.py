@@ -343,7 +343,8 @@ class KeyManagementService:
     @staticmethod
     def _algorithm_fields(key: KmsKey) -> dict[str, Any]:
         """The algorithm lists of a key (DescribeKey, GetPublicKey)."""
-        return {ALGORITHM_FIELDS[KeyUsage(key.key_usage)]: list(algorithms(key.key_spec, key.key_usage))}
+        field = ALGORITHM_FIELDS[key.key_usage]  # type: ignore[index]  # KeyUsage is a StrEnum
+        return {field: list(algorithms(key.key_spec, key.key_usage))}
 
     def key_metadata(self, key: KmsKey) -> dict[str, Any]:
         metadata: dict[str, Any] = {

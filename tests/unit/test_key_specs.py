@@ -23,6 +23,7 @@ from domain.key_specs import (
     check_rsa_plaintext,
     check_signing_message,
     rotatable,
+    spec_info,
 )
 
 RSA_SIGNING = [
@@ -230,3 +231,13 @@ def test_rsa_plaintext_one_over_the_limit_is_refused(spec, algorithm, limit):
 @pytest.mark.parametrize("spec", sorted(AWS))
 def test_only_symmetric_encryption_keys_rotate(spec):
     assert rotatable(spec) is (spec == "SYMMETRIC_DEFAULT")
+
+
+def test_key_specs_are_looked_up_by_their_plain_names():
+    """Keys store their spec and usage as plain strings; the lookups take them as they are."""
+    for spec in KeySpec:
+        assert spec_info(str(spec)) is KEY_SPECS[spec]
+        for usage, listed in KEY_SPECS[spec].usages.items():
+            assert algorithms(str(spec), str(usage)) == listed
+    with pytest.raises(ValueError, match="not a valid KeySpec"):
+        spec_info("RSA_1024")
