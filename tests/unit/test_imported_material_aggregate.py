@@ -395,19 +395,15 @@ def test_deleting_material_of_a_key_pending_deletion_keeps_its_state():
     assert key.key_state is KeyState.ENABLED
 
 
-def test_cancelling_the_deletion_of_a_key_never_imported_into_leaves_it_pending_import():
+@pytest.mark.parametrize(("imports", "after"), [(0, KeyState.PENDING_IMPORT),
+                                                (1, KeyState.DISABLED)])
+def test_cancelling_a_deletion_disables_the_key_unless_it_has_no_material(imports, after):
     key = new_key()
+    for n in range(1, imports + 1):
+        do_import(key, n)
     key.schedule_deletion(7, T0, ALICE)
     key.cancel_deletion(T0, ALICE)
-    assert key.key_state is KeyState.PENDING_IMPORT
-
-
-def test_cancelling_the_deletion_of_a_key_with_its_material_disables_it():
-    key = new_key()
-    do_import(key, 1)
-    key.schedule_deletion(7, T0, ALICE)
-    key.cancel_deletion(T0, ALICE)
-    assert key.key_state is KeyState.DISABLED
+    assert key.key_state is after
 
 
 def test_deleting_pending_rotation_material_leaves_the_key_enabled():
