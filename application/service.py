@@ -363,8 +363,8 @@ class KeyManagementService:
             **self._algorithm_fields(key),
             "MultiRegion": False,
         }
-        if key.current_key_material_id is not None and key.key_spec == SYMMETRIC_DEFAULT:
-            # "present for symmetric encryption keys": the keys that rotate
+        if key.current_key_material_id is not None and rotatable(key.key_spec):
+            # "present for symmetric encryption keys ... [that] support ... key rotation"
             metadata["CurrentKeyMaterialId"] = key.current_key_material_id
         if key.imported:
             current = key.imports.get(key.current_key_material_id or "")
@@ -517,7 +517,7 @@ class KeyManagementService:
     def ListKeyRotations(self, ctx, params):
         key = self._live_key(ctx, self.region(ctx.region), params["KeyId"], "ListKeyRotations", allow_alias=False)
         everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
-        if everything and key.key_spec != SYMMETRIC_DEFAULT:
+        if everything and not rotatable(key.key_spec):
             # "can only be used with KMS keys that support automatic or on-demand key rotation"
             raise errors.UnsupportedOperationException(
                 f"{key.arn} is a {key.key_spec} key, which does not support key rotation: "
