@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import itertools
 import logging
 import os
@@ -40,8 +39,9 @@ from api.protocol import (
 )
 from api.settings import Settings
 from application.context import RequestContext
-from application.service import HOT_OPERATIONS, IMPLEMENTED_OPERATIONS, KeyManagementService
+from application.service import KeyManagementService
 from domain.errors import KmsError, UnsupportedOperationException, ValidationException
+from domain.operations import OPERATIONS
 
 log = logging.getLogger("keyledger.api")
 
@@ -104,16 +104,16 @@ class KmsFrontend:
         #: each Region is a ledger created on first use: only real KMS Regions may create one
         self._regions_served = kms_regions() | {settings.default_region}
         #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
-        self._routes = {
-            (TARGET_PREFIX + operation).encode(): _Route(
+        self._routes = {}
+        for operation in operation_names():
+            entry = OPERATIONS.get(operation)
+            self._routes[(TARGET_PREFIX + operation).encode()] = _Route(
                 operation,
                 input_rules(operation),
-                getattr(service, operation) if operation in IMPLEMENTED_OPERATIONS else None,
-                operation in HOT_OPERATIONS,
-                inspect.iscoroutinefunction(getattr(service, operation, None)),
+                service.handler(operation),
+                entry is not None and entry.hot,
+                entry is not None and entry.awaits,
             )
-            for operation in operation_names()
-        }
 
     async def __call__(self, scope, receive, send) -> None:
         """Handle ``POST /`` here (in this coroutine: one fewer per request); the rest: FastAPI."""

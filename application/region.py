@@ -3,10 +3,14 @@ the single writer that group-commits its changes."""
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from eventsourcing.persistence import IntegrityError
 
 from application.ledger import (
     DirectoryProjection,
@@ -16,6 +20,10 @@ from application.ledger import (
     LogFollower,
 )
 from application.listing import view_changes
+from application.ports import KeyHierarchy, ListingView
+from domain import errors
+
+_WRITE_ATTEMPTS = 50
 
 
 @dataclass
@@ -23,8 +31,8 @@ class RegionResources:
     """What infrastructure provides for one region (built by the composition root)."""
 
     ledger_env: dict[str, str]
-    directory: Any  # infrastructure.directory view
-    hierarchy: Any  # infrastructure.key_hierarchy.KeyHierarchy
+    directory: ListingView
+    hierarchy: KeyHierarchy
     close: Callable[[], None]
 
 
@@ -55,12 +63,35 @@ class Region:
         """Writers of one aggregate in this process take turns (striped locks)."""
         return self._writer_locks[hash(aggregate_id) % len(self._writer_locks)]
 
-    def follow(self) -> None:
-        """Apply events written since the last call (by any process) to the live state."""
+    def change(self, aggregate_id: str, load: Callable[[], Any], change: Callable[[Any], Any],
+               data_keys: tuple[tuple[str, bytes], ...] = ()):
+        """Load an aggregate, apply ``change``, save; on a concurrent write, load again and retry.
+
+        Writers in this process take turns per aggregate; writers in other processes are
+        detected by optimistic concurrency and retried with a jittered backoff.
+        """
+        with self.writer_lock(aggregate_id):
+            for attempt in range(_WRITE_ATTEMPTS):
+                aggregate = load()
+                change(aggregate)
+                try:
+                    self.save(aggregate, data_keys=data_keys)
+                except IntegrityError:
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                return aggregate
+        raise errors.ConflictException("The resource was changed concurrently; retry the request.")
+
+    def follow(self) -> int:
+        """Apply events written since the last call (by any process) to the live state;
+        returns how many were applied."""
+        applied = 0
         with self._follow_lock:
             while batch := self.follower.read():
                 self.live.apply(event for _, event in batch)
                 self.follower.position = batch[-1][0]
+                applied += len(batch)
+        return applied
 
     def close(self) -> None:
         self.committer.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import Enum, StrEnum
 
 from domain import errors
+from domain.operations import CRYPTOGRAPHIC_OPERATIONS  # ReEncrypt: checked for both keys
 
 
 class KeyState(StrEnum):
@@ -51,26 +52,6 @@ _CONFIGURE = {
 # Rotation settings follow the key's ability to be used.
 _ROTATION = {S.ENABLED: _OK, S.DISABLED: _DIS, S.PENDING_IMPORT: _OK, S.UNAVAILABLE: _UNA}
 
-CRYPTOGRAPHIC_OPERATIONS = frozenset(
-    {
-        "Decrypt",
-        "Encrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "ReEncrypt",  # checked once for the source key and once for the destination key
-        "Sign",
-        "Verify",
-        "GenerateMac",
-        "VerifyMac",
-        "DeriveSharedSecret",
-        "GetPublicKey",
-        "Encapsulate",
-        "Decapsulate",
-    }
-)
-
 #: operation -> {state: outcome}; a state missing from a row means KMSInvalidStateException.
 KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     **{op: _CRYPTO for op in CRYPTOGRAPHIC_OPERATIONS},
@@ -106,6 +87,12 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     "ImportKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
     "DeleteImportedKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK,
                                   S.PENDING_DELETION: _OK},
+    # Grants: created on a usable key (DisabledException for a disabled one); listed, retired
+    # and revoked in every state.
+    "CreateGrant": {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _OK, S.UPDATING: _OK},
+    "ListGrants": _READ,
+    "RetireGrant": _READ,
+    "RevokeGrant": _READ,
 }
 
 #: operation -> the states in which the table allows it: the per-request fast check. A tuple,

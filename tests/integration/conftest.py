@@ -30,7 +30,7 @@ class Harness:
         )
 
     def call(self, operation: str, ctx: RequestContext | None = None, **params):
-        result = getattr(self.service, operation)(ctx or self.context(), params)
+        result = self.service.handler(operation)(ctx or self.context(), params)
         if inspect.iscoroutine(result):  # an operation that may await a crypto helper
             result = asyncio.run(result)
         return result

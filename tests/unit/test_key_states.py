@@ -27,9 +27,12 @@ CRYPTO_OPS = {
     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "ReEncrypt", "Sign", "Verify",
     "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GetPublicKey", "Encapsulate", "Decapsulate",
 }
+# "DescribeKey, GetKeyPolicy, PutKeyPolicy, List*, Tag/Untag, Retire/RevokeGrant ... OK" in
+# every state (DG key-state table, archived 2023; kms-regions-audit.md A.6)
 READ_OPS = {
     "DescribeKey", "ListResourceTags", "ListAliases", "ListKeyRotations", "GetKeyPolicy",
-    "ListKeyPolicies", "GetKeyRotationStatus", "DeleteAlias",
+    "ListKeyPolicies", "GetKeyRotationStatus", "DeleteAlias", "ListGrants", "RetireGrant",
+    "RevokeGrant",
 }
 CONFIGURE_OPS = {"UpdateKeyDescription", "TagResource", "UntagResource", "CreateAlias", "UpdateAlias"}
 
@@ -56,6 +59,9 @@ EXPECTED: dict[str, dict[KeyState, object]] = {
     "DisableKey": _row(ENABLED=OK, DISABLED=OK, UNAVAILABLE=UNA),
     "ScheduleKeyDeletion": _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK, UNAVAILABLE=OK),
     "CancelKeyDeletion": _row(PENDING_DELETION=OK),
+    # CreateGrant: "Disabled: DisabledException"; PendingImport and PendingDeletion refused
+    # (awsdocs/aws-kms-developer-guide doc_source/key-state.md)
+    "CreateGrant": _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=OK, UPDATING=OK),
     "EnableKeyRotation": _row(ENABLED=OK, DISABLED=DIS, PENDING_IMPORT=OK, UNAVAILABLE=UNA),
     "DisableKeyRotation": _row(ENABLED=OK, DISABLED=DIS, PENDING_IMPORT=OK, UNAVAILABLE=UNA),
     "RotateKeyOnDemand": _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=UNA),

@@ -1,0 +1,102 @@
+"""The KMS operations, one module per KMS concept; each class is a group of handlers.
+
+A handler takes the request context and the operation's validated parameters (names as in
+the KMS API; blobs as bytes) and returns the operation's result in the same terms. Every key
+a request names passes through the gate (application.gate) first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from application.authorization import Authorizer
+from application.clock import Clock
+from application.gate import Gate
+from application.ports import CiphertextFormat, KeyMaterial
+from application.region import Region
+from domain import errors
+from domain.key import KmsKey
+from domain.values import BackingKey, RotationType
+
+
+@dataclass
+class Core:
+    """What every handler group reaches: the regions, the gate and the adapters."""
+
+    region: Callable[[str], Region]
+    gate: Gate
+    authorizer: Authorizer
+    clock: Clock
+    crypto: KeyMaterial
+    ciphertext: CiphertextFormat
+
+
+class Handlers:
+    """Base of the handler groups."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.region = core.region
+        self.gate = core.gate
+        self.authorizer = core.authorizer
+        self.clock = core.clock
+        self.crypto = core.crypto
+        self.ciphertext = core.ciphertext
+
+    def new_material(self, region: Region, key_id: str, key_spec: str, now: datetime,
+                     rotation_type: RotationType | None, data_key=None) -> BackingKey:
+        """Generate material for a key, sealed under its data-encryption key."""
+        material_id = os.urandom(32).hex()
+        material = self.crypto.generate(key_spec)
+        sealed = region.hierarchy.seal(key_id, material_id, material, data_key)
+        return BackingKey(
+            material_id, sealed, now, rotation_type, public_key=self.crypto.public_key(key_spec, material)
+        )
+
+    @staticmethod
+    def cipher(region: Region, key: KmsKey, material_id: str | None):
+        """A material version of the key, loaded (AES-GCM object, private key, HMAC key)."""
+        try:
+            cipher = region.live.material(key, material_id)
+        except LookupError:  # the key's data-encryption key is gone (it is being deleted)
+            raise errors.KeyUnavailableException(f"{key.arn} is unavailable.") from None
+        if cipher is None:
+            if material_id is not None and material_id in key.imports:
+                raise errors.KMSInvalidStateException(
+                    f"{key.arn} key material {material_id} was deleted or has expired; "
+                    "reimport it to use this ciphertext."
+                )
+            raise errors.InvalidCiphertextException("The ciphertext refers to key material that does not exist.")
+        return cipher
+
+    def seal(self, region: Region, key: KmsKey, plaintext: bytes, context) -> bytes:
+        """Encrypt under the key's current material version (keyledger's symmetric blob)."""
+        material_id = key.current_key_material_id
+        cipher = self.cipher(region, key, material_id)
+        return self.ciphertext.seal(cipher, key.id, material_id, plaintext, context)
+
+
+def dry_run(params: dict[str, Any]) -> None:
+    if params.get("DryRun"):
+        raise errors.DryRunOperationException(
+            "The request would have succeeded, but the DryRun option is set."
+        )
+
+
+def no_recipient(params: dict[str, Any]) -> None:
+    if params.get("Recipient"):
+        raise errors.UnsupportedOperationException(
+            "Nitro Enclaves recipients (Recipient) are not supported."
+        )
+
+
+def require_ciphertext(params: dict[str, Any]) -> None:
+    if "CiphertextBlob" not in params:
+        raise errors.ValidationException(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )

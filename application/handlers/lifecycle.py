@@ -1,0 +1,123 @@
+"""Key lifecycle: create, describe, list, describe, enable/disable, schedule/cancel deletion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from application.context import RequestContext
+from application.handlers import Handlers
+from application.paging import limit, page, unmarker
+from application.presenters import key_metadata, tag_dict
+from domain import errors
+from domain.key import KmsKey, pending_window_days
+from domain.key_specs import check_creatable
+from domain.operations import OPERATIONS
+from domain.policy import default_key_policy
+from domain.values import Origin, key_arn
+
+SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
+CREATE_KEY, DESCRIBE_KEY, LIST_KEYS = (OPERATIONS[n] for n in ("CreateKey", "DescribeKey", "ListKeys"))
+UPDATE_KEY_DESCRIPTION, ENABLE_KEY, DISABLE_KEY, SCHEDULE_KEY_DELETION, CANCEL_KEY_DELETION = (
+    OPERATIONS[n] for n in ("UpdateKeyDescription", "EnableKey", "DisableKey",
+                            "ScheduleKeyDeletion", "CancelKeyDeletion")
+)
+
+
+class KeyLifecycle(Handlers):
+    def CreateKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec") or SYMMETRIC_DEFAULT
+        usage = params.get("KeyUsage", "ENCRYPT_DECRYPT")
+        if "KeySpec" in params and "CustomerMasterKeySpec" in params:
+            raise errors.ValidationException(
+                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request."
+            )
+        origin = params.get("Origin", Origin.AWS_KMS)
+        if origin not in (Origin.AWS_KMS, Origin.EXTERNAL):
+            raise errors.UnsupportedOperationException(
+                f"Origin {origin} (custom key stores) is not supported."
+            )
+        if params.get("CustomKeyStoreId") or params.get("XksKeyId"):
+            raise errors.UnsupportedOperationException("Custom key stores are not supported.")
+        if params.get("MultiRegion"):
+            raise errors.UnsupportedOperationException("Multi-Region keys are not supported yet.")
+        self.authorizer.check_request(ctx, CREATE_KEY, params)
+        policy = self.authorizer.new_key_policy(ctx, params.get("Policy"),
+                                                params.get("BypassPolicyLockoutSafetyCheck", False))
+        region = self.region(ctx.region)
+        now = self.clock.now()
+        key_id = str(uuid.uuid4())
+        data_key, wrapped_data_key = region.hierarchy.new_data_key(key_id)
+        check_creatable(spec, usage)  # before generating material (RSA 4096 takes a while)
+        key = KmsKey.create(
+            key_id=key_id,
+            account=ctx.account_id,
+            region=ctx.region,
+            description=params.get("Description", ""),
+            key_spec=spec,
+            key_usage=usage,
+            origin=origin,
+            policy=policy or default_key_policy(ctx.account_id),
+            tags=tag_dict(params.get("Tags", [])),
+            material=(
+                None if origin == Origin.EXTERNAL
+                else self.new_material(region, key_id, spec, now, None, data_key)
+            ),
+            now=now,
+            actor=ctx.actor,
+        )
+        region.save(key, data_keys=((key_id, wrapped_data_key),))
+        return {"KeyMetadata": key_metadata(key)}
+
+    def DescribeKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key = self.gate.use(ctx, self.region(ctx.region), params["KeyId"], DESCRIBE_KEY,
+                            DESCRIBE_KEY.keys[0], params)
+        return {"KeyMetadata": key_metadata(key)}
+
+    def ListKeys(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.authorizer.check_request(ctx, LIST_KEYS, params)
+        region = self.region(ctx.region)
+        after = unmarker(params.get("Marker"))
+        position = int(after) if after is not None and after.isascii() and after.isdigit() else (
+            -1 if after else 0
+        )
+        if not 0 <= position < 2**63:
+            raise errors.InvalidMarkerException("Invalid marker")
+        size = limit(params, default=100, maximum=1000)
+        region.projection.catch_up()
+        rows = region.directory.list_keys(ctx.account_id, position, size + 1)
+        rows, paging = page(rows, size, lambda row: str(row[1]))
+        keys = [{"KeyId": k, "KeyArn": key_arn(ctx.region, ctx.account_id, k)} for k, _ in rows]
+        return {"Keys": keys, **paging}
+
+    def _change(self, ctx, params, operation, change) -> KmsKey:
+        return self.gate.change(ctx, self.region(ctx.region), params["KeyId"], operation, params, change)
+
+    def UpdateKeyDescription(self, ctx, params):
+        self._change(ctx, params, UPDATE_KEY_DESCRIPTION,
+                     lambda k: k.update_description(params["Description"], ctx.actor))
+        return {}
+
+    def EnableKey(self, ctx, params):
+        self._change(ctx, params, ENABLE_KEY, lambda k: k.enable(ctx.actor))
+        return {}
+
+    def DisableKey(self, ctx, params):
+        self._change(ctx, params, DISABLE_KEY, lambda k: k.disable(ctx.actor))
+        return {}
+
+    def ScheduleKeyDeletion(self, ctx, params):
+        days = pending_window_days(params.get("PendingWindowInDays"))  # validated before lookup
+        key = self._change(ctx, params, SCHEDULE_KEY_DELETION,
+                           lambda k: k.schedule_deletion(days, self.clock.now(), ctx.actor))
+        return {
+            "KeyId": key.arn,
+            "DeletionDate": key.deletion_date,
+            "KeyState": key.key_state.value,
+            "PendingWindowInDays": key.pending_window_days,
+        }
+
+    def CancelKeyDeletion(self, ctx, params):
+        key = self._change(ctx, params, CANCEL_KEY_DELETION,
+                           lambda k: k.cancel_deletion(self.clock.now(), ctx.actor))
+        return {"KeyId": key.arn}

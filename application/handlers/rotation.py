@@ -1,0 +1,101 @@
+"""Key rotation: automatic rotation settings, on-demand rotation, the rotation listing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from application.handlers import Handlers
+from application.paging import limit, page, unmarker
+from domain import errors
+from domain.key import KmsKey, rotation_period_days
+from domain.key_specs import rotatable
+from domain.operations import OPERATIONS
+from domain.values import RotationType
+
+ENABLE_KEY_ROTATION, DISABLE_KEY_ROTATION, GET_KEY_ROTATION_STATUS, ROTATE_KEY_ON_DEMAND, \
+    LIST_KEY_ROTATIONS = (
+        OPERATIONS[n] for n in ("EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus",
+                                "RotateKeyOnDemand", "ListKeyRotations")
+    )
+
+
+class Rotation(Handlers):
+    def EnableKeyRotation(self, ctx, params):
+        days = rotation_period_days(params.get("RotationPeriodInDays"))  # validated before lookup
+        self.gate.change(ctx, self.region(ctx.region), params["KeyId"], ENABLE_KEY_ROTATION, params,
+                         lambda k: k.enable_rotation(days, self.clock.now(), ctx.actor))
+        return {}
+
+    def DisableKeyRotation(self, ctx, params):
+        self.gate.change(ctx, self.region(ctx.region), params["KeyId"], DISABLE_KEY_ROTATION, params,
+                         lambda k: k.disable_rotation(ctx.actor))
+        return {}
+
+    def GetKeyRotationStatus(self, ctx, params):
+        key = self.gate.use(ctx, self.region(ctx.region), params["KeyId"], GET_KEY_ROTATION_STATUS,
+                            GET_KEY_ROTATION_STATUS.keys[0], params)
+        if not rotatable(key.key_spec):
+            raise errors.UnsupportedOperationException(
+                f"{key.arn} key spec {key.key_spec} does not support key rotation."
+            )
+        result: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
+        if key.rotation_is_enabled():
+            result["RotationPeriodInDays"] = key.rotation_period_days
+            result["NextRotationDate"] = key.next_rotation_date
+        return result
+
+    def RotateKeyOnDemand(self, ctx, params):
+        region = self.region(ctx.region)
+        now = self.clock.now()
+
+        def rotate(key: KmsKey) -> None:
+            key.check_on_demand_rotation()  # before generating material
+            material = (
+                None if key.imported
+                else self.new_material(region, key.id, key.key_spec, now, RotationType.ON_DEMAND)
+            )
+            key.rotate_on_demand(material, now, ctx.actor)
+
+        key = self.gate.change(ctx, region, params["KeyId"], ROTATE_KEY_ON_DEMAND, params, rotate)
+        return {"KeyId": key.arn}
+
+    def ListKeyRotations(self, ctx, params):
+        key = self.gate.use(ctx, self.region(ctx.region), params["KeyId"], LIST_KEY_ROTATIONS,
+                            LIST_KEY_ROTATIONS.keys[0], params)
+        everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
+        if everything and not rotatable(key.key_spec):
+            # "can only be used with KMS keys that support automatic or on-demand key rotation"
+            raise errors.UnsupportedOperationException(
+                f"{key.arn} is a {key.key_spec} key, which does not support key rotation: "
+                "IncludeKeyMaterial=ALL_KEY_MATERIAL is not valid for it."
+            )
+        ids = list(key.imports) if key.imported else list(key.materials)
+        ids = [i for i in ids if everything or key.rotation_of(i) is not None]
+        start = unmarker(params.get("Marker"))
+        if start is not None:
+            if start not in ids:
+                raise errors.InvalidMarkerException("Invalid marker")
+            ids = ids[ids.index(start) + 1 :]
+        size = limit(params, default=100, maximum=1000)
+        ids, paging = page(ids, size, lambda i: i)
+        rotations = []
+        for material_id in ids:
+            entry: dict[str, Any] = {
+                "KeyId": key.id,
+                "KeyMaterialId": material_id,
+                "KeyMaterialState": key.material_state(material_id).value,
+            }
+            rotation = key.rotation_of(material_id)
+            if rotation is not None:
+                entry["RotationDate"] = rotation.created
+                entry["RotationType"] = rotation.rotation_type.value
+            imported = key.imports.get(material_id)
+            if imported is not None:
+                entry["ImportState"] = "IMPORTED" if imported.imported else "PENDING_IMPORT"
+                entry["ExpirationModel"] = imported.expiration_model.value
+                if imported.description:
+                    entry["KeyMaterialDescription"] = imported.description
+                if imported.valid_to is not None:
+                    entry["ValidTo"] = imported.valid_to
+            rotations.append(entry)
+        return {"Rotations": rotations, **paging}

@@ -1,0 +1,78 @@
+"""How keys and ledger events look in responses: KeyMetadata, algorithm lists, history."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from domain.key import KmsKey
+from domain.key_specs import ALGORITHM_FIELDS, algorithms, rotatable
+from domain.values import BackingKey
+
+
+def algorithm_fields(key: KmsKey) -> dict[str, Any]:
+    """The algorithm lists of a key (DescribeKey, GetPublicKey)."""
+    field = ALGORITHM_FIELDS[key.key_usage]  # type: ignore[index]  # KeyUsage is a StrEnum
+    return {field: list(algorithms(key.key_spec, key.key_usage))}
+
+
+def key_metadata(key: KmsKey) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "AWSAccountId": key.account,
+        "KeyId": key.id,
+        "Arn": key.arn,
+        "CreationDate": key.creation_date,
+        "Enabled": key.enabled,
+        "Description": key.description,
+        "KeyUsage": key.key_usage,
+        "KeyState": key.key_state.value,
+        "Origin": key.origin,
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        **algorithm_fields(key),
+        "MultiRegion": False,
+    }
+    if key.current_key_material_id is not None and rotatable(key.key_spec):
+        # "present for symmetric encryption keys ... [that] support ... key rotation"
+        metadata["CurrentKeyMaterialId"] = key.current_key_material_id
+    if key.imported:
+        current = key.imports.get(key.current_key_material_id or "")
+        if current is not None and current.imported:
+            metadata["ExpirationModel"] = current.expiration_model.value
+            if current.valid_to is not None:
+                metadata["ValidTo"] = current.valid_to
+    if key.deletion_date is not None:
+        # (PendingDeletionWindowInDays belongs to PendingReplicaDeletion, multi-Region only)
+        metadata["DeletionDate"] = key.deletion_date
+    return metadata
+
+
+def describe_event(event: Any) -> dict[str, Any]:
+    """A ledger event as audit data: type, version, time, actor and its non-secret fields."""
+    details: dict[str, Any] = {}
+    for name, value in vars(event).items():
+        if name in ("originator_id", "originator_version", "timestamp", "originator_topic", "actor"):
+            continue
+        if isinstance(value, BackingKey):
+            value = {"KeyMaterialId": value.key_material_id, "Created": value.created,
+                     "RotationType": value.rotation_type.value if value.rotation_type else None,
+                     "Imported": value.own_data_key}
+        elif isinstance(value, bytes):
+            continue
+        elif dataclasses.is_dataclass(value):  # e.g. import parameters: never the sealed key
+            value = {k: v for k, v in vars(value).items() if not isinstance(v, bytes)}
+        details[name] = value
+    actor = getattr(event, "actor", None)
+    return {
+        "Version": event.originator_version,
+        "Type": type(event).__name__,
+        "Timestamp": event.timestamp,
+        "Actor": dict(vars(actor)) if actor is not None else None,
+        "Details": details,
+    }
+
+
+def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
+    """Tags as the wire carries them ([{TagKey, TagValue}]) as a mapping."""
+    return {tag["TagKey"]: tag["TagValue"] for tag in tags}

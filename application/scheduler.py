@@ -1,0 +1,74 @@
+"""Changes KMS makes on its own: scheduled deletion, automatic rotation, expiry of imported
+key material (CloudTrail's AwsServiceEvent). Run by each server process's maintenance pass."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from eventsourcing.persistence import IntegrityError
+
+from application.clock import Clock
+from application.region import Region
+from application.shredder import finish_shredding
+from domain.alias import alias_aggregate_id
+from domain.values import Actor, BackingKey, RotationType
+
+log = logging.getLogger("keyledger.scheduler")
+
+
+class Scheduler:
+    def __init__(self, clock: Clock,
+                 new_material: Callable[[Region, str, str, datetime, RotationType | None], BackingKey]):
+        self.clock = clock
+        self._new_material = new_material
+
+    def run(self, regions: Iterable[Region]) -> int:
+        """Complete due deletions, rotations and expiries in the regions; returns how many."""
+        done = 0
+        for region in regions:
+            region.projection.catch_up()
+            now = self.clock.now()
+            for key_id in region.directory.due_key_ids(now.timestamp()):
+                try:
+                    done += self._run_due(region, key_id, now)
+                except IntegrityError:
+                    log.info("scheduled change of %s raced another process", key_id)
+            region.projection.catch_up()
+        return done
+
+    def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
+        with region.writer_lock(key_id):
+            key = region.ledger.get_key(key_id)
+            if key is None:
+                return 0
+            actor = Actor.service()
+            done = 0
+            if key.expired_materials(now) and not key.deleted:
+                key.expire_imported_material(now, actor)
+                region.save(key)
+                done = 1
+            if finish_shredding(region, key, actor):  # left by a crash or a deletion request
+                region.save(key)
+                done = 1
+            if key.deletion_due(now):
+                # The key's aliases go with it, in the same transaction as its deletion.
+                key.complete_deletion(now, actor)
+                aliases = [
+                    region.ledger.get_alias(alias_aggregate_id(key.account, row.alias_name))
+                    for row in region.directory.list_aliases(key.account, key.id, "", 10_000)
+                ]
+                aliases = [a for a in aliases if a is not None and a.target_key_id == key.id]
+                for alias in aliases:
+                    alias.delete(actor)
+                region.save(key, *aliases)
+                finish_shredding(region, key, actor)
+                region.save(key)
+                return 1
+            if key.rotation_due(now):
+                material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
+                key.rotate_automatically(material, now, actor)
+                region.save(key)
+                return 1
+            return done
