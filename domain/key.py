@@ -7,6 +7,7 @@ re-runs a check or a non-deterministic call. Every event records its :class:`Act
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -14,9 +15,19 @@ from eventsourcing.domain import event
 
 from domain import errors
 from domain.base import StrAggregate, StrSnapshot
+from domain.grants import (
+    MAX_GRANTS_PER_KEY,
+    Grant,
+    GrantConstraints,
+    check_grant_constraints,
+    check_grant_id,
+    check_grant_operations,
+    check_grantee,
+)
 from domain.key_specs import KeyUsage, check_algorithm, check_creatable, check_usage, rotatable
 from domain.key_states import ALLOWED_STATES, KeyState, check_key_state
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
+from domain.principals import Principal
 from domain.values import (
     Actor,
     BackingKey,
@@ -68,6 +79,8 @@ class KmsKey(StrAggregate):
             key.key_state = KeyState(key.key_state)
             if "arn" not in key.__dict__:  # a snapshot from before keys stored their ARN
                 key.arn = key_arn(key.region, key.account, key.id)
+            if "grants" not in key.__dict__:  # a snapshot from before keys had grants
+                key.grants = {}
             return key
 
     @event("KeyCreated")
@@ -117,6 +130,8 @@ class KmsKey(StrAggregate):
         self.imports: dict[str, ImportedMaterial] = {}
         #: deleted imported material whose data key is not yet recorded as destroyed
         self.material_shred_pending: list[str] = []
+        #: grant id -> grant, oldest first (retired and revoked grants are removed)
+        self.grants: dict[str, Grant] = {}
 
     # -- factories and derived values ---------------------------------------------------------
 
@@ -303,6 +318,7 @@ class KmsKey(StrAggregate):
     @event("KeyDeleted")
     def _delete(self, actor: Actor) -> None:
         self.deleted = True
+        self.grants = {}  # a deleted key's grants go with it
 
     @event("KeyMaterialShredded")
     def _shred(self, key_material_ids: list[str], actor: Actor) -> None:
@@ -599,6 +615,116 @@ class KmsKey(StrAggregate):
     def next_expiry(self) -> datetime | None:
         dates = [m.valid_to for m in self.imports.values() if m.imported and m.valid_to is not None]
         return min(dates) if dates else None
+
+    # -- grants -------------------------------------------------------------------------------
+
+    def create_grant(
+        self, *, grant_id: str, grantee_principal: str | None, operations: Iterable[str],
+        issuing_account: str, now: datetime, actor: Actor,
+        retiring_principal: str | None = None, constraints: GrantConstraints | None = None,
+        name: str | None = None,
+    ) -> Grant:
+        """CreateGrant on this key (authorization, including the child-grant rule of
+        :func:`domain.grants.check_child_grant`, is the caller's). ``grant_id`` is new
+        (:func:`domain.grants.new_grant_id`); ``issuing_account`` is the account in which the
+        grant is created.
+
+        With a ``name``, a retry with identical parameters returns the existing grant and
+        records nothing; the same name with other parameters makes a new grant.
+        """
+        self.check("CreateGrant")
+        grantee_principal = check_grantee(grantee_principal)
+        operations = check_grant_operations(self.key_spec, self.key_usage, operations)
+        check_grant_constraints(self.key_spec, self.key_usage, constraints)
+        name = name or ""
+        retiring_principal = retiring_principal or None
+        if name:
+            for grant in self.grants.values():
+                if grant.same_request(
+                    grantee_principal=grantee_principal, retiring_principal=retiring_principal,
+                    operations=operations, constraints=constraints, name=name,
+                    issuing_account=issuing_account,
+                ):
+                    return grant
+        if len(self.grants) >= MAX_GRANTS_PER_KEY:
+            raise errors.LimitExceededException(
+                f"The request was rejected because {self.arn} already has the maximum of "
+                f"{MAX_GRANTS_PER_KEY} grants."
+            )
+        check_grant_id(grant_id)
+        if grant_id in self.grants:
+            raise ValueError(f"grant {grant_id} already exists on {self.arn}")
+        grant = Grant(
+            grant_id=grant_id,
+            key_id=self.id,
+            name=name,
+            grantee_principal=grantee_principal,
+            retiring_principal=retiring_principal,
+            operations=operations,
+            constraints=constraints,
+            issuing_account=issuing_account,
+            creation_date=now,
+        )
+        self._create_grant(grant=grant, actor=actor)
+        return grant
+
+    @event("GrantCreated")
+    def _create_grant(self, grant: Grant, actor: Actor) -> None:
+        self.grants[grant.grant_id] = grant
+
+    def get_grant(self, grant_id: str) -> Grant:
+        """The key's grant: InvalidGrantIdException for a malformed id, NotFoundException
+        for an id the key has no (longer a) grant of."""
+        check_grant_id(grant_id)
+        grant = self.grants.get(grant_id)
+        if grant is None:
+            raise errors.NotFoundException(f"Grant ID {grant_id} not found for key {self.arn}.")
+        return grant
+
+    def retire_grant(self, grant_id: str, actor: Actor) -> Grant:
+        """RetireGrant (who may retire is the caller's check: :meth:`Grant.may_retire`)."""
+        self.check("RetireGrant")
+        grant = self.get_grant(grant_id)
+        self._retire_grant(grant_id=grant_id, actor=actor)
+        return grant
+
+    @event("GrantRetired")
+    def _retire_grant(self, grant_id: str, actor: Actor) -> None:
+        del self.grants[grant_id]
+
+    def revoke_grant(self, grant_id: str, actor: Actor) -> Grant:
+        self.check("RevokeGrant")
+        grant = self.get_grant(grant_id)
+        self._revoke_grant(grant_id=grant_id, actor=actor)
+        return grant
+
+    @event("GrantRevoked")
+    def _revoke_grant(self, grant_id: str, actor: Actor) -> None:
+        del self.grants[grant_id]
+
+    def list_grants(
+        self, grant_id: str | None = None, grantee_principal: str | None = None
+    ) -> list[Grant]:
+        """ListGrants' filters over the key's grants, oldest first."""
+        return [
+            g for g in self.grants.values()
+            if (grant_id is None or g.grant_id == grant_id)
+            and (grantee_principal is None or g.grantee_principal == grantee_principal)
+        ]
+
+    def permitting_grant(
+        self, principal: Principal, operation: str,
+        encryption_context: Mapping[str, str] | None = None, *, delegated: bool = False,
+    ) -> Grant | None:
+        """A grant that allows ``principal`` to call ``operation``: directly
+        (:meth:`Grant.permits`) or, with ``delegated``, through its account
+        (:meth:`Grant.permits_by_delegation`; an identity policy must allow it too)."""
+        for grant in self.grants.values():
+            if (grant.permits_by_delegation if delegated else grant.permits)(
+                principal, operation, encryption_context
+            ):
+                return grant
+        return None
 
     # -- tags and policy ----------------------------------------------------------------------
 

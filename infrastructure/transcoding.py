@@ -8,6 +8,7 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
+from domain.grants import Grant, GrantConstraints
 from domain.key import ImportedMaterial, ImportParameters
 from domain.values import Actor, BackingKey, ExpirationModel, RotationType
 
@@ -88,6 +89,49 @@ class ImportedMaterialAsDict(Transcoding):
         })
 
 
+class GrantConstraintsAsDict(Transcoding):
+    """Encryption contexts as lists of pairs, not JSON objects: a context whose keys are
+    ``_type_`` and ``_data_`` would otherwise read back as a transcoded value."""
+
+    type = GrantConstraints
+    name = "grant_constraints"
+
+    def encode(self, obj: GrantConstraints) -> dict[str, Any]:
+        return {
+            "equals": _pairs(obj.encryption_context_equals),
+            "subset": _pairs(obj.encryption_context_subset),
+        }
+
+    def decode(self, data: dict[str, Any]) -> GrantConstraints:
+        return GrantConstraints(
+            encryption_context_equals=_mapping(data.get("equals")),
+            encryption_context_subset=_mapping(data.get("subset")),
+        )
+
+
+class GrantAsDict(Transcoding):
+    type = Grant
+    name = "grant"
+
+    def encode(self, obj: Grant) -> dict[str, Any]:
+        return {**obj.__dict__, "operations": list(obj.operations)}
+
+    def decode(self, data: dict[str, Any]) -> Grant:
+        return Grant(**{
+            **data,
+            "operations": tuple(data["operations"]),
+            "creation_date": _datetime(data["creation_date"]),
+        })
+
+
+def _pairs(context: Any) -> list[list[str]] | None:
+    return None if context is None else [[k, v] for k, v in context.items()]
+
+
+def _mapping(pairs: Any) -> dict[str, str] | None:
+    return None if pairs is None else dict(pairs)
+
+
 def _datetime(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -96,5 +140,5 @@ def _datetime(value: Any) -> datetime | None:
 
 TRANSCODINGS = (
     BytesAsBase64(), ActorAsDict(), BackingKeyAsDict(), ImportParametersAsDict(),
-    ImportedMaterialAsDict(),
+    ImportedMaterialAsDict(), GrantConstraintsAsDict(), GrantAsDict(),
 )
