@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
+from api.auth import Authenticator
 from api.bootstrap import build_service, serve_crypto_helpers_on, stop_crypto_helpers
 from api.protocol import (
     JSON_CONTENT_TYPE,
@@ -35,13 +36,14 @@ from api.protocol import (
     kms_regions,
     operation_names,
     parse_body,
-    parse_credential_scope,
 )
 from api.settings import Settings
+from application.authorization import Caller
 from application.context import RequestContext
 from application.service import KeyManagementService
-from domain.errors import KmsError, UnsupportedOperationException, ValidationException
-from domain.operations import OPERATIONS
+from domain.errors import AccessDeniedException, KmsError, UnsupportedOperationException
+from domain.operations import OPERATIONS, Kind, Operation
+from domain.values import key_arn
 
 log = logging.getLogger("keyledger.api")
 
@@ -95,14 +97,12 @@ def _request_id() -> str:
 class KmsFrontend:
     """Routes ``POST /`` to the KMS protocol handler and everything else to FastAPI."""
 
-    def __init__(self, service: KeyManagementService, settings: Settings, fallback) -> None:
+    def __init__(self, service: KeyManagementService, settings: Settings, fallback,
+                 authenticator: Authenticator) -> None:
         self.service = service
         self.settings = settings
         self.fallback = fallback
-        self._account_id = settings.account_id
-        self._default_region = settings.default_region
-        #: each Region is a ledger created on first use: only real KMS Regions may create one
-        self._regions_served = kms_regions() | {settings.default_region}
+        self.authenticator = authenticator
         #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
         self._routes = {}
         for operation in operation_names():
@@ -131,12 +131,15 @@ class KmsFrontend:
                     raise RequestEntityTooLargeException(_TOO_LARGE)
             else:
                 body = await _read_rest_of_body(receive, message)
+            caller, region = self.authenticator.authenticate(
+                "POST", "/", scope["query_string"], scope["headers"], body
+            )
             if route.handler is None:
                 raise UnsupportedOperationException(
                     f"keyledger does not implement {route.operation} yet."
                 )
             params = parse_body(route.rules, body)
-            context = self._context(scope, headers, request_id)
+            context = self._context(scope, headers, request_id, caller, region)
             if route.hot:
                 if not self.service.has_region(context.region):  # its store opens on a thread
                     await anyio.to_thread.run_sync(self.service.region, context.region)
@@ -188,27 +191,19 @@ class KmsFrontend:
             raise RequestEntityTooLargeException(_TOO_LARGE)
         return route
 
-    def _context(self, scope, headers: dict[bytes, bytes], request_id: str) -> RequestContext:
-        authorization = headers.get(b"authorization")
-        credential = parse_credential_scope(authorization.decode("latin-1")) if authorization else None
-        if credential is None:
-            access_key_id, region = "", self._default_region
-        else:
-            access_key_id, region = credential
-            if region not in self._regions_served:
-                raise ValidationException(
-                    f"The credential scope names a Region keyledger does not serve: "
-                    f"'{region[:64]}'."
-                )
+    @staticmethod
+    def _context(scope, headers: dict[bytes, bytes], request_id: str, caller, region: str) -> RequestContext:
         client = scope.get("client")
         user_agent = headers.get(b"user-agent")
         return RequestContext(
-            self._account_id,
+            caller.principal.account,
             region,
             request_id,
-            access_key_id,
+            caller,
+            caller.access_key_id,
             client[0] if client else "",
             user_agent.decode("latin-1") if user_agent else "",
+            scope.get("scheme") == "https",
         )
 
 
@@ -277,9 +272,22 @@ class Maintenance:
                 log.exception("maintenance pass failed; retrying")
 
 
+READ_HISTORY = Operation("ReadHistory", "keyledger:ReadHistory", Kind.READ_ONLY)
+
+
 def create_app(settings: Settings | None = None) -> KmsFrontend:
     settings = settings or Settings.from_env()
-    service = build_service(settings)
+    regions_served = kms_regions() | {settings.default_region}
+    authenticator = Authenticator(
+        settings.auth, settings.identities_path, settings.account_id, settings.default_region,
+        regions_served,
+    )
+    service = build_service(
+        settings, authenticator.principal_exists if settings.auth == "sigv4" else None
+    )
+    authenticator.on_change = lambda digest, changes: service.record_identities(
+        settings.default_region, digest, changes
+    )
     service.region(settings.default_region)
     for region in service.known_regions():
         service.region(region)
@@ -292,11 +300,13 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         gc.collect()
         gc.freeze()
         serve_crypto_helpers_on(asyncio.get_running_loop())
+        authenticator.start()
         maintenance.start()
         try:
             yield
         finally:
             maintenance.stop()
+            authenticator.stop()
             stop_crypto_helpers()
             service.close()
 
@@ -310,14 +320,34 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    async def caller(request: Request):
+        """The ledger API is authenticated as the KMS API is (SigV4, service ``kms``)."""
+        body = await request.body()
+        try:
+            return authenticator.authenticate(
+                request.method, request.url.path, request.scope["query_string"],
+                request.scope["headers"], body,
+            )[0]
+        except KmsError as error:
+            raise HTTPException(status_code=403, detail=f"{error.code}: {error.message}") from None
+
     @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
-    def key_events(key_id: str, region: str | None = None) -> KeyHistory:
-        """Every event of a key, oldest first: the key's audit trail."""
+    def key_events(key_id: str, region: str | None = None,
+                   caller: Caller = Depends(caller)) -> KeyHistory:  # noqa: B008
+        """Every event of a key, oldest first: the key's audit trail. Authorized by
+        ``keyledger:ReadHistory`` (an account's root reads its own account's keys)."""
         region = region or settings.default_region
-        if region not in kms_regions() | {settings.default_region}:
+        if region not in regions_served:
             raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
         try:
-            events = service.key_history(region, key_id)
+            context = RequestContext(caller.principal.account, region, _request_id(), caller,
+                                     caller.access_key_id)
+            service.authorizer.check_request(
+                context, READ_HISTORY, {}, resource=key_arn(region, caller.principal.account, key_id)
+            )
+            events = service.key_history(region, key_id, caller.principal.account)
+        except AccessDeniedException as error:
+            raise HTTPException(status_code=403, detail=error.message) from None
         except KmsError as error:
             raise HTTPException(status_code=404, detail=error.message) from None
         return KeyHistory(KeyId=key_id, Region=region, Events=events)
@@ -334,4 +364,4 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             service.run_scheduled()
             return {"now": now.timestamp()}
 
-    return KmsFrontend(service, settings, ledger_api)
+    return KmsFrontend(service, settings, ledger_api, authenticator)

@@ -53,14 +53,28 @@ def serve(args: argparse.Namespace) -> None:
         workers.set_niceness(settings.crypto_niceness)  # checked before the workers start
     except ValueError as error:
         raise SystemExit(f"keyledger serve: {error}") from None
+    created = _check_identities(settings)
     os.environ.update(settings.to_env())  # workers build their settings from the environment
     url = f"http://{settings.host}:{settings.port}"
     print(f"keyledger: KMS endpoint {url}  (account {settings.account_id}, default region "
           f"{settings.default_region}, data in {settings.data_path}"
           f"{', store ' + settings.store.split('@')[-1] if settings.store else ''})", flush=True)
+    if settings.auth == "open":
+        print("  --auth open: signatures are not checked; every caller acts as its account's root "
+              "(key policies and grants still apply)", flush=True)
+        key_id = secret = "x"
+    else:
+        print(f"  SigV4 authentication with the access keys of {settings.identities_path}", flush=True)
+        key_id, secret = ("$AWS_ACCESS_KEY_ID", "$AWS_SECRET_ACCESS_KEY") if created is None else (
+            created.access_key_id, created.secret_access_key)
+        if created is not None:
+            print(f"  created it with an access key of the account root (arn:aws:iam::"
+                  f"{settings.account_id}:root), shown only this once:", flush=True)
+            print(f"    export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
+                  f"AWS_DEFAULT_REGION={settings.default_region}", flush=True)
     print(f"  try: python -c \"import boto3; print(boto3.client('kms', endpoint_url='{url}', "
-          f"region_name='{settings.default_region}', aws_access_key_id='x', "
-          f"aws_secret_access_key='x').create_key()['KeyMetadata']['Arn'])\"", flush=True)
+          f"region_name='{settings.default_region}', aws_access_key_id='{key_id}', "
+          f"aws_secret_access_key='{secret}').create_key()['KeyMetadata']['Arn'])\"", flush=True)
     if settings.enable_test_control:
         print("  WARNING: test control is enabled (POST /_test/clock). Never use in production.",
               flush=True)
@@ -80,6 +94,28 @@ def serve(args: argparse.Namespace) -> None:
         proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")),
         server_header=False,  # AWS does not announce its server software either
     )
+
+
+def _check_identities(settings: Settings):
+    """sigv4 mode: create the identities file on first start (returning the new root access
+    key, to be shown once), and refuse to start on a malformed one."""
+    from api.auth import AUTH_MODES
+    from infrastructure.identities import IdentitiesError, ensure_identities_file, load_directory
+
+    if settings.auth not in AUTH_MODES:
+        raise SystemExit(f"keyledger serve: --auth must be one of {', '.join(AUTH_MODES)}, "
+                         f"not {settings.auth!r}")
+    if settings.auth != "sigv4":
+        return None
+    path = settings.identities_path
+    try:
+        created = ensure_identities_file(path, settings.account_id)
+        load_directory(path)
+    except IdentitiesError as error:
+        raise SystemExit(f"keyledger serve: identities file {path}: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"keyledger serve: identities file {path}: {error}") from None
+    return created
 
 
 def history(args: argparse.Namespace) -> int:

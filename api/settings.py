@@ -24,6 +24,11 @@ class Settings:
     #: how much lower the crypto helper processes run than the server: a nice increment,
     #: 0-19, or "idle" (SCHED_IDLE: only CPU time nothing else wants)
     crypto_niceness: str = str(DEFAULT_NICENESS)
+    #: "sigv4": every request is signed with an access key of the identities file; "open":
+    #: signatures are not checked and the caller is its account's root (policies still apply)
+    auth: str = "sigv4"
+    #: the identities file (sigv4 mode); default <data-dir>/identities.json
+    identities: str | None = None
 
     @staticmethod
     def env_name(field: str) -> str:
@@ -58,3 +63,7 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def identities_path(self) -> Path:
+        return Path(self.identities).expanduser() if self.identities else self.data_path / "identities.json"

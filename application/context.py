@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from domain.values import Actor
+
+if TYPE_CHECKING:
+    from application.authorization import Caller
 
 
 @dataclass(slots=True)
@@ -14,19 +18,22 @@ class RequestContext:
     A slotted dataclass rather than a NamedTuple: it is built on every request and the use
     cases read its fields, and both are cheaper with slots. (frozen=True would make the
     construction several times dearer.)
+
+    ``account_id`` is the caller's account: a key id names a key of that account.
     """
 
     account_id: str
     region: str
     request_id: str
+    caller: Caller
     access_key_id: str = ""
     source_ip: str = ""
     user_agent: str = ""
+    secure_transport: bool = False
 
     @property
     def principal(self) -> str:
-        # Signatures are not verified yet: every caller acts as the account's root.
-        return f"arn:aws:iam::{self.account_id}:root"
+        return self.caller.principal.arn
 
     @property
     def actor(self) -> Actor:

@@ -25,6 +25,7 @@ from eventsourcing.persistence import IntegrityError, Tracking, Transcoder
 
 from domain.alias import Alias
 from domain.base import StrAggregate
+from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
 from domain.key import KmsKey
 
 log = logging.getLogger("keyledger.ledger")
@@ -50,6 +51,9 @@ class KeyLedger(Application[str]):
 
     def get_alias(self, alias_id: str) -> Alias | None:
         return self._get(alias_id, Alias)
+
+    def get_identities(self) -> IdentityDirectory | None:
+        return self._get(IDENTITY_DIRECTORY_ID, IdentityDirectory)
 
     def _get(self, aggregate_id: str, cls: type) -> Any:
         try:

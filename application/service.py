@@ -11,6 +11,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError
+
 from application.authorization import Authorizer
 from application.clock import Clock
 from application.context import RequestContext
@@ -20,6 +22,7 @@ from application.handlers.aliases import Aliases
 from application.handlers.asymmetric import AsymmetricKeys
 from application.handlers.crypto import Encryption
 from application.handlers.data_keys import DataKeys
+from application.handlers.grants import Grants
 from application.handlers.imports import ImportedMaterial
 from application.handlers.lifecycle import KeyLifecycle
 from application.handlers.rotation import Rotation
@@ -29,7 +32,9 @@ from application.presenters import describe_event
 from application.region import Region, RegionResources
 from application.scheduler import Scheduler
 from domain import errors
+from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
 from domain.operations import OPERATIONS
+from domain.values import Actor
 
 __all__ = ["KeyManagementService", "RegionResources", "IMPLEMENTED_OPERATIONS"]
 
@@ -37,7 +42,7 @@ Handler = Callable[[RequestContext, dict[str, Any]], dict[str, Any] | Awaitable[
 
 HANDLER_GROUPS: tuple[type[Handlers], ...] = (
     KeyLifecycle, Rotation, ImportedMaterial, Encryption, DataKeys, AsymmetricKeys, Aliases,
-    TagsAndPolicies,
+    TagsAndPolicies, Grants,
 )
 
 #: Errors whose answer depends on what this process has seen of the ledger: before answering
@@ -150,16 +155,45 @@ class KeyManagementService:
         """Complete due deletions and rotations in every open region; returns how many."""
         return self.scheduler.run(self.regions)
 
+    def record_identities(self, region_name: str, digest: str, changes: list[dict[str, Any]]) -> None:
+        """Record a loaded identities file's changes in a region's ledger, once: processes that
+        load the same file find its digest already recorded."""
+        region = self.region(region_name)
+        actor = Actor.service()
+
+        def load() -> IdentityDirectory | None:
+            return region.ledger.get_identities()
+
+        with region.writer_lock(IDENTITY_DIRECTORY_ID):
+            for _ in range(10):
+                directory = load()
+                try:
+                    if directory is None:
+                        region.save(IdentityDirectory.first(digest, changes, actor))
+                    elif directory.record(digest, changes, actor):
+                        region.save(directory)
+                    return
+                except IntegrityError:
+                    continue
+
+    def aliases_of(self, key) -> list[str]:
+        """The alias names of a key (kms:ResourceAliases)."""
+        region = self.region(key.region)
+        region.projection.catch_up()
+        return [row.alias_name for row in region.directory.list_aliases(key.account, key.id, "", 101)]
+
     # -- the ledger's own API -----------------------------------------------------------------
 
-    def key_history(self, region_name: str, key_id: str) -> list[dict[str, Any]]:
-        """Every event of a key, oldest first, as plain data (no sealed material)."""
+    def key_history(self, region_name: str, key_id: str, account: str | None = None) -> list[dict[str, Any]]:
+        """Every event of a key, oldest first, as plain data (no sealed material). With
+        ``account``, only a key of that account (no one reads another account's ledger)."""
         if not KEY_ID_PATTERN.fullmatch(key_id) or (
             not self.has_region(region_name) and region_name not in self.known_regions()
         ):
             raise errors.NotFoundException(f"Key '{key_id[:64]}' does not exist in {region_name}")
         region = self.region(region_name)
-        if region.ledger.get_key(key_id) is None:
+        key = region.ledger.get_key(key_id)
+        if key is None or (account is not None and key.account != account):
             raise errors.NotFoundException(f"Key '{key_id}' does not exist in {region_name}")
         return [describe_event(e) for e in region.ledger.repository.event_store.get(key_id)]
 

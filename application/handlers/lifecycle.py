@@ -42,11 +42,13 @@ class KeyLifecycle(Handlers):
         if params.get("MultiRegion"):
             raise errors.UnsupportedOperationException("Multi-Region keys are not supported yet.")
         self.authorizer.check_request(ctx, CREATE_KEY, params)
-        policy = self.authorizer.new_key_policy(ctx, params.get("Policy"),
-                                                params.get("BypassPolicyLockoutSafetyCheck", False))
+        key_id = str(uuid.uuid4())
+        policy = self.authorizer.new_key_policy(
+            ctx, params.get("Policy"), params.get("BypassPolicyLockoutSafetyCheck", False),
+            key_arn(ctx.region, ctx.account_id, key_id), CREATE_KEY, params,
+        )
         region = self.region(ctx.region)
         now = self.clock.now()
-        key_id = str(uuid.uuid4())
         data_key, wrapped_data_key = region.hierarchy.new_data_key(key_id)
         check_creatable(spec, usage)  # before generating material (RSA 4096 takes a while)
         key = KmsKey.create(

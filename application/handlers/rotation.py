@@ -32,12 +32,10 @@ class Rotation(Handlers):
         return {}
 
     def GetKeyRotationStatus(self, ctx, params):
+        # Asymmetric, HMAC and imported-material keys answer too: "The key rotation status of
+        # these KMS keys is always false" (API Reference); only Enable/DisableKeyRotation refuse.
         key = self.gate.use(ctx, self.region(ctx.region), params["KeyId"], GET_KEY_ROTATION_STATUS,
                             GET_KEY_ROTATION_STATUS.keys[0], params)
-        if not rotatable(key.key_spec):
-            raise errors.UnsupportedOperationException(
-                f"{key.arn} key spec {key.key_spec} does not support key rotation."
-            )
         result: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
         if key.rotation_is_enabled():
             result["RotationPeriodInDays"] = key.rotation_period_days

@@ -47,12 +47,14 @@ class TagsAndPolicies(Handlers):
         return {"Policy": key.policy, "PolicyName": policy_name}
 
     def PutKeyPolicy(self, ctx, params):
-        policy = self.authorizer.new_key_policy(ctx, params["Policy"],
-                                                params.get("BypassPolicyLockoutSafetyCheck", False))
-        self.gate.change(
-            ctx, self.region(ctx.region), params["KeyId"], PUT_KEY_POLICY, params,
-            lambda k: k.put_policy(params.get("PolicyName", DEFAULT_POLICY_NAME), policy, ctx.actor),
-        )
+        def put(key) -> None:
+            policy = self.authorizer.new_key_policy(
+                ctx, params["Policy"], params.get("BypassPolicyLockoutSafetyCheck", False), key.arn,
+                PUT_KEY_POLICY, params,
+            )
+            key.put_policy(params.get("PolicyName", DEFAULT_POLICY_NAME), policy, ctx.actor)
+
+        self.gate.change(ctx, self.region(ctx.region), params["KeyId"], PUT_KEY_POLICY, params, put)
         return {}
 
     def ListKeyPolicies(self, ctx, params):

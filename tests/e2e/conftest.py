@@ -23,7 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +34,21 @@ ACCOUNT_ID = "111122223333"
 DEFAULT_REGION = "us-east-1"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 STARTUP_TIMEOUT = 20.0
+# The account root's access key every e2e server knows (written into its identities file).
+ROOT_ACCESS_KEY_ID = "AKIAE2EROOT000000001"
+ROOT_SECRET_ACCESS_KEY = "e2e/root/secret/access/key/0000000000001"
+ROOT_CREDENTIALS = Credentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+
+
+def root_identities(account: str = ACCOUNT_ID) -> dict[str, Any]:
+    """An identities file with the account root's e2e access key, and a role ``app`` (no keys)
+    that key policies in the suites name (a policy's principals must exist, as on AWS)."""
+    return {"accounts": {account: {
+        "root": {"access_keys": [
+            {"access_key_id": ROOT_ACCESS_KEY_ID, "secret_access_key": ROOT_SECRET_ACCESS_KEY}
+        ]},
+        "roles": {"app": {}},
+    }}}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,12 +65,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def authorization_header(region: str, access_key: str = "AKIDEXAMPLE") -> str:
-    """A syntactically valid SigV4 Authorization header (the server takes the region from it)."""
-    return (
-        f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/kms/aws4_request, "
-        "SignedHeaders=host;x-amz-date;x-amz-target, Signature=" + "0" * 64
-    )
+def sign(url: str, headers: dict[str, str], body: bytes, region: str = DEFAULT_REGION,
+         credentials: Credentials = ROOT_CREDENTIALS, service: str = "kms",
+         method: str = "POST") -> dict[str, str]:
+    """``headers`` plus X-Amz-Date and a real SigV4 Authorization, signed by botocore exactly as
+    boto3 signs (``url``'s host is signed unless ``headers`` has its own Host)."""
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+    SigV4Auth(credentials, service, region).add_auth(request)
+    return dict(request.headers.items())
 
 
 def aws_error_type(body: dict[str, Any]) -> str:
@@ -68,19 +88,13 @@ def raw_kms_call(
     region: str = DEFAULT_REGION,
     timeout: float = 10.0,
 ) -> httpx.Response:
-    """One KMS call over a *fresh* TCP connection (``httpx.post`` opens and closes its own client)."""
-    return httpx.post(
-        url + "/",
-        content=json.dumps(payload or {}).encode(),
-        headers={
-            "Content-Type": JSON_CONTENT_TYPE,
-            "X-Amz-Target": f"TrentService.{operation}",
-            "Authorization": authorization_header(region),
-            "X-Amz-Date": "20260101T000000Z",
-            "Connection": "close",
-        },
-        timeout=timeout,
-    )
+    """One signed KMS call over a *fresh* TCP connection (``httpx.post`` opens and closes its
+    own client)."""
+    body = json.dumps(payload or {}).encode()
+    headers = sign(url + "/", {"Content-Type": JSON_CONTENT_TYPE,
+                               "X-Amz-Target": f"TrentService.{operation}"}, body, region)
+    return httpx.post(url + "/", content=body, headers={**headers, "Connection": "close"},
+                      timeout=timeout)
 
 
 def b64(data: bytes) -> str:
@@ -101,6 +115,8 @@ class KeyledgerServer:
         test_control: bool = True,
         name: str = "server",
         extra_args: tuple[str, ...] = (),
+        auth: str = "sigv4",
+        identities: dict[str, Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +128,10 @@ class KeyledgerServer:
         self.test_control = test_control
         self.name = name
         self.extra_args = extra_args
+        self.auth = auth
+        self.identities_path = self.data_dir / "identities.json"
+        if auth == "sigv4":
+            self.write_identities(identities or root_identities())
         self.proc: subprocess.Popen | None = None
         self._starts = 0
         self.log_path = self.log_dir / f"{name}.log"
@@ -131,6 +151,7 @@ class KeyledgerServer:
             "--account-id", ACCOUNT_ID,
             "--default-region", DEFAULT_REGION,
         ]
+        cmd += ["--auth", self.auth]
         if self.test_control:
             cmd.append("--enable-test-control")
         if self.workers:
@@ -249,9 +270,17 @@ class KeyledgerServer:
                 pass
         self._terminate_group(signal.SIGKILL)
 
+    def write_identities(self, identities: dict[str, Any]) -> None:
+        """(Re)write the identities file, as an operator would (mode 0600, replaced whole)."""
+        temporary = self.identities_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(identities, indent=2))
+        temporary.chmod(0o600)
+        temporary.replace(self.identities_path)
+
     # -- clients -----------------------------------------------------------------------------
 
-    def kms(self, region: str = DEFAULT_REGION, *, validate: bool = True, **config: Any):
+    def kms(self, region: str = DEFAULT_REGION, *, validate: bool = True,
+            credentials: Credentials = ROOT_CREDENTIALS, **config: Any):
         cfg = Config(
             retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=5,
@@ -263,8 +292,9 @@ class KeyledgerServer:
             "kms",
             region_name=region,
             endpoint_url=self.url,
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="secret",
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            aws_session_token=credentials.token,
             config=cfg,
         )
 
@@ -276,10 +306,15 @@ class KeyledgerServer:
         assert r.status_code == 200, f"/_test/clock -> {r.status_code} {r.text}"
         return float(r.json()["now"])
 
+    def ledger_get(self, path: str, region: str = DEFAULT_REGION,
+                   credentials: Credentials = ROOT_CREDENTIALS) -> httpx.Response:
+        """A signed GET of the ledger API (``path`` with its query string)."""
+        url = self.url + path
+        return httpx.get(url, headers=sign(url, {}, b"", region, credentials, method="GET"),
+                         timeout=10)
+
     def events(self, key_id: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
-        r = httpx.get(
-            f"{self.url}/ledger/v1/keys/{key_id}/events", params={"region": region}, timeout=10
-        )
+        r = self.ledger_get(f"/ledger/v1/keys/{key_id}/events?region={region}", region)
         assert r.status_code == 200, f"ledger events -> {r.status_code} {r.text}"
         return r.json()
 
@@ -441,7 +476,11 @@ def e2e():
         DEFAULT_REGION=DEFAULT_REGION,
         JSON_CONTENT_TYPE=JSON_CONTENT_TYPE,
         PROJECT_ROOT=PROJECT_ROOT,
-        authorization_header=authorization_header,
+        sign=sign,
+        ROOT_ACCESS_KEY_ID=ROOT_ACCESS_KEY_ID,
+        ROOT_SECRET_ACCESS_KEY=ROOT_SECRET_ACCESS_KEY,
+        ROOT_CREDENTIALS=ROOT_CREDENTIALS,
+        root_identities=root_identities,
         aws_error_type=aws_error_type,
         raw_kms_call=raw_kms_call,
         unique_alias=unique_alias,

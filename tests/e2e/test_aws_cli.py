@@ -17,7 +17,7 @@ AWS_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws"
 
 
 @pytest.fixture(scope="module")
-def aws(shared_server, tmp_path_factory):
+def aws(shared_server, tmp_path_factory, e2e):
     home = tmp_path_factory.mktemp("awscli-home")
     config = home / "config"
     config.write_text("[default]\nregion = us-east-1\noutput = json\n")
@@ -26,8 +26,8 @@ def aws(shared_server, tmp_path_factory):
         if not k.startswith("AWS_") and k not in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
     }
     env.update(
-        AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
-        AWS_SECRET_ACCESS_KEY="secret",
+        AWS_ACCESS_KEY_ID=e2e.ROOT_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=e2e.ROOT_SECRET_ACCESS_KEY,
         AWS_CONFIG_FILE=str(config),
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",

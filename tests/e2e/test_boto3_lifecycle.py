@@ -7,7 +7,6 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -834,7 +833,7 @@ def test_ledger_records_every_change_with_its_request(shared_server, kms):
     assert events() == before
 
     # the ledger API is region-scoped too
-    r = httpx.get(f"{shared_server.url}/ledger/v1/keys/{key_id}/events", params={"region": "eu-central-1"})
+    r = shared_server.ledger_get(f"/ledger/v1/keys/{key_id}/events?region=eu-central-1", "eu-central-1")
     assert r.status_code == 404
 
 

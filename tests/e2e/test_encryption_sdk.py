@@ -33,7 +33,7 @@ class KmsCallRecorder:
 
 
 @pytest.fixture(scope="module")
-def sdk_env(shared_server, tmp_path_factory):
+def sdk_env(shared_server, tmp_path_factory, e2e):
     """A botocore session whose KMS clients point at keyledger (endpoint_url in the profile)."""
     cfg_dir = tmp_path_factory.mktemp("esdk-aws")
     config = cfg_dir / "config"
@@ -41,8 +41,8 @@ def sdk_env(shared_server, tmp_path_factory):
         "[profile keyledger-e2e]\n"
         "region = us-east-1\n"
         f"endpoint_url = {shared_server.url}\n"
-        "aws_access_key_id = AKIDEXAMPLE\n"
-        "aws_secret_access_key = secret\n"
+        f"aws_access_key_id = {e2e.ROOT_ACCESS_KEY_ID}\n"
+        f"aws_secret_access_key = {e2e.ROOT_SECRET_ACCESS_KEY}\n"
         "retry_mode = standard\n"
         "max_attempts = 1\n"
     )

@@ -334,6 +334,8 @@ def test_same_material_in_two_keys_and_reimport(kms, aws_error):
     # API_EnableKeyRotation.html: no automatic rotation for keys with imported key material
     with aws_error("UnsupportedOperationException"):
         kms.enable_key_rotation(KeyId=k1["KeyId"])
+    # ... and its status reads false ("always false" for imported key material)
+    assert kms.get_key_rotation_status(KeyId=k1["KeyId"])["KeyRotationEnabled"] is False
 
     # different material (ImportType defaults to EXISTING_KEY_MATERIAL after the first import)
     with aws_error("IncorrectKeyMaterialException"):

@@ -22,19 +22,23 @@ def http(shared_server):
         yield client
 
 
-def _headers(e2e, target: str | None, region: str = "us-east-1", content_type: str | None = CT, **extra):
-    h = {"Authorization": e2e.authorization_header(region), "X-Amz-Date": "20260101T000000Z"}
+def _headers(e2e, target: str | None, region: str = "us-east-1", content_type: str | None = CT,
+             body: bytes = b"", url: str = "http://127.0.0.1/", **extra):
+    """Headers of a raw request, signed with the e2e root key (as boto3 signs)."""
+    h = {}
     if content_type is not None:
         h["Content-Type"] = content_type
     if target is not None:
         h["X-Amz-Target"] = target
     h.update(extra)
-    return h
+    return e2e.sign(url, h, body, region)
 
 
 def _post(http, e2e, target, body, **kw):
     content = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return http.post("/", content=content, headers=_headers(e2e, target, **kw))
+    data = content.encode() if isinstance(content, str) else content
+    return http.post("/", content=content,
+                     headers=_headers(e2e, target, body=data, url=str(http.base_url), **kw))
 
 
 def _assert_error(resp, e2e, expected_type, status=400):
@@ -92,9 +96,8 @@ def test_unsupported_operation(http, e2e):
     key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
     r = _post(http, e2e, "TrentService.GetKeyLastUsage", {"KeyId": key_id})
     _assert_error(r, e2e, "UnsupportedOperationException")
-    _assert_error(_post(http, e2e, "TrentService.CreateGrant", {
-        "KeyId": key_id, "GranteePrincipal": "arn:aws:iam::111122223333:root", "Operations": ["Decrypt"]}),
-        e2e, "UnsupportedOperationException")
+    _assert_error(_post(http, e2e, "TrentService.ReplicateKey", {
+        "KeyId": key_id, "ReplicaRegion": "eu-west-1"}), e2e, "UnsupportedOperationException")
 
 
 def test_sign_with_a_symmetric_key_is_an_invalid_key_usage(http, e2e):
@@ -141,7 +144,8 @@ def test_wrong_content_type(http, e2e):
 def test_oversized_body(http, e2e, shared_server):
     big = json.dumps({"KeyId": "x", "Plaintext": "A" * (2 * 1024 * 1024)}).encode()
     try:
-        r = http.post("/", content=big, headers=_headers(e2e, "TrentService.Encrypt"))
+        r = http.post("/", content=big, headers=_headers(e2e, "TrentService.Encrypt", body=big,
+                                                         url=str(http.base_url)))
     except httpx.HTTPError as exc:  # server may hang up early; it must still be healthy
         pytest.fail(f"server dropped the connection instead of answering: {exc!r}")
     assert r.status_code in (400, 413), r.text[:300]
@@ -172,29 +176,20 @@ def test_region_comes_from_credential_scope(http, e2e):
     eu_list = _post(http, e2e, "TrentService.ListKeys", {"Limit": 1000}, region="eu-west-1").json()
     assert md["KeyId"] in {k["KeyId"] for k in eu_list["Keys"]}
 
-    # a minimal credential scope is enough to select the region
-    minimal = http.post("/", content=json.dumps({"KeyId": md["KeyId"]}), headers={
-        "Content-Type": CT, "X-Amz-Target": "TrentService.DescribeKey",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/kms/aws4_request, "
-                         "SignedHeaders=host, Signature=abc"})
-    assert minimal.status_code == 200, minimal.text
-    assert minimal.json()["KeyMetadata"]["Arn"] == md["Arn"]
 
 
-def test_default_region_without_authorization(http, e2e, shared_server):
-    # Unsigned requests fall back to --default-region (us-east-1) or are rejected; never a 5xx.
+def test_an_unsigned_request_is_refused(http, e2e, shared_server):
+    """sigv4 mode: no Authorization header is MissingAuthenticationTokenException (400)."""
     r = http.post("/", content=b"{}", headers={"Content-Type": CT, "X-Amz-Target": "TrentService.CreateKey"})
-    assert r.status_code < 500, r.text
-    if r.status_code == 200:
-        assert ":us-east-1:" in r.json()["KeyMetadata"]["Arn"]
-    else:
-        assert r.status_code in (400, 403)
-        assert e2e.aws_error_type(r.json())
+    assert r.status_code == 400, r.text
+    assert r.json() == {"__type": "MissingAuthenticationTokenException",
+                        "message": "Request is missing Authentication Token"}
 
 
 def test_method_and_path_errors_are_not_5xx(http, e2e):
     for method, path in (("GET", "/"), ("PUT", "/"), ("POST", "/nope"), ("GET", "/ledger/v1/keys")):
-        r = http.request(method, path, headers=_headers(e2e, "TrentService.ListKeys"))
+        r = http.request(method, path, headers=_headers(e2e, "TrentService.ListKeys",
+                                                        url=str(http.base_url)))
         assert r.status_code < 500, (method, path, r.status_code, r.text[:200])
         assert r.status_code != 200 or method == "GET", (method, path)
 
@@ -266,10 +261,11 @@ def _raw_exchange(url: str, *chunks: bytes, pause: float = 0.2) -> bytes:
 
 def _raw_request(e2e, target: str, body: bytes, *extra: bytes) -> bytes:
     headers = b"".join(h + b"\r\n" for h in extra)
+    signed = e2e.sign("http://kms/", {"Content-Type": CT, "X-Amz-Target": target}, body)
     return (b"POST / HTTP/1.1\r\nHost: kms\r\nContent-Type: " + CT.encode() + b"\r\n"
             b"X-Amz-Target: " + target.encode() + b"\r\nAuthorization: "
-            + e2e.authorization_header("us-east-1").encode() + b"\r\n"
-            b"Content-Length: %d\r\n" % len(body) + headers + b"\r\n" + body)
+            + signed["Authorization"].encode() + b"\r\nX-Amz-Date: " + signed["X-Amz-Date"].encode()
+            + b"\r\nContent-Length: %d\r\n" % len(body) + headers + b"\r\n" + body)
 
 
 def test_responses_held_for_one_write_all_reach_the_client(shared_server, e2e):

@@ -6,7 +6,6 @@ import json
 import os
 import uuid
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -194,5 +193,5 @@ def test_ledger_records_actor_of_each_change(populated):
     assert len(events) >= 2 and events[-1]["Actor"]["request_id"] != request_id
 
     # unknown key -> 404 from the ledger API
-    r = httpx.get(f"{srv.url}/ledger/v1/keys/{uuid.uuid4()}/events", params={"region": "us-east-1"})
+    r = srv.ledger_get(f"/ledger/v1/keys/{uuid.uuid4()}/events?region=us-east-1")
     assert r.status_code == 404

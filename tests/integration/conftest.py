@@ -12,7 +12,9 @@ import pytest
 
 from api.bootstrap import build_service
 from api.settings import Settings
+from application.authorization import Caller
 from application.context import RequestContext
+from domain.principals import Principal
 
 
 class Harness:
@@ -23,10 +25,12 @@ class Harness:
         self.service = build_service(settings)
         self.ctx = self.context()
 
-    def context(self, region: str = "us-east-1") -> RequestContext:
+    def context(self, region: str = "us-east-1", principal: Principal | None = None) -> RequestContext:
+        """A request of the account's root (or of ``principal``), as the front end builds it."""
+        caller = Caller.of(principal or Principal.root(self.settings.account_id), "AKIDTEST")
         return RequestContext(
-            account_id=self.settings.account_id, region=region, request_id=str(uuid.uuid4()),
-            access_key_id="AKIDTEST", source_ip="127.0.0.1", user_agent="pytest",
+            account_id=caller.principal.account, region=region, request_id=str(uuid.uuid4()),
+            caller=caller, access_key_id="AKIDTEST", source_ip="127.0.0.1", user_agent="pytest",
         )
 
     def call(self, operation: str, ctx: RequestContext | None = None, **params):
