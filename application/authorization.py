@@ -18,7 +18,7 @@ from typing import Any
 
 from application.context import RequestContext
 from domain import errors
-from domain.authorization import AuthorizationRequest, Outcome, authorize, lockout_check
+from domain.authorization import AuthorizationRequest, Decision, Outcome, authorize, lockout_check
 from domain.grants import parse_grant_tokens
 from domain.key import KmsKey
 from domain.operations import Operation
@@ -218,7 +218,8 @@ class RequestConditions(Mapping[str, Any]):
                 return params.get("RetiringPrincipal")
             if name == "kms:grantconstrainttype":
                 constraints = params.get("Constraints") or {}
-                return next(iter(constraints), None)
+                return next((t for t in ("EncryptionContextEquals", "EncryptionContextSubset")
+                             if constraints.get(t) is not None), None)
         if name == "kms:grantisforawsresource":
             return False if op in ("CreateGrant", "ListGrants", "RevokeGrant") else None
         return None
@@ -276,6 +277,20 @@ class Authorizer:
             identity_policies=ctx.caller.identity_policies, context=conditions,
         )).allowed
 
+    def decide_request(self, ctx: RequestContext, operation: Operation, params: Mapping[str, Any],
+                       resource: str = "*") -> Decision:
+        """The identity policies' decision on an operation on no key (or on an alias, or
+        RetireGrant's delegation through IAM)."""
+        return authorize(AuthorizationRequest(
+            principal=ctx.caller.principal,
+            action=operation.action,
+            resource=resource,
+            resource_account=None,
+            key_policy=None,
+            identity_policies=ctx.caller.identity_policies,
+            context=RequestConditions(ctx, operation, operation.action, params, None, None),
+        ))
+
     def check_request(self, ctx: RequestContext, operation: Operation, params: Mapping[str, Any],
                       resource: str = "*") -> None:
         """Authorize an operation on no key (or on an alias) by identity policies alone."""
@@ -283,15 +298,7 @@ class Authorizer:
         cache_key = (resource, "", operation.action)
         if cache_key in caller.allowed:
             return
-        decision = authorize(AuthorizationRequest(
-            principal=caller.principal,
-            action=operation.action,
-            resource=resource,
-            resource_account=None,
-            key_policy=None,
-            identity_policies=caller.identity_policies,
-            context=RequestConditions(ctx, operation, operation.action, params, None, None),
-        ))
+        decision = self.decide_request(ctx, operation, params, resource)
         if decision.outcome is Outcome.ALLOWED:
             if decision.cacheable:
                 caller.allowed[cache_key] = True

@@ -135,6 +135,10 @@ class Decision:
     def allowed(self) -> bool:
         return self.outcome is Outcome.ALLOWED
 
+    @property
+    def explicit_deny(self) -> bool:
+        return self.outcome in (Outcome.EXPLICIT_DENY_RESOURCE, Outcome.EXPLICIT_DENY_IDENTITY)
+
     def message(self, principal_arn: str, action: str, resource: str) -> str:
         """AWS's AccessDeniedException text (no trailing period); "" when allowed."""
         template = _MESSAGES.get(self.outcome)

@@ -60,10 +60,6 @@ _SERVICE_PRINCIPAL = re.compile(r"[A-Za-z0-9-]+\.[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+
 _GRANT_POSITION = re.compile(r"([0-9]+\.[0-9]+) ([0-9a-f]{64})")
 _RETIRABLE_POSITION = re.compile(r"([0-9]{1,18}) ([0-9]+\.[0-9]+) ([0-9a-f]{64})")
 
-#: how an AccessDeniedException from an explicit Deny reads (AWS's wire wording, facts §3)
-_EXPLICIT_DENY = "with an explicit deny in"
-
-
 def _invalid_principal(value: str) -> errors.KmsError:
     # AWS's text, relayed by Lambda when CreateGrant meets a role that does not exist (yet):
     # "KMS Exception: InvalidArnException KMS Message: ARN does not refer to a valid
@@ -82,12 +78,6 @@ def principal_account(value: str) -> str | None:
     if _SERVICE_PRINCIPAL.fullmatch(value):
         return None
     raise _invalid_principal(value)
-
-
-def caller_principal(ctx: RequestContext) -> Principal:
-    """The authenticated caller; the account's root user for a context without one."""
-    caller = getattr(ctx, "caller", None)
-    return caller.principal if caller is not None else Principal.root(ctx.account_id)
 
 
 def _order(grant: Grant) -> tuple[float, str]:
@@ -171,7 +161,7 @@ class Grants(Handlers):
         principals (sigv4 mode), one that exists. AWS service principals are not checked
         for existence (keyledger has no service callers: such a grant never matches)."""
         account = principal_account(value)
-        exists = getattr(self.authorizer, "principal_exists", None)
+        exists = self.authorizer.principal_exists
         if exists is None or account is None:
             return
         if not exists(root_arn(value) if _ACCOUNT_ID.fullmatch(value) else value):
@@ -183,13 +173,9 @@ class Grants(Handlers):
         """A caller whose kms:CreateGrant comes from a grant rather than from the key policy
         (or IAM policies it delegates to) may create only a grant that one of its grants
         allows as a child (:func:`domain.grants.check_child_grant`)."""
-        caller = getattr(ctx, "caller", None)
-        allowed_by_policy = getattr(self.authorizer, "allowed_by_policy", None)
-        if caller is None or allowed_by_policy is None:
-            return  # the placeholder authorizer: every caller is the account's root
-        if allowed_by_policy(ctx, key, CREATE_GRANT, CREATE_GRANT.action, params):
+        if self.authorizer.allowed_by_policy(ctx, key, CREATE_GRANT, CREATE_GRANT.action, params):
             return
-        principal = caller.principal
+        principal = ctx.caller.principal
         parents = [
             g for g in key.grants.values()
             if g.permits(principal, CREATE_GRANT.name)
@@ -345,15 +331,16 @@ class Grants(Handlers):
         issued it; that account's other principals need an identity policy allowing
         kms:RetireGrant on the key (delegation). kms:RetireGrant in a key policy has no
         effect, but an identity-policy Deny refuses even whom the grant allows."""
-        principal = caller_principal(ctx)
-        try:
-            self.authorizer.check_request(ctx, RETIRE_GRANT, params, resource=key.arn)
-        except errors.AccessDeniedException as denied:
-            if _EXPLICIT_DENY in denied.message or not grant.may_retire(principal):
-                raise
-            return  # no identity policy allows it, but the grant does
-        if grant.may_retire(principal) or principal.account == grant.issuing_account:
-            return
+        principal = ctx.caller.principal
+        decision = self.authorizer.decide_request(ctx, RETIRE_GRANT, params, resource=key.arn)
+        if not decision.explicit_deny and grant.may_retire(principal):
+            return  # the grant allows it, whatever else identity policies say
+        if not decision.allowed:  # an explicit deny, or no identity policy allows it
+            raise errors.AccessDeniedException(
+                decision.message(principal.arn, RETIRE_GRANT.action, key.arn)
+            )
+        if principal.account == grant.issuing_account:
+            return  # the issuing account delegates retiring through IAM
         raise _not_authorized(principal, RETIRE_GRANT.action, key.arn)
 
     # -- RevokeGrant ----------------------------------------------------------------------------
