@@ -79,11 +79,9 @@ class KeyManagementService:
                     ciphertext_format)
         groups = [group(core) for group in HANDLER_GROUPS]
         self._handlers: dict[str, Handler] = {}
-        for name in OPERATIONS:
-            for group in groups:
-                handler = getattr(group, name, None)
-                if handler is not None:
-                    self._handlers[name] = self._catching_up(name, handler)
+        for name in OPERATIONS:  # the table names every operation; each has one handler
+            (handler,) = [getattr(g, name) for g in groups if hasattr(g, name)]
+            self._handlers[name] = self._catching_up(name, handler)
         self.scheduler = Scheduler(self.clock, groups[0].new_material)
 
     # -- operations ---------------------------------------------------------------------------
@@ -198,7 +196,6 @@ class KeyManagementService:
         return [describe_event(e) for e in region.ledger.repository.event_store.get(key_id)]
 
 
-IMPLEMENTED_OPERATIONS = frozenset(
-    name for name in OPERATIONS
-    if any(hasattr(group, name) for group in HANDLER_GROUPS)
-)
+#: the operations keyledger serves: those of the operation table (the rest of the model's
+#: answer UnsupportedOperationException)
+IMPLEMENTED_OPERATIONS = frozenset(OPERATIONS)

@@ -23,6 +23,11 @@ def test_operations_that_await_crypto_helpers_are_served_on_the_event_loop():
     assert awaiting <= HOT_OPERATIONS
 
 
+def test_every_operation_of_the_table_has_exactly_one_handler():
+    for operation in IMPLEMENTED_OPERATIONS:
+        assert sum(hasattr(group, operation) for group in HANDLER_GROUPS) == 1, operation
+
+
 def test_the_operation_table_says_which_handlers_await():
     for operation in IMPLEMENTED_OPERATIONS:
         assert OPERATIONS[operation].awaits == inspect.iscoroutinefunction(_method(operation)), operation
