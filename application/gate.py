@@ -84,11 +84,11 @@ class Gate:
             )
         return alias.target_key_id
 
-    def known_key(self, region: Region, account: str, key_id: str) -> KmsKey | None:
-        """The live key of ``account``, if ``key_id`` can be a key id at all (no store
-        lookups for garbage)."""
+    def known_key(self, region: Region, account: str | None, key_id: str) -> KmsKey | None:
+        """The live key of ``account`` (of any account: None), if ``key_id`` can be a key id
+        at all (no store lookups for garbage)."""
         key = region.live.key(key_id, KEY_ID_PATTERN.fullmatch)
-        if key is None or key.account != account or key.deleted:
+        if key is None or key.deleted or (account is not None and key.account != account):
             return None
         return key
 

@@ -92,14 +92,18 @@ class KeyManagementService:
 
     def _catching_up(self, name: str, handler: Handler) -> Handler:
         """Read your own writes across processes: before a state-dependent error is answered,
-        catch up with the ledger and, if anything new was applied, try once more. Errors are
-        rare, so the success path pays nothing."""
+        catch up with the ledger and, if it moved on since the request started (whoever
+        applied it: this request or the maintenance thread), try once more. Errors are rare,
+        so the success path pays one position read."""
+        regions = self._regions
         if inspect.iscoroutinefunction(handler):
             async def call_async(ctx: RequestContext, params: dict[str, Any]):
+                region = regions.get(ctx.region)
+                seen = region.follower.position if region is not None else -1
                 try:
                     return await handler(ctx, params)
                 except errors.KmsError as error:
-                    if error.code not in STATE_DEPENDENT_ERRORS or not self._catch_up(ctx):
+                    if error.code not in STATE_DEPENDENT_ERRORS or not self._caught_up(ctx, seen):
                         raise
                 return await handler(ctx, params)
 
@@ -107,19 +111,25 @@ class KeyManagementService:
             return call_async
 
         def call(ctx: RequestContext, params: dict[str, Any]):
+            region = regions.get(ctx.region)
+            seen = region.follower.position if region is not None else -1
             try:
                 return handler(ctx, params)
             except errors.KmsError as error:
-                if error.code not in STATE_DEPENDENT_ERRORS or not self._catch_up(ctx):
+                if error.code not in STATE_DEPENDENT_ERRORS or not self._caught_up(ctx, seen):
                     raise
             return handler(ctx, params)
 
         call.__name__ = name
         return call
 
-    def _catch_up(self, ctx: RequestContext) -> bool:
+    def _caught_up(self, ctx: RequestContext, seen: int) -> bool:
+        """Follow the ledger; whether this process now knows more than it did at ``seen``."""
         region = self._regions.get(ctx.region)
-        return region is not None and region.follow() > 0
+        if region is None:
+            return False
+        region.follow()
+        return region.follower.position > seen
 
     # -- regions ------------------------------------------------------------------------------
 

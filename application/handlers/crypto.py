@@ -86,7 +86,6 @@ class Encryption(Handlers):
                 if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
                     encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
-        account = ctx.account_id
         if key_param in params:
             account, requested, _ = gate.reference(ctx, region, params[key_param],
                                                    cross_account=operation.cross_account)
@@ -94,8 +93,11 @@ class Encryption(Handlers):
                 raise errors.IncorrectKeyException(
                     "The key ID in the request does not identify a CMK that can perform this operation."
                 )
-        key = gate.known_key(region, account, header.key_id)
-        if key is None:
+        # The blob names the key by id; a key of another account is found too ("Cross-account
+        # use: Yes"), and its key policy decides whether this caller may use it.
+        key = gate.known_key(region, None, header.key_id)
+        if key is None or (key_param in params and params[key_param].startswith("arn:")
+                           and key.account != account):
             raise errors.AccessDeniedException(
                 "The ciphertext refers to a customer master key that does not exist, does not "
                 "exist in this region, or you are not allowed to access."
