@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -38,12 +38,20 @@ from api.protocol import (
     parse_body,
 )
 from api.settings import Settings
+from application.audit_records import api_call_record, canonical_bytes
 from application.authorization import Caller
 from application.context import RequestContext
+from application.region import WRITTEN
 from application.service import KeyManagementService
-from domain.errors import AccessDeniedException, KmsError, UnsupportedOperationException
+from domain.errors import (
+    AccessDeniedException,
+    KmsError,
+    KMSInternalException,
+    UnsupportedOperationException,
+)
 from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
+from infrastructure.audit_store import AuditRow
 
 log = logging.getLogger("keyledger.api")
 
@@ -122,8 +130,10 @@ class KmsFrontend:
             return
         request_id = _request_id()
         headers = dict(scope["headers"])  # ASGI header names are lower-case bytes
+        operation = context = params = result = failure = written = None
         try:
             route = self._route(headers)
+            operation = route.operation
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body"):
                 body = message.get("body", b"")  # the whole body in one message: the usual case
@@ -134,12 +144,12 @@ class KmsFrontend:
             caller, region = self.authenticator.authenticate(
                 "POST", "/", scope["query_string"], scope["headers"], body
             )
+            context = self._context(scope, headers, request_id, caller, region)
             if route.handler is None:
                 raise UnsupportedOperationException(
                     f"keyledger does not implement {route.operation} yet."
                 )
             params = parse_body(route.rules, body)
-            context = self._context(scope, headers, request_id, caller, region)
             if route.hot:
                 if not self.service.has_region(context.region):  # its store opens on a thread
                     await anyio.to_thread.run_sync(self.service.region, context.region)
@@ -147,16 +157,31 @@ class KmsFrontend:
                 if route.awaits:
                     result = await result
             else:
-                result = await anyio.to_thread.run_sync(route.handler, context, params)
+                written = []  # the ledger events this request writes (its audit record names them)
+                token = WRITTEN.set(written)
+                try:
+                    result = await anyio.to_thread.run_sync(route.handler, context, params)
+                finally:
+                    WRITTEN.reset(token)
             status, payload = 200, encode_response(result)
         except _Disconnected:
             return
         except KmsError as error:
+            failure = error
             status, payload = error.status, encode_error(error.code, error.message)
         except Exception:  # a bug of ours: log it, never leak a stack trace to the caller
             log.exception("internal error in request %s", request_id)
+            failure = _INTERNAL
             status = 500
-            payload = encode_error("KMSInternalException", "An internal error occurred.")
+            payload = encode_error(_INTERNAL.code, _INTERNAL.message)
+        try:  # the request's record is durable before its answer leaves: no unaudited use
+            await self._audit(scope, headers, request_id, operation, context, params, result,
+                              failure, written)
+        except Exception:
+            log.exception("request %s answered KMSInternalException: its audit record could "
+                          "not be stored", request_id)
+            status = 500
+            payload = encode_error(_INTERNAL.code, _INTERNAL.message)
         await send(
             {
                 "type": "http.response.start",
@@ -169,6 +194,44 @@ class KmsFrontend:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    async def _audit(self, scope, headers, request_id: str, operation: str | None,
+                     context: RequestContext | None, params, result, failure: KmsError | None,
+                     written: list | None) -> None:
+        """Build the request's CloudTrail record and wait until it is stored."""
+        if context is None:  # not authenticated (or not even a KMS request): the default Region
+            principal, access_key_id, account = None, _access_key_id(headers), self.settings.account_id
+            region, resources, material_id = self.settings.default_region, (), None
+            client = scope.get("client")
+            source_ip = client[0] if client else ""
+            agent = headers.get(b"user-agent")
+            user_agent = agent.decode("latin-1") if agent else ""
+            tls = scope.get("scheme") == "https"
+        else:
+            principal = context.caller.principal
+            access_key_id, account, region = context.access_key_id, context.account_id, context.region
+            resources, material_id = context.resources, context.key_material_id
+            source_ip, user_agent, tls = context.source_ip, context.user_agent, context.secure_transport
+        if operation is None:
+            operation = headers.get(b"x-amz-target", b"").decode("latin-1")
+            operation = operation[len(TARGET_PREFIX):] if operation.startswith(TARGET_PREFIX) else operation
+        now = datetime.now(UTC)
+        record = api_call_record(
+            principal=principal, access_key_id=access_key_id, account=account, region=region,
+            operation=operation, params=params, result=result,
+            error_code=failure.code if failure is not None else None,
+            error_message=failure.message if failure is not None else None,
+            event_time=now, event_id=_event_id(), request_id=request_id, source_ip=source_ip,
+            user_agent=user_agent, resources=resources,
+            additional={"keyMaterialId": material_id} if material_id is not None else None,
+            ledger_events=written or (), tls=tls,
+        )
+        row = AuditRow(now.timestamp(), account, _key_id_of(resources), principal.arn if principal else None,
+                       record["eventName"], record.get("errorCode"), request_id, record["eventID"],
+                       canonical_bytes(record))
+        if not self.service.has_region(region):
+            await anyio.to_thread.run_sync(self.service.region, region)
+        await self.service.region(region).audit.record(row)
 
     def _route(self, headers: dict[bytes, bytes]) -> _Route:
         """The operation named by X-Amz-Target, once the headers say the request is well formed."""
@@ -205,6 +268,31 @@ class KmsFrontend:
             user_agent.decode("latin-1") if user_agent else "",
             scope.get("scheme") == "https",
         )
+
+
+_INTERNAL = KMSInternalException("An internal error occurred.")
+_e = os.urandom(10).hex()
+_EVENT_ID_PREFIX = f"{_e[:8]}-{_e[8:12]}-{_e[12:16]}-{_e[16:20]}-"
+_event_ids = itertools.count(1 << 48 | int.from_bytes(os.urandom(6), "big"))
+
+
+def _event_id() -> str:
+    """A unique, UUID-shaped CloudTrail eventID (as _request_id, from its own counter)."""
+    return _EVENT_ID_PREFIX + hex(next(_event_ids))[3:]
+
+
+def _key_id_of(resources) -> str | None:
+    """The key id of a request's first key ARN (the audit store indexes records by it)."""
+    return resources[0].rsplit("/", 1)[-1] if resources else None
+
+
+def _access_key_id(headers: dict[bytes, bytes]) -> str:
+    """The access key id an unauthenticated request claimed (for its audit record)."""
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    start = authorization.find("Credential=")
+    if start < 0:
+        return ""
+    return authorization[start + 11:].split("/", 1)[0][:128]
 
 
 async def _read_rest_of_body(receive, message) -> bytes:

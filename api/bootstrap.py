@@ -31,6 +31,7 @@ def build_service(settings: Settings,
             directory=storage.directory,
             hierarchy=KeyHierarchy(root_key, storage.keyring),
             close=storage.close,
+            audit=storage.audit,
         )
 
     key_material.workers.set_niceness(settings.crypto_niceness)

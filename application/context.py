@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from domain.values import Actor
@@ -30,6 +30,10 @@ class RequestContext:
     source_ip: str = ""
     user_agent: str = ""
     secure_transport: bool = False
+    #: for the audit record: the key ARNs the gate let the request use, in order, and the
+    #: material version a symmetric Encrypt used
+    resources: list[str] = field(default_factory=list)
+    key_material_id: str | None = None
 
     @property
     def principal(self) -> str:

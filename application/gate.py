@@ -102,6 +102,7 @@ class Gate:
         key = region.live.key(key_id, KEY_ID_PATTERN.fullmatch)
         if key is None or key.account != account or key.deleted:
             raise self.not_found(ctx, key_id, account)
+        ctx.resources.append(key.arn)
         self.authorizer.check_key(ctx, key, operation, member.action, params, alias)
         key.check(operation.name)
         return key
@@ -109,6 +110,7 @@ class Gate:
     def use_named(self, ctx: RequestContext, region: Region, key: KmsKey, operation: Operation,
                   member: KeyMember, params: dict[str, Any]) -> KmsKey:
         """A key named by a ciphertext rather than the request: authorize, apply the table."""
+        ctx.resources.append(key.arn)
         self.authorizer.check_key(ctx, key, operation, member.action, params, None)
         key.check(operation.name)
         return key
@@ -128,6 +130,8 @@ class Gate:
             key = region.ledger.get_key(key_id)
             if key is None or key.account != account or key.deleted:
                 raise self.not_found(ctx, key_id, account)
+            if key.arn not in ctx.resources:
+                ctx.resources.append(key.arn)
             self.authorizer.check_key(ctx, key, operation, member.action, params, alias)
             return key
 

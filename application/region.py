@@ -7,11 +7,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
+from application.audit import AuditLog, AuditStorePort
 from application.ledger import (
     DirectoryProjection,
     GroupCommitter,
@@ -25,6 +27,10 @@ from domain import errors
 
 _WRITE_ATTEMPTS = 50
 
+#: the ledger events a request wrote, (aggregate id, version), for its audit record: the front
+#: end sets a list per management request; saves made outside a request record nothing
+WRITTEN: ContextVar[list[tuple[str, int]] | None] = ContextVar("keyledger_written", default=None)
+
 
 @dataclass
 class RegionResources:
@@ -34,6 +40,7 @@ class RegionResources:
     directory: ListingView
     hierarchy: KeyHierarchy
     close: Callable[[], None]
+    audit: AuditStorePort
 
 
 class Region:
@@ -49,6 +56,7 @@ class Region:
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
         self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
         self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)
+        self.audit = AuditLog(resources.audit)
         self._writer_locks = [threading.Lock() for _ in range(64)]
         self._follow_lock = threading.Lock()
         self.projection.catch_up()
@@ -56,8 +64,11 @@ class Region:
     def save(self, *aggregates, data_keys: tuple[tuple[str, bytes], ...] = ()) -> None:
         """Record the aggregates' new events (and new keys' wrapped data keys) durably."""
         self.committer.commit(aggregates, data_keys)
+        written = WRITTEN.get()
         for aggregate in aggregates:
             self.live.put(aggregate)
+            if written is not None:
+                written.append((aggregate.id, aggregate.version))
 
     def writer_lock(self, aggregate_id: str) -> threading.Lock:
         """Writers of one aggregate in this process take turns (striped locks)."""
@@ -94,6 +105,7 @@ class Region:
         return applied
 
     def close(self) -> None:
+        self.audit.close()
         self.committer.close()
         self.ledger.close()
         self.resources.close()

@@ -2,10 +2,11 @@
 
 Each region is its own ledger, created on first use:
 * SQLite (the embedded default): ``<data-dir>/regions/<region>/ledger.db`` (events),
-  ``directory.db`` (listing view + tracking) and ``keyring.db`` (wrapped DEKs).
+  ``directory.db`` (listing view + tracking), ``keyring.db`` (wrapped DEKs) and ``audit.db``
+  (the audit records).
 * PostgreSQL (``--store postgresql://user:pass@host:port/db``): one schema per region,
   ``keyledger_<region>``, holding ``keyledger_events``/``_snapshots``, the listing view,
-  its tracking table and ``data_keys``.
+  its tracking table, ``data_keys`` and ``keyledger_audit``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
+from infrastructure.audit_store import AuditStore, PostgresAuditStore, SQLiteAuditStore
 from infrastructure.directory import PostgresKeyDirectory, SQLiteKeyDirectory
 from infrastructure.keyring import Keyring, PostgresKeyring, SQLiteKeyring
 
@@ -32,6 +34,7 @@ class RegionStorage:
     directory: SQLiteKeyDirectory | PostgresKeyDirectory
     keyring: Keyring
     factory: InfrastructureFactory
+    audit: AuditStore
 
     def close(self) -> None:
         self.keyring.close()
@@ -86,7 +89,8 @@ class StoreConfig:
             factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
             directory = factory.tracking_recorder(PostgresKeyDirectory)
             keyring: Keyring = PostgresKeyring(factory.datastore)
-            return RegionStorage(env, directory, keyring, factory)
+            audit = PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"])
+            return RegionStorage(env, directory, keyring, factory, audit)
         folder = self.data_dir / "regions" / region
         folder.mkdir(parents=True, exist_ok=True)
         factory = InfrastructureFactory.construct(
@@ -94,7 +98,17 @@ class StoreConfig:
         )
         directory = factory.tracking_recorder(SQLiteKeyDirectory)
         keyring = SQLiteKeyring(folder / "keyring.db")
-        return RegionStorage(self._sqlite_env(folder / "ledger.db"), directory, keyring, factory)
+        audit = SQLiteAuditStore(folder / "audit.db")
+        return RegionStorage(self._sqlite_env(folder / "ledger.db"), directory, keyring, factory,
+                             audit)
+
+    def region_folder(self, region: str) -> Path:
+        """Where a region's SQLite files live."""
+        return self.data_dir / "regions" / region
+
+    def postgres_conninfo(self) -> dict[str, object]:
+        """psycopg connection arguments of the PostgreSQL store (any region's schema)."""
+        return self._conninfo(self._postgres_env("us-east-1"))
 
     def known_regions(self) -> list[str]:
         """Regions that already have a ledger in this store."""
@@ -112,12 +126,16 @@ class StoreConfig:
         return sorted(r for r in regions if REGION_PATTERN.match(r))
 
     @staticmethod
-    def _connect(env: dict[str, str]) -> psycopg.Connection:
-        return psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-            autocommit=True, connect_timeout=10,
-        )
+    def _conninfo(env: dict[str, str]) -> dict[str, object]:
+        return {
+            "dbname": env["POSTGRES_DBNAME"], "host": env["POSTGRES_HOST"],
+            "port": env["POSTGRES_PORT"], "user": env["POSTGRES_USER"],
+            "password": env["POSTGRES_PASSWORD"] or None, "connect_timeout": 10,
+        }
+
+    @classmethod
+    def _connect(cls, env: dict[str, str]) -> psycopg.Connection:
+        return psycopg.connect(**cls._conninfo(env), autocommit=True)
 
     @classmethod
     def _create_schema(cls, env: dict[str, str]) -> None:

@@ -42,6 +42,7 @@ class Encryption(Handlers):
             return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
         dry_run(params)
         blob = self.seal(region, key, params["Plaintext"], params.get("EncryptionContext"))
+        ctx.key_material_id = key.current_key_material_id
         return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
 
     def encrypt(self, region: Region, key: KmsKey, algorithm: str, plaintext: bytes, context) -> bytes:

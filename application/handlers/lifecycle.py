@@ -69,6 +69,7 @@ class KeyLifecycle(Handlers):
             actor=ctx.actor,
         )
         region.save(key, data_keys=((key_id, wrapped_data_key),))
+        ctx.resources.append(key.arn)
         return {"KeyMetadata": key_metadata(key)}
 
     def DescribeKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

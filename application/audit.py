@@ -1,0 +1,116 @@
+"""The audit log of a region: every request's record is durable before its response leaves.
+
+Records are group-committed: a writer thread takes every record waiting, stores them in one
+transaction, and then wakes their requests — one wake-up per event loop per batch, not per
+request. If the store cannot be written, every request of the batch fails (the front end
+answers KMSInternalException): no use goes unaudited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger("keyledger.audit")
+
+
+class AuditRowLike(Protocol):
+    event_time: float
+    record: bytes
+
+
+class AuditStorePort(Protocol):
+    def append(self, rows: list) -> None: ...
+    def close(self) -> None: ...
+
+
+def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for future in futures:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+class AuditLog:
+    """Group commit of one region's audit records."""
+
+    def __init__(self, store: AuditStorePort) -> None:
+        self.store = store
+        self._pending: list[tuple[object, object]] = []  # (row, waiter)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="keyledger-audit", daemon=True)
+        self._thread.start()
+
+    async def record(self, row) -> None:
+        """Store ``row``; return once it is durable (raise if it could not be stored)."""
+        future = asyncio.get_running_loop().create_future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the audit log is closed")
+            self._pending.append((row, future))
+            self._cond.notify()
+        await future
+
+    def record_blocking(self, row) -> None:
+        """Store ``row`` from a thread (the scheduler); return once it is durable."""
+        done = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def waiter(error: BaseException | None) -> None:
+            outcome.append(error)
+            done.set()
+
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the audit log is closed")
+            self._pending.append((row, waiter))
+            self._cond.notify()
+        done.wait()
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, []
+            error: BaseException | None = None
+            try:
+                self.store.append([row for row, _ in batch])
+            except Exception as failure:  # the requests fail; the log says why
+                log.exception("audit records could not be stored (%d requests fail)", len(batch))
+                error = failure
+            self._wake(batch, error)
+
+    @staticmethod
+    def _wake(batch, error: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+        for _, waiter in batch:
+            if isinstance(waiter, asyncio.Future):
+                by_loop.setdefault(waiter.get_loop(), []).append(waiter)
+            else:
+                waiter(error)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, futures, error)
+            except RuntimeError:  # the loop closed meanwhile (shutdown)
+                pass
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        self.store.close()
+
+
+Waiter = Callable[[BaseException | None], None]

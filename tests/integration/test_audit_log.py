@@ -1,0 +1,108 @@
+"""The audit log: records are group-committed, durable when record() returns, and a store
+that cannot be written fails every request of the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from application.audit import AuditLog
+from infrastructure.audit_store import AuditQuery, AuditRow, PostgresAuditStore, SQLiteAuditStore
+from infrastructure.persistence import StoreConfig, schema_name
+
+
+def _row(i: int, key_id: str | None = "k1", error: str | None = None) -> AuditRow:
+    return AuditRow(1_700_000_000.0 + i, "111122223333", key_id, "arn:aws:iam::111122223333:root",
+                    "Encrypt", error, f"req-{i}", f"evt-{i}", b'{"n":%d}' % i)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def open_store(request, tmp_path):
+    """A factory of connections to one fresh audit store (each call: a new connection)."""
+    if request.param == "sqlite":
+        def make():
+            return SQLiteAuditStore(tmp_path / "audit.db")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        config = StoreConfig(tmp_path, url)
+        region = "ap-south-2"
+        env = config._postgres_env(region)
+        config._create_schema(env)
+        with config._connect(env) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {schema_name(region)}.keyledger_audit")
+
+        def make():
+            return PostgresAuditStore(config._conninfo(env), schema_name(region))
+    return make
+
+
+class CountingStore:
+    def __init__(self, store) -> None:
+        self.store, self.batches = store, []
+
+    def append(self, rows) -> None:
+        self.batches.append(len(rows))
+        self.store.append(rows)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def test_records_are_durable_when_record_returns_and_share_commits(open_store):
+    counting = CountingStore(open_store())
+    audit = AuditLog(counting)
+
+    async def main():
+        await asyncio.gather(*(audit.record(_row(i)) for i in range(200)))
+
+    asyncio.run(main())
+    reader = open_store()  # another connection: what is committed, not what is cached
+    rows = reader.query(AuditQuery(key_id="k1", limit=1000))
+    assert [record for _, record in rows] == [b'{"n":%d}' % i for i in reversed(range(200))]
+    assert sum(counting.batches) == 200 and len(counting.batches) < 200
+    audit.close()
+    reader.close()
+
+
+def test_queries_filter_and_page_newest_first(open_store):
+    store = open_store()
+    store.append([_row(0), _row(1, error="AccessDeniedException"), _row(2, key_id="k2"), _row(3)])
+    positions = [p for p, _ in store.query(AuditQuery(limit=10))]
+    assert [r for _, r in store.query(AuditQuery(key_id="k1", limit=10))] == [
+        b'{"n":3}', b'{"n":1}', b'{"n":0}']
+    assert [r for _, r in store.query(AuditQuery(errors_only=True, limit=10))] == [b'{"n":1}']
+    assert [r for _, r in store.query(AuditQuery(start=1_700_000_001.0, end=1_700_000_002.0,
+                                                 limit=10))] == [b'{"n":2}', b'{"n":1}']
+    assert [r for _, r in store.query(AuditQuery(before_position=positions[1], limit=10))] == [
+        b'{"n":1}', b'{"n":0}']
+    assert [(p, t) for p, t, _ in store.after(positions[2], 10)] == [
+        (positions[1], 1_700_000_002.0), (positions[0], 1_700_000_003.0)]
+    store.close()
+
+
+class FailingStore:
+    def append(self, rows) -> None:
+        raise OSError("disk full")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_store_that_cannot_be_written_fails_every_waiting_request():
+    audit = AuditLog(FailingStore())
+
+    async def main():
+        return await asyncio.gather(*(audit.record(_row(i)) for i in range(5)),
+                                    return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert [type(o) for o in outcomes] == [OSError] * 5
+    failures = []
+    thread = threading.Thread(target=lambda: failures.append(
+        pytest.raises(OSError, audit.record_blocking, _row(9))))
+    thread.start()
+    thread.join()
+    assert len(failures) == 1
+    audit.close()
