@@ -9,21 +9,62 @@ answers KMSInternalException): no use goes unaudited.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from application.audit_records import canonical_bytes
 
 log = logging.getLogger("keyledger.audit")
 
 
-class AuditRowLike(Protocol):
-    event_time: float
-    record: bytes
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One stored record and the columns it is found by."""
+
+    event_time: float  # epoch seconds
+    account: str
+    key_id: str | None  # the first key the request named (resources[0]), if any
+    principal: str | None  # the caller's ARN (None: not authenticated, or the service itself)
+    event_name: str
+    error_code: str | None
+    request_id: str | None
+    event_id: str
+    record: bytes  # canonical JSON
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.event_time, self.account, self.key_id, self.principal, self.event_name,
+                self.error_code, self.request_id, self.event_id, self.record)
+
+
+def audit_row(record: Mapping[str, Any], event_time: datetime, account: str,
+              resources: Sequence[str], principal_arn: str | None,
+              request_id: str | None) -> AuditRow:
+    """The stored form of a record built by application.audit_records."""
+    return AuditRow(event_time.timestamp(), account,
+                    resources[0].rsplit("/", 1)[-1] if resources else None, principal_arn,
+                    record["eventName"], record.get("errorCode"), request_id, record["eventID"],
+                    canonical_bytes(record))
+
+
+_prefix = os.urandom(10).hex()
+_EVENT_ID_PREFIX = f"{_prefix[:8]}-{_prefix[8:12]}-{_prefix[12:16]}-{_prefix[16:20]}-"
+# a random 48-bit start with bit 48 set, as api.app's request ids
+_event_ids = itertools.count(1 << 48 | int.from_bytes(os.urandom(6), "big"))
+
+
+def new_event_id() -> str:
+    """A unique, UUID-shaped CloudTrail eventID: a random per-process prefix and a counter."""
+    return _EVENT_ID_PREFIX + hex(next(_event_ids))[3:]
 
 
 class AuditStorePort(Protocol):
-    def append(self, rows: list) -> None: ...
+    def append(self, rows: list[AuditRow]) -> None: ...
     def close(self) -> None: ...
 
 

@@ -9,10 +9,13 @@ from datetime import datetime
 
 from eventsourcing.persistence import IntegrityError
 
+from application.audit import audit_row, new_event_id
+from application.audit_records import service_event_record
 from application.clock import Clock
-from application.region import Region
+from application.region import WRITTEN, Region
 from application.shredder import finish_shredding
 from domain.alias import alias_aggregate_id
+from domain.key import KmsKey
 from domain.values import Actor, BackingKey, RotationType
 
 log = logging.getLogger("keyledger.scheduler")
@@ -38,7 +41,28 @@ class Scheduler:
             region.projection.catch_up()
         return done
 
+    @staticmethod
+    def _audit(region: Region, key: KmsKey, event_name: str, now: datetime, written: list,
+               details: dict | None = None) -> None:
+        """The AwsServiceEvent record of a change KMS made on its own (durable before the
+        scheduler goes on, like a request's)."""
+        record = service_event_record(
+            event_name=event_name, account=key.account, region=region.name, key_arn=key.arn,
+            event_time=now, event_id=new_event_id(), service_event_details=details,
+            ledger_events=tuple(written),
+        )
+        region.audit.record_blocking(audit_row(record, now, key.account, (key.arn,), None, None))
+        written.clear()
+
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
+        written: list[tuple[str, int]] = []
+        token = WRITTEN.set(written)
+        try:
+            return self._run_due_recorded(region, key_id, now, written)
+        finally:
+            WRITTEN.reset(token)
+
+    def _run_due_recorded(self, region: Region, key_id: str, now: datetime, written: list) -> int:
         with region.writer_lock(key_id):
             key = region.ledger.get_key(key_id)
             if key is None:
@@ -46,8 +70,10 @@ class Scheduler:
             actor = Actor.service()
             done = 0
             if key.expired_materials(now) and not key.deleted:
-                key.expire_imported_material(now, actor)
+                expired = key.expire_imported_material(now, actor)
                 region.save(key)
+                self._audit(region, key, "DeleteExpiredKeyMaterial", now, written,
+                            {"keyId": key.id, "keyMaterialIds": list(expired)})
                 done = 1
             if finish_shredding(region, key, actor):  # left by a crash or a deletion request
                 region.save(key)
@@ -65,10 +91,17 @@ class Scheduler:
                 region.save(key, *aliases)
                 finish_shredding(region, key, actor)
                 region.save(key)
+                self._audit(region, key, "DeleteKey", now, written)
                 return 1
             if key.rotation_due(now):
+                previous = key.current_key_material_id
                 material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
                 key.rotate_automatically(material, now, actor)
                 region.save(key)
+                self._audit(region, key, "RotateKey", now, written, {
+                    "rotationType": "AUTOMATIC", "keyOrigin": key.origin, "keyId": key.id,
+                    "previousKeyMaterialId": previous,
+                    "currentKeyMaterialId": key.current_key_material_id,
+                })
                 return 1
             return done

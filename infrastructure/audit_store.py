@@ -21,27 +21,12 @@ from typing import Any
 import psycopg
 from psycopg.sql import SQL, Identifier
 
+from application.audit import AuditRow
+
+__all__ = ["AuditQuery", "AuditRow", "AuditStore", "PostgresAuditStore", "SQLiteAuditStore"]
+
 TABLE = "keyledger_audit"
 _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, request_id, event_id, record"
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One record and the columns it is found by."""
-
-    event_time: float  # epoch seconds
-    account: str
-    key_id: str | None  # the first key the request named (resources[0]), if any
-    principal: str | None  # the caller's ARN (None: not authenticated, or the service itself)
-    event_name: str
-    error_code: str | None
-    request_id: str | None
-    event_id: str
-    record: bytes  # canonical JSON
-
-    def values(self) -> tuple[Any, ...]:
-        return (self.event_time, self.account, self.key_id, self.principal, self.event_name,
-                self.error_code, self.request_id, self.event_id, self.record)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,3 +84,36 @@ def test_an_authentication_failure_is_recorded_without_an_identity(store_server)
     record = _record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
     assert record["userIdentity"] == {"type": "Unknown", "accessKeyId": "AKIASTRANGER0000000"}
     assert (record["eventName"], record["errorCode"]) == ("ListKeys", "UnrecognizedClientException")
+
+
+def _service_records(server, event_name: str) -> list[dict]:
+    db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "audit.db")
+    try:
+        rows = db.execute("SELECT record FROM keyledger_audit WHERE event_name = ? "
+                          "ORDER BY position", (event_name,)).fetchall()
+    finally:
+        db.close()
+    return [json.loads(row[0]) for row in rows]
+
+
+def test_changes_kms_makes_on_its_own_are_recorded_as_service_events(server_factory, e2e):
+    server = server_factory("audit-clock")
+    kms = server.kms()
+    rotating = kms.create_key()["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=rotating["KeyId"], RotationPeriodInDays=90)
+    doomed = kms.create_key()["KeyMetadata"]
+    kms.schedule_key_deletion(KeyId=doomed["KeyId"], PendingWindowInDays=7)
+    server.advance_clock(91 * 86400)
+    (deleted,) = _service_records(server, "DeleteKey")
+    assert deleted["userIdentity"] == {"accountId": e2e.ACCOUNT_ID, "invokedBy": "AWS Internal"}
+    assert (deleted["eventType"], deleted["sourceIPAddress"], deleted["responseElements"]) == (
+        "AwsServiceEvent", "AWS Internal", {"keyId": doomed["Arn"]})
+    assert "requestID" not in deleted
+    assert [e["aggregateId"] for e in deleted["additionalEventData"]["ledgerEvents"]][0] == doomed["KeyId"]
+    (rotated,) = _service_records(server, "RotateKey")
+    now_current = kms.describe_key(KeyId=rotating["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert rotated["serviceEventDetails"] == {
+        "rotationType": "AUTOMATIC", "keyOrigin": "AWS_KMS", "keyId": rotating["KeyId"],
+        "previousKeyMaterialId": rotating["CurrentKeyMaterialId"],
+        "currentKeyMaterialId": now_current,
+    }
