@@ -31,6 +31,7 @@ _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, requ
 
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
+    account: str | None = None  # the recipient account (whose audit it is)
     key_id: str | None = None
     principal: str | None = None
     event_name: str | None = None
@@ -66,8 +67,8 @@ class AuditStore:
     @staticmethod
     def _where(query: AuditQuery, placeholder: str) -> tuple[str, list[Any]]:
         clauses, args = [], []
-        for column, value in (("key_id", query.key_id), ("principal", query.principal),
-                              ("event_name", query.event_name)):
+        for column, value in (("account", query.account), ("key_id", query.key_id),
+                              ("principal", query.principal), ("event_name", query.event_name)):
             if value is not None:
                 clauses.append(f"{column} = {placeholder}")
                 args.append(value)
