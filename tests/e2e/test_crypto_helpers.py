@@ -132,7 +132,12 @@ def test_idle_helpers_run_under_the_sched_idle_policy(server_factory):
     key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     public_key = serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
     _sign_and_check(kms, key_id, public_key, b"signed at idle priority")
-    idle = [pid for pid in _children(srv.proc.pid) if os.sched_getscheduler(pid) == os.SCHED_IDLE]
+    deadline = time.monotonic() + 15  # helpers start in the background; a busy machine is slow
+    while True:
+        idle = [pid for pid in _children(srv.proc.pid) if os.sched_getscheduler(pid) == os.SCHED_IDLE]
+        if len(idle) >= os.cpu_count() or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(idle) == os.cpu_count()  # one helper per core
     assert os.sched_getscheduler(srv.proc.pid) == os.SCHED_OTHER  # the server itself is not
 
