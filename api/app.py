@@ -38,7 +38,8 @@ from api.protocol import (
     parse_body,
 )
 from api.settings import Settings
-from application.audit_records import api_call_record, canonical_bytes
+from application.audit import audit_row, new_event_id
+from application.audit_records import api_call_record
 from application.authorization import Caller
 from application.context import RequestContext
 from application.region import WRITTEN
@@ -51,7 +52,7 @@ from domain.errors import (
 )
 from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
-from infrastructure.audit_store import AuditRow
+from infrastructure.ledger_chain import LedgerChainer
 
 log = logging.getLogger("keyledger.api")
 
@@ -221,14 +222,13 @@ class KmsFrontend:
             operation=operation, params=params, result=result,
             error_code=failure.code if failure is not None else None,
             error_message=failure.message if failure is not None else None,
-            event_time=now, event_id=_event_id(), request_id=request_id, source_ip=source_ip,
+            event_time=now, event_id=new_event_id(), request_id=request_id, source_ip=source_ip,
             user_agent=user_agent, resources=resources,
             additional={"keyMaterialId": material_id} if material_id is not None else None,
             ledger_events=written or (), tls=tls,
         )
-        row = AuditRow(now.timestamp(), account, _key_id_of(resources), principal.arn if principal else None,
-                       record["eventName"], record.get("errorCode"), request_id, record["eventID"],
-                       canonical_bytes(record))
+        row = audit_row(record, now, account, resources, principal.arn if principal else None,
+                        request_id)
         if not self.service.has_region(region):
             await anyio.to_thread.run_sync(self.service.region, region)
         await self.service.region(region).audit.record(row)
@@ -271,21 +271,6 @@ class KmsFrontend:
 
 
 _INTERNAL = KMSInternalException("An internal error occurred.")
-_e = os.urandom(10).hex()
-_EVENT_ID_PREFIX = f"{_e[:8]}-{_e[8:12]}-{_e[12:16]}-{_e[16:20]}-"
-_event_ids = itertools.count(1 << 48 | int.from_bytes(os.urandom(6), "big"))
-
-
-def _event_id() -> str:
-    """A unique, UUID-shaped CloudTrail eventID (as _request_id, from its own counter)."""
-    return _EVENT_ID_PREFIX + hex(next(_event_ids))[3:]
-
-
-def _key_id_of(resources) -> str | None:
-    """The key id of a request's first key ARN (the audit store indexes records by it)."""
-    return resources[0].rsplit("/", 1)[-1] if resources else None
-
-
 def _access_key_id(headers: dict[bytes, bytes]) -> str:
     """The access key id an unauthenticated request claimed (for its audit record)."""
     authorization = headers.get(b"authorization", b"").decode("latin-1")
@@ -334,9 +319,11 @@ class Maintenance:
 
     FOLLOW_INTERVAL = 0.2
 
-    def __init__(self, service: KeyManagementService, interval: float) -> None:
+    def __init__(self, service: KeyManagementService, interval: float,
+                 chainer: LedgerChainer | None = None) -> None:
         self.service = service
         self.interval = interval
+        self.chainer = chainer  # tamper evidence: chains new events and audit records each pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keyledger-maintenance", daemon=True)
 
@@ -346,6 +333,9 @@ class Maintenance:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        if self.chainer is not None:  # on the way out, chain and checkpoint what is left
+            self.chainer.run((region.name for region in self.service.regions), final=True)
+            self.chainer.close()
 
     def _run(self) -> None:
         since_scheduled = self.interval
@@ -358,6 +348,8 @@ class Maintenance:
                     self.service.run_scheduled()
             except Exception:
                 log.exception("maintenance pass failed; retrying")
+            if self.chainer is not None:  # never raises; idle cost: two max() reads per region
+                self.chainer.run(region.name for region in self.service.regions)
 
 
 READ_HISTORY = Operation("ReadHistory", "keyledger:ReadHistory", Kind.READ_ONLY)
@@ -379,7 +371,8 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     service.region(settings.default_region)
     for region in service.known_regions():
         service.region(region)
-    maintenance = Maintenance(service, settings.maintenance_interval)
+    maintenance = Maintenance(service, settings.maintenance_interval, LedgerChainer.for_store(
+        settings.data_path, settings.store, settings.root_key_file))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -439,6 +432,70 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         except KmsError as error:
             raise HTTPException(status_code=404, detail=error.message) from None
         return KeyHistory(KeyId=key_id, Region=region, Events=events)
+
+    # -- forensics: a key as of any instant, who could use it, its material versions --------
+    from application.forensics import Forensics, parse_instant
+    from domain.errors import ValidationException
+
+    forensics = Forensics(service, settings.default_region)
+
+    def forensic_read(caller: Caller, region: str | None, key_id: str, read) -> dict[str, Any]:
+        """``read(region, account)`` of a key of the caller's account, authorized as the events
+        route is (``keyledger:ReadHistory`` on the key ARN); 400 for a malformed parameter,
+        403 refused, 404 no such key (then)."""
+        region = region or settings.default_region
+        if region not in regions_served:
+            raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
+        account = caller.principal.account
+        try:
+            context = RequestContext(account, region, _request_id(), caller, caller.access_key_id)
+            service.authorizer.check_request(context, READ_HISTORY, {},
+                                             resource=key_arn(region, account, key_id))
+            return read(region, account)
+        except AccessDeniedException as error:
+            raise HTTPException(status_code=403, detail=error.message) from None
+        except KmsError as error:
+            status = 400 if error.code == "ValidationException" else 404
+            raise HTTPException(status_code=status, detail=error.message) from None
+
+    def instant(at: str | None) -> datetime:
+        return parse_instant(at) if at else datetime.now(UTC)  # the clock events are stamped by
+
+    @ledger_api.get("/ledger/v1/keys/{key_id}/state")
+    def key_state(key_id: str, at: str | None = None, region: str | None = None,
+                  caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+        """The key as it was at ``at`` (ISO 8601 or epoch seconds; default now): KeyMetadata
+        (DescribeKey's shape), Policy, Tags, Aliases, Grants, KeyRotationStatus, Version,
+        Deleted. 404 before the key existed."""
+        return forensic_read(caller, region, key_id, lambda r, account: forensics.key_state(
+            r, key_id, instant(at), account))
+
+    @ledger_api.get("/ledger/v1/keys/{key_id}/access")
+    def key_access(key_id: str, action: str | None = None, at: str | None = None,
+                   region: str | None = None,
+                   caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+        """Every principal that could perform ``action`` (e.g. kms:Decrypt) on the key at
+        ``at``, and how: key policy statement, identity policy, or grant, with the request
+        conditions it would need (docs/audit.md, access review)."""
+        def read(r: str, account: str) -> dict[str, Any]:
+            if not action:
+                raise ValidationException("action is required, e.g. action=kms:Decrypt.")
+            return forensics.who_can(r, key_id, action, instant(at), account)
+
+        return forensic_read(caller, region, key_id, read)
+
+    @ledger_api.get("/ledger/v1/keys/{key_id}/materials")
+    def key_materials(key_id: str, days: str = "30", region: str | None = None,
+                      caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+        """Each backing-material version of the key: lineage, what it produced and decrypted
+        (from the audit records), first and last use; for imported material whether anything
+        under it was decrypted in the last ``days`` days (default 30)."""
+        def read(r: str, account: str) -> dict[str, Any]:
+            if not days.isdigit():
+                raise ValidationException("days must be a whole number of days.")
+            return forensics.materials(r, key_id, int(days), account)
+
+        return forensic_read(caller, region, key_id, read)
 
     if settings.enable_test_control:
 

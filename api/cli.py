@@ -1,4 +1,4 @@
-"""``keyledger serve`` and ``keyledger history``."""
+"""``keyledger serve``, ``history``, ``verify`` and ``checkpoint-key``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields
 from datetime import datetime
 
+from api.forensics_cli import add_at_argument, add_who_can_parser, history_at, who_can
 from api.settings import Settings
 
 _DEFAULTS = Settings()
@@ -36,6 +37,7 @@ def _history_parser(sub) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--store", default=None)
     p.add_argument("--json", action="store_true", help="print JSON instead of a timeline")
+    add_at_argument(p)  # --at T: the key's state at T (api.forensics_cli)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -122,6 +124,8 @@ def history(args: argparse.Namespace) -> int:
     from api.bootstrap import build_service
     from domain.errors import KmsError
 
+    if args.at is not None:
+        return history_at(args)
     os.umask(0o077)
 
     overrides = {"data_dir": args.data_dir, "store": args.store}
@@ -161,15 +165,95 @@ def _show(value) -> str:
     return str(value)
 
 
+def _store_arguments(p) -> None:
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None, help="postgresql://user:pass@host:port/db")
+
+
+def _verify_parser(sub) -> None:
+    p = sub.add_parser("verify", help="check offline that no ledger event or audit record was "
+                                      "edited, removed, inserted or reordered")
+    _store_arguments(p)
+    p.add_argument("--public-key", required=True,
+                   help="the checkpoint public key (PEM) exported by `keyledger checkpoint-key`")
+    p.add_argument("--region", action="append", default=None,
+                   help="only this region (repeatable); default: every region of the store")
+
+
+def _checkpoint_key_parser(sub) -> None:
+    p = sub.add_parser("checkpoint-key", help="print the public key that signs the ledger's "
+                                              "checkpoints (PEM); keep it outside the store")
+    _store_arguments(p)
+
+
+def _store_settings(args: argparse.Namespace) -> Settings:
+    overrides = {"data_dir": args.data_dir, "store": args.store}
+    return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Exit 0: every region verified; 1: tampering found (or no ledger there); 2: could not run."""
+    from infrastructure.ledger_chain import load_public_key
+    from infrastructure.ledger_chain import verify as verify_store
+    from infrastructure.persistence import StoreConfig
+
+    settings = _store_settings(args)
+    try:
+        with open(args.public_key, "rb") as pem:
+            public_key = load_public_key(pem.read())
+    except (OSError, ValueError) as error:
+        print(f"keyledger verify: cannot read the public key {args.public_key}: {error}",
+              file=sys.stderr)
+        return 2
+    try:
+        report = verify_store(StoreConfig(settings.data_path, settings.store), public_key,
+                              args.region)
+    except Exception as error:  # an unreachable or unreadable store: not a verdict
+        print(f"keyledger verify: cannot read the store: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def checkpoint_key(args: argparse.Namespace) -> int:
+    from cryptography.exceptions import InvalidTag
+
+    from infrastructure.ledger_chain import checkpoint_public_key
+    from infrastructure.persistence import StoreConfig
+    from infrastructure.root_key import RootKey
+
+    os.umask(0o077)
+    settings = _store_settings(args)
+    root_key = RootKey.load(settings.data_path, settings.root_key_file)
+    try:
+        pem = checkpoint_public_key(StoreConfig(settings.data_path, settings.store), root_key,
+                                    settings.default_region)
+    except InvalidTag:
+        print("keyledger checkpoint-key: the checkpoint signing key cannot be unsealed with this "
+              "root key", file=sys.stderr)
+        return 1
+    sys.stdout.write(pem.decode())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keyledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _history_parser(sub)
+    add_who_can_parser(sub)
+    _verify_parser(sub)
+    _checkpoint_key_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args)
         return 0
+    if args.command == "who-can":
+        return who_can(args)
+    if args.command == "verify":
+        return verify(args)
+    if args.command == "checkpoint-key":
+        return checkpoint_key(args)
     return history(args)
 
 

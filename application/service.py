@@ -27,6 +27,7 @@ from application.handlers.imports import ImportedMaterial
 from application.handlers.lifecycle import KeyLifecycle
 from application.handlers.rotation import Rotation
 from application.handlers.tags_policies import TagsAndPolicies
+from application.handlers.usage import KeyUsage
 from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
 from application.region import Region, RegionResources
@@ -42,7 +43,7 @@ Handler = Callable[[RequestContext, dict[str, Any]], dict[str, Any] | Awaitable[
 
 HANDLER_GROUPS: tuple[type[Handlers], ...] = (
     KeyLifecycle, Rotation, ImportedMaterial, Encryption, DataKeys, AsymmetricKeys, Aliases,
-    TagsAndPolicies, Grants,
+    TagsAndPolicies, Grants, KeyUsage,
 )
 
 #: Errors whose answer depends on what this process has seen of the ledger: before answering

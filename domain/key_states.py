@@ -62,6 +62,7 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     "GetKeyPolicy": _READ,
     "ListKeyPolicies": _READ,
     "GetKeyRotationStatus": _READ,
+    "GetKeyLastUsage": _READ,  # keyledger's choice: AWS's key-state table does not list it
     "DeleteAlias": _READ,
     "PutKeyPolicy": {**_CONFIGURE, S.PENDING_DELETION: _OK},
     "UpdateKeyDescription": _CONFIGURE,

@@ -84,6 +84,8 @@ _OPERATIONS = (
     _op("GetKeyRotationStatus", R, KEY),
     _op("RotateKeyOnDemand", M, KEY),
     _op("ListKeyRotations", R, KEY),
+    # usage: the last successful cryptographic operation, from the audit store
+    _op("GetKeyLastUsage", R, KEY),
     # imported key material
     _op("GetParametersForImport", M, KEY),
     _op("ImportKeyMaterial", M, KEY),

@@ -94,7 +94,7 @@ def test_unknown_operation(http, e2e):
 
 def test_unsupported_operation(http, e2e):
     key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
-    r = _post(http, e2e, "TrentService.GetKeyLastUsage", {"KeyId": key_id})
+    r = _post(http, e2e, "TrentService.UpdatePrimaryRegion", {"KeyId": key_id, "PrimaryRegion": "eu-west-1"})
     _assert_error(r, e2e, "UnsupportedOperationException")
     _assert_error(_post(http, e2e, "TrentService.ReplicateKey", {
         "KeyId": key_id, "ReplicaRegion": "eu-west-1"}), e2e, "UnsupportedOperationException")

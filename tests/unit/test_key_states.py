@@ -33,6 +33,7 @@ READ_OPS = {
     "DescribeKey", "ListResourceTags", "ListAliases", "ListKeyRotations", "GetKeyPolicy",
     "ListKeyPolicies", "GetKeyRotationStatus", "DeleteAlias", "ListGrants", "RetireGrant",
     "RevokeGrant",
+    "GetKeyLastUsage",  # not in AWS's table: keyledger's choice, like the other reads
 }
 CONFIGURE_OPS = {"UpdateKeyDescription", "TagResource", "UntagResource", "CreateAlias", "UpdateAlias"}
 

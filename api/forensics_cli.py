@@ -1,0 +1,144 @@
+"""``keyledger history KEY --at T`` and ``keyledger who-can ACTION KEY [--at T]``: the ledger
+API's state and access routes, offline on a data dir or store (application.forensics)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from api.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"data_dir": args.data_dir, "store": args.store}
+    return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _json(value: Any) -> str:
+    def default(item: Any) -> Any:
+        if isinstance(item, datetime):
+            return item.isoformat()
+        return str(item)
+
+    return json.dumps(value, default=default, indent=2)
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
+
+
+def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
+    """``read(forensics, region, at)`` on a service built on the data dir or store."""
+    from api.bootstrap import build_service
+    from application.forensics import Forensics, parse_instant
+    from domain.errors import KmsError
+
+    os.umask(0o077)
+    settings = _settings(args)
+    service = build_service(settings)
+    region = args.region or settings.default_region
+    try:
+        at = parse_instant(args.at) if args.at else datetime.now(UTC)
+        return 0, read(Forensics(service, settings.default_region), region, at)
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1, None
+    finally:
+        service.close()
+
+
+# -- history --at ----------------------------------------------------------------------------
+
+
+def add_at_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--at", default=None,
+                        help="print the key's state at this instant (ISO 8601 or epoch seconds) "
+                             "instead of its events")
+
+
+def history_at(args: argparse.Namespace) -> int:
+    status, state = _run(args, lambda f, region, at: (region, at, f.key_state(region, args.key_id, at)))
+    if status:
+        return status
+    region, at, state = state
+    if args.json:
+        print(_json(state))
+        return 0
+    metadata = state["KeyMetadata"]
+    print(f"{metadata['KeyId']} in {region} at {at.isoformat()} (version {state['Version']}"
+          f"{', deleted' if state['Deleted'] else ''})")
+    for name in ("Arn", "KeyState", "Description", "KeySpec", "KeyUsage", "Origin",
+                 "CreationDate", "CurrentKeyMaterialId", "DeletionDate", "ValidTo"):
+        if name in metadata:
+            print(f"  {name:<21} {_when(metadata[name])}")
+    rotation = state["KeyRotationStatus"]
+    print(f"  {'Rotation':<21} " + (
+        f"every {rotation['RotationPeriodInDays']} days, next {_when(rotation['NextRotationDate'])}"
+        if rotation["KeyRotationEnabled"] else "disabled"))
+    tags = ", ".join(f"{t['TagKey']}={t['TagValue']}" for t in state["Tags"])
+    print(f"  {'Tags':<21} {tags or '-'}")
+    aliases = ", ".join(a["AliasName"] for a in state["Aliases"])
+    print(f"  {'Aliases':<21} {aliases or '-'}")
+    print(f"  Grants ({len(state['Grants'])})")
+    for grant in state["Grants"]:
+        constraints = f" {json.dumps(grant['Constraints'])}" if "Constraints" in grant else ""
+        print(f"    {grant['GrantId'][:16]}…  {grant['GranteePrincipal']}  "
+              f"{','.join(grant['Operations'])}{constraints}")
+    print("  Policy")
+    for line in state["Policy"].splitlines():
+        print(f"    {line}")
+    return 0
+
+
+# -- who-can ---------------------------------------------------------------------------------
+
+
+def add_who_can_parser(sub) -> None:
+    p = sub.add_parser("who-can", help="every principal that could perform an action on a key "
+                                       "(now, or at --at), and through what")
+    p.add_argument("action", help="e.g. kms:Decrypt")
+    p.add_argument("key_id")
+    p.add_argument("--at", default=None, help="ISO 8601 or epoch seconds (default: now)")
+    p.add_argument("--region", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None, help="postgresql://user:pass@host:port/db")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _route(entry: dict[str, Any]) -> str:
+    if entry["Via"] == "grant":
+        return f"grant {entry['GrantId']}"
+    if entry["Via"] == "identity-policy":
+        through = entry.get("KeyPolicyStatement")
+        return (f"identity policy {entry['PolicyName']} / {entry['Statement']}"
+                + (f" (key policy {through})" if through else ""))
+    return f"key policy {entry['Statement']}"
+
+
+def _conditions(entry: dict[str, Any]) -> str:
+    parts = [json.dumps(c, separators=(",", ":"))
+             for c in (entry.get("Conditions"), entry.get("KeyPolicyConditions")) if c]
+    text = " and ".join(parts) or "-"
+    for deny in entry.get("DeniedWhen", ()):
+        text += f"; denied when {json.dumps(deny['Conditions'], separators=(',', ':'))}"
+    return text
+
+
+def who_can(args: argparse.Namespace) -> int:
+    status, answer = _run(args, lambda f, region, at: f.who_can(region, args.key_id, args.action, at))
+    if status:
+        return status
+    if args.json:
+        print(_json(answer))
+        return 0
+    rows = answer["Principals"]
+    print(f"Who could {answer['Action']} {answer['KeyId']} at {answer['At'].isoformat()} "
+          f"(version {answer['Version']}): {len(rows)} route(s)")
+    width = max([len(r["Principal"]) for r in rows] + [9])
+    for entry in rows:
+        print(f"  {entry['Principal']:<{width}}  {_route(entry)}  conditions: {_conditions(entry)}")
+    return 0

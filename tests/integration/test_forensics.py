@@ -1,0 +1,519 @@
+"""Forensics on real stores (SQLite and PostgreSQL): a key as of any instant, who could use it
+then, its material versions' lineage and use, and GetKeyLastUsage (application.forensics).
+
+Instants are the ledger's own event timestamps (events are stamped by the wall clock when
+they are recorded); audit records are inserted into the region's audit store as the front end
+writes them (application.audit_records), since these tests call the handlers directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.auth import directory_digest
+from application.audit import audit_row
+from application.audit_records import api_call_record
+from application.forensics import Forensics, parse_instant
+from domain import errors
+from domain.alias import alias_aggregate_id
+from domain.policy import default_key_policy
+from domain.principals import Directory, Principal, PrincipalKind
+from infrastructure.identities import directory_changes, parse_directory
+from tests.integration.test_key_types_ledger import _import, _parameters
+
+ACCOUNT = "111122223333"
+OTHER = "444455556666"
+REGION = "us-east-1"
+ROOT_ARN = f"arn:aws:iam::{ACCOUNT}:root"
+ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
+BOB_ARN = f"arn:aws:iam::{ACCOUNT}:user/bob"
+DAVE_ARN = f"arn:aws:iam::{ACCOUNT}:user/dave"
+DEPLOYER_ARN = f"arn:aws:iam::{ACCOUNT}:role/deployer"
+OTHER_ROOT_ARN = f"arn:aws:iam::{OTHER}:root"
+CAROL_ARN = f"arn:aws:iam::{OTHER}:user/carol"
+MICROSECOND = timedelta(microseconds=1)
+
+
+def _create(kms, **params) -> str:
+    return kms.call("CreateKey", **params)["KeyMetadata"]["KeyId"]
+
+
+def _arn(key_id: str) -> str:
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}"
+
+
+def _forensics(kms) -> Forensics:
+    return Forensics(kms.service, REGION)
+
+
+def _stamps(kms, key_id: str) -> list[datetime]:
+    """The timestamp of each event of the key, by version (index 0 is version 1)."""
+    return [e["Timestamp"] for e in kms.service.key_history(REGION, key_id)]
+
+
+def _alias_stamps(kms, alias_name: str) -> list[datetime]:
+    store = kms.service.region(REGION).ledger.repository.event_store
+    return [e.timestamp for e in store.get(alias_aggregate_id(ACCOUNT, alias_name))]
+
+
+# -- instants -------------------------------------------------------------------------------------
+
+
+def test_instants_are_iso_8601_or_exact_epoch_seconds():
+    assert parse_instant("1700000000.000001") == datetime(2023, 11, 14, 22, 13, 20, 1, tzinfo=UTC)
+    assert parse_instant("1700000000") == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert parse_instant("2024-05-01T09:14:00Z") == datetime(2024, 5, 1, 9, 14, tzinfo=UTC)
+    assert parse_instant("2024-05-01T11:14:00+02:00") == datetime(2024, 5, 1, 9, 14, tzinfo=UTC)
+    assert parse_instant("2024-05-01T09:14:00.250000") == datetime(2024, 5, 1, 9, 14, 0, 250000,
+                                                                   tzinfo=UTC)
+    with pytest.raises(errors.ValidationException) as raised:
+        parse_instant("last tuesday")
+    assert raised.value.message == ("'last tuesday' is not a time: use ISO 8601 "
+                                    "(2024-05-01T09:14:00Z) or epoch seconds.")
+
+
+# -- time travel ----------------------------------------------------------------------------------
+
+POLICY_2 = json.dumps({"Version": "2012-10-17", "Id": "second", "Statement": [
+    {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+     "Action": "kms:*", "Resource": "*"},
+]})
+
+
+def _summary(state: dict) -> tuple:
+    meta = state["KeyMetadata"]
+    return (state["Version"], meta["Description"], [(t["TagKey"], t["TagValue"]) for t in state["Tags"]],
+            [a["AliasName"] for a in state["Aliases"]], [g["GrantId"] for g in state["Grants"]],
+            meta["KeyState"], state["KeyRotationStatus"]["KeyRotationEnabled"],
+            meta["CurrentKeyMaterialId"], state["Policy"] == POLICY_2, state["Deleted"])
+
+
+def test_state_at_any_instant_follows_every_change(kms):
+    key_id = _create(kms, Description="payments", Tags=[{"TagKey": "env", "TagValue": "prod"}])
+    kms.call("TagResource", KeyId=key_id, Tags=[{"TagKey": "team", "TagValue": "blue"}])
+    kms.call("CreateAlias", AliasName="alias/pay", TargetKeyId=key_id)
+    kms.call("UpdateKeyDescription", KeyId=key_id, Description="payments v2")
+    kms.call("PutKeyPolicy", KeyId=key_id, PolicyName="default", Policy=POLICY_2)
+    grant = kms.call("CreateGrant", KeyId=key_id, GranteePrincipal=DEPLOYER_ARN,
+                     Operations=["Decrypt"], Name="deployer")
+    other = _create(kms, Description="other")
+    kms.call("UpdateAlias", AliasName="alias/pay", TargetKeyId=other)
+    kms.call("EnableKeyRotation", KeyId=key_id)
+    first_material = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    kms.call("RotateKeyOnDemand", KeyId=key_id)
+    second_material = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    kms.call("RevokeGrant", KeyId=key_id, GrantId=grant["GrantId"])
+    kms.call("UntagResource", KeyId=key_id, TagKeys=["env"])
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    kms.advance(days=8)  # the deletion completes and the key's material is shredded
+
+    history = kms.service.key_history(REGION, key_id)
+    assert [e["Type"] for e in history] == [
+        "KeyCreated", "TagsAdded", "DescriptionUpdated", "KeyPolicyPut", "GrantCreated",
+        "KeyRotationEnabled", "KeyMaterialRotated", "GrantRevoked", "TagsRemoved",
+        "KeyDeletionScheduled", "KeyDeleted", "KeyMaterialShredded",
+    ]
+    stamps = _stamps(kms, key_id)
+    created_alias, retargeted_alias = _alias_stamps(kms, "alias/pay")
+    forensics = _forensics(kms)
+
+    def at(instant):
+        return _summary(forensics.key_state(REGION, key_id, instant))
+
+    env, team = ("env", "prod"), ("team", "blue")
+    g = grant["GrantId"]
+    m1, m2 = first_material, second_material
+    assert [at(t) for t in stamps] == [
+        (1, "payments", [env], [], [], "Enabled", False, m1, False, False),
+        (2, "payments", [env, team], [], [], "Enabled", False, m1, False, False),
+        (3, "payments v2", [env, team], ["alias/pay"], [], "Enabled", False, m1, False, False),
+        (4, "payments v2", [env, team], ["alias/pay"], [], "Enabled", False, m1, True, False),
+        (5, "payments v2", [env, team], ["alias/pay"], [g], "Enabled", False, m1, True, False),
+        (6, "payments v2", [env, team], [], [g], "Enabled", True, m1, True, False),
+        (7, "payments v2", [env, team], [], [g], "Enabled", True, m2, True, False),
+        (8, "payments v2", [env, team], [], [], "Enabled", True, m2, True, False),
+        (9, "payments v2", [team], [], [], "Enabled", True, m2, True, False),
+        (10, "payments v2", [team], [], [], "PendingDeletion", False, m2, True, False),
+        (11, "payments v2", [team], [], [], "PendingDeletion", False, m2, True, True),
+        (12, "payments v2", [team], [], [], "PendingDeletion", False, m2, True, True),
+    ]
+    # between events: the alias appears and leaves at its own instants
+    assert at(created_alias) == (2, "payments", [env, team], ["alias/pay"], [], "Enabled", False,
+                                 m1, False, False)
+    assert at(created_alias - MICROSECOND)[3] == []
+    assert at(retargeted_alias) == (5, "payments v2", [env, team], [], [g], "Enabled", False, m1,
+                                    True, False)
+    assert _summary(forensics.key_state(REGION, other, retargeted_alias))[3] == ["alias/pay"]
+    assert _summary(forensics.key_state(REGION, other, retargeted_alias - MICROSECOND))[3] == []
+    # before the key existed: not found; a key of another account: not found
+    with pytest.raises(errors.NotFoundException) as raised:
+        forensics.key_state(REGION, key_id, stamps[0] - MICROSECOND)
+    assert raised.value.message == (f"Key '{key_id}' did not exist in {REGION} at "
+                                    f"{(stamps[0] - MICROSECOND).isoformat()}")
+    with pytest.raises(errors.NotFoundException) as raised:
+        forensics.key_state(REGION, key_id, stamps[4], account=OTHER)
+    assert raised.value.message == f"Key '{key_id}' does not exist in {REGION}"
+    with pytest.raises(errors.NotFoundException) as raised:
+        forensics.key_state(REGION, key_id, stamps[0] - MICROSECOND, account=OTHER)
+    assert raised.value.message == f"Key '{key_id}' does not exist in {REGION}"
+    unknown = str(uuid.uuid4())
+    with pytest.raises(errors.NotFoundException) as raised:
+        forensics.key_state(REGION, unknown, stamps[0])
+    assert raised.value.message == f"Key '{unknown}' does not exist in {REGION}"
+
+    # the whole answer at version 5, exactly
+    describe_v5 = forensics.key_state(REGION, key_id, retargeted_alias - MICROSECOND)
+    key_created = history[0]["Details"]["created_at"]
+    assert describe_v5 == {
+        "KeyMetadata": {
+            "AWSAccountId": ACCOUNT, "KeyId": key_id, "Arn": _arn(key_id),
+            "CreationDate": key_created, "Enabled": True, "Description": "payments v2",
+            "KeyUsage": "ENCRYPT_DECRYPT", "KeyState": "Enabled", "Origin": "AWS_KMS",
+            "KeyManager": "CUSTOMER", "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
+            "KeySpec": "SYMMETRIC_DEFAULT", "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+            "MultiRegion": False, "CurrentKeyMaterialId": m1,
+        },
+        "Policy": POLICY_2,
+        "Tags": [{"TagKey": "env", "TagValue": "prod"}, {"TagKey": "team", "TagValue": "blue"}],
+        "Aliases": [{
+            "AliasName": "alias/pay", "AliasArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/pay",
+            "TargetKeyId": key_id, "CreationDate": history_alias_created(kms),
+            "LastUpdatedDate": history_alias_created(kms),
+        }],
+        "Grants": [{
+            "KeyId": _arn(key_id), "GrantId": g, "Name": "deployer",
+            "CreationDate": history[4]["Details"]["grant"]["creation_date"],
+            "GranteePrincipal": DEPLOYER_ARN, "IssuingAccount": ROOT_ARN,
+            "Operations": ["Decrypt"],
+        }],
+        "KeyRotationStatus": {"KeyRotationEnabled": False, "KeyId": _arn(key_id)},
+        "Version": 5,
+        "Deleted": False,
+    }
+    # rotation as GetKeyRotationStatus answered then; deletion date as DescribeKey showed it
+    rotation = forensics.key_state(REGION, key_id, stamps[5])["KeyRotationStatus"]
+    assert rotation == {"KeyRotationEnabled": True, "KeyId": _arn(key_id),
+                        "RotationPeriodInDays": 365,
+                        "NextRotationDate": history[5]["Details"]["next_rotation_date"]}
+    deleting = forensics.key_state(REGION, key_id, stamps[9])["KeyMetadata"]
+    assert (deleting["Enabled"], deleting["DeletionDate"]) == (
+        False, history[9]["Details"]["deletion_date"])
+
+
+def history_alias_created(kms) -> datetime:
+    """The alias' creation date as its AliasCreated event recorded it."""
+    store = kms.service.region(REGION).ledger.repository.event_store
+    return next(iter(store.get(alias_aggregate_id(ACCOUNT, "alias/pay")))).created_at
+
+
+def test_state_at_survives_a_restart_and_reads_snapshots(kms):
+    key_id = _create(kms, Description="d0")
+    for n in range(1, 120):
+        kms.call("UpdateKeyDescription", KeyId=key_id, Description=f"d{n}")
+    stamps = _stamps(kms, key_id)
+    kms.restart()  # a fresh process: nothing remembered
+    ledger = kms.service.region(REGION).ledger
+    assert [s.originator_version for s in ledger.snapshots.get(key_id)] == [50, 100]
+    forensics = _forensics(kms)
+    for version in (1, 49, 50, 51, 99, 100, 101, 120):
+        state = forensics.key_state(REGION, key_id, stamps[version - 1])
+        assert (state["Version"], state["KeyMetadata"]["Description"]) == (version, f"d{version - 1}")
+    assert forensics.key_state(REGION, key_id, datetime.now(UTC))["Version"] == 120
+
+
+# -- access review --------------------------------------------------------------------------------
+
+
+def _identities(*, alice_policy: bool = True, dave: bool = False) -> Directory:
+    def allow_decrypt(sid: str, resource: str = "*") -> dict:
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": sid, "Effect": "Allow", "Action": "kms:Decrypt", "Resource": resource}]}
+
+    users = {"alice": {"policies": {"Crypto": allow_decrypt("AllowDecrypt")}} if alice_policy
+             else {}, "bob": {"tags": {"team": "red"}}}
+    if dave:
+        users["dave"] = {"policies": {"DaveDecrypts": allow_decrypt("DaveDecrypt")}}
+    return parse_directory(json.dumps({"accounts": {
+        ACCOUNT: {"users": users, "roles": {"deployer": {}}},
+        OTHER: {"users": {"carol": {"policies": {"UseA": allow_decrypt(
+            "CarolDecrypts", f"arn:aws:kms:*:{ACCOUNT}:key/*")}}}},
+    }}))
+
+
+def _record_identities(kms, old: Directory, new: Directory) -> None:
+    kms.service.record_identities(REGION, directory_digest(new), directory_changes(old, new))
+
+
+POLICY_WIDE = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+     "Action": "kms:*", "Resource": "*"},
+    {"Sid": "DeployerDecrypts", "Effect": "Allow", "Principal": {"AWS": DEPLOYER_ARN},
+     "Action": "kms:Decrypt", "Resource": "*",
+     "Condition": {"StringEquals": {"kms:EncryptionContext:app": "pay"}}},
+    {"Sid": "AccountB", "Effect": "Allow", "Principal": {"AWS": OTHER},
+     "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"},
+    {"Sid": "AnyoneInAViaS3", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt",
+     "Resource": "*", "Condition": {"StringEquals": {
+         "kms:CallerAccount": ACCOUNT, "kms:ViaService": "s3.us-east-1.amazonaws.com"}}},
+    {"Sid": "BobOnlyOverTls", "Effect": "Deny", "Principal": {"AWS": BOB_ARN},
+     "Action": "kms:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    {"Sid": "NotCarol", "Effect": "Deny", "Principal": {"AWS": CAROL_ARN},
+     "Action": "kms:Decrypt", "Resource": "*"},
+    {"Sid": "RedTeamNever", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt",
+     "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalTag/team": "purple"}}},
+]})
+
+ROOT_ROUTE = {"Principal": ROOT_ARN, "Via": "key-policy",
+              "Statement": "Enable IAM User Permissions", "Conditions": None}
+ALICE_ROUTE = {"Principal": ALICE_ARN, "Via": "identity-policy", "PolicyName": "Crypto",
+               "Statement": "AllowDecrypt", "Conditions": None,
+               "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None}
+VIA_S3 = {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+BOB_DENIED_WHEN = [{"Via": "key-policy", "Statement": "BobOnlyOverTls",
+                    "Conditions": {"Bool": {"aws:SecureTransport": "false"}}}]
+
+
+def test_who_can_follows_policy_grant_and_identity_changes(kms):
+    first = _identities()
+    _record_identities(kms, Directory(), first)
+    key_id = _create(kms)
+    kms.call("PutKeyPolicy", KeyId=key_id, PolicyName="default", Policy=POLICY_WIDE)
+    grant = kms.call("CreateGrant", KeyId=key_id, GranteePrincipal=BOB_ARN, Operations=["Decrypt"],
+                     Constraints={"EncryptionContextSubset": {"app": "pay"}})
+    _record_identities(kms, first, _identities(alice_policy=False, dave=True))
+    stamps = _stamps(kms, key_id)
+    directory_stamps = [e.timestamp for e in kms.service.region(REGION).ledger.repository
+                        .event_store.get("keyledger:identities")]
+    forensics = _forensics(kms)
+
+    def who(instant, action="kms:Decrypt"):
+        answer = forensics.who_can(REGION, key_id, action, instant)
+        assert (answer["KeyId"], answer["At"]) == (key_id, instant)
+        return answer["Action"], answer["Version"], answer["Principals"]
+
+    # the default key policy: the root, and alice through her identity policy
+    assert who(stamps[0]) == ("kms:Decrypt", 1, [ROOT_ROUTE, ALICE_ROUTE])
+    # the wider policy: "*" and bob only via S3 in account A (their account is known for bob,
+    # not for "*"), deployer with an encryption context, account B's root, carol refused by an
+    # explicit deny, bob's conditional deny reported
+    wide = [
+        {"Principal": "*", "Via": "key-policy", "Statement": "AnyoneInAViaS3",
+         "Conditions": {"StringEquals": {"kms:CallerAccount": ACCOUNT,
+                                         "kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+         "DeniedWhen": [{"Via": "key-policy", "Statement": "RedTeamNever",
+                         "Conditions": {"StringEquals": {"aws:PrincipalTag/team": "purple"}}}]},
+        {"Principal": DEPLOYER_ARN, "Via": "key-policy", "Statement": "DeployerDecrypts",
+         "Conditions": {"StringEquals": {"kms:EncryptionContext:app": "pay"}}},
+        ROOT_ROUTE,
+        ALICE_ROUTE,
+        {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "AnyoneInAViaS3",
+         "Conditions": VIA_S3, "DeniedWhen": BOB_DENIED_WHEN},
+        {"Principal": OTHER_ROOT_ARN, "Via": "key-policy", "Statement": "AccountB",
+         "Conditions": None},
+    ]
+    assert who(stamps[1]) == ("kms:Decrypt", 2, wide)
+    # a grant to bob: a route of its own, with its constraint
+    bob_grant = {"Principal": BOB_ARN, "Via": "grant", "GrantId": grant["GrantId"],
+                 "Conditions": {"EncryptionContextSubset": {"app": "pay"}},
+                 "DeniedWhen": BOB_DENIED_WHEN}
+    with_grant = wide[:5] + [bob_grant] + wide[5:]
+    assert who(stamps[2]) == ("kms:Decrypt", 3, with_grant)
+    # the identities change: alice loses her policy (S3 only, like bob), dave arrives
+    now = datetime.now(UTC)
+    changed = [
+        wide[0], wide[1], ROOT_ROUTE,
+        {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneInAViaS3",
+         "Conditions": VIA_S3},
+        wide[4], bob_grant,
+        {"Principal": DAVE_ARN, "Via": "identity-policy", "PolicyName": "DaveDecrypts",
+         "Statement": "DaveDecrypt", "Conditions": None,
+         "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None},
+        wide[5],
+    ]
+    assert who(directory_stamps[1]) == ("kms:Decrypt", 3, changed)
+    assert who(now) == ("kms:Decrypt", 3, changed)
+    assert who(directory_stamps[1] - MICROSECOND) == ("kms:Decrypt", 3, with_grant)
+    # the past does not change: the first answer again
+    assert who(stamps[0]) == ("kms:Decrypt", 1, [ROOT_ROUTE, ALICE_ROUTE])
+    # another action: the account-B statement also covers DescribeKey; carol's identity
+    # policy does not (Decrypt only); actions are matched case-insensitively
+    assert who(now, "KMS:describekey") == ("kms:DescribeKey", 3, [
+        ROOT_ROUTE, {"Principal": OTHER_ROOT_ARN, "Via": "key-policy", "Statement": "AccountB",
+                     "Conditions": None}])
+    with pytest.raises(errors.ValidationException):
+        forensics.who_can(REGION, key_id, "kms:Fly", now)
+    with pytest.raises(errors.NotFoundException):
+        forensics.who_can(REGION, key_id, "kms:Decrypt", stamps[0] - MICROSECOND)
+
+
+def test_who_can_without_identities_names_accounts_and_grantee_accounts(kms):
+    """Before any identities were recorded (or in --auth open): the accounts the key policy and
+    the grants name stand for their principals."""
+    key_id = _create(kms)
+    grant = kms.call("CreateGrant", KeyId=key_id, GranteePrincipal=OTHER,
+                     Operations=["Decrypt", "Encrypt"])
+    now = datetime.now(UTC)
+    answer = _forensics(kms).who_can(REGION, key_id, "kms:Decrypt", now)
+    assert answer["Principals"] == [
+        {"Principal": ACCOUNT, "Via": "key-policy", "Statement": "Enable IAM User Permissions",
+         "Conditions": None},
+        {"Principal": OTHER, "Via": "grant", "GrantId": grant["GrantId"], "Conditions": None},
+    ]
+    assert default_key_policy(ACCOUNT) == kms.call("GetKeyPolicy", KeyId=key_id)["Policy"]
+
+
+# -- material lineage and use ---------------------------------------------------------------------
+
+
+def _audit(kms, operation: str, key_ids: list[str], when: datetime, *, result: dict | None = None,
+           additional: dict | None = None, error: str | None = None) -> dict:
+    """Store the record the front end writes for one request."""
+    root = Principal.root(ACCOUNT)
+    record = api_call_record(
+        principal=root, access_key_id="AKIDTEST", account=ACCOUNT, region=REGION,
+        operation=operation, params={"KeyId": key_ids[0]} if key_ids else {},
+        result=None if error else (result or {}), error_code=error,
+        error_message="failed" if error else None, event_time=when,
+        event_id=str(uuid.uuid4()), request_id=str(uuid.uuid4()), source_ip="127.0.0.1",
+        user_agent="pytest", resources=[_arn(k) for k in key_ids], additional=additional,
+    )
+    row = audit_row(record, when, ACCOUNT, [_arn(k) for k in key_ids], root.arn,
+                    record["requestID"])
+    kms.service.region(REGION).resources.audit.append([row])
+    return record
+
+
+def _second(offset: int, base: datetime) -> datetime:
+    return base + timedelta(seconds=offset)
+
+
+def test_materials_count_what_each_version_produced_and_decrypted(kms):
+    key_id = _create(kms)
+    other = _create(kms)
+    m1 = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    rotated = kms.call("RotateKeyOnDemand", KeyId=key_id)
+    assert rotated == {"KeyId": _arn(key_id)}
+    m2 = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    mo = kms.call("DescribeKey", KeyId=other)["KeyMetadata"]["CurrentKeyMaterialId"]
+    base = datetime.now(UTC).replace(microsecond=0)
+    t = lambda n: _second(n, base)  # noqa: E731
+    _audit(kms, "Encrypt", [key_id], t(1), additional={"keyMaterialId": m1})
+    _audit(kms, "GenerateDataKey", [key_id], t(2), result={"KeyMaterialId": m1})
+    _audit(kms, "Decrypt", [key_id], t(3), result={"KeyMaterialId": m1})
+    _audit(kms, "Decrypt", [key_id], t(4), error="InvalidCiphertextException")
+    _audit(kms, "Encrypt", [key_id], t(5), additional={"keyMaterialId": m2})
+    _audit(kms, "ReEncrypt", [key_id, other], t(6),
+           result={"SourceKeyMaterialId": m1, "DestinationKeyMaterialId": mo})
+    _audit(kms, "ReEncrypt", [other, key_id], t(7),
+           result={"SourceKeyMaterialId": mo, "DestinationKeyMaterialId": m2})
+    _audit(kms, "GenerateDataKeyWithoutPlaintext", [key_id], t(8), result={"KeyMaterialId": m2})
+    _audit(kms, "DescribeKey", [key_id], t(9))
+    _audit(kms, "ReEncrypt", [key_id, key_id], t(10),
+           result={"SourceKeyMaterialId": m2, "DestinationKeyMaterialId": m2})
+
+    rotations = kms.call("ListKeyRotations", KeyId=key_id)["Rotations"]
+    created = kms.service.key_history(REGION, key_id)[0]["Details"]["created_at"]
+    answer = _forensics(kms).materials(REGION, key_id)
+    assert answer == {"KeyId": key_id, "KeyArn": _arn(key_id), "Materials": [
+        {"KeyMaterialId": m1, "Created": created, "RotationType": None, "RotationDate": None,
+         "KeyMaterialState": "NON_CURRENT", "Destroyed": False,
+         "Produced": {"Encrypt": 1, "GenerateDataKey*": 1, "ReEncrypt": 0},
+         "Decryptions": {"Decrypt": 1, "ReEncrypt": 1}, "FirstUsed": t(1), "LastUsed": t(6)},
+        {"KeyMaterialId": m2, "Created": rotations[0]["RotationDate"], "RotationType": "ON_DEMAND",
+         "RotationDate": rotations[0]["RotationDate"], "KeyMaterialState": "CURRENT",
+         "Destroyed": False,
+         "Produced": {"Encrypt": 1, "GenerateDataKey*": 1, "ReEncrypt": 2},
+         "Decryptions": {"Decrypt": 0, "ReEncrypt": 1}, "FirstUsed": t(5), "LastUsed": t(10)},
+    ]}
+    assert _forensics(kms).materials(REGION, other)["Materials"][0]["Produced"] == {
+        "Encrypt": 0, "GenerateDataKey*": 0, "ReEncrypt": 1}
+    assert _forensics(kms).materials(REGION, other)["Materials"][0]["Decryptions"] == {
+        "Decrypt": 0, "ReEncrypt": 1}
+
+
+def test_imported_material_says_whether_it_was_decrypted_lately(kms):
+    key_id = _create(kms, Origin="EXTERNAL")
+    first = _import(kms, key_id, os.urandom(32))
+    second = _import(kms, key_id, os.urandom(32), _parameters(kms, key_id),
+                     ImportType="NEW_KEY_MATERIAL")
+    kms.call("RotateKeyOnDemand", KeyId=key_id)
+    kms.call("DeleteImportedKeyMaterial", KeyId=key_id, KeyMaterialId=first)
+    base = datetime.now(UTC).replace(microsecond=0)
+    _audit(kms, "Decrypt", [key_id], base, result={"KeyMaterialId": first})
+    _audit(kms, "Decrypt", [key_id], base + timedelta(days=10), result={"KeyMaterialId": second})
+    forensics = _forensics(kms)
+
+    def view(days):
+        materials = forensics.materials(REGION, key_id, days, now=base + timedelta(days=35))
+        return [(m["KeyMaterialId"], m["RotationType"], m["KeyMaterialState"], m["ImportState"],
+                 m["Destroyed"], m["DecryptedInLastDays"]) for m in materials["Materials"]]
+
+    assert view(30) == [
+        (first, None, "NON_CURRENT", "PENDING_IMPORT", True, {"days": 30, "any": False}),
+        (second, "ON_DEMAND", "CURRENT", "IMPORTED", False, {"days": 30, "any": True}),
+    ]
+    assert view(36)[0][5] == {"days": 36, "any": True}
+    assert view(24)[1][5] == {"days": 24, "any": False}
+    with pytest.raises(errors.ValidationException):
+        forensics.materials(REGION, key_id, 0)
+
+
+# -- GetKeyLastUsage ------------------------------------------------------------------------------
+
+
+def test_get_key_last_usage_reads_the_audit_store(kms):
+    key_id = _create(kms)
+    other = _create(kms)
+    created = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CreationDate"]
+    assert kms.call("GetKeyLastUsage", KeyId=key_id) == {
+        "KeyId": key_id, "KeyLastUsage": {}, "TrackingStartDate": created,
+        "KeyCreationDate": created,
+    }
+    # tracking began with the region's first audit record, after the key was created
+    base = created.replace(microsecond=0) + timedelta(minutes=10)
+    m = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    mo = kms.call("DescribeKey", KeyId=other)["KeyMetadata"]["CurrentKeyMaterialId"]
+    _audit(kms, "DescribeKey", [key_id], base)
+    assert kms.call("GetKeyLastUsage", KeyId=_arn(key_id)) == {
+        "KeyId": key_id, "KeyLastUsage": {}, "TrackingStartDate": base, "KeyCreationDate": created,
+    }
+    encrypt = _audit(kms, "Encrypt", [key_id], base + timedelta(seconds=1),
+                     additional={"keyMaterialId": m})
+    _audit(kms, "Decrypt", [key_id], base + timedelta(seconds=2), error="AccessDeniedException")
+    _audit(kms, "GetPublicKey", [key_id], base + timedelta(seconds=3))
+    _audit(kms, "DescribeKey", [key_id], base + timedelta(seconds=4))
+
+    def usage(record, seconds):
+        return {"KeyId": key_id, "KeyLastUsage": {
+            "Operation": record["eventName"], "Timestamp": base + timedelta(seconds=seconds),
+            "CloudTrailEventId": record["eventID"], "KmsRequestId": record["requestID"]},
+            "TrackingStartDate": base, "KeyCreationDate": created}
+
+    assert kms.call("GetKeyLastUsage", KeyId=key_id) == usage(encrypt, 1)
+    # ReEncrypt counts for its destination (its record is found by its source key) ...
+    reencrypt = _audit(kms, "ReEncrypt", [other, key_id], base + timedelta(seconds=5),
+                       result={"SourceKeyMaterialId": mo, "DestinationKeyMaterialId": m})
+    assert kms.call("GetKeyLastUsage", KeyId=key_id) == usage(reencrypt, 5)
+    assert kms.call("GetKeyLastUsage", KeyId=other)["KeyLastUsage"]["CloudTrailEventId"] == (
+        reencrypt["eventID"])
+    # ... and a newer use by the key's own records wins
+    decrypt = _audit(kms, "Decrypt", [key_id], base + timedelta(seconds=6),
+                     result={"KeyMaterialId": m})
+    assert kms.call("GetKeyLastUsage", KeyId=key_id) == usage(decrypt, 6)
+
+    kms.call("CreateAlias", AliasName="alias/used", TargetKeyId=key_id)
+    with pytest.raises(errors.NotFoundException):  # "Alias names are not supported"
+        kms.call("GetKeyLastUsage", KeyId="alias/used")
+    bob = Principal(ACCOUNT, PrincipalKind.USER, name="bob", unique_id="AIDABOB0000000000000")
+    with pytest.raises(errors.AccessDeniedException) as raised:
+        kms.call("GetKeyLastUsage", kms.context(principal=bob), KeyId=key_id)
+    assert raised.value.message == (
+        f"User: {BOB_ARN} is not authorized to perform: kms:GetKeyLastUsage on resource: "
+        f"{_arn(key_id)} because no identity-based policy allows the kms:GetKeyLastUsage action")
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    assert kms.call("GetKeyLastUsage", KeyId=key_id) == usage(decrypt, 6)

@@ -1,0 +1,599 @@
+"""The tamper-evidence chain on real stores (SQLite files and PostgreSQL schemas).
+
+Events come from real KMS calls; audit rows are appended through the audit store. Every
+tampering test changes the store the way someone with the files or the database would,
+behind keyledger's back, and checks that ``verify`` names exactly what was done and where.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from infrastructure import ledger_chain
+from infrastructure.audit_store import AuditRow, PostgresAuditStore, SQLiteAuditStore
+from infrastructure.ledger_chain import (
+    AUDIT,
+    EVENT,
+    SIGNING_KEY_ENTRY,
+    LedgerChainer,
+    audit_digest,
+    checkpoint_public_key,
+    event_digest,
+    link_hash,
+    verify,
+)
+from infrastructure.persistence import StoreConfig, schema_name
+from infrastructure.root_key import RootKey
+
+REGION = "us-east-1"
+ACCOUNT = "111122223333"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Store:
+    """The region's tables, reached directly (no keyledger code on the write side)."""
+
+    def __init__(self, settings, region: str = REGION) -> None:
+        self.settings = settings
+        self.region = region
+        self.config = StoreConfig(settings.data_path, settings.store)
+        self.postgres = self.config.is_postgres
+        if self.postgres:
+            schema = schema_name(region)
+            self.names = {"events": f'"{schema}".keyledger_events', "pos": "notification_id",
+                          "audit": f'"{schema}".keyledger_audit',
+                          "chain": f'"{schema}".keyledger_chain',
+                          "cps": f'"{schema}".keyledger_checkpoints',
+                          "keyring": f'"{schema}".data_keys'}
+            self._conn = psycopg.connect(**self.config.postgres_conninfo(), autocommit=True)
+        else:
+            folder = self.config.region_folder(region)
+            self.names = {"events": "stored_events", "pos": "rowid", "audit": "keyledger_audit",
+                          "chain": "keyledger_chain", "cps": "keyledger_checkpoints",
+                          "keyring": "data_keys"}
+            self._ledger = sqlite3.connect(folder / "ledger.db", isolation_level=None, timeout=30)
+            self._audit = sqlite3.connect(folder / "audit.db", isolation_level=None, timeout=30)
+            self._keyring = sqlite3.connect(folder / "keyring.db", isolation_level=None, timeout=30)
+
+    def sql(self, template: str, args: tuple = (), db: str = "audit") -> list[tuple]:
+        text = template.format(**self.names)
+        if self.postgres:
+            cursor = self._conn.execute(text.replace("?", "%s"), args)
+            return cursor.fetchall() if cursor.description else []
+        conn = {"ledger": self._ledger, "audit": self._audit, "keyring": self._keyring}[db]
+        return conn.execute(text, args).fetchall()
+
+    def events(self, template: str, args: tuple = ()) -> list[tuple]:
+        return self.sql(template, args, db="ledger")
+
+    def event_positions(self) -> list[int]:
+        return [r[0] for r in self.events("SELECT {pos} FROM {events} ORDER BY {pos}")]
+
+    def audit_positions(self) -> list[int]:
+        return [r[0] for r in self.sql("SELECT position FROM {audit} ORDER BY position")]
+
+    def chain_seq_of(self, source: str, position: int) -> int:
+        return self.sql("SELECT seq FROM {chain} WHERE source = ? AND source_position = ?",
+                        (source, position))[0][0]
+
+    def audit_store(self):
+        if self.postgres:
+            return PostgresAuditStore(self.config.postgres_conninfo(), schema_name(self.region))
+        return SQLiteAuditStore(self.config.region_folder(self.region) / "audit.db")
+
+    def append_audit(self, count: int, event_time: float | None = None) -> None:
+        start = time.time() if event_time is None else event_time
+        rows = []
+        for i in range(count):
+            event_id = str(uuid.uuid4())
+            record = {"eventVersion": "1.11", "eventID": event_id, "eventName": "Encrypt",
+                      "eventSource": "kms.amazonaws.com", "awsRegion": self.region,
+                      "requestParameters": {"keyId": "k", "n": i}}
+            rows.append(AuditRow(start + i * 1e-3, ACCOUNT, None, f"arn:aws:iam::{ACCOUNT}:root",
+                                 "Encrypt", None, str(uuid.uuid4()), event_id,
+                                 json.dumps(record, sort_keys=True).encode()))
+        store = self.audit_store()
+        try:
+            store.append(rows)
+        finally:
+            store.close()
+
+    def skip_audit_position(self) -> None:
+        """Leave a gap in the audit positions, as a failed insert does on PostgreSQL."""
+        if self.postgres:
+            self.sql("SELECT nextval(pg_get_serial_sequence('{audit}', 'position'))")
+        else:
+            self.sql("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'keyledger_audit'")
+
+    def close(self) -> None:
+        if self.postgres:
+            self._conn.close()
+        else:
+            for conn in (self._ledger, self._audit, self._keyring):
+                conn.close()
+
+
+@pytest.fixture
+def store(kms):
+    kms.service.region(REGION)  # its store is created on first use
+    s = Store(kms.settings)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def chainer(kms, clock):
+    c = LedgerChainer(StoreConfig(kms.settings.data_path, kms.settings.store),
+                      RootKey.load(kms.settings.data_path), clock=clock)
+    yield c
+    c.close()
+
+
+def create_keys(kms, count: int) -> list[str]:
+    keys = []
+    for i in range(count):
+        key_id = kms.call("CreateKey", Description=f"chain test {i}")["KeyMetadata"]["KeyId"]
+        kms.call("TagResource", KeyId=key_id, Tags=[{"TagKey": "n", "TagValue": str(i)}])
+        keys.append(key_id)
+    return keys
+
+
+def report(kms, chainer) -> ledger_chain.VerifyReport:
+    public_key = chainer.public_key_pem(REGION)
+    return verify(StoreConfig(kms.settings.data_path, kms.settings.store), public_key, [REGION])
+
+
+def problem(kms, chainer) -> tuple[str, str]:
+    result = report(kms, chainer)
+    assert not result.ok, result.lines()
+    _, found = result.first_problem
+    return found.kind, found.where
+
+
+@pytest.fixture
+def populated(kms, store, chainer, clock):
+    """4 keys (8 events) and 6 audit records, chained and checkpointed; then 2 more keys and
+    4 more audit records chained after that checkpoint (unanchored)."""
+    create_keys(kms, 4)
+    store.append_audit(6)
+    chainer.chain(REGION)
+    create_keys(kms, 2)
+    store.append_audit(4)
+    chainer.chain(REGION)
+    return store
+
+
+# -- the chain itself -------------------------------------------------------------------------------
+
+def test_every_event_and_audit_record_is_chained_once_in_order(kms, populated, chainer):
+    store = populated
+    chain = store.sql("SELECT seq, source, source_position, digest, prev_hash, hash FROM {chain} "
+                      "ORDER BY seq")
+    assert [row[0] for row in chain] == list(range(1, len(chain) + 1))
+    assert [r[2] for r in chain if r[1] == EVENT] == store.event_positions()
+    assert [r[2] for r in chain if r[1] == AUDIT] == store.audit_positions()
+    prev = ledger_chain.genesis_hash(REGION)
+    events = {r[0]: r for r in store.events(
+        "SELECT {pos}, originator_id, originator_version, topic, state FROM {events}")}
+    audit = {r[0]: r for r in store.sql(f"SELECT {ledger_chain._AUDIT_COLUMNS} FROM {{audit}}")}
+    for seq, source, position, digest, prev_hash, entry_hash in chain:
+        row = events[position] if source == EVENT else audit[position]
+        assert bytes(digest) == (event_digest if source == EVENT else audit_digest)(row)
+        assert bytes(prev_hash) == prev
+        assert bytes(entry_hash) == link_hash(seq, source, position, bytes(digest), prev)
+        prev = bytes(entry_hash)
+    assert chainer.chain(REGION) == 0  # nothing new: idempotent
+
+    result = report(kms, chainer)
+    assert result.ok, result.lines()
+    assert result.headline().startswith(f"OK: {len(chain)} records, 1 checkpoints, last checkpoint ")
+    (region,) = result.regions
+    assert (region.events, region.audit) == (len(events), 10)
+    assert region.after_checkpoint == 4 + 4  # 2 keys (2 events each) and 4 audit records
+
+
+def test_checkpoints_every_interval_if_anything_new_and_on_the_way_out(kms, store, chainer, clock):
+    create_keys(kms, 1)
+    chainer.chain(REGION)
+    checkpoints = lambda: store.sql("SELECT seq, chain_seq FROM {cps} ORDER BY seq")  # noqa: E731
+    assert checkpoints() == [(1, 2)]  # the first chained records are anchored at once
+    clock.now += 120
+    chainer.chain(REGION)
+    assert checkpoints() == [(1, 2)]  # idle and nothing new: no checkpoint
+    store.append_audit(3)
+    chainer.chain(REGION)
+    assert checkpoints() == [(1, 2), (2, 5)]  # new, and 60 s have passed: anchored at once
+    store.append_audit(1)
+    chainer.chain(REGION)
+    clock.now += 59
+    chainer.chain(REGION)
+    assert checkpoints() == [(1, 2), (2, 5)]  # not yet 60 s
+    clock.now += 1.5
+    chainer.chain(REGION)
+    assert checkpoints() == [(1, 2), (2, 5), (3, 6)]  # an idle pass anchors it after 60 s
+    store.append_audit(1)
+    chainer.run([REGION], final=True)  # a server's last pass
+    assert checkpoints() == [(1, 2), (2, 5), (3, 6), (4, 7)]
+    result = report(kms, chainer)
+    assert result.ok and result.regions[0].unanchored == 0, result.lines()
+
+
+def test_a_checkpoint_every_n_entries(kms, store, clock):
+    chainer = LedgerChainer(StoreConfig(kms.settings.data_path, kms.settings.store),
+                            RootKey.load(kms.settings.data_path), clock=clock, checkpoint_every=10)
+    try:
+        store.append_audit(3)
+        chainer.chain(REGION)
+        store.append_audit(45)
+        chainer.chain(REGION)
+        assert [r[0] for r in store.sql("SELECT chain_seq FROM {cps} ORDER BY seq")] == \
+            [3, 13, 23, 33, 43]
+        assert report(kms, chainer).ok
+    finally:
+        chainer.close()
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["lease", "no-lease"])
+def test_processes_sharing_a_store_never_fork_the_chain(kms, store, clock, exclusive):
+    """Two chainers (as two server processes) run while records keep arriving. With the lease
+    one of them chains and the other skips; without it they race, and the store's lock with
+    the tip check keeps a single chain."""
+    config = StoreConfig(kms.settings.data_path, kms.settings.store)
+    chainers = [LedgerChainer(config, RootKey.load(kms.settings.data_path), clock=clock,
+                              exclusive=exclusive) for _ in range(2)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    appended = [0, 0]
+
+    def chain_loop(index):
+        try:
+            while not stop.is_set():
+                appended[index] += chainers[index].chain(REGION)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=chain_loop, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(10):
+            create_keys(kms, 1)
+            store.append_audit(20)
+            clock.now += 30
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    if exclusive:
+        assert 0 in appended  # the other process never had the lease
+    holder = next(c for c in chainers if c.region(REGION).db.lease())
+    holder.run([REGION], final=True)
+    try:
+        (count, distinct, top), = store.sql(
+            "SELECT COUNT(*), COUNT(DISTINCT source || ':' || source_position), MAX(seq) "
+            "FROM {chain}")
+        assert count == distinct == top == len(store.event_positions()) + 200
+        result = report(kms, chainers[1])
+        assert result.ok and result.regions[0].unanchored == 0, result.lines()
+    finally:
+        for chainer in chainers:
+            chainer.close()
+
+
+def test_a_stopping_process_waits_for_the_lease_to_anchor_its_records(kms, store, clock):
+    config = StoreConfig(kms.settings.data_path, kms.settings.store)
+    first, second = (LedgerChainer(config, RootKey.load(kms.settings.data_path), clock=clock)
+                     for _ in range(2))
+    try:
+        store.append_audit(2)
+        assert first.chain(REGION) == 2  # the lease holder
+        store.append_audit(3)
+        assert second.chain(REGION) == 0  # not the chainer: skips
+        threading.Timer(0.3, first.close).start()  # the holder stops a moment later
+        assert second.run([REGION], final=True) == 3  # waited for the lease
+        result = report(kms, second)
+        assert result.ok and result.regions[0].unanchored == 0, result.lines()
+    finally:
+        second.close()
+
+
+def test_signing_key_is_sealed_once_per_store_and_shared_by_regions(kms, chainer, store):
+    kms.call("CreateKey", ctx=kms.context(region="eu-west-1"))
+    create_keys(kms, 1)
+    chainer.run([REGION, "eu-west-1"])
+    pem = chainer.public_key_pem(REGION)
+    assert chainer.public_key_pem("eu-west-1") == pem
+    config = StoreConfig(kms.settings.data_path, kms.settings.store)
+    assert checkpoint_public_key(config, RootKey.load(kms.settings.data_path)) == pem
+    (wrapped,), = store.sql("SELECT wrapped FROM {keyring} WHERE key_id = ?", (SIGNING_KEY_ENTRY,),
+                            db="keyring")
+    assert len(bytes(wrapped)) == 12 + 32 + 16  # AES-GCM nonce, sealed 32-byte key, tag
+    result = verify(config, pem)
+    assert result.ok and [r.region for r in result.regions] == ["eu-west-1", REGION]
+    with pytest.raises(InvalidTag):  # another root key cannot unseal it
+        checkpoint_public_key(config, RootKey(b"\x01" * 32))
+
+
+# -- tampering with the sources -------------------------------------------------------------------
+
+def test_edited_event_state(kms, populated, chainer):
+    store = populated
+    position = store.event_positions()[3]
+    (state,), = store.events("SELECT state FROM {events} WHERE {pos} = ?", (position,))
+    state = bytes(state)
+    store.events("UPDATE {events} SET state = ? WHERE {pos} = ?",
+                 (state[:-1] + bytes([state[-1] ^ 1]), position))
+    seq = store.chain_seq_of(EVENT, position)
+    assert problem(kms, chainer) == ("edited", f"event at notification id {position} (chain seq {seq})")
+    assert report(kms, chainer).headline() == (
+        f"FAILED: region {REGION}, event at notification id {position} (chain seq {seq}): edited "
+        "(its stored fields do not match the digest chained for it)")
+
+
+def test_edited_audit_record(kms, populated, chainer):
+    store = populated
+    position = store.audit_positions()[2]
+    store.sql("UPDATE {audit} SET record = ? WHERE position = ?", (b'{"eventName":"Nothing"}', position))
+    assert problem(kms, chainer) == (
+        "edited", f"audit record at position {position} (chain seq {store.chain_seq_of(AUDIT, position)})")
+
+
+def test_edited_audit_query_column(kms, populated, chainer):
+    """The columns audit queries filter on are covered too: hiding a record from
+    ``--principal`` by editing its column is an edit."""
+    store = populated
+    position = store.audit_positions()[4]
+    store.sql("UPDATE {audit} SET principal = ? WHERE position = ?", ("arn:aws:iam::1:root", position))
+    assert problem(kms, chainer)[0] == "edited"
+
+
+def test_deleted_audit_record(kms, populated, chainer):
+    store = populated
+    position = store.audit_positions()[3]
+    store.sql("DELETE FROM {audit} WHERE position = ?", (position,))
+    assert problem(kms, chainer) == (
+        "missing", f"audit record at position {position} (chain seq {store.chain_seq_of(AUDIT, position)})")
+
+
+def test_deleted_event(kms, populated, chainer):
+    store = populated
+    position = store.event_positions()[1]
+    store.events("DELETE FROM {events} WHERE {pos} = ?", (position,))
+    assert problem(kms, chainer) == (
+        "missing", f"event at notification id {position} (chain seq {store.chain_seq_of(EVENT, position)})")
+
+
+def test_inserted_audit_record(kms, store, chainer):
+    store.append_audit(3)
+    store.skip_audit_position()  # a gap in the positions (on PostgreSQL: a failed insert)
+    store.append_audit(3)
+    chainer.chain(REGION)
+    assert report(kms, chainer).ok
+    positions = store.audit_positions()
+    gap = next(p + 1 for p, q in zip(positions, positions[1:], strict=False) if q != p + 1)
+    (row,) = store.sql(f"SELECT {ledger_chain._AUDIT_COLUMNS} FROM {{audit}} WHERE position = ?",
+                        (positions[0],))
+    store.sql(f"INSERT INTO {{audit}} ({ledger_chain._AUDIT_COLUMNS}) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (gap, *row[1:]))
+    assert problem(kms, chainer) == ("inserted", f"audit record at position {gap}")
+
+
+def test_inserted_event(kms, populated, chainer):
+    store = populated
+    (row,) = store.events("SELECT originator_id, originator_version, topic, state FROM {events} "
+                           "ORDER BY {pos} LIMIT 1")
+    store.events("INSERT INTO {events} ({pos}, originator_id, originator_version, topic, state) "
+                 "VALUES (?, ?, ?, ?, ?)", (0, "forged-key", *row[1:]))
+    assert problem(kms, chainer) == ("inserted", "event at notification id 0")
+
+
+def test_swapped_audit_records(kms, populated, chainer):
+    store = populated
+    first, second = store.audit_positions()[1:3]
+    columns = ledger_chain._AUDIT_COLUMNS.split(", ")[1:]
+    rows = {p: store.sql(f"SELECT {', '.join(columns)} FROM {{audit}} WHERE position = ?", (p,))[0]
+            for p in (first, second)}
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    for position, other in ((first, second), (second, first)):
+        store.sql(f"UPDATE {{audit}} SET {assignments} WHERE position = ?", (*rows[other], position))
+    assert problem(kms, chainer) == (
+        "reordered", f"audit record at position {first} (chain seq {store.chain_seq_of(AUDIT, first)})")
+    assert f"holds the record chained at position {second}" in report(kms, chainer).headline()
+
+
+def test_swapped_events(kms, populated, chainer):
+    store = populated
+    first, second = store.event_positions()[2:4]
+    fields = "originator_id, originator_version, topic, state"
+    rows = {p: store.events(f"SELECT {fields} FROM {{events}} WHERE {{pos}} = ?", (p,))[0]
+            for p in (first, second)}
+    store.events("DELETE FROM {events} WHERE {pos} IN (?, ?)", (first, second))
+    for position, other in ((first, second), (second, first)):
+        store.events(f"INSERT INTO {{events}} ({{pos}}, {fields}) VALUES (?, ?, ?, ?, ?)",
+                     (position, *rows[other]))
+    assert problem(kms, chainer) == (
+        "reordered", f"event at notification id {first} (chain seq {store.chain_seq_of(EVENT, first)})")
+
+
+def test_tail_truncated_after_the_last_checkpoint(kms, populated, chainer):
+    store = populated
+    (last_checkpoint,), = store.sql("SELECT MAX(chain_seq) FROM {cps}")
+    after = [p for p in store.audit_positions() if store.chain_seq_of(AUDIT, p) > last_checkpoint]
+    assert len(after) == 4
+    store.sql("DELETE FROM {audit} WHERE position >= ?", (after[0],))
+    assert problem(kms, chainer) == (
+        "truncated after the last checkpoint",
+        f"audit record at position {after[0]} (chain seq {store.chain_seq_of(AUDIT, after[0])})")
+
+
+def test_records_not_yet_chained_are_reported_unanchored(kms, populated, chainer):
+    store = populated
+    store.append_audit(5)
+    create_keys(kms, 1)
+    result = report(kms, chainer)
+    assert result.ok
+    assert result.regions[0].unchained == {EVENT: 2, AUDIT: 5}
+    assert "15 records unanchored (8 chained after the last checkpoint, 7 not yet chained)" in \
+        "\n".join(result.lines())
+
+
+# -- tampering with the chain and the checkpoints ---------------------------------------------------
+
+def test_corrupted_checkpoint_signature(kms, populated, chainer, clock):
+    store = populated
+    clock.now += 61
+    chainer.chain(REGION)  # a second checkpoint
+    (signature, chain_seq), = store.sql("SELECT signature, chain_seq FROM {cps} WHERE seq = 2")
+    signature = bytes(signature)
+    store.sql("UPDATE {cps} SET signature = ? WHERE seq = 2",
+              (bytes([signature[0] ^ 0x80]) + signature[1:],))
+    assert problem(kms, chainer) == ("bad signature", f"checkpoint #2 (chain seq {chain_seq})")
+
+
+def test_wrong_public_key(kms, populated, chainer):
+    other = ledger_chain.public_key_pem(Ed25519PrivateKey.generate().public_key())
+    result = verify(StoreConfig(kms.settings.data_path, kms.settings.store), other, [REGION])
+    region, found = result.first_problem
+    assert (found.kind, found.where.split(" (")[0]) == ("bad signature", "checkpoint #1")
+    assert "it names key" in found.detail
+
+
+def test_deleted_checkpoint(kms, populated, chainer, clock):
+    store = populated
+    for _ in range(2):
+        clock.now += 61
+        store.append_audit(1)
+        chainer.chain(REGION)
+    store.sql("DELETE FROM {cps} WHERE seq = 2")
+    assert problem(kms, chainer) == ("missing", "checkpoint #2")
+
+
+def test_deleted_chain_entry(kms, populated, chainer):
+    store = populated
+    store.sql("DELETE FROM {chain} WHERE seq = 5")
+    assert problem(kms, chainer) == ("missing", "chain entry 5")
+
+
+def test_a_chain_entry_with_a_foreign_type(kms, populated, chainer):
+    """SQLite keeps whatever type is written: an edit that changes one is still an edit."""
+    store = populated
+    if store.postgres:
+        pytest.skip("PostgreSQL columns keep their types")
+    store.sql("UPDATE {chain} SET source_position = 'x' WHERE seq = 3")
+    assert problem(kms, chainer) == ("edited", "chain entry 3")
+    store.sql("UPDATE {chain} SET source_position = 3 WHERE seq = 3")
+    store.sql("UPDATE {cps} SET chain_seq = 'x' WHERE seq = 1")
+    assert problem(kms, chainer)[0] == "edited"
+
+
+def test_chain_truncated_below_a_checkpoint(kms, populated, chainer):
+    store = populated
+    (last_checkpoint,), = store.sql("SELECT MAX(chain_seq) FROM {cps}")
+    store.sql("DELETE FROM {chain} WHERE seq > ?", (last_checkpoint - 3,))
+    kind, where = problem(kms, chainer)
+    assert (kind, where) == ("truncated", f"chain entry {last_checkpoint - 2}")
+
+
+def test_edit_with_the_chain_recomputed_is_caught_by_the_checkpoint(kms, populated, chainer):
+    """Someone without the signing key edits a record and rebuilds every hash after it: the
+    chain is consistent again, but no longer ends in the signed head."""
+    store = populated
+    position = store.audit_positions()[1]
+    store.sql("UPDATE {audit} SET record = ? WHERE position = ?", (b'{"rewritten":true}', position))
+    seq = store.chain_seq_of(AUDIT, position)
+    (prev,), = store.sql("SELECT prev_hash FROM {chain} WHERE seq = ?", (seq,))
+    prev = bytes(prev)
+    for entry_seq, source, entry_position in store.sql(
+            "SELECT seq, source, source_position FROM {chain} WHERE seq >= ? ORDER BY seq", (seq,)):
+        if source == AUDIT:
+            (row,) = store.sql(f"SELECT {ledger_chain._AUDIT_COLUMNS} FROM {{audit}} "
+                                "WHERE position = ?", (entry_position,))
+            digest = audit_digest(row)
+        else:
+            (row,) = store.events("SELECT {pos}, originator_id, originator_version, topic, state "
+                                   "FROM {events} WHERE {pos} = ?", (entry_position,))
+            digest = event_digest(row)
+        entry_hash = link_hash(entry_seq, source, entry_position, digest, prev)
+        store.sql("UPDATE {chain} SET digest = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                  (digest, prev, entry_hash, entry_seq))
+        prev = entry_hash
+    (cp_seq,), = store.sql("SELECT chain_seq FROM {cps} WHERE seq = 1")
+    assert problem(kms, chainer) == ("edited", f"chain entry {cp_seq}")
+    assert f"entries 1..{cp_seq} were rewritten" in report(kms, chainer).headline()
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+def test_prune_before_keeps_a_verifiable_checkpointed_prefix(kms, store, chainer, clock):
+    old = time.time() - 400 * 86400
+    create_keys(kms, 1)
+    store.append_audit(5, event_time=old)
+    chainer.chain(REGION)  # checkpoint #1 after the 5 old records
+    store.append_audit(3, event_time=old + 10)
+    clock.now += 61
+    chainer.chain(REGION)  # checkpoint #2 after 3 more old records
+    store.append_audit(4)  # recent
+    clock.now += 61
+    chainer.chain(REGION)  # checkpoint #3
+    cutoff = time.time() - 365 * 86400
+
+    assert chainer.prune_before(cutoff) == {REGION: 8}  # everything up to checkpoint #2
+    remaining = store.audit_positions()
+    assert len(remaining) == 4
+    result = report(kms, chainer)
+    assert result.ok, result.lines()
+    assert (result.regions[0].pruned, result.regions[0].audit) == (8, 4)
+    assert "8 older audit records pruned" in "\n".join(result.lines())
+    assert chainer.prune_before(cutoff) == {REGION: 0}  # idempotent
+
+    # a record deleted after the pruned prefix is still missing
+    store.sql("DELETE FROM {audit} WHERE position = ?", (remaining[1],))
+    assert problem(kms, chainer)[0] == "missing"
+
+
+def test_prune_stops_at_the_newest_checkpoint_before_a_recent_record(kms, store, chainer, clock):
+    old = time.time() - 400 * 86400
+    store.append_audit(5, event_time=old)
+    chainer.chain(REGION)  # checkpoint #1: 5 old records
+    store.append_audit(2, event_time=old)
+    store.append_audit(2)  # recent records chained before the next checkpoint
+    clock.now += 61
+    chainer.chain(REGION)  # checkpoint #2: 9 records, 2 of them recent
+    assert chainer.prune_before(time.time() - 365 * 86400) == {REGION: 5}
+    result = report(kms, chainer)
+    assert result.ok and result.regions[0].pruned == 5, result.lines()
+
+
+def test_a_gap_that_does_not_end_at_a_checkpoint_is_not_a_pruned_prefix(kms, store, chainer, clock):
+    store.append_audit(6)
+    chainer.chain(REGION)
+    clock.now += 61
+    store.append_audit(3)
+    chainer.chain(REGION)
+    first = store.audit_positions()[0]
+    store.sql("DELETE FROM {audit} WHERE position <= ?", (first + 2,))  # half of checkpoint #1's
+    assert problem(kms, chainer) == (
+        "missing", f"audit record at position {first} (chain seq {store.chain_seq_of(AUDIT, first)})")
