@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,10 +39,12 @@ from api.protocol import (
     parse_body,
 )
 from api.settings import Settings
-from application.audit import audit_row, new_event_id
-from application.audit_records import api_call_record
+from application.audit import AuditQuery, audit_row, new_event_id
+from application.audit_query import AuditFilter, check_limit, parse_time, read_page
+from application.audit_records import api_call_record, ledger_api_record
 from application.authorization import Caller
 from application.context import RequestContext
+from application.forensics import Forensics, parse_instant
 from application.region import WRITTEN
 from application.service import KeyManagementService
 from domain.errors import (
@@ -49,6 +52,7 @@ from domain.errors import (
     KmsError,
     KMSInternalException,
     UnsupportedOperationException,
+    ValidationException,
 )
 from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
@@ -319,11 +323,15 @@ class Maintenance:
 
     FOLLOW_INTERVAL = 0.2
 
+    PRUNE_INTERVAL = 3600.0
+
     def __init__(self, service: KeyManagementService, interval: float,
-                 chainer: LedgerChainer | None = None) -> None:
+                 chainer: LedgerChainer | None = None, retention_days: int = 365) -> None:
         self.service = service
         self.interval = interval
         self.chainer = chainer  # tamper evidence: chains new events and audit records each pass
+        self.retention = retention_days * 86400.0
+        self._pruned_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keyledger-maintenance", daemon=True)
 
@@ -350,9 +358,37 @@ class Maintenance:
                 log.exception("maintenance pass failed; retrying")
             if self.chainer is not None:  # never raises; idle cost: two max() reads per region
                 self.chainer.run(region.name for region in self.service.regions)
+                self._prune()
+
+    def _prune(self) -> None:
+        """Audit retention, once an hour: records older than --audit-retention-days go, but
+        only as whole prefixes ending at a checkpoint (verify still passes)."""
+        now = time.time()
+        if now - self._pruned_at < self.PRUNE_INTERVAL:
+            return
+        self._pruned_at = now
+        try:
+            pruned = self.chainer.prune_before(now - self.retention,
+                                               [region.name for region in self.service.regions])
+            if any(pruned.values()):
+                log.warning("audit retention: pruned %s", pruned)
+        except Exception:
+            log.exception("audit retention pass failed; retrying in an hour")
 
 
+#: the ledger API's actions (identity policies; an account's root needs none for its own keys)
 READ_HISTORY = Operation("ReadHistory", "keyledger:ReadHistory", Kind.READ_ONLY)
+READ_KEY_STATE = Operation("ReadKeyState", "keyledger:ReadHistory", Kind.READ_ONLY)
+READ_KEY_ACCESS = Operation("ReadKeyAccess", "keyledger:ReadHistory", Kind.READ_ONLY)
+READ_KEY_MATERIALS = Operation("ReadMaterials", "keyledger:ReadHistory", Kind.READ_ONLY)
+READ_AUDIT = Operation("ReadAudit", "keyledger:ReadAudit", Kind.READ_ONLY)
+_LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
+                  "materials": "ReadMaterials", "audit": "ReadAudit"}
+
+
+def _ledger_event_name(path: str) -> str:
+    """The event name of a ledger API path (for the record of a refused request)."""
+    return _LEDGER_EVENTS.get(path.rstrip("/").rsplit("/", 1)[-1], "LedgerApi")
 
 
 def create_app(settings: Settings | None = None) -> KmsFrontend:
@@ -372,7 +408,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     for region in service.known_regions():
         service.region(region)
     maintenance = Maintenance(service, settings.maintenance_interval, LedgerChainer.for_store(
-        settings.data_path, settings.store, settings.root_key_file))
+        settings.data_path, settings.store, settings.root_key_file), settings.audit_retention_days)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -401,8 +437,27 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    def ledger_audit(request: Request, principal, access_key_id: str, account: str, region: str,
+                     event_name: str, params: dict[str, Any], resources: tuple[str, ...],
+                     failure: KmsError | None, request_id: str) -> Any:
+        """The audit row of one ledger API request (ledger_api_record)."""
+        now = datetime.now(UTC)
+        client = request.client
+        record = ledger_api_record(
+            principal=principal, access_key_id=access_key_id, account=account, region=region,
+            event_name=event_name, params=params,
+            error_code=failure.code if failure is not None else None,
+            error_message=failure.message if failure is not None else None, event_time=now,
+            event_id=new_event_id(), request_id=request_id,
+            source_ip=client.host if client else "", user_agent=request.headers.get("user-agent", ""),
+            resources=resources, tls=request.url.scheme == "https",
+        )
+        return audit_row(record, now, account, resources, principal.arn if principal else None,
+                         request_id)
+
     async def caller(request: Request):
-        """The ledger API is authenticated as the KMS API is (SigV4, service ``kms``)."""
+        """The ledger API is authenticated as the KMS API is (SigV4, service ``kms``); a
+        refused request is audited too."""
         body = await request.body()
         try:
             return authenticator.authenticate(
@@ -410,68 +465,71 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 request.scope["headers"], body,
             )[0]
         except KmsError as error:
+            region = settings.default_region
+            row = ledger_audit(request, None, "", settings.account_id, region,
+                               _ledger_event_name(request.url.path), dict(request.query_params),
+                               (), error, _request_id())
+            await service.region(region).audit.record(row)
             raise HTTPException(status_code=403, detail=f"{error.code}: {error.message}") from None
 
-    @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
-    def key_events(key_id: str, region: str | None = None,
-                   caller: Caller = Depends(caller)) -> KeyHistory:  # noqa: B008
-        """Every event of a key, oldest first: the key's audit trail. Authorized by
-        ``keyledger:ReadHistory`` (an account's root reads its own account's keys)."""
-        region = region or settings.default_region
-        if region not in regions_served:
-            raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
-        try:
-            context = RequestContext(caller.principal.account, region, _request_id(), caller,
-                                     caller.access_key_id)
-            service.authorizer.check_request(
-                context, READ_HISTORY, {}, resource=key_arn(region, caller.principal.account, key_id)
-            )
-            events = service.key_history(region, key_id, caller.principal.account)
-        except AccessDeniedException as error:
-            raise HTTPException(status_code=403, detail=error.message) from None
-        except KmsError as error:
-            raise HTTPException(status_code=404, detail=error.message) from None
-        return KeyHistory(KeyId=key_id, Region=region, Events=events)
-
-    # -- forensics: a key as of any instant, who could use it, its material versions --------
-    from application.forensics import Forensics, parse_instant
-    from domain.errors import ValidationException
-
-    forensics = Forensics(service, settings.default_region)
-
-    def forensic_read(caller: Caller, region: str | None, key_id: str, read) -> dict[str, Any]:
-        """``read(region, account)`` of a key of the caller's account, authorized as the events
-        route is (``keyledger:ReadHistory`` on the key ARN); 400 for a malformed parameter,
-        403 refused, 404 no such key (then)."""
+    def ledger_read(request: Request, caller: Caller, operation: Operation, region: str | None,
+                    key_id: str | None, read) -> Any:
+        """``read(region, account)`` for the caller's account, authorized by ``operation``'s
+        identity-policy action (on the key ARN, or "*"; an account's root needs none), and
+        audited before the answer leaves: 400 for a malformed parameter, 403 refused, 404 no
+        such key (then)."""
         region = region or settings.default_region
         if region not in regions_served:
             raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
         account = caller.principal.account
+        resources = (key_arn(region, account, key_id),) if key_id else ()
+        context = RequestContext(account, region, _request_id(), caller, caller.access_key_id)
+        failure: KmsError | None = None
         try:
-            context = RequestContext(account, region, _request_id(), caller, caller.access_key_id)
-            service.authorizer.check_request(context, READ_HISTORY, {},
-                                             resource=key_arn(region, account, key_id))
+            service.authorizer.check_request(context, operation, {},
+                                             resource=resources[0] if resources else "*")
             return read(region, account)
         except AccessDeniedException as error:
+            failure = error
             raise HTTPException(status_code=403, detail=error.message) from None
         except KmsError as error:
-            status = 400 if error.code == "ValidationException" else 404
+            failure = error
+            status = 400 if error.code in ("ValidationException", "InvalidMarkerException") else 404
             raise HTTPException(status_code=status, detail=error.message) from None
+        except Exception:
+            failure = _INTERNAL
+            raise
+        finally:
+            params = {**request.path_params, **request.query_params}
+            service.region(region).audit.record_blocking(ledger_audit(
+                request, caller.principal, caller.access_key_id, account, region,
+                operation.name, params, resources, failure, context.request_id))
+
+    @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
+    def key_events(request: Request, key_id: str, region: str | None = None,
+                   caller: Caller = Depends(caller)) -> KeyHistory:  # noqa: B008
+        """Every event of a key, oldest first: the key's audit trail. Authorized by
+        ``keyledger:ReadHistory`` (an account's root reads its own account's keys)."""
+        return ledger_read(request, caller, READ_HISTORY, region, key_id, lambda r, account: KeyHistory(
+            KeyId=key_id, Region=r, Events=service.key_history(r, key_id, account)))
+
+    # -- forensics: a key as of any instant, who could use it, its material versions --------
+    forensics = Forensics(service, settings.default_region)
 
     def instant(at: str | None) -> datetime:
         return parse_instant(at) if at else datetime.now(UTC)  # the clock events are stamped by
 
     @ledger_api.get("/ledger/v1/keys/{key_id}/state")
-    def key_state(key_id: str, at: str | None = None, region: str | None = None,
+    def key_state(request: Request, key_id: str, at: str | None = None, region: str | None = None,
                   caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """The key as it was at ``at`` (ISO 8601 or epoch seconds; default now): KeyMetadata
         (DescribeKey's shape), Policy, Tags, Aliases, Grants, KeyRotationStatus, Version,
         Deleted. 404 before the key existed."""
-        return forensic_read(caller, region, key_id, lambda r, account: forensics.key_state(
-            r, key_id, instant(at), account))
+        return ledger_read(request, caller, READ_KEY_STATE, region, key_id,
+                           lambda r, account: forensics.key_state(r, key_id, instant(at), account))
 
     @ledger_api.get("/ledger/v1/keys/{key_id}/access")
-    def key_access(key_id: str, action: str | None = None, at: str | None = None,
+    def key_access(request: Request, key_id: str, action: str | None = None, at: str | None = None,
                    region: str | None = None,
                    caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """Every principal that could perform ``action`` (e.g. kms:Decrypt) on the key at
@@ -482,10 +540,10 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 raise ValidationException("action is required, e.g. action=kms:Decrypt.")
             return forensics.who_can(r, key_id, action, instant(at), account)
 
-        return forensic_read(caller, region, key_id, read)
+        return ledger_read(request, caller, READ_KEY_ACCESS, region, key_id, read)
 
     @ledger_api.get("/ledger/v1/keys/{key_id}/materials")
-    def key_materials(key_id: str, days: str = "30", region: str | None = None,
+    def key_materials(request: Request, key_id: str, days: str = "30", region: str | None = None,
                       caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """Each backing-material version of the key: lineage, what it produced and decrypted
         (from the audit records), first and last use; for imported material whether anything
@@ -495,7 +553,25 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 raise ValidationException("days must be a whole number of days.")
             return forensics.materials(r, key_id, int(days), account)
 
-        return forensic_read(caller, region, key_id, read)
+        return ledger_read(request, caller, READ_KEY_MATERIALS, region, key_id, read)
+
+    @ledger_api.get("/ledger/v1/audit")
+    def audit_records(request: Request, region: str | None = None, key_id: str | None = None,
+                      principal: str | None = None, event_name: str | None = None,
+                      start: str | None = None, end: str | None = None, errors_only: bool = False,
+                      limit: int | None = None, next_token: str | None = None,
+                      caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+        """The caller's account's audit records, newest first: ``{"Records": [...],
+        "NextToken": "…"}``; ``limit`` ≤ 1000 (default 50); times ISO 8601 or epoch seconds.
+        Authorized by ``keyledger:ReadAudit`` (an account's root reads its own)."""
+        def read(r: str, account: str) -> dict[str, Any]:
+            wanted = AuditFilter(account=account, key_id=key_id, principal=principal,
+                                 event_name=event_name, start=parse_time(start, "start"),
+                                 end=parse_time(end, "end"), errors_only=errors_only)
+            return read_page(service.region(r).audit.store, AuditQuery, wanted,
+                             check_limit(limit), next_token)
+
+        return ledger_read(request, caller, READ_AUDIT, region, None, read)
 
     if settings.enable_test_control:
 

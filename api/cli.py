@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields
 from datetime import datetime
 
+from api.audit_cli import add_audit_parser, audit
 from api.forensics_cli import add_at_argument, add_who_can_parser, history_at, who_can
 from api.settings import Settings
 
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     add_who_can_parser(sub)
     _verify_parser(sub)
     _checkpoint_key_parser(sub)
+    add_audit_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args)
@@ -254,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         return verify(args)
     if args.command == "checkpoint-key":
         return checkpoint_key(args)
+    if args.command == "audit":
+        return audit(args)
     return history(args)
 
 

@@ -29,6 +29,9 @@ class Settings:
     auth: str = "sigv4"
     #: the identities file (sigv4 mode); default <data-dir>/identities.json
     identities: str | None = None
+    #: audit records older than this are pruned (whole checkpointed prefixes only: export
+    #: them first with `keyledger audit export`)
+    audit_retention_days: int = 365
 
     @staticmethod
     def env_name(field: str) -> str:

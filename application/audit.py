@@ -42,6 +42,19 @@ class AuditRow:
                 self.error_code, self.request_id, self.event_id, self.record)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    account: str | None = None  # the recipient account (whose audit it is)
+    key_id: str | None = None
+    principal: str | None = None
+    event_name: str | None = None
+    start: float | None = None  # epoch seconds, inclusive
+    end: float | None = None  # epoch seconds, inclusive
+    errors_only: bool = False
+    before_position: int | None = None  # paging: records older than this position
+    limit: int = 50
+
+
 def audit_row(record: Mapping[str, Any], event_time: datetime, account: str,
               resources: Sequence[str], principal_arn: str | None,
               request_id: str | None) -> AuditRow:
@@ -64,7 +77,11 @@ def new_event_id() -> str:
 
 
 class AuditStorePort(Protocol):
+    """What the application needs of the audit store (infrastructure.audit_store)."""
+
     def append(self, rows: list[AuditRow]) -> None: ...
+    def query(self, query: AuditQuery) -> list[tuple[int, bytes]]: ...
+    def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]: ...
     def close(self) -> None: ...
 
 

@@ -85,11 +85,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any
 
 import orjson
 from eventsourcing.utils import get_topic
 
+from application.audit import AuditQuery, AuditStorePort
 from application.authorization import compiled
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
@@ -748,34 +749,17 @@ def key_action(action: str) -> str:
 # -- the audit store ----------------------------------------------------------------------------
 
 
-class _Query:
-    """A query of the audit store (the fields of infrastructure.audit_store.AuditQuery, which
-    the application layer does not import): the filters it sets, and None — no filter — for
-    any other the store asks about."""
-
-    def __init__(self, **filters: Any) -> None:
-        self.__dict__.update(filters)
-
-    def __getattr__(self, name: str) -> None:
-        return None
+def _audit(region: Region) -> AuditStorePort:
+    return region.audit.store
 
 
-class AuditReader(Protocol):
-    def query(self, query: Any) -> list[tuple[int, bytes]]: ...
-    def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]: ...
-
-
-def _audit(region: Region) -> AuditReader:
-    return cast(AuditReader, region.resources.audit)
-
-
-def _records(store: AuditReader, *, key_id: str | None = None, event_name: str | None = None,
+def _records(store: AuditStorePort, *, key_id: str | None = None, event_name: str | None = None,
              start: float | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Records newest first, page by page."""
     before = None
     while True:
-        rows = store.query(_Query(key_id=key_id, event_name=event_name, start=start,
-                                  before_position=before, limit=_BATCH))
+        rows = store.query(AuditQuery(key_id=key_id, event_name=event_name, start=start,
+                                      before_position=before, limit=_BATCH))
         for position, record in rows:
             yield position, orjson.loads(record)
         if len(rows) < _BATCH:

@@ -14,32 +14,18 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from application.audit import AuditRow
+from application.audit import AuditQuery, AuditRow
 
 __all__ = ["AuditQuery", "AuditRow", "AuditStore", "PostgresAuditStore", "SQLiteAuditStore"]
 
 TABLE = "keyledger_audit"
 _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, request_id, event_id, record"
-
-
-@dataclass(frozen=True, slots=True)
-class AuditQuery:
-    account: str | None = None  # the recipient account (whose audit it is)
-    key_id: str | None = None
-    principal: str | None = None
-    event_name: str | None = None
-    start: float | None = None  # epoch seconds, inclusive
-    end: float | None = None  # epoch seconds, inclusive
-    errors_only: bool = False
-    before_position: int | None = None  # paging: records older than this position
-    limit: int = 50
 
 
 class AuditStore:

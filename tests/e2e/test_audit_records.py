@@ -117,3 +117,81 @@ def test_changes_kms_makes_on_its_own_are_recorded_as_service_events(server_fact
         "previousKeyMaterialId": rotating["CurrentKeyMaterialId"],
         "currentKeyMaterialId": now_current,
     }
+
+
+def test_the_audit_api_pages_newest_first_and_filters(store_server, e2e):
+    kms = store_server.kms()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    ids = [kms.encrypt(KeyId=key_id, Plaintext=b"x")["ResponseMetadata"]["RequestId"]
+           for _ in range(3)]
+    with pytest.raises(ClientError):  # not pending deletion: KMSInvalidStateException
+        kms.cancel_key_deletion(KeyId=key_id)
+    first = store_server.ledger_get(f"/ledger/v1/audit?key_id={key_id}&event_name=Encrypt&limit=2")
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [r["requestID"] for r in page["Records"]] == [ids[2], ids[1]]
+    second = store_server.ledger_get(f"/ledger/v1/audit?key_id={key_id}&event_name=Encrypt"
+                                     f"&limit=2&next_token={page['NextToken']}").json()
+    assert [r["requestID"] for r in second["Records"]] == [ids[0]] and "NextToken" not in second
+    errors = store_server.ledger_get(f"/ledger/v1/audit?key_id={key_id}&errors_only=true").json()
+    assert [(r["eventName"], r["errorCode"]) for r in errors["Records"]] == [
+        ("CancelKeyDeletion", "KMSInvalidStateException")]
+    future = store_server.ledger_get("/ledger/v1/audit?start=2999-01-01T00:00:00Z").json()
+    assert future == {"Records": []}
+    bad = store_server.ledger_get("/ledger/v1/audit?start=yesterday")
+    assert (bad.status_code, bad.json()) == (
+        400, {"detail": "start must be ISO 8601 or epoch seconds, not 'yesterday'."})
+    # the ledger API requests themselves are audited
+    reads = store_server.ledger_get("/ledger/v1/audit?event_name=ReadAudit&limit=1").json()
+    (read,) = reads["Records"]
+    assert (read["eventSource"], read["eventName"], read["userIdentity"]["type"]) == (
+        "keyledger.ledger", "ReadAudit", "Root")
+
+
+def test_reading_the_audit_needs_keyledger_read_audit(server_factory, e2e):
+    from botocore.credentials import Credentials
+
+    identities = e2e.root_identities()
+    identities["accounts"][e2e.ACCOUNT_ID]["users"] = {
+        "bob": {"access_keys": [{"access_key_id": "AKIABOBAUDIT0000001", "secret_access_key": "b"}]},
+        "auditor": {"access_keys": [{"access_key_id": "AKIAAUDITOR00000001", "secret_access_key": "a"}],
+                    "policies": {"read-audit": {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "keyledger:ReadAudit", "Resource": "*"}]}}},
+    }
+    server = server_factory("audit-authz", identities=identities)
+    bob = server.ledger_get("/ledger/v1/audit", credentials=Credentials("AKIABOBAUDIT0000001", "b"))
+    assert (bob.status_code, bob.json()["detail"]) == (403, (
+        f"User: arn:aws:iam::{e2e.ACCOUNT_ID}:user/bob is not authorized to perform: "
+        "keyledger:ReadAudit on resource: * because no identity-based policy allows the "
+        "keyledger:ReadAudit action"))
+    auditor = server.ledger_get("/ledger/v1/audit?event_name=ReadAudit",
+                                credentials=Credentials("AKIAAUDITOR00000001", "a"))
+    assert auditor.status_code == 200
+    assert [r["errorCode"] for r in auditor.json()["Records"]] == ["AccessDeniedException"]
+
+
+def test_the_audit_cli_reads_and_exports_offline(server_factory, e2e, tmp_path):
+    import gzip
+    import subprocess
+    import sys
+
+    server = server_factory("audit-cli")
+    kms = server.kms()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    request_id = kms.encrypt(KeyId=key_id, Plaintext=b"x")["ResponseMetadata"]["RequestId"]
+    server.stop()
+    base = [sys.executable, "-m", "api", "audit", "--data-dir", str(server.data_dir)]
+    lines = subprocess.run([*base, "--key", key_id, "--event-name", "Encrypt", "--json"],
+                           cwd=e2e.PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                           env=server.child_env())
+    assert lines.returncode == 0, lines.stderr
+    assert [json.loads(line)["requestID"] for line in lines.stdout.splitlines()] == [request_id]
+    out = tmp_path / "export"
+    export = subprocess.run([*base, "export", "--out", str(out)], cwd=e2e.PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60, env=server.child_env())
+    assert export.returncode == 0, export.stderr
+    files = sorted(out.glob(f"AWSLogs/{e2e.ACCOUNT_ID}/CloudTrail/us-east-1/*/*/*/*.json.gz"))
+    assert files and all(f.name.startswith(f"{e2e.ACCOUNT_ID}_CloudTrail_us-east-1_") for f in files)
+    exported = [r for f in files for r in json.loads(gzip.decompress(f.read_bytes()))["Records"]]
+    assert request_id in [r["requestID"] for r in exported if r["eventName"] == "Encrypt"]
+    assert export.stdout.startswith(f"wrote {len(exported)} records in {len(files)} files")

@@ -1,0 +1,100 @@
+"""``keyledger audit`` (query the audit records, offline on a data dir or store) and
+``keyledger audit export --out DIR`` (CloudTrail's own file layout)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from api.settings import Settings
+
+
+def add_audit_parser(sub) -> None:
+    p = sub.add_parser("audit", help="the audit records: who did what, when (offline)")
+    _filters(p)
+    p.add_argument("--json", action="store_true", help="one JSON record per line")
+    p.add_argument("--limit", type=int, default=None, help="at most this many records")
+    actions = p.add_subparsers(dest="audit_command")
+    export = actions.add_parser("export", help="write the records as CloudTrail log files")
+    _filters(export, default=argparse.SUPPRESS)  # given before or after `export`, both count
+    export.add_argument("--out", required=True, help="directory to write AWSLogs/… under")
+
+
+def _filters(p: argparse.ArgumentParser, default: object = None) -> None:
+    p.add_argument("--data-dir", default=default)
+    p.add_argument("--store", default=default, help="postgresql://user:pass@host:port/db")
+    p.add_argument("--region", default=default, help="default: every region of the store")
+    p.add_argument("--key", default=default, help="a key id")
+    p.add_argument("--principal", default=default, help="a caller's ARN")
+    p.add_argument("--event-name", default=default, help="e.g. Decrypt")
+    p.add_argument("--since", default=default, help="ISO 8601 or epoch seconds")
+    p.add_argument("--until", default=default, help="ISO 8601 or epoch seconds")
+    p.add_argument("--errors", action="store_true",
+                   default=False if default is None else default, help="failed requests only")
+
+
+def audit(args: argparse.Namespace) -> int:
+    from api.bootstrap import build_service
+    from application.audit import AuditQuery
+    from application.audit_query import AuditFilter, all_records, parse_time
+    from domain.errors import KmsError
+
+    os.umask(0o077)
+    overrides = {"data_dir": args.data_dir, "store": args.store}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    service = build_service(settings)
+    try:
+        wanted = AuditFilter(key_id=args.key, principal=args.principal,
+                             event_name=args.event_name, start=parse_time(args.since, "--since"),
+                             end=parse_time(args.until, "--until"), errors_only=args.errors)
+        regions = [args.region] if args.region else service.known_regions()
+        records: list[dict[str, Any]] = []
+        for region in regions:
+            records.extend(all_records(service.region(region).audit.store, AuditQuery, wanted))
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+    records.sort(key=lambda r: r["eventTime"], reverse=True)
+    if args.audit_command == "export":
+        return _export(records, Path(args.out))
+    if args.limit is not None:
+        records = records[: args.limit]
+    for record in records:
+        print(json.dumps(record, sort_keys=True) if args.json else _line(record))
+    return 0
+
+
+def _line(record: dict[str, Any]) -> str:
+    who = record["userIdentity"].get("arn") or record["userIdentity"].get("invokedBy") or (
+        f"unauthenticated ({record['userIdentity'].get('accessKeyId', '-')})")
+    keys = ",".join(r["ARN"].rsplit("/", 1)[-1] for r in record.get("resources", [])) or "-"
+    outcome = record.get("errorCode", "OK")
+    return (f"{record['eventTime']}  {record['awsRegion']:<14} {record['eventName']:<28} "
+            f"{outcome:<28} {keys:<38} {who}  ({record.get('sourceIPAddress', '-')}, "
+            f"request {record.get('requestID', '-')})")
+
+
+def _export(records: list[dict[str, Any]], out: Path) -> int:
+    from application.audit_query import cloudtrail_files
+
+    files = cloudtrail_files(records, os.urandom(8).hex())
+    show_progress = sys.stderr.isatty()
+    for done, (path, data) in enumerate(sorted(files.items()), 1):
+        target = out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        if show_progress:
+            width = 40
+            filled = width * done // len(files)
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(files)} files",
+                  end="", file=sys.stderr, flush=True)
+    if show_progress:
+        print(file=sys.stderr)
+    print(f"wrote {len(records)} records in {len(files)} files under {out / 'AWSLogs'}")
+    return 0
