@@ -522,6 +522,18 @@ def api_call_record(*, principal: Principal | None, access_key_id: str, account:
         "sourceIPAddress": source_ip,
         "userAgent": user_agent,
     }
+    return _api_call_tail(record, error_code, error_message, request_parameters, response_elements, extra,
+                          request_id, event_id, read_only, resources, account, tls, tls_version,
+                          cipher_suite, host)
+
+
+def _api_call_tail(record: dict[str, Any], error_code: str | None, error_message: str | None,
+                   request_parameters: Any, response_elements: Any, extra: Any,
+                   request_id: str, event_id: str, read_only: bool, resources: Sequence[str],
+                   account: str, tls: bool, tls_version: str, cipher_suite: str,
+                   host: str) -> dict[str, Any]:
+    """The fields of an AwsApiCall record after userAgent, in CloudTrail's order (a KMS request
+    or a ledger API request)."""
     if error_code:
         record["errorCode"] = _clip(error_code)
         if error_message:
@@ -630,25 +642,9 @@ def ledger_api_record(*, principal: Principal | None, access_key_id: str, accoun
         "sourceIPAddress": source_ip,
         "userAgent": _clip(user_agent),
     }
-    if error_code:
-        record["errorCode"] = _clip(error_code)
-        if error_message:
-            record["errorMessage"] = _clip(error_message)
-    record["requestParameters"] = request_parameters
-    record["responseElements"] = None
-    if extra:
-        record["additionalEventData"] = extra
-    record["requestID"] = request_id
-    record["eventID"] = event_id
-    record["readOnly"] = read_only
-    record["resources"] = [_resource(arn) for arn in resources]
-    record["eventType"] = "AwsApiCall"
-    record["managementEvent"] = True
-    record["recipientAccountId"] = account
-    record["eventCategory"] = "Management"
-    if tls:
-        record["tlsDetails"] = _tls_details(tls_version, cipher_suite, host)
-    return record
+    return _api_call_tail(record, error_code, error_message, request_parameters, None, extra or None,
+                          request_id, event_id, read_only, resources, account, tls, tls_version,
+                          cipher_suite, host)
 
 
 def canonical_bytes(record: Mapping[str, Any]) -> bytes:

@@ -48,3 +48,11 @@ ValidationException = _error("ValidationException")
 # Not a shape of the KMS model, but what AWS KMS answers when a ciphertext names a key the
 # caller cannot reach (it does not exist, is in another Region, or belongs to another account).
 AccessDeniedException = _error("AccessDeniedException")
+
+# AWS's common errors of authentication (SigV4), raised by infrastructure.sigv4: HTTP 400 on
+# AWS JSON 1.1 services.
+MissingAuthenticationTokenException = _error("MissingAuthenticationTokenException")  # no Authorization
+IncompleteSignatureException = _error("IncompleteSignatureException")  # unreadable header or date
+UnrecognizedClientException = _error("UnrecognizedClientException")  # unknown key id or token
+InvalidSignatureException = _error("InvalidSignatureException")  # signature, scope or time
+ExpiredTokenException = _error("ExpiredTokenException")  # a session key past its expiration

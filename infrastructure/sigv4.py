@@ -117,7 +117,13 @@ from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
-from domain.errors import KmsError
+from domain.errors import (
+    ExpiredTokenException,
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    UnrecognizedClientException,
+)
 from domain.principals import AccessKey, Directory, Principal
 
 __all__ = [
@@ -129,41 +135,6 @@ __all__ = [
     "UnrecognizedClientException",
     "open_mode_identity",
 ]
-
-
-class MissingAuthenticationTokenException(KmsError):
-    """The request carries no ``Authorization`` header."""
-
-    code = "MissingAuthenticationTokenException"
-    status = 400
-
-
-class IncompleteSignatureException(KmsError):
-    """The ``Authorization`` header or the request's date cannot be read."""
-
-    code = "IncompleteSignatureException"
-    status = 400
-
-
-class UnrecognizedClientException(KmsError):
-    """The access key id is unknown, or the session token does not belong to it."""
-
-    code = "UnrecognizedClientException"
-    status = 400
-
-
-class InvalidSignatureException(KmsError):
-    """The signature, its scope or its timestamp is wrong."""
-
-    code = "InvalidSignatureException"
-    status = 400
-
-
-class ExpiredTokenException(KmsError):
-    """The session token's key has expired."""
-
-    code = "ExpiredTokenException"
-    status = 400
 
 
 ALGORITHM = "AWS4-HMAC-SHA256"
