@@ -2,16 +2,24 @@
 
 One run:
 
-1. starts keyledger (``python -m api serve``, one worker, fresh temp data dir) and
-   the floor server (``benchmarks/floor_server.py``: raw ASGI + uvicorn/uvloop/httptools
-   answering every POST with a canned Encrypt response), both on free loopback ports;
-2. creates a key and a 1 KiB ciphertext with boto3;
-3. drives Encrypt / Decrypt / GenerateDataKey against keyledger and the same Encrypt
-   request against the floor with ``wrk`` (``benchmarks/wrk/kms.lua``), side by side;
-4. measures CreateKey/s over HTTP (SQLite store);
-5. fills the store up to ``--keys`` keys, runs Encrypt across a sample of them and reads
-   the server's RSS from /proc;
-6. prints a table plus a JSON summary, and stops both servers.
+1. starts the floor server (``benchmarks/floor_server.py``: raw ASGI + uvicorn/uvloop/httptools
+   answering every POST with a canned Encrypt response) and one keyledger server per *mode*
+   (``python -m api serve``, one worker, fresh temp data dir, free loopback ports):
+   ``sigv4`` (signatures verified against an identities file the harness writes, every
+   operation authorized), ``open`` (``--auth open``: no signature check, still authorized) and,
+   with ``--before``, an older build run from its own tree (e.g. the pre-restructure commit);
+2. pins every server (its whole process tree) to one CPU and wrk to another (``taskset``),
+   unless ``--no-pin``;
+3. creates a key and 1 KiB ciphertexts with boto3 (signed with the root access key of the
+   identities file), then pre-signs a pool of distinct requests with botocore's SigV4Auth
+   that ``benchmarks/wrk/kms.lua`` cycles through. A signature stays valid for ±5 minutes
+   and the server accepts a replayed request, so the pool is signed afresh before every
+   wrk run and no run is longer than 4 minutes;
+4. drives Encrypt alternately against the floor and each mode (floor, mode A, floor, mode B,
+   floor, ..., floor), ``--rounds`` times; Decrypt / GenerateDataKey against the first mode;
+5. measures CreateKey/s over HTTP (SQLite store), fills the store up to ``--keys`` keys, runs
+   Encrypt across a sample of them and reads the server's RSS from /proc;
+6. prints a table plus a JSON summary, and stops every server.
 
 Targets are reported as PASS/MISS; a miss never makes the script fail. The exit
 status is non-zero only when the harness itself cannot run (wrk missing, a server
@@ -19,20 +27,22 @@ does not start, a sanity request does not return 200, ...).
 
 Usage::
 
-    .venv/bin/python benchmarks/http_bench.py [--duration 10] [--connections 16] \
-        [--keys 10000] [--quick] [--json PATH]
+    .venv/bin/python benchmarks/http_bench.py [--quick] [--rounds 3] [--before /tmp/kl-before] \
+        [--no-pin] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import math
 import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -55,14 +65,29 @@ FLOOR_SCRIPT = BENCH_DIR / "floor_server.py"
 
 HOST = "127.0.0.1"
 AMZ_JSON = "application/x-amz-json-1.1"
+ACCOUNT_ID = "111122223333"
+REGION = "us-east-1"
+# The account root's access key the benchmark writes into every keyledger's identities file;
+# every request the harness sends is signed with it (servers that check nothing ignore it).
+ROOT_ACCESS_KEY_ID = "AKIABENCHROOT0000001"
+ROOT_SECRET_ACCESS_KEY = "bench/root/secret/access/key/00000000001"
 
-# Targets from the issue.
-TARGET_ENCRYPT_RATIO = 0.70  # keyledger Encrypt req/s >= 0.7 x floor req/s (16 conns, 1 worker)
+# Targets from the issues.
+TARGET_ENCRYPT_RATIO = 0.70  # unpinned, before access control: Encrypt >= 0.7 x floor
+TARGET_ENCRYPT_RATIO_PINNED = 0.45  # pinned, SigV4 + authorization on: Encrypt >= 0.45 x floor
 TARGET_CREATE_KEY_RPS = 400.0  # CreateKey/s over HTTP on SQLite
 TARGET_RSS_MB = 200.0  # server RSS with 10,000 keys
 
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 10.0
+# A SigV4 signature is accepted for 5 minutes either side of its X-Amz-Date: a wrk run that
+# replays pre-signed requests must end well inside that.
+MAX_SIGNED_RUN_S = 240
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Pinned runs during which other work took more than this share of a CPU are "disturbed".
+DISTURBED_SERVER_OTHER_PCT = 5.0
+DISTURBED_WRK_OTHER_PCT = 10.0
+DISTURBED_STEAL_PCT = 3.0
 
 
 class BenchError(RuntimeError):
@@ -71,6 +96,106 @@ class BenchError(RuntimeError):
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- CPU pinning
+
+
+@dataclass
+class Pinning:
+    """Where the servers and wrk run: CPU lists as taskset takes them, or None (unpinned)."""
+
+    server_cpus: str | None = None
+    wrk_cpus: str | None = None
+    note: str = "not pinned"
+
+    @property
+    def on(self) -> bool:
+        return self.server_cpus is not None
+
+    def server_cmd(self, cmd: list[str]) -> list[str]:
+        return ["taskset", "-c", self.server_cpus, *cmd] if self.server_cpus else cmd
+
+    def wrk_cmd(self, cmd: list[str]) -> list[str]:
+        return ["taskset", "-c", self.wrk_cpus, *cmd] if self.wrk_cpus else cmd
+
+
+def _cpu_set(spec: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def choose_pinning(pin: bool, server_cpus: str, wrk_cpus: str) -> Pinning:
+    """The servers on ``server_cpus``, wrk (and this harness) on ``wrk_cpus``, when the machine
+    has both; otherwise unpinned, with a note saying why."""
+    if not pin:
+        return Pinning(note="not pinned (--no-pin): servers and wrk share every CPU")
+    try:
+        available = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        available = set(range(os.cpu_count() or 1))
+    if len(available) < 2:
+        return Pinning(note=f"not pinned: only {len(available)} CPU available (pinning needs 2)")
+    if shutil.which("taskset") is None:
+        return Pinning(note="not pinned: taskset is not installed (util-linux)")
+    try:
+        srv, load = _cpu_set(server_cpus), _cpu_set(wrk_cpus)
+    except ValueError:
+        raise BenchError(
+            f"bad CPU list: --server-cpus {server_cpus!r} / --wrk-cpus {wrk_cpus!r}") from None
+    if not srv or not load or srv & load or not (srv | load) <= available:
+        raise BenchError(f"--server-cpus {server_cpus} and --wrk-cpus {wrk_cpus} must be disjoint "
+                         f"and among this process's CPUs {sorted(available)}")
+    try:  # this harness runs between the runs and polls during them: keep it off the servers' CPUs
+        os.sched_setaffinity(0, load)
+    except OSError:
+        pass
+    return Pinning(server_cpus, wrk_cpus,
+                   note=f"pinned: servers (whole process trees) on CPU {server_cpus}, "
+                        f"wrk and the harness on CPU {wrk_cpus} (taskset)")
+
+
+def affinity_of_tree(pid: int) -> dict[str, int]:
+    """``Cpus_allowed_list`` of every thread of the process tree -> how many threads have it."""
+    seen: dict[str, int] = {}
+    for p in process_tree(pid):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("Cpus_allowed_list:"):
+                            cpus = line.split(":", 1)[1].strip()
+                            seen[cpus] = seen.get(cpus, 0) + 1
+                            break
+            except OSError:
+                continue
+    return seen
+
+
+def per_cpu_ticks() -> dict[str, tuple[int, int, int]]:
+    """``cpuN`` -> (busy ticks, steal ticks, total ticks) from /proc/stat. Busy is user, nice,
+    system, irq and softirq; steal is time the hypervisor gave this virtual CPU's host CPU to
+    something else while it had work."""
+    out: dict[str, tuple[int, int, int]] = {}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu") or line.startswith("cpu "):
+                    continue
+                name, *vals = line.split()
+                v = [int(x) for x in vals] + [0] * 8
+                busy = v[0] + v[1] + v[2] + v[5] + v[6]
+                out[name] = (busy, v[7], sum(v[:8]))  # guest time is already in user
+    except OSError:
+        pass
+    return out
 
 
 # --------------------------------------------------------------------------- processes
@@ -108,6 +233,23 @@ def process_tree(pid: int) -> list[int]:
         out.append(p)
         todo.extend(children.get(p, []))
     return out
+
+
+def tree_cpu_ticks(pid: int) -> int:
+    """utime + stime of every process of the tree (their threads included), in clock ticks."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2 :].split()  # rest[0] is field 3 (state)
+        try:
+            total += int(rest[11]) + int(rest[12])  # utime (14) + stime (15)
+        except (IndexError, ValueError):
+            continue
+    return total
 
 
 def _status_kib(pid: int, fieldname: str) -> int | None:
@@ -216,17 +358,79 @@ class ServerProcess:
             self._log_file = None
 
 
+# --------------------------------------------------------------------------- signing
+
+
+def root_identities(account: str = ACCOUNT_ID) -> dict[str, Any]:
+    """An identities file (infrastructure/identities.py) with the account root's bench key."""
+    return {"accounts": {account: {"root": {"access_keys": [
+        {"access_key_id": ROOT_ACCESS_KEY_ID, "secret_access_key": ROOT_SECRET_ACCESS_KEY}
+    ]}}}}
+
+
+def write_identities(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(root_identities(), f, indent=2)
+    return path
+
+
+_CREDENTIALS = None
+
+
+def _credentials():
+    global _CREDENTIALS
+    if _CREDENTIALS is None:
+        from botocore.credentials import Credentials
+
+        _CREDENTIALS = Credentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+    return _CREDENTIALS
+
+
+def signed_headers(base_url: str, op: str, body: str | bytes) -> dict[str, str]:
+    """The headers of a KMS JSON 1.1 request signed as boto3 signs it (botocore's SigV4Auth):
+    Host, Content-Type, X-Amz-Target, X-Amz-Date and Authorization."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    request = AWSRequest(method="POST", url=base_url + "/", data=data,
+                         headers={"Content-Type": AMZ_JSON, "X-Amz-Target": f"TrentService.{op}"})
+    SigV4Auth(_credentials(), "kms", REGION).add_auth(request)
+    headers = {"Host": base_url.split("://", 1)[1]}
+    headers.update(request.headers.items())
+    return headers
+
+
+@dataclass
+class Load:
+    """What one wrk run sends: ``bodies`` of ``operation``, signed for ``sign_url`` (fresh
+    signatures each time :meth:`requests` is called) or sent unsigned."""
+
+    operation: str
+    bodies: list[str]
+    sign_url: str | None = None
+
+    def requests(self) -> list[tuple[dict[str, str], str]]:
+        if self.sign_url is None:
+            return [({}, b) for b in self.bodies]
+        return [(signed_headers(self.sign_url, self.operation, b), b) for b in self.bodies]
+
+
 # --------------------------------------------------------------------------- HTTP helpers
 
 
-def kms_call(base_url: str, op: str, body: dict | str, timeout: float = 30.0) -> tuple[int, bytes]:
+def kms_call(base_url: str, op: str, body: dict | str, timeout: float = 30.0,
+             sign: bool = True) -> tuple[int, bytes]:
+    """One KMS call with urllib, SigV4-signed with the bench root key unless ``sign`` is false."""
     data = body if isinstance(body, str) else json.dumps(body)
-    req = urllib.request.Request(
-        base_url + "/",
-        data=data.encode("utf-8"),
-        method="POST",
-        headers={"Content-Type": AMZ_JSON, "X-Amz-Target": f"TrentService.{op}"},
-    )
+    headers = {"Content-Type": AMZ_JSON, "X-Amz-Target": f"TrentService.{op}"}
+    if sign:
+        headers = signed_headers(base_url, op, data)
+        headers.pop("Host")
+    req = urllib.request.Request(base_url + "/", data=data.encode("utf-8"), method="POST",
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -246,6 +450,25 @@ def check_200(base_url: str, label: str, op: str, body: str) -> bytes:
             f"expected 200. Body:\n{payload[:2000].decode('utf-8', 'replace')}"
         )
     return payload
+
+
+def check_signed_200(base_url: str, label: str, load: Load) -> None:
+    """The first request of a load, exactly as wrk will send it (its pre-signed headers)."""
+    headers, body = load.requests()[0]
+    headers = {k: v for k, v in headers.items() if k != "Host"}
+    headers.setdefault("Content-Type", AMZ_JSON)
+    headers.setdefault("X-Amz-Target", f"TrentService.{load.operation}")
+    req = urllib.request.Request(base_url + "/", data=body.encode("utf-8"), method="POST",
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30):
+            return
+    except urllib.error.HTTPError as e:
+        raise BenchError(f"sanity request {label} ({load.operation}) to {base_url} returned HTTP "
+                         f"{e.code}, expected 200. Body:\n{e.read()[:2000].decode('utf-8', 'replace')}"
+                         ) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise BenchError(f"sanity request {label} ({load.operation}) to {base_url} failed: {e}") from e
 
 
 def list_keys(base_url: str) -> list[str]:
@@ -291,6 +514,31 @@ class WrkResult:
     ok_counted: int = 0
     threads: int = 0
     connections: int = 0
+    signed: bool = False
+    #: the server's process tree CPU over the run (% of one CPU), and per request (µs)
+    server_cpu_pct: float | None = None
+    server_cpu_us_per_req: float | None = None
+    #: wrk's own CPU over the run (% of one CPU)
+    wrk_cpu_pct: float | None = None
+    #: busy % of each CPU over the run (/proc/stat), and of the servers' CPUs what the server
+    #: did not use (other processes, interrupts)
+    cpu_busy_pct: dict[str, float] = field(default_factory=dict)
+    cpu_steal_pct: dict[str, float] = field(default_factory=dict)
+    server_cpus_other_pct: float | None = None
+    server_cpus_steal_pct: float | None = None
+    #: of wrk's CPUs, what wrk did not use (this harness, other processes) and the steal
+    wrk_cpus_other_pct: float | None = None
+    wrk_cpus_steal_pct: float | None = None
+    #: pinned: something else took a noticeable share of the servers' or wrk's CPU
+    disturbed: bool = False
+
+    def is_disturbed(self) -> bool:
+        """Other work on the servers' CPU (> 5 %), on wrk's (> 10 %), or steal (> 3 %) on
+        either: the run does not measure the server alone."""
+        return ((self.server_cpus_other_pct or 0) > DISTURBED_SERVER_OTHER_PCT
+                or (self.wrk_cpus_other_pct or 0) > DISTURBED_WRK_OTHER_PCT
+                or (self.server_cpus_steal_pct or 0) > DISTURBED_STEAL_PCT
+                or (self.wrk_cpus_steal_pct or 0) > DISTURBED_STEAL_PCT)
 
     @property
     def non_2xx(self) -> int:
@@ -349,12 +597,19 @@ def parse_wrk_output(text: str, res: WrkResult) -> WrkResult:
     return res
 
 
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 class Wrk:
-    def __init__(self, binary: str, threads: int, connections: int, workdir: Path):
+    def __init__(self, binary: str, threads: int, connections: int, workdir: Path,
+                 pinning: Pinning | None = None):
         self.binary = binary
         self.threads = threads
         self.connections = connections
         self.workdir = workdir
+        self.pinning = pinning or Pinning()
         self._n = 0
 
     def run(
@@ -367,23 +622,39 @@ class Wrk:
         duration_s: int,
         body: str | None = None,
         bodies: list[str] | None = None,
+        load: Load | None = None,
         quota: int | None = None,
         connections: int | None = None,
         delay_ms: int | None = None,
+        server_pid: int | None = None,
     ) -> WrkResult:
-        """One bounded wrk run. With ``quota``, stops early once that many 200s were seen; with
-        ``delay_ms``, each connection waits that long after a response (a paced load)."""
+        """One bounded wrk run. ``load`` (signed afresh here), ``bodies`` or one ``body``. With
+        ``quota``, stops early once that many 200s were seen; with ``delay_ms``, each connection
+        waits that long after a response (a paced load). With ``server_pid``, the server's CPU
+        over the run is recorded."""
         self._n += 1
         conns = connections or self.connections
         threads = min(self.threads, conns)
         env = dict(os.environ)
         env["KLB_TARGET"] = f"TrentService.{operation}"
-        for k in ("KLB_BODY_FILE", "KLB_BODIES_FILE", "KLB_QUOTA_PER_THREAD", "KLB_DONE_DIR",
-                  "KLB_DELAY_MS"):
+        for k in ("KLB_BODY_FILE", "KLB_BODIES_FILE", "KLB_REQUESTS_FILE", "KLB_QUOTA_PER_THREAD",
+                  "KLB_DONE_DIR", "KLB_DELAY_MS"):
             env.pop(k, None)
         if delay_ms:
             env["KLB_DELAY_MS"] = str(int(delay_ms))
-        if bodies is not None:
+        signed = load is not None and load.sign_url is not None
+        if signed and duration_s > MAX_SIGNED_RUN_S:
+            raise BenchError(f"wrk {label}: a signed run may last at most {MAX_SIGNED_RUN_S}s "
+                             f"(signatures are valid for 5 minutes), not {duration_s}s")
+        if load is not None:
+            path = self.workdir / f"requests-{self._n}.txt"
+            lines = []
+            for headers, b in load.requests():  # signed now: valid for the next 5 minutes
+                lines += [f"H {k}: {v}" for k, v in headers.items()]
+                lines.append(f"B {b}")
+            path.write_text("\n".join(lines) + "\n")
+            env["KLB_REQUESTS_FILE"] = str(path)
+        elif bodies is not None:
             path = self.workdir / f"bodies-{self._n}.txt"
             path.write_text("\n".join(bodies) + "\n")
             env["KLB_BODIES_FILE"] = str(path)
@@ -397,7 +668,7 @@ class Wrk:
             done_dir.mkdir()
             env["KLB_QUOTA_PER_THREAD"] = str(max(1, math.ceil(quota / threads)))
             env["KLB_DONE_DIR"] = str(done_dir)
-        cmd = [
+        cmd = self.pinning.wrk_cmd([
             self.binary,
             f"-t{threads}",
             f"-c{conns}",
@@ -406,9 +677,13 @@ class Wrk:
             "--latency",
             "-s", str(WRK_SCRIPT),
             url + "/",
-        ]
-        log(f"wrk {label}: {' '.join(cmd[1:])}" + (f" (quota {quota})" if quota else ""))
+        ])
+        log(f"wrk {label}: {' '.join(cmd)}" + (f" (quota {quota})" if quota else "")
+            + (" (signed)" if signed else ""))
         out_path = self.workdir / f"wrk-{self._n}.out"
+        c0, cpus0 = _children_cpu_s(), per_cpu_ticks()
+        t0 = time.monotonic()
+        srv0 = tree_cpu_ticks(server_pid) if server_pid else 0
         with open(out_path, "wb") as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
@@ -424,12 +699,40 @@ class Wrk:
                         proc.send_signal(signal.SIGINT)  # wrk stops and prints its results
                         interrupted = True
                 time.sleep(0.05)
+        wall = time.monotonic() - t0
+        srv1 = tree_cpu_ticks(server_pid) if server_pid else 0
+        cpus1 = per_cpu_ticks()
         text = out_path.read_text(errors="replace")
         if proc.returncode != 0:
             raise BenchError(f"wrk {label} exited with status {proc.returncode}:\n{text}")
         res = WrkResult(label=label, operation=operation, target=target, url=url,
-                        threads=threads, connections=conns)
+                        threads=threads, connections=conns, signed=signed)
         parse_wrk_output(text, res)
+        if wall > 0:
+            res.wrk_cpu_pct = round(100 * (_children_cpu_s() - c0) / wall, 1)
+            for name, (busy1, steal1, total1) in cpus1.items():
+                busy0, steal0, total0 = cpus0.get(name, (busy1, steal1, total1))
+                if total1 > total0:
+                    res.cpu_busy_pct[name] = round(100 * (busy1 - busy0) / (total1 - total0), 1)
+                    res.cpu_steal_pct[name] = round(100 * (steal1 - steal0) / (total1 - total0), 1)
+            if server_pid:
+                srv_s = (srv1 - srv0) / CLK_TCK
+                res.server_cpu_pct = round(100 * srv_s / wall, 1)
+                if res.requests:
+                    res.server_cpu_us_per_req = round(srv_s / res.requests * 1e6, 2)
+                if self.pinning.server_cpus is not None:
+                    cpus = _cpu_set(self.pinning.server_cpus)
+                    busy = sum(res.cpu_busy_pct.get(f"cpu{c}", 0.0) for c in cpus)
+                    res.server_cpus_other_pct = round(max(0.0, busy - res.server_cpu_pct), 1)
+                    res.server_cpus_steal_pct = round(
+                        sum(res.cpu_steal_pct.get(f"cpu{c}", 0.0) for c in cpus), 1)
+            if self.pinning.wrk_cpus is not None and res.wrk_cpu_pct is not None:
+                cpus = _cpu_set(self.pinning.wrk_cpus)
+                busy = sum(res.cpu_busy_pct.get(f"cpu{c}", 0.0) for c in cpus)
+                res.wrk_cpus_other_pct = round(max(0.0, busy - res.wrk_cpu_pct), 1)
+                res.wrk_cpus_steal_pct = round(
+                    sum(res.cpu_steal_pct.get(f"cpu{c}", 0.0) for c in cpus), 1)
+            res.disturbed = res.is_disturbed()
         if res.non_2xx or res.socket_errors:
             log(f"WARNING: wrk {label}: {res.non_2xx} HTTP error responses, "
                 f"socket errors {res.errors} (out of {res.requests} requests)")
@@ -444,16 +747,17 @@ def b64(data: bytes) -> str:
 
 
 def kms_client(base_url: str):
-    """A boto3 KMS client for a benchmark server (no retries: failures must show)."""
+    """A boto3 KMS client for a benchmark server, signing with the bench root key (no retries:
+    failures must show)."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
         "kms",
         endpoint_url=base_url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="x",
+        region_name=REGION,
+        aws_access_key_id=ROOT_ACCESS_KEY_ID,
+        aws_secret_access_key=ROOT_SECRET_ACCESS_KEY,
         config=Config(retries={"max_attempts": 1, "mode": "standard"},
                       connect_timeout=5, read_timeout=30),
     )
@@ -470,14 +774,20 @@ def require_wrk() -> str:
     return wrk_bin
 
 
-def keyledger_server(port: int, data_dir: Path, tmp: Path, cwd: str, env: dict[str, str]) -> ServerProcess:
-    """keyledger as the benchmarks run it: one worker, SQLite in ``data_dir``."""
-    return ServerProcess(
-        "keyledger",
-        [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
-         "--data-dir", str(data_dir), "--workers", "1"],
-        cwd=Path(cwd), log_path=tmp / "keyledger.log", env=env,
-    )
+def keyledger_server(port: int, data_dir: Path, tmp: Path, cwd: str, env: dict[str, str], *,
+                     auth: str | None = None, name: str = "keyledger",
+                     pinning: Pinning | None = None) -> ServerProcess:
+    """keyledger as the benchmarks run it: one worker, SQLite in ``data_dir``, the bench root key
+    in ``data_dir/identities.json`` (the default identities file). ``auth`` is passed as
+    ``--auth`` (with ``--identities``), unless None: builds before access control have no
+    such flag."""
+    identities = write_identities(data_dir / "identities.json")
+    cmd = [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
+           "--data-dir", str(data_dir), "--workers", "1"]
+    if auth is not None:
+        cmd += ["--auth", auth, "--identities", str(identities)]
+    return ServerProcess(name, (pinning or Pinning()).server_cmd(cmd), cwd=Path(cwd),
+                         log_path=tmp / f"{name}.log", env=env)
 
 
 def setup_with_boto3(base_url: str) -> tuple[str, str]:
@@ -492,18 +802,67 @@ def setup_with_boto3(base_url: str) -> tuple[str, str]:
     return key_id, b64(ciphertext)
 
 
-def fill_keys(wrk: Wrk, url: str, want: int, have: int, rate_hint: float) -> tuple[int, float, int]:
+def check_access_control(base_url: str, mode: str, key_id: str, plaintext_b64: str) -> dict[str, Any]:
+    """Show that the mode does what it says: an unsigned and a wrongly signed Encrypt (refused in
+    sigv4 mode), and Encrypt under a key whose policy denies it (refused whenever policies are
+    evaluated). Returns what each request got; raises BenchError if sigv4/open disagree."""
+    body = json.dumps({"KeyId": key_id, "Plaintext": plaintext_b64})
+    out: dict[str, Any] = {}
+
+    def error_type(payload: bytes) -> str:
+        try:
+            return str(json.loads(payload).get("__type", "")).rsplit("#", 1)[-1]
+        except ValueError:
+            return payload[:80].decode("utf-8", "replace")
+
+    status, payload = kms_call(base_url, "Encrypt", body, sign=False)
+    out["unsigned"] = f"{status} {error_type(payload) if status != 200 else 'OK'}"
+    headers = signed_headers(base_url, "Encrypt", body)
+    headers.pop("Host")
+    headers["Authorization"] = headers["Authorization"][:-8] + "00000000"
+    req = urllib.request.Request(base_url + "/", data=body.encode(), method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            out["bad_signature"] = f"{resp.status} OK"
+    except urllib.error.HTTPError as e:
+        out["bad_signature"] = f"{e.code} {error_type(e.read())}"
+    root = f"arn:aws:iam::{ACCOUNT_ID}:root"
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "all", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*",
+         "Resource": "*"},
+        {"Sid": "no-encrypt", "Effect": "Deny", "Principal": {"AWS": root},
+         "Action": "kms:Encrypt", "Resource": "*"},
+    ]})
+    status, payload = kms_call(base_url, "CreateKey", {"Policy": policy})
+    if status != 200:
+        raise BenchError(f"{mode}: CreateKey with a policy returned {status}: {payload[:500]!r}")
+    denied_key = json.loads(payload)["KeyMetadata"]["KeyId"]
+    status, payload = kms_call(base_url, "Encrypt", {"KeyId": denied_key, "Plaintext": plaintext_b64})
+    out["policy_denies_encrypt"] = f"{status} {error_type(payload) if status != 200 else 'OK'}"
+    if mode == "sigv4" and not (out["unsigned"].startswith("400")
+                                and out["bad_signature"].startswith("400")):
+        raise BenchError(f"sigv4 mode accepted an unsigned or wrongly signed request: {out}")
+    if mode in ("sigv4", "open") and "AccessDenied" not in out["policy_denies_encrypt"]:
+        raise BenchError(f"{mode} mode did not apply a key policy that denies Encrypt: {out}")
+    return out
+
+
+def fill_keys(wrk: Wrk, url: str, want: int, have: int, rate_hint: float,
+              sign_url: str | None = None) -> tuple[int, float, int]:
     """CreateKey with wrk until at least ``want`` keys exist. Returns (count, seconds, rounds)."""
     t0 = time.monotonic()
     rounds = 0
     rate = max(rate_hint, 20.0)
+    cap = MAX_SIGNED_RUN_S if sign_url else 600
     while have < want and rounds < 6:
         rounds += 1
         remaining = want - have
-        # Bounded: ~3x the expected time at the measured rate, at least 15 s, at most 10 min.
-        duration = int(min(600, max(15, 3 * remaining / rate)))
+        # Bounded: ~3x the expected time at the measured rate, at least 15 s, at most 10 min
+        # (4 min when signed: a signature lasts 5).
+        duration = int(min(cap, max(15, 3 * remaining / rate)))
         res = wrk.run(label=f"fill-keys-{rounds}", operation="CreateKey", target="keyledger",
-                      url=url, duration_s=duration, body="{}", quota=remaining)
+                      url=url, duration_s=duration, quota=remaining,
+                      load=Load("CreateKey", ["{}"] * 16, sign_url))
         created = res.ok_counted
         have += created
         if res.duration_s > 0 and created:
@@ -533,9 +892,177 @@ def print_load_note(summary: dict[str, Any]) -> None:
     """Warn when the machine was busy as the run started (both benchmarks' reports)."""
     cfg = summary["config"]
     load = summary.get("loadavg_start")
-    if load and cfg["cpus"] and load[0] > 0.5 * cfg["cpus"]:
-        print(f"NOTE: load average was {load[0]:.2f} on {cfg['cpus']} CPUs when the run started; "
-              "other work on this machine makes the figures noisy")
+    threshold = summary.get("load_threshold")
+    if threshold is None:
+        threshold = 0.5 * (cfg["cpus"] or 1)
+    if load and load[0] > threshold:
+        print(f"NOTE: load average was {load[0]:.2f} on {cfg['cpus']} CPUs when the run started "
+              f"(above {threshold:.2f}); other work on this machine makes the figures noisy - rerun")
+
+
+# --------------------------------------------------------------------------- modes
+
+
+@dataclass
+class Mode:
+    """One keyledger server of the run."""
+
+    name: str  # "sigv4", "open", "before", ...
+    auth: str | None  # --auth value; None: the build has no such flag
+    cwd: str
+    describe: str
+    port: int = 0
+    server: ServerProcess | None = None
+    key_id: str = ""
+    commit: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def git_describe(tree: str) -> str:
+    try:
+        head = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    if not head:
+        return "?"
+    if not dirty:
+        return head
+    diff = subprocess.run(["git", "-C", tree, "diff", "HEAD"], capture_output=True,
+                          timeout=30).stdout
+    return f"{head}+dirty({hashlib.sha256(diff).hexdigest()[:8]})"
+
+
+def resolve_tree(spec: str, tmp: Path, worktrees: list[Path]) -> str:
+    """A directory as given, or a git revision of this repository checked out in a temporary
+    worktree (removed at the end of the run)."""
+    if Path(spec).is_dir():
+        return str(Path(spec).resolve())
+    path = tmp / f"tree-{re.sub(r'[^A-Za-z0-9._-]', '_', spec)}"
+    r = subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(path), spec],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise BenchError(f"{spec!r} is neither a directory nor a revision git can check out:\n"
+                         f"{r.stderr.strip()}")
+    worktrees.append(path)
+    return str(path)
+
+
+def remove_worktrees(worktrees: list[Path]) -> None:
+    for path in worktrees:
+        subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(path)],
+                       capture_output=True, timeout=120)
+
+
+def wait_for_quiet(max_load: float | None, max_wait: float) -> None:
+    if max_load is None:
+        return
+    deadline = time.monotonic() + max_wait
+    while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
+        log(f"load average {os.getloadavg()[0]:.2f} > {max_load}: waiting (up to "
+            f"{deadline - time.monotonic():.0f}s more)")
+        time.sleep(15)
+
+
+def us_per_req(rate: float) -> float:
+    return 1e6 / rate if rate else float("nan")
+
+
+def compute_mode_figures(
+    summary: dict[str, Any], modes: list[Mode], floor_runs: list[WrkResult],
+    mode_runs: dict[str, list[tuple[WrkResult, WrkResult, WrkResult]]],
+) -> None:
+    """Per-mode Encrypt ÷ floor (median of the rounds) and per-request cost differences.
+    ``mode_runs``: per mode, each round's (run, floor run before it, floor run after it)."""
+    floor_rates = [r.rps for r in floor_runs]
+    floor_mean = sum(floor_rates) / len(floor_rates)
+    spread = (max(floor_rates) - min(floor_rates)) / floor_mean if floor_mean else 0.0
+    if spread > 0.15:
+        log(f"WARNING: the floor runs differ by {spread:.0%} "
+            f"({', '.join(f'{r:.0f}' for r in floor_rates)} req/s): the machine is busy, "
+            "figures are noisy")
+    clean_floor = [r.rps for r in floor_runs if not r.disturbed]
+    floor_clean_mean = sum(clean_floor) / len(clean_floor) if clean_floor else floor_mean
+    summary["floor_encrypt_rps"] = floor_mean
+    summary["floor_clean_encrypt_rps"] = round(floor_clean_mean, 1)
+    summary["disturbed_runs"] = sum(r.disturbed for r in floor_runs) + sum(
+        res.disturbed for runs in mode_runs.values() for res, _b, _a in runs)
+    summary["floor_encrypt_runs_rps"] = [round(r, 1) for r in floor_rates]
+    summary["floor_spread"] = round(spread, 3)
+    per_mode: dict[str, Any] = {}
+    for m in modes:
+        ratios, rates, cpu_us, errors, clean = [], [], [], 0, []
+        for res, before, after in mode_runs[m.name]:
+            f = (before.rps + after.rps) / 2
+            ratios.append(res.rps / f if f else 0.0)
+            rates.append(res.rps)
+            clean.append(not (res.disturbed or before.disturbed or after.disturbed))
+            errors += res.non_2xx + res.socket_errors
+            if res.server_cpu_us_per_req is not None:
+                cpu_us.append(res.server_cpu_us_per_req)
+        med = statistics.median(ratios)
+        clean_ratios = [r for r, ok in zip(ratios, clean, strict=True) if ok]
+        per_mode[m.name] = {
+            "round_ratios": [round(r, 3) for r in ratios],
+            "round_clean": clean,
+            "ratio_median": round(med, 3),
+            "clean_ratio_median": round(statistics.median(clean_ratios), 3) if clean_ratios else None,
+            "clean_us_per_req_at_mean_floor": round(
+                us_per_req(statistics.median(clean_ratios) * floor_clean_mean), 2)
+            if clean_ratios else None,
+            "rps": [round(r, 1) for r in rates],
+            # at the run's mean floor rate: per-request wall time on the server's core
+            "us_per_req_at_mean_floor": round(us_per_req(med * floor_mean), 2),
+            "cpu_us_per_req_median": round(statistics.median(cpu_us), 2) if cpu_us else None,
+            "errors": errors,
+            "commit": m.commit,
+            "describe": m.describe,
+        }
+    summary["modes"] = per_mode
+    summary["floor_us_per_req"] = round(us_per_req(floor_mean), 2)
+    summary["floor_clean_us_per_req"] = round(us_per_req(floor_clean_mean), 2)
+
+    def cost(a: str, b: str) -> dict[str, Any] | None:
+        if a not in per_mode or b not in per_mode:
+            return None
+        pa, pb = per_mode[a], per_mode[b]
+        # per round: both runs normalised to their own floors, then to the mean floor rate
+        rounds_us = [
+            round((us_per_req(ra * floor_mean) - us_per_req(rb * floor_mean)), 2)
+            for ra, rb in zip(pa["round_ratios"], pb["round_ratios"], strict=True)
+        ]
+        raw_rounds_us = [round(us_per_req(ra) - us_per_req(rb), 2)
+                         for ra, rb in zip(pa["rps"], pb["rps"], strict=True)]
+        out = {
+            "us": round(pa["us_per_req_at_mean_floor"] - pb["us_per_req_at_mean_floor"], 2),
+            "clean_us": round(pa["clean_us_per_req_at_mean_floor"] - pb["clean_us_per_req_at_mean_floor"], 2)
+            if pa["clean_us_per_req_at_mean_floor"] and pb["clean_us_per_req_at_mean_floor"] else None,
+            "rounds_us": rounds_us,
+            "raw_rate_rounds_us": raw_rounds_us,
+            "raw_rate_median_us": round(statistics.median(raw_rounds_us), 2),
+        }
+        if pa["cpu_us_per_req_median"] is not None and pb["cpu_us_per_req_median"] is not None:
+            out["cpu_us"] = round(pa["cpu_us_per_req_median"] - pb["cpu_us_per_req_median"], 2)
+        return out
+
+    costs = {}
+    for name, a, b in (("auth_total", "sigv4", "before"), ("sigv4_verification", "sigv4", "open"),
+                       ("open_vs_before", "open", "before")):
+        c = cost(a, b)
+        if c is not None:
+            costs[name] = {"modes": [a, b], **c}
+    for m in modes:  # extra builds (--also): each against before
+        if m.name not in ("sigv4", "open", "before"):
+            for a, b in ((m.name, "before"), ("sigv4", m.name)):
+                c = cost(a, b)
+                if c is not None:
+                    costs[f"{a}_vs_{b}"] = {"modes": [a, b], **c}
+    summary["costs_us"] = costs
 
 
 def print_report(summary: dict[str, Any]) -> None:
@@ -545,35 +1072,103 @@ def print_report(summary: dict[str, Any]) -> None:
     print()
     print(f"keyledger HTTP benchmark - wrk -t{cfg['threads']} -c{cfg['connections']} "
           f"-d{cfg['duration_s']}s, 1 server worker, {cfg['cpus']} CPUs, "
-          f"python {cfg['python']}")
+          f"python {cfg['python']}, {cfg.get('pool', 1)} distinct pre-signed requests per load")
+    print(cfg.get("pinning", "not pinned"))
+    load = summary.get("loadavg_start")
+    if load:
+        print(f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, at end "
+              f"{summary['loadavg_end'][0]:.2f}")
     print_load_note(summary)
-    header = (f"{'operation':<26} {'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'errors':>7}  {'÷ floor':>8}")
+    for name, info in summary.get("modes", {}).items():
+        print(f"  {name:<8} {info['describe']} [{info['commit']}]")
+    header = (f"{'operation':<26} {'target':<8} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'errors':>6} {'÷ floor':>8} {'srv CPU':>8} {'µs/req':>7} {'wrk CPU':>8} "
+              f"{'other':>6} {'steal':>6} {'wrk oth':>7}")
     print(header)
-    print("-" * (len(header) + 28))
+    print("-" * (len(header) + 24))
     for r in rows:
+        if r["label"].startswith(("warmup", "fill-keys")):
+            continue
         ratio = ""
         note = ""
-        if r["target"] == "keyledger" and floor and r.get("compare_to_floor"):
-            ratio = f"{r['rps'] / floor:.2f}"
-        elif r["target"] == "floor" and floor:
+        if floor and r.get("compare_to_floor"):
             ratio = f"{r['rps'] / floor:.2f}"
         if r["operation"] == "CreateKey" and r["label"] == "CreateKey":
             chk = summary["checks"]["create_key_rps"]
             note = f"{'PASS' if chk['pass'] else 'MISS'} (target ≥ {TARGET_CREATE_KEY_RPS:.0f}/s)"
         errs = r["errors"].get("status", 0) + sum(
             r["errors"].get(k, 0) for k in ("connect", "read", "write", "timeout"))
-        print(f"{r['label']:<26} {r['target']:<10} {r['rps']:>10.1f} {fmt(r['p50_ms']):>8} "
-              f"{fmt(r['p99_ms']):>8} {errs:>7}  {ratio:>8}  {note}")
+        label = r["label"]
+        other = r.get("server_cpus_other_pct")
+        steal = r.get("server_cpus_steal_pct")
+        print(f"{label:<26} {r['target']:<8} {r['rps']:>10.1f} {fmt(r['p50_ms']):>7} "
+              f"{fmt(r['p99_ms']):>7} {errs:>6} {ratio:>8} "
+              f"{fmt(r.get('server_cpu_pct'), '.0f') + '%' if r.get('server_cpu_pct') is not None else '-':>8} "
+              f"{fmt(r.get('server_cpu_us_per_req'), '.1f'):>7} "
+              f"{fmt(r.get('wrk_cpu_pct'), '.0f') + '%' if r.get('wrk_cpu_pct') is not None else '-':>8} "
+              f"{fmt(other, '.0f') + '%' if other is not None else '-':>6} "
+              f"{fmt(steal, '.0f') + '%' if steal is not None else '-':>6} "
+              f"{fmt(r.get('wrk_cpus_other_pct'), '.0f') + '%' if r.get('wrk_cpus_other_pct') is not None else '-':>7}"
+              f"{' *' if r.get('disturbed') else '  '} {note}")
     if floor:
         runs = summary.get("floor_encrypt_runs_rps", [])
         print(f"÷ floor = req/s ÷ {floor:.1f} (mean of the {len(runs)} floor Encrypt runs, "
-              f"spread {summary.get('floor_spread', 0):.0%})")
+              f"spread {summary.get('floor_spread', 0):.0%}); srv CPU = the server's process "
+              f"tree, µs/req = its CPU per request; other = what else ran on the servers' CPUs, "
+              f"steal = the hypervisor's; wrk oth = what else ran on wrk's CPU; * = disturbed (other > "
+              f"{DISTURBED_SERVER_OTHER_PCT:.0f} % on the servers' CPU or > {DISTURBED_WRK_OTHER_PCT:.0f} % "
+              f"on wrk's, or steal > {DISTURBED_STEAL_PCT:.0f} %)")
+        print()
+        print("Encrypt ÷ floor by mode (each run ÷ the mean of the floor runs either side of it; "
+              "median of the rounds):")
         chk = summary["checks"]["encrypt_vs_floor"]
-        rounds = ", ".join(f"{r:.3f}" for r in summary["encrypt_round_ratios"])
-        print(f"Encrypt ÷ floor by round (each keyledger run ÷ the mean of the floor runs either "
-              f"side of it): {rounds}; median {chk['value']:.3f}  "
-              f"{'PASS' if chk['pass'] else 'MISS'} (target ≥ {TARGET_ENCRYPT_RATIO:.2f})")
+        for name, info in summary["modes"].items():
+            rounds = ", ".join(f"{x:.3f}" for x in info["round_ratios"])
+            verdict = ""
+            if name == chk["mode"]:
+                verdict = (f"  {'PASS' if chk['pass'] else 'MISS'} (target ≥ {chk['target']:.2f}"
+                           f"{', pinned' if cfg.get('pinned') else ''})")
+            cpu = info["cpu_us_per_req_median"]
+            n_clean = sum(info["round_clean"])
+            clean = (f"; undisturbed rounds ({n_clean}): {info['clean_ratio_median']:.3f}"
+                     if info["clean_ratio_median"] is not None and n_clean < len(info["round_clean"])
+                     else "; no round undisturbed" if info["clean_ratio_median"] is None else "")
+            print(f"  {name:<8} {info['ratio_median']:.3f}  (rounds {rounds}; "
+                  f"{info['us_per_req_at_mean_floor']:.1f} µs/req at the mean floor rate"
+                  f"{f', server CPU {cpu:.1f} µs/req' if cpu is not None else ''}{clean}){verdict}")
+        print(f"  floor    1.000  ({summary['floor_us_per_req']:.1f} µs/req; "
+              f"{summary.get('disturbed_runs', 0)} of the Encrypt runs disturbed)")
+        costs = summary.get("costs_us", {})
+        if costs:
+            where = "on the pinned server core" if cfg.get("pinned") else "unpinned (shared CPUs)"
+            print()
+            print(f"Per-request cost {where}, (1/rate_a − 1/rate_b)·1e6 with each rate taken "
+                  f"as its median ratio × the mean floor rate (per round in brackets; "
+                  f"raw rates' median and server-CPU difference after):")
+            names = {"auth_total": "authentication + authorization (sigv4 − before)",
+                     "sigv4_verification": "SigV4 verification (sigv4 − open)",
+                     "open_vs_before": "authorization and the rest (open − before)"}
+            for key, c in costs.items():
+                a, b = c["modes"]
+                title = names.get(key, f"{a} − {b}")
+                rounds = ", ".join(f"{x:.1f}" for x in c["rounds_us"])
+                cpu = f"; CPU {c['cpu_us']:+.1f} µs" if "cpu_us" in c else ""
+                clean = (f"; undisturbed rounds {c['clean_us']:+.1f} µs"
+                         if c.get("clean_us") is not None else "")
+                print(f"  {title:<52} {c['us']:+6.1f} µs  [{rounds}]  "
+                      f"(raw {c['raw_rate_median_us']:+.1f} µs{cpu}{clean})")
+    ac = summary.get("access_control")
+    if ac:
+        print()
+        print("Access-control sanity (HTTP status, error): "
+              + "; ".join(f"{m}: unsigned {v['unsigned']}, bad signature {v['bad_signature']}, "
+                          f"key policy denying Encrypt {v['policy_denies_encrypt']}"
+                          for m, v in ac.items()))
+    aff = summary.get("affinity")
+    if aff:
+        print("CPU affinity of every thread at the end: " + "; ".join(
+            f"{name} " + ", ".join(f"{n} on CPU {cpus}" for cpus, n in a.items())
+            for name, a in aff.items()))
     rss = summary.get("rss")
     if rss:
         chk = summary["checks"]["rss"]
@@ -590,194 +1185,216 @@ def print_report(summary: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     wrk_bin = require_wrk()
+    pinning = choose_pinning(not args.no_pin, args.server_cpus, args.wrk_cpus)
+    log(pinning.note)
+    wait_for_quiet(args.max_load, args.max_wait)
 
     tmp = Path(tempfile.mkdtemp(prefix="keyledger-bench-"))
-    data_dir = tmp / "data"
-    data_dir.mkdir()
     wrk_dir = tmp / "wrk"
     wrk_dir.mkdir()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    for name in list(env):  # no ambient keyledger configuration (auth mode, store, ...)
+        if name.startswith("KEYLEDGER_") and name != "KEYLEDGER_CRYPTO_NICENESS":
+            del env[name]
 
-    kl_port, floor_port = free_port(), free_port()
-    while floor_port == kl_port:
-        floor_port = free_port()
-    kl_url = f"http://{HOST}:{kl_port}"
-    floor_url = f"http://{HOST}:{floor_port}"
+    worktrees: list[Path] = []
+    modes: list[Mode] = []
+    used_ports: set[int] = set()
 
-    keyledger = keyledger_server(kl_port, data_dir, tmp, args.server_cwd, env)
-    floor = ServerProcess(
-        "floor",
-        [sys.executable, str(FLOOR_SCRIPT), "--host", HOST, "--port", str(floor_port)],
-        cwd=REPO_ROOT, log_path=tmp / "floor.log", env=env,
-    )
-    wrk = Wrk(wrk_bin, args.threads, args.connections, wrk_dir)
-    results: list[WrkResult] = []
-    summary: dict[str, Any] = {
-        "config": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "threads": args.threads,
-            "connections": args.connections,
-            "keys": args.keys,
-            "sample": args.sample,
-            "create_key_duration_s": args.create_key_duration,
-            "quick": args.quick,
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "wrk": wrk_bin,
-            "keyledger_url": kl_url,
-            "floor_url": floor_url,
-            "data_dir": str(data_dir),
-        },
-        "targets": {
-            "encrypt_vs_floor_ratio": TARGET_ENCRYPT_RATIO,
-            "create_key_rps": TARGET_CREATE_KEY_RPS,
-            "rss_mb": TARGET_RSS_MB,
-        },
-    }
+    def port() -> int:
+        p = free_port()
+        while p in used_ports:
+            p = free_port()
+        used_ports.add(p)
+        return p
+
+    current = git_describe(args.server_cwd)
+    for auth in args.modes:
+        modes.append(Mode(auth, auth, args.server_cwd, commit=current,
+                          describe=f"this tree, --auth {auth}"))
     failed = False
-    summary["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
+    summary: dict[str, Any] = {}
+    floor = None
+    results: list[WrkResult] = []
     try:
-        keyledger.start()
+        if args.before:
+            tree = resolve_tree(args.before, tmp, worktrees)
+            modes.append(Mode("before", None, tree, commit=git_describe(tree),
+                              describe=f"{args.before} (no --auth flag: checks no signature)"))
+        for spec in args.also:
+            name, _, where = spec.partition("=")
+            if not where or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise BenchError(f"--also wants NAME=DIR_OR_REVISION, not {spec!r}")
+            tree = resolve_tree(where, tmp, worktrees)
+            modes.append(Mode(name, None, tree, commit=git_describe(tree),
+                              describe=f"{where} (no --auth flag)"))
+        if not modes:
+            raise BenchError("no keyledger to measure: --modes is empty and no --before")
+        if len({m.name for m in modes}) != len(modes):
+            raise BenchError(f"two modes with one name: {[m.name for m in modes]}")
+        main_mode = modes[0]
+
+        floor_port = port()
+        floor_url = f"http://{HOST}:{floor_port}"
+        for m in modes:
+            m.port = port()
+            data_dir = tmp / f"data-{m.name}"
+            data_dir.mkdir()
+            m.server = keyledger_server(m.port, data_dir, tmp, m.cwd, env, auth=m.auth,
+                                        name=f"keyledger-{m.name}", pinning=pinning)
+        floor = ServerProcess(
+            "floor",
+            pinning.server_cmd([sys.executable, str(FLOOR_SCRIPT), "--host", HOST,
+                                "--port", str(floor_port)]),
+            cwd=REPO_ROOT, log_path=tmp / "floor.log", env=env,
+        )
+        wrk = Wrk(wrk_bin, args.threads, args.connections, wrk_dir, pinning)
+        summary.update({
+            "config": {
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "threads": args.threads,
+                "connections": args.connections,
+                "rounds": args.rounds,
+                "pool": args.pool,
+                "keys": args.keys,
+                "sample": args.sample,
+                "create_key_duration_s": args.create_key_duration,
+                "quick": args.quick,
+                "cpus": os.cpu_count(),
+                "pinned": pinning.on,
+                "server_cpus": pinning.server_cpus,
+                "wrk_cpus": pinning.wrk_cpus,
+                "pinning": pinning.note,
+                "python": platform.python_version(),
+                "wrk": wrk_bin,
+                "floor_url": floor_url,
+                "modes": {m.name: {"url": m.url, "auth": m.auth, "cwd": m.cwd, "commit": m.commit}
+                          for m in modes},
+                "tmp": str(tmp),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            },
+            "targets": {
+                "encrypt_vs_floor_ratio": TARGET_ENCRYPT_RATIO_PINNED if pinning.on
+                else TARGET_ENCRYPT_RATIO,
+                "create_key_rps": TARGET_CREATE_KEY_RPS,
+                "rss_mb": TARGET_RSS_MB,
+            },
+            "load_threshold": args.load_note,
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        })
+
         floor.start()
-        t = keyledger.wait_ready(kl_url + "/healthz")
-        log(f"keyledger ready in {t:.2f}s at {kl_url} (pid {keyledger.pid})")
+        for m in modes:
+            m.server.start()
         floor.wait_ready(floor_url + "/healthz")
         log(f"floor ready at {floor_url} (pid {floor.pid})")
-        summary["startup_seconds"] = round(t, 3)
+        for m in modes:
+            t = m.server.wait_ready(m.url + "/healthz")
+            log(f"keyledger {m.name} ready in {t:.2f}s at {m.url} (pid {m.server.pid})")
 
-        key_id, ciphertext_b64 = setup_with_boto3(kl_url)
-        log(f"boto3 setup ok: key {key_id}, ciphertext {len(base64.b64decode(ciphertext_b64))} bytes")
-        plaintext_b64 = b64(os.urandom(1024))
-        encrypt_body = json.dumps({"KeyId": key_id, "Plaintext": plaintext_b64})
-        decrypt_body = json.dumps({"CiphertextBlob": ciphertext_b64})
-        gdk_body = json.dumps({"KeyId": key_id, "KeySpec": "AES_256"})
+        rng = random.Random(4321)
+        plaintexts = [b64(rng.randbytes(1024)) for _ in range(args.pool)]
+        encrypt_loads: dict[str, Load] = {}
+        access: dict[str, Any] = {}
+        for m in modes:
+            m.key_id, _ = setup_with_boto3(m.url)
+            log(f"{m.name}: boto3 setup ok, key {m.key_id}")
+            encrypt_loads[m.name] = Load(
+                "Encrypt", [json.dumps({"KeyId": m.key_id, "Plaintext": p}) for p in plaintexts],
+                m.url)
+            if not args.quick or m is main_mode:
+                access[m.name] = check_access_control(m.url, m.auth or m.name, m.key_id,
+                                                      plaintexts[0])
+                log(f"{m.name}: access control {access[m.name]}")
+        summary["access_control"] = access
+        # The floor gets the main mode's signed requests (it ignores them): both sides parse
+        # the same headers and bodies.
+        floor_load = encrypt_loads[main_mode.name]
 
-        # Encrypt alternates between the floor and keyledger, --rounds times, floor first and
-        # last: each keyledger run is compared with the mean of the floor runs on either side
-        # of it, so a change in background load hits both sides alike, and the checked ratio
-        # is the median of the rounds.
-        plan = []
+        # Decrypt: one ciphertext per pool plaintext; GenerateDataKey: one body.
+        client = kms_client(main_mode.url)
+        ciphertexts = [b64(client.encrypt(KeyId=main_mode.key_id,
+                                          Plaintext=base64.b64decode(p))["CiphertextBlob"])
+                       for p in plaintexts]
+        decrypt_load = Load("Decrypt", [json.dumps({"CiphertextBlob": c}) for c in ciphertexts],
+                            main_mode.url)
+        gdk_load = Load("GenerateDataKey",
+                        [json.dumps({"KeyId": main_mode.key_id, "KeySpec": "AES_256"})] * args.pool,
+                        main_mode.url)
+
+        # Encrypt alternates between the floor and each mode, --rounds times, floor first and
+        # last (floor, A, floor, B, ..., floor): each mode's run is compared with the mean of
+        # the floor runs either side of it, and its figure is the median of the rounds.
+        plan: list[tuple[str, str, str, Load, int]] = []
+        mode_runs: dict[str, list[int]] = {m.name: [] for m in modes}  # plan indexes
+        floor_runs: list[int] = []
         for n in range(1, args.rounds + 1):
-            plan.append((f"Encrypt #{n}", "Encrypt", "floor", floor_url, encrypt_body))
-            plan.append((f"Encrypt #{n}", "Encrypt", "keyledger", kl_url, encrypt_body))
+            for m in modes:
+                floor_runs.append(len(plan))
+                plan.append((f"Encrypt #{len(floor_runs)}", "floor", floor_url, floor_load,
+                             floor.pid))
+                mode_runs[m.name].append(len(plan))
+                plan.append((f"Encrypt #{n}", m.name, m.url, encrypt_loads[m.name], m.server.pid))
+        floor_runs.append(len(plan))
+        plan.append((f"Encrypt #{len(floor_runs)}", "floor", floor_url, floor_load, floor.pid))
         plan += [
-            (f"Encrypt #{args.rounds + 1}", "Encrypt", "floor", floor_url, encrypt_body),
-            ("Decrypt", "Decrypt", "keyledger", kl_url, decrypt_body),
-            ("GenerateDataKey", "GenerateDataKey", "keyledger", kl_url, gdk_body),
+            ("Decrypt", main_mode.name, main_mode.url, decrypt_load, main_mode.server.pid),
+            ("GenerateDataKey", main_mode.name, main_mode.url, gdk_load, main_mode.server.pid),
         ]
-        for _label, op, target, url, body in plan:
-            check_200(url, target, op, body)
-        by_label: dict[tuple[str, str], WrkResult] = {}
-        for label, op, target, url, body in plan:
+        for _label, target, url, load, _pid in plan:
+            check_signed_200(url, target, load)
+        measured: list[WrkResult] = []
+        for label, target, url, load, pid in plan:
             if args.warmup > 0:
-                wrk.run(label=f"warmup {label}", operation=op, target=target, url=url,
-                        duration_s=args.warmup, body=body)
-            res = wrk.run(label=label, operation=op, target=target, url=url,
-                          duration_s=args.duration, body=body)
+                wrk.run(label=f"warmup {label}", operation=load.operation, target=target, url=url,
+                        duration_s=args.warmup, load=load)
+            res = wrk.run(label=label, operation=load.operation, target=target, url=url,
+                          duration_s=args.duration, load=load, server_pid=pid)
+            measured.append(res)
             results.append(res)
-            by_label[(label, target)] = res
             log(f"{label} @ {target}: {res.rps:.1f} req/s, p50 {fmt(res.p50_ms)} ms, "
-                f"p99 {fmt(res.p99_ms)} ms")
-
-        floor_runs = [by_label[(f"Encrypt #{n}", "floor")].rps for n in range(1, args.rounds + 2)]
-        encrypt_runs = [by_label[(f"Encrypt #{n}", "keyledger")] for n in range(1, args.rounds + 1)]
-        floor_rps = sum(floor_runs) / len(floor_runs)
-        spread = (max(floor_runs) - min(floor_runs)) / floor_rps if floor_rps else 0.0
-        if spread > 0.15:
-            log(f"WARNING: the floor runs differ by {spread:.0%} "
-                f"({', '.join(f'{r:.0f}' for r in floor_runs)} req/s): the machine is busy, "
-                "figures are noisy")
-        round_ratios = [
-            enc.rps / ((floor_runs[i] + floor_runs[i + 1]) / 2) if floor_runs[i] + floor_runs[i + 1] else 0.0
-            for i, enc in enumerate(encrypt_runs)
-        ]
-        ratio = statistics.median(round_ratios)
-        summary["floor_encrypt_rps"] = floor_rps
-        summary["floor_encrypt_runs_rps"] = floor_runs
-        summary["floor_spread"] = round(spread, 3)
-        summary["encrypt_round_ratios"] = [round(r, 3) for r in round_ratios]
+                f"p99 {fmt(res.p99_ms)} ms, server CPU {fmt(res.server_cpu_pct, '.0f')}% "
+                f"({fmt(res.server_cpu_us_per_req, '.1f')} µs/req), wrk CPU "
+                f"{fmt(res.wrk_cpu_pct, '.0f')}%")
+        compute_mode_figures(
+            summary, modes, [measured[i] for i in floor_runs],
+            {name: [(measured[i], measured[i - 1], measured[i + 1]) for i in idx]
+             for name, idx in mode_runs.items()},
+        )
+        main_ratio = summary["modes"][main_mode.name]["ratio_median"]
+        target_ratio = summary["targets"]["encrypt_vs_floor_ratio"]
         checks: dict[str, Any] = {
-            "encrypt_vs_floor": {"value": round(ratio, 3), "target": TARGET_ENCRYPT_RATIO,
-                                 "pass": ratio >= TARGET_ENCRYPT_RATIO
-                                 and all(enc.non_2xx == 0 for enc in encrypt_runs)},
+            "encrypt_vs_floor": {"mode": main_mode.name, "value": main_ratio,
+                                 "target": target_ratio,
+                                 "pass": main_ratio >= target_ratio
+                                 and summary["modes"][main_mode.name]["errors"] == 0},
         }
         summary["checks"] = checks
 
-        # CreateKey/s over HTTP (SQLite store).
-        check_200(kl_url, "keyledger", "CreateKey", "{}")
-        known_keys = 2  # setup key + the sanity CreateKey
-        # Bounded by time and by the key budget (so the store does not overshoot --keys
-        # by much when CreateKey is fast); the keys it creates count towards --keys.
-        quota = args.keys - known_keys
-        ck = wrk.run(label="CreateKey", operation="CreateKey", target="keyledger", url=kl_url,
-                     duration_s=args.create_key_duration, body="{}",
-                     quota=quota if quota > 0 else None)
-        results.append(ck)
-        ck_ok = ck.ok_counted if quota > 0 else max(0, ck.requests - ck.non_2xx)
-        known_keys += ck_ok
-        ck_ok_rps = ck_ok / ck.duration_s if ck.duration_s else 0.0
-        log(f"CreateKey: {ck_ok_rps:.1f} keys/s ({ck_ok} keys in {ck.duration_s:.2f}s)")
-        if ck.duration_s < 0.8 * args.create_key_duration:
-            log(f"note: the --keys budget ended the CreateKey run after {ck.duration_s:.2f}s; "
-                "raise --keys for a longer CreateKey measurement window")
-        checks["create_key_rps"] = {"value": round(ck_ok_rps, 1), "target": TARGET_CREATE_KEY_RPS,
-                                    "pass": ck_ok_rps >= TARGET_CREATE_KEY_RPS}
-
-        # Fill up to N keys.
-        listed = True
-        try:
-            have = len(list_keys(kl_url))
-        except BenchError as e:
-            log(f"ListKeys unusable ({e}); counting keys from CreateKey responses")
-            listed = False
-            have = known_keys
-        have, fill_s, rounds = fill_keys(wrk, kl_url, args.keys, have, ck_ok_rps)
-        key_ids: list[str] = []
-        if listed:
-            key_ids = list_keys(kl_url)
-            have = len(key_ids)
-            if have < args.keys:
-                have, more_s, _ = fill_keys(wrk, kl_url, args.keys, have, ck_ok_rps)
-                fill_s += more_s
-                key_ids = list_keys(kl_url)
-                have = len(key_ids)
-        sample_n = min(args.sample, max(1, args.keys))
-        if key_ids:
-            sample = random.Random(1234).sample(key_ids, min(sample_n, len(key_ids)))
+        if args.skip_keys:
+            log("--skip-keys: no CreateKey/s, key fill or RSS measurement")
         else:
-            log(f"creating a {sample_n}-key sample with urllib (ListKeys unavailable)")
-            sample = create_keys_threadpool(kl_url, sample_n, args.connections)
-            have += len(sample)
-        summary["keys"] = {"requested": args.keys, "count": have, "listed": listed,
-                           "fill_seconds": round(fill_s, 2), "fill_rounds": rounds,
-                           "sample": len(sample)}
-
-        # Encrypt across the sample (loads many keys into the server), then RSS.
-        sample_bodies = [json.dumps({"KeyId": k, "Plaintext": plaintext_b64}) for k in sample]
-        check_200(kl_url, "keyledger", "Encrypt", sample_bodies[0])
-        sres = wrk.run(label=f"Encrypt ({len(sample)}-key sample)", operation="Encrypt",
-                       target="keyledger", url=kl_url, duration_s=args.sample_duration,
-                       bodies=sample_bodies)
-        results.append(sres)
-        time.sleep(0.5)
-        rss = rss_of_tree(keyledger.pid)
-        summary["rss"] = rss
-        checks["rss"] = {"value": rss["total_rss_mb"], "target": TARGET_RSS_MB,
-                         "pass": rss["total_rss_mb"] <= TARGET_RSS_MB}
-        summary["floor_rss_mb"] = rss_of_tree(floor.pid)["total_rss_mb"]
+            measure_keys(args, wrk, main_mode, summary, results, checks, plaintexts[0])
+        summary["affinity"] = {"floor": affinity_of_tree(floor.pid),
+                               **{m.name: affinity_of_tree(m.server.pid) for m in modes}}
     except BaseException as exc:
         failed = True
-        if (not isinstance(exc, BenchError) and keyledger.proc is not None
-                and keyledger.proc.poll() is not None):
-            log(f"keyledger exited with {keyledger.proc.returncode}; log tail:\n"
-                f"{keyledger.log_tail()}")
+        for m in modes:
+            if (not isinstance(exc, BenchError) and m.server is not None and m.server.proc is not None
+                    and m.server.proc.poll() is not None):
+                log(f"keyledger {m.name} exited with {m.server.proc.returncode}; log tail:\n"
+                    f"{m.server.log_tail()}")
         raise
     finally:
         summary["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-        keyledger.stop()
-        floor.stop()
+        for m in modes:
+            if m.server is not None:
+                m.server.stop()
+        if floor is not None:
+            floor.stop()
+        remove_worktrees(worktrees)
         summary["results"] = [
             {**asdict(r), "compare_to_floor": r.label.startswith(("Encrypt #", "Decrypt", "GenerateDataKey"))}
             for r in results
@@ -789,10 +1406,84 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def measure_keys(args: argparse.Namespace, wrk: Wrk, mode: Mode, summary: dict[str, Any],
+                 results: list[WrkResult], checks: dict[str, Any], plaintext_b64: str) -> None:
+    """CreateKey/s, then fill the store up to --keys keys, Encrypt over a sample, RSS."""
+    kl_url = mode.url
+    check_200(kl_url, mode.name, "CreateKey", "{}")
+    known_keys = 4  # setup key, the access-control check's key, the sanity CreateKey, + 1 slack
+    # Bounded by time and by the key budget (so the store does not overshoot --keys
+    # by much when CreateKey is fast); the keys it creates count towards --keys.
+    quota = args.keys - known_keys
+    ck = wrk.run(label="CreateKey", operation="CreateKey", target=mode.name, url=kl_url,
+                 duration_s=args.create_key_duration,
+                 load=Load("CreateKey", ["{}"] * 16, kl_url),
+                 quota=quota if quota > 0 else None, server_pid=mode.server.pid)
+    results.append(ck)
+    ck_ok = ck.ok_counted if quota > 0 else max(0, ck.requests - ck.non_2xx)
+    known_keys += ck_ok
+    ck_ok_rps = ck_ok / ck.duration_s if ck.duration_s else 0.0
+    log(f"CreateKey: {ck_ok_rps:.1f} keys/s ({ck_ok} keys in {ck.duration_s:.2f}s)")
+    if ck.duration_s < 0.8 * args.create_key_duration:
+        log(f"note: the --keys budget ended the CreateKey run after {ck.duration_s:.2f}s; "
+            "raise --keys for a longer CreateKey measurement window")
+    checks["create_key_rps"] = {"value": round(ck_ok_rps, 1), "target": TARGET_CREATE_KEY_RPS,
+                                "pass": ck_ok_rps >= TARGET_CREATE_KEY_RPS}
+
+    # Fill up to N keys.
+    listed = True
+    try:
+        have = len(list_keys(kl_url))
+    except BenchError as e:
+        log(f"ListKeys unusable ({e}); counting keys from CreateKey responses")
+        listed = False
+        have = known_keys
+    have, fill_s, rounds = fill_keys(wrk, kl_url, args.keys, have, ck_ok_rps, kl_url)
+    key_ids: list[str] = []
+    if listed:
+        key_ids = list_keys(kl_url)
+        have = len(key_ids)
+        if have < args.keys:
+            have, more_s, _ = fill_keys(wrk, kl_url, args.keys, have, ck_ok_rps, kl_url)
+            fill_s += more_s
+            key_ids = list_keys(kl_url)
+            have = len(key_ids)
+    sample_n = min(args.sample, max(1, args.keys))
+    if key_ids:
+        sample = random.Random(1234).sample(key_ids, min(sample_n, len(key_ids)))
+    else:
+        log(f"creating a {sample_n}-key sample with urllib (ListKeys unavailable)")
+        sample = create_keys_threadpool(kl_url, sample_n, args.connections)
+        have += len(sample)
+    summary["keys"] = {"requested": args.keys, "count": have, "listed": listed,
+                       "fill_seconds": round(fill_s, 2), "fill_rounds": rounds,
+                       "sample": len(sample)}
+
+    # Encrypt across the sample (loads many keys into the server), then RSS. The key with the
+    # denying policy may be in the sample: leave it out.
+    sample_bodies = [json.dumps({"KeyId": k, "Plaintext": plaintext_b64}) for k in sample]
+    ok_bodies = []
+    for body in sample_bodies:
+        status, _ = kms_call(kl_url, "Encrypt", body)
+        if status == 200:
+            ok_bodies.append(body)
+    if not ok_bodies:
+        raise BenchError("no key of the sample answers Encrypt with 200")
+    sres = wrk.run(label=f"Encrypt ({len(ok_bodies)}-key sample)", operation="Encrypt",
+                   target=mode.name, url=kl_url, duration_s=args.sample_duration,
+                   load=Load("Encrypt", ok_bodies, kl_url), server_pid=mode.server.pid)
+    results.append(sres)
+    time.sleep(0.5)
+    rss = rss_of_tree(mode.server.pid)
+    summary["rss"] = rss
+    checks["rss"] = {"value": rss["total_rss_mb"], "target": TARGET_RSS_MB,
+                     "pass": rss["total_rss_mb"] <= TARGET_RSS_MB}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="keyledger HTTP benchmark (wrk): Encrypt/Decrypt/GenerateDataKey vs a raw-ASGI "
-                    "floor, CreateKey/s, RSS with N keys.")
+                    "floor with SigV4 and authorization on, CreateKey/s, RSS with N keys.")
     p.add_argument("--duration", type=int, default=None,
                    help="seconds per measured wrk run (default 10; 3 with --quick)")
     p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
@@ -803,13 +1494,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="keys to Encrypt against before reading RSS (default 1000)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up seconds before each run (default 1)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="Encrypt runs against keyledger, each between two floor runs (default 3)")
+                   help="Encrypt runs against each mode, each between two floor runs (default 3)")
     p.add_argument("--create-key-duration", type=int, default=None,
                    help="seconds for the CreateKey/s run (default 5; 3 with --quick)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s runs and 1000 keys")
+    p.add_argument("--modes", default="sigv4,open",
+                   help="--auth modes of this tree to measure, comma-separated; the first also "
+                        "runs Decrypt, GenerateDataKey, CreateKey and RSS (default sigv4,open)")
+    p.add_argument("--before", metavar="DIR|REV",
+                   help="also measure an older build (a directory, or a git revision checked out "
+                        "in a temporary worktree) run without --auth, as mode 'before'; the "
+                        "cost figures compare against it")
+    p.add_argument("--also", metavar="NAME=DIR|REV", action="append", default=[],
+                   help="another build without --auth, as mode NAME (repeatable)")
+    p.add_argument("--pool", type=int, default=256,
+                   help="distinct pre-signed requests per load (default 256)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin: servers and wrk share every CPU")
+    p.add_argument("--server-cpus", default="0", help="CPUs of the servers when pinned (default 0)")
+    p.add_argument("--wrk-cpus", default="1", help="CPUs of wrk when pinned (default 1)")
+    p.add_argument("--max-load", type=float, default=None,
+                   help="wait (up to --max-wait s) until the 1-minute load average is at most this")
+    p.add_argument("--max-wait", type=float, default=600, help="see --max-load (default 600)")
+    p.add_argument("--load-note", type=float, default=0.5,
+                   help="note in the report when the load average at start was above this "
+                        "(default 0.5)")
+    p.add_argument("--skip-keys", action="store_true",
+                   help="skip CreateKey/s, the key fill and the RSS measurement")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 3 s runs and 1000 keys (access-control sanity on the first "
+                        "mode only)")
     p.add_argument("--json", metavar="PATH", help="write the JSON summary here instead of stdout")
     p.add_argument("--server-cwd", default=str(REPO_ROOT),
-                   help="directory to run `python -m api serve` from (default: repo root)")
+                   help="directory to run `python -m api serve` from for --modes (default: repo root)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (data, logs, wrk output)")
     args = p.parse_args(argv)
     if args.duration is None:
@@ -819,8 +1535,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.create_key_duration is None:
         args.create_key_duration = 3 if args.quick else 5
     args.sample_duration = min(args.duration, 5)
-    if args.connections < 1 or args.threads < 1 or args.duration < 1:
-        p.error("--connections, --threads and --duration must be >= 1")
+    args.modes = [m for m in args.modes.split(",") if m]
+    if args.connections < 1 or args.threads < 1 or args.duration < 1 or args.rounds < 1:
+        p.error("--connections, --threads, --duration and --rounds must be >= 1")
+    if args.duration > MAX_SIGNED_RUN_S:
+        p.error(f"--duration must be at most {MAX_SIGNED_RUN_S} (signatures last 5 minutes)")
+    if not 1 <= args.pool <= 100_000:
+        p.error("--pool must be between 1 and 100000")
     return args
 
 

@@ -5,6 +5,12 @@
 --                         fastest mode, wrk pre-formats the request once)
 --   KLB_BODIES_FILE       file holding one JSON body per line; each thread
 --                         cycles through them (used for the N-key sample run)
+--   KLB_REQUESTS_FILE     file holding whole requests (pre-signed SigV4 ones);
+--                         each thread cycles through them. One request is
+--                         zero or more lines "H <Name>: <value>" (its headers,
+--                         e.g. Host, X-Amz-Date, Authorization; they replace
+--                         the defaults of the same name) and then one line
+--                         "B <body>" that ends it
 --   KLB_QUOTA_PER_THREAD  if > 0, each thread stops after that many HTTP 200
 --                         responses (used to create exactly-enough keys)
 --   KLB_DELAY_MS          if > 0, each connection waits that many milliseconds
@@ -19,6 +25,7 @@
 local target = os.getenv("KLB_TARGET") or "TrentService.Encrypt"
 local body_file = os.getenv("KLB_BODY_FILE") or ""
 local bodies_file = os.getenv("KLB_BODIES_FILE") or ""
+local requests_file = os.getenv("KLB_REQUESTS_FILE") or ""
 local done_dir = os.getenv("KLB_DONE_DIR") or ""
 quota = tonumber(os.getenv("KLB_QUOTA_PER_THREAD") or "0") or 0
 local delay_ms = tonumber(os.getenv("KLB_DELAY_MS") or "0") or 0
@@ -61,6 +68,27 @@ function init(args)
         requests_cache[#requests_cache + 1] = wrk.format("POST", "/", nil, line)
       end
     end
+  elseif requests_file ~= "" then
+    requests_cache = {}
+    local headers = {}
+    for line in io.lines(requests_file) do
+      local kind, rest = line:sub(1, 2), line:sub(3)
+      if kind == "H " then
+        local name, value = rest:match("^([^:]+):%s?(.*)$")
+        assert(name, "bad header line in " .. requests_file .. ": " .. line)
+        headers[name] = value
+      elseif kind == "B " then
+        local h = {}
+        for k, v in pairs(wrk.headers) do h[k] = v end
+        for k, v in pairs(headers) do h[k] = v end
+        h["Content-Length"] = nil -- wrk.format sets it from the body
+        requests_cache[#requests_cache + 1] = wrk.format("POST", "/", h, rest)
+        headers = {}
+      end
+    end
+    assert(#requests_cache > 0, "no request in " .. requests_file)
+  end
+  if requests_cache then
     -- start each thread at a different place in the list
     cursor = ((thread_index or 1) - 1) * 7919 % #requests_cache
   end
@@ -69,7 +97,7 @@ end
 -- Only define request()/response() when needed: without request() wrk sends
 -- one pre-formatted static request, and without response() it does not parse
 -- response headers/bodies in Lua (both matter for throughput).
-if bodies_file ~= "" then
+if bodies_file ~= "" or requests_file ~= "" then
   function request()
     cursor = cursor % #requests_cache + 1
     return requests_cache[cursor]
