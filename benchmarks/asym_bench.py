@@ -562,7 +562,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env["PYTHONUNBUFFERED"] = "1"
     port = free_port()
     url = f"http://{HOST}:{port}"
-    server = keyledger_server(port, data_dir, tmp, args.server_cwd, env)
+    # unsigned wrk loads: this benchmark measures the crypto helpers, not authentication
+    server = keyledger_server(port, data_dir, tmp, args.server_cwd, env, auth="open")
     wrk = Wrk(wrk_bin, args.threads, args.connections, tmp / "wrk")
     load_wrk = Wrk(wrk_bin, args.load_threads, args.load_connections, tmp / "wrk-load")
     anomalies: list[str] = []

@@ -190,7 +190,7 @@ def server(floor: bool, duration: int, keep: Path | None) -> None:
         command = [sys.executable, str(FLOOR_SCRIPT), "--host", HOST, "--port", str(port)]
     else:
         command = [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
-                   "--data-dir", data_dir.name, "--workers", "1"]
+                   "--data-dir", data_dir.name, "--workers", "1", "--auth", "open"]  # unsigned wrk
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
          *command],
