@@ -1,8 +1,9 @@
 """The audit log of a region: every request's record is durable before its response leaves.
 
-Records are group-committed: a writer thread takes every record waiting, stores them in one
-transaction, and then wakes their requests — one wake-up per event loop per batch, not per
-request. If the store cannot be written, every request of the batch fails (the front end
+Records are group-committed: the requests of one event-loop turn hand their records to the
+writer thread together (one hand-over per turn, not per request); the writer takes every record
+waiting, stores them in one transaction, and then wakes their requests — one wake-up per event
+loop per batch. If the store cannot be written, every request of the batch fails (the front end
 answers KMSInternalException): no use goes unaudited.
 """
 
@@ -102,18 +103,36 @@ class AuditLog:
         self._pending: list[tuple[object, object]] = []  # (row, waiter)
         self._cond = threading.Condition()
         self._closed = False
+        # this turn's records per event loop, handed to the writer at the end of the turn
+        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[object, object]]] = {}
         self._thread = threading.Thread(target=self._run, name="keyledger-audit", daemon=True)
         self._thread.start()
 
     async def record(self, row) -> None:
         """Store ``row``; return once it is durable (raise if it could not be stored)."""
-        future = asyncio.get_running_loop().create_future()
-        with self._cond:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        turn = self._turns.get(loop)
+        if turn is None:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
-            self._pending.append((row, future))
-            self._cond.notify()
+            turn = self._turns[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        turn.append((row, future))
         await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The records of a loop's turn go to the writer together."""
+        turn = self._turns.pop(loop)
+        with self._cond:
+            if self._closed:
+                error = RuntimeError("the audit log is closed")
+                for _, future in turn:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+            self._pending.extend(turn)
+            self._cond.notify()
 
     def record_blocking(self, row) -> None:
         """Store ``row`` from a thread (the scheduler); return once it is durable."""
