@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.sql import SQL, Identifier
 
@@ -27,10 +26,6 @@ __all__ = ["AuditQuery", "AuditRow", "AuditStore", "PostgresAuditStore", "SQLite
 
 TABLE = "keyledger_audit"
 _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, request_id, event_id, record"
-# SQLite: a batch of rows given as a JSON array of arrays, in _COLUMNS' order
-_INSERT_BATCH = (f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT value->>0, value->>1, value->>2, "
-                 "value->>3, value->>4, value->>5, value->>6, value->>7, CAST(value->>8 AS BLOB) "
-                 "FROM json_each(?)")
 
 
 class AuditStore:
@@ -104,13 +99,13 @@ class SQLiteAuditStore(AuditStore):
         """)
 
     def append(self, rows: Sequence[AuditRow]) -> None:
-        # The batch goes in as one JSON array and one statement: one step of SQLite's, which
-        # runs without the GIL, rather than a step (and a GIL hand-back) per row.
-        batch = orjson.dumps([(*row.values()[:-1], row.record.decode()) for row in rows])
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(_INSERT_BATCH, (batch,))
+                self._db.executemany(
+                    f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [row.values() for row in rows],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
