@@ -1,0 +1,137 @@
+"""Where the durable audit record's CPU goes, per Encrypt request, in process.
+
+keyledger's ASGI front (``KmsFrontend.__call__``) is driven directly, with 16 requests in
+flight on one event loop (as wrk's 16 connections keep them in ``http_bench.py``), from a pool
+of 256 distinct pre-signed 1 KiB Encrypt requests (``auth_bench.build``: SigV4 verified, the
+default key policy evaluated). The process is pinned to one CPU and its CPU time (every
+thread: the loop, the audit writer) is divided by the requests. Each variant runs in a process
+of its own, the variants taking turns, ``--rounds`` times; the figure is the fastest round.
+
+* ``no-audit``: the front end skips the audit record (what a request costs without it);
+* ``build``: the record is built (``api_call_record``, ``audit_row``) and awaited, but
+  ``AuditLog.record`` returns at once: no hand-over, no writer thread;
+* ``no-store``: handed to the writer thread and woken as served, but the store writes nothing;
+* ``served``: as the server runs it: SQLite, ``synchronous=FULL``, group commit.
+
+Differences: ``build − no-audit`` is building the record, ``no-store − build`` the hand-over
+to the writer and the wake-up, ``served − no-store`` the SQLite store. After the ``served``
+rounds the region's records are chained (``LedgerChainer``, as the server's maintenance thread
+does within a second) and the chain's CPU per record printed: the server pays it too.
+
+    .venv/bin/python benchmarks/audit_cost_bench.py [--requests 16000] [--rounds 5] [--cpu 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent))
+sys.path.insert(0, str(BENCH_DIR))
+
+VARIANTS = ("no-audit", "build", "no-store", "served")
+IN_FLIGHT = 16
+
+
+def _patch(variant: str) -> None:
+    """Measurement seams, in this process only."""
+    if variant == "no-audit":
+        from api.app import KmsFrontend
+
+        async def no_audit(self, *args, **kwargs) -> None:
+            return None
+
+        KmsFrontend._audit = no_audit
+    elif variant == "build":
+        from application.audit import AuditLog
+
+        async def record(self, row) -> None:
+            return None
+
+        AuditLog.record = record
+    elif variant == "no-store":
+        from infrastructure.audit_store import SQLiteAuditStore
+
+        SQLiteAuditStore.append = lambda self, rows: None
+
+
+def one(variant: str, requests: int, cpu: int) -> dict:
+    import auth_bench
+
+    os.sched_setaffinity(0, {cpu})
+    tmp = Path(tempfile.mkdtemp(prefix="keyledger-audit-cost-"))
+    _patch(variant)
+    app, driver, _ = auth_bench.build("sigv4", tmp, 256)
+    items, send = driver.items, driver._send
+
+    async def connection(offset: int, n: int) -> None:
+        for i in range(n):
+            scope, receive = items[(i * IN_FLIGHT + offset) % len(items)]
+            await app(scope, receive, send)
+            driver.sent.clear()
+
+    async def load() -> None:
+        await asyncio.gather(*(connection(c, requests // IN_FLIGHT) for c in range(IN_FLIGHT)))
+
+    cpu_started = time.process_time()
+    wall_started = time.perf_counter()
+    driver.loop.run_until_complete(load())
+    result = {"cpu_us": (time.process_time() - cpu_started) / requests * 1e6,
+              "wall_us": (time.perf_counter() - wall_started) / requests * 1e6}
+    if variant == "served":
+        from infrastructure.ledger_chain import LedgerChainer
+
+        app.service.close()
+        chainer = LedgerChainer.for_store(tmp / "sigv4", None)
+        chained, cpu_started = 0, time.process_time()
+        while (n := chainer.chain("us-east-1", final=True)) > 0:
+            chained += n
+        result["chain_us"] = (time.process_time() - cpu_started) / max(chained, 1) * 1e6
+        result["chained"] = chained
+        chainer.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=16000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cpu", type=int, default=1)
+    parser.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.one, args.requests, args.cpu)))
+        return 0
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for _ in range(args.rounds):
+        for variant in VARIANTS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", variant, "--requests", str(args.requests),
+                 "--cpu", str(args.cpu)], check=True, capture_output=True, text=True).stdout
+            runs[variant].append(json.loads(out.strip().splitlines()[-1]))
+    best = {v: min(r["cpu_us"] for r in rs) for v, rs in runs.items()}
+    median = {v: sorted(r["cpu_us"] for r in rs)[len(rs) // 2] for v, rs in runs.items()}
+    print(f"audit cost per Encrypt, in process: {IN_FLIGHT} in flight, {args.requests} requests "
+          f"a round, {args.rounds} rounds, CPU {args.cpu}; load average {os.getloadavg()[0]:.2f}")
+    print(f"{'variant':10} {'CPU µs/req (best)':>18} {'median':>8}")
+    for v in VARIANTS:
+        print(f"{v:10} {best[v]:18.1f} {median[v]:8.1f}")
+    chain = min(r["chain_us"] for r in runs["served"])
+    print(f"building the record          {best['build'] - best['no-audit']:6.1f} µs")
+    print(f"hand-over and wake-up        {best['no-store'] - best['build']:6.1f} µs")
+    print(f"SQLite store (group commit)  {best['served'] - best['no-store']:6.1f} µs")
+    print(f"hash chain (maintenance)     {chain:6.1f} µs per record")
+    print(f"audit in all                 {best['served'] - best['no-audit'] + chain:6.1f} µs per request")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
