@@ -30,7 +30,6 @@ from api.bootstrap import build_service, serve_crypto_helpers_on, stop_crypto_he
 from api.protocol import (
     JSON_CONTENT_TYPE,
     TARGET_PREFIX,
-    UnknownOperationException,
     encode_error,
     encode_response,
     input_rules,
@@ -50,10 +49,9 @@ from application.service import KeyManagementService
 from domain.errors import (
     AccessDeniedException,
     KmsError,
-    KMSInternalException,
-    UnsupportedOperationException,
     ValidationException,
 )
+from domain.messages import Protocol, Requests, Unsupported
 from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
 from infrastructure.ledger_chain import LedgerChainer
@@ -62,18 +60,7 @@ log = logging.getLogger("keyledger.api")
 
 MAX_BODY_BYTES = 512 * 1024
 _MAX_BODY_DIGITS = len(str(MAX_BODY_BYTES))
-_TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
 ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, "application/json")
-
-
-class UnsupportedMediaTypeException(KmsError):
-    code = "UnsupportedMediaTypeException"
-    status = 415
-
-
-class RequestEntityTooLargeException(KmsError):
-    code = "RequestEntityTooLargeException"
-    status = 413
 
 
 class _Disconnected(Exception):
@@ -143,7 +130,7 @@ class KmsFrontend:
             if message["type"] == "http.request" and not message.get("more_body"):
                 body = message.get("body", b"")  # the whole body in one message: the usual case
                 if len(body) > MAX_BODY_BYTES:
-                    raise RequestEntityTooLargeException(_TOO_LARGE)
+                    raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
             else:
                 body = await _read_rest_of_body(receive, message)
             caller, region = self.authenticator.authenticate(
@@ -151,9 +138,7 @@ class KmsFrontend:
             )
             context = self._context(scope, headers, request_id, caller, region)
             if route.handler is None:
-                raise UnsupportedOperationException(
-                    f"keyledger does not implement {route.operation} yet."
-                )
+                raise Unsupported.OPERATION(operation=route.operation)
             params = parse_body(route.rules, body)
             if route.hot:
                 if not self.service.has_region(context.region):  # its store opens on a thread
@@ -243,19 +228,17 @@ class KmsFrontend:
         if route is None:
             target = headers.get(b"x-amz-target", b"").decode("latin-1")
             if not target.startswith(TARGET_PREFIX):
-                raise UnknownOperationException("Missing or invalid X-Amz-Target header.")
-            raise UnknownOperationException(f"Unknown operation {target[len(TARGET_PREFIX):]}.")
+                raise Protocol.UNKNOWN_TARGET()
+            raise Protocol.UNKNOWN_OPERATION(operation=target[len(TARGET_PREFIX):])
         if headers.get(b"content-type") != _JSON_CONTENT_TYPE:
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             content_type = content_type.split(";")[0].strip().lower()
             if content_type not in ACCEPTED_CONTENT_TYPES:
-                raise UnsupportedMediaTypeException(
-                    f"Content-Type must be {JSON_CONTENT_TYPE}, not '{content_type}'."
-                )
+                raise Protocol.MEDIA_TYPE(expected=JSON_CONTENT_TYPE, content_type=content_type)
         declared = headers.get(b"content-length", b"")
         # refuse a declared oversize body before reading it (bodies within the limit skip the parse)
         if len(declared) >= _MAX_BODY_DIGITS and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise RequestEntityTooLargeException(_TOO_LARGE)
+            raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
         return route
 
     @staticmethod
@@ -274,7 +257,7 @@ class KmsFrontend:
         )
 
 
-_INTERNAL = KMSInternalException("An internal error occurred.")
+_INTERNAL = Requests.INTERNAL()
 def _access_key_id(headers: dict[bytes, bytes]) -> str:
     """The access key id an unauthenticated request claimed (for its audit record)."""
     authorization = headers.get(b"authorization", b"").decode("latin-1")
@@ -293,7 +276,7 @@ async def _read_rest_of_body(receive, message) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise RequestEntityTooLargeException(_TOO_LARGE)
+            raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)

@@ -17,6 +17,7 @@ from application.region import Region
 from domain import errors
 from domain.alias import alias_aggregate_id
 from domain.key import KmsKey
+from domain.messages import InvalidArn, NotFound
 from domain.operations import KeyMember, Operation
 from domain.values import alias_arn, key_arn
 
@@ -32,34 +33,42 @@ class Gate:
     # -- resolving references ---------------------------------------------------------------
 
     def not_found(self, ctx: RequestContext, key_id: str, account: str | None = None) -> errors.KmsError:
-        return errors.NotFoundException(
-            f"Key '{key_arn(ctx.region, account or ctx.account_id, key_id)}' does not exist"
-        )
+        """A key id that names no key: ``Invalid keyId '…'`` when it cannot be a key id at all
+        (AWS: anything but a UUID or mrk- and 32 hex digits), else ``Key '<ARN>' does not
+        exist``."""
+        if not KEY_ID_PATTERN.fullmatch(key_id):
+            return NotFound.INVALID_KEY_ID(key_id=key_id)
+        return NotFound.KEY(arn=key_arn(ctx.region, account or ctx.account_id, key_id))
 
     def reference(self, ctx: RequestContext, region: Region, key_ref: str, aliases: bool = True,
                   cross_account: bool = False) -> tuple[str, str, str | None]:
         """(account, key id, alias name) named by a key id, key ARN, alias name or alias ARN.
 
         A key ARN or alias ARN of another account names that account's key only where the
-        operation allows cross-account use; of another Region, never (NotFoundException).
+        operation allows cross-account use; of another Region, never (NotFoundException
+        ``Invalid arn <region>``, as AWS answers a key ARN of another Region). An alias ARN
+        where only keys may be named: InvalidArnException, as AWS answers CreateGrant.
         """
         if key_ref[0] != "a":  # neither "arn:" nor "alias/": a key id as it is
             return ctx.account_id, key_ref, None
         if key_ref.startswith("arn:"):
             parts = key_ref.split(":", 5)
             if len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms":
-                raise errors.InvalidArnException(f"Invalid arn {key_ref}")
+                raise InvalidArn.MALFORMED(arn=key_ref)
             _, _, _, arn_region, account, resource = parts
-            foreign = arn_region != ctx.region or (account != ctx.account_id and not cross_account)
             if resource.startswith("key/"):
-                if foreign:
-                    raise errors.NotFoundException(f"Key '{key_ref}' does not exist")
+                if arn_region != ctx.region:
+                    raise NotFound.INVALID_ARN_REGION(region=arn_region)
+                if account != ctx.account_id and not cross_account:
+                    raise NotFound.KEY(arn=key_ref)
                 return account, resource[4:], None
-            if resource.startswith("alias/") and aliases:
-                if foreign:
-                    raise errors.NotFoundException(f"Alias {key_ref} is not found.")
+            if resource.startswith("alias/"):
+                if not aliases:
+                    raise InvalidArn.ALIAS_NOT_SUPPORTED()
+                if arn_region != ctx.region or (account != ctx.account_id and not cross_account):
+                    raise NotFound.ALIAS(alias_arn=key_ref)
                 return account, self.alias_target(ctx, region, resource, account), resource
-            raise errors.InvalidArnException(f"Invalid arn {key_ref}")
+            raise InvalidArn.MALFORMED(arn=key_ref)
         if key_ref.startswith("alias/"):
             if not aliases:
                 raise self.not_found(ctx, key_ref)
@@ -79,9 +88,7 @@ class Gate:
             else None
         )
         if alias is None or not alias.exists:
-            raise errors.NotFoundException(
-                f"Alias {alias_arn(ctx.region, account, alias_name)} is not found."
-            )
+            raise NotFound.ALIAS(alias_arn=alias_arn(ctx.region, account, alias_name))
         return alias.target_key_id
 
     def known_key(self, region: Region, account: str | None, key_id: str) -> KmsKey | None:

@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
-from domain import errors
+from domain.messages import Requests, Validation
 
 
 def marker(value: str) -> str:
@@ -24,7 +24,7 @@ def unmarker(value: str | None) -> str | None:
     except (binascii.Error, UnicodeError, ValueError):
         decoded = ""
     if not decoded.startswith("kl1:"):
-        raise errors.InvalidMarkerException("Invalid marker")
+        raise Requests.INVALID_MARKER()
     return decoded[4:]
 
 
@@ -42,8 +42,6 @@ def limit(params: dict[str, Any], default: int, maximum: int) -> int:
     if value is None:
         return default
     if value > maximum:
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{value}' at 'limit' failed to satisfy "
-            f"constraint: Member must have value less than or equal to {maximum}"
-        )
+        raise Validation.CONSTRAINT(value=value, member="limit",
+                                    bound=f"less than or equal to {maximum}")
     return value

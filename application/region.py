@@ -23,7 +23,7 @@ from application.ledger import (
 )
 from application.listing import view_changes
 from application.ports import KeyHierarchy, ListingView
-from domain import errors
+from domain.messages import Requests
 
 _WRITE_ATTEMPTS = 50
 
@@ -91,7 +91,7 @@ class Region:
                     time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                     continue
                 return aggregate
-        raise errors.ConflictException("The resource was changed concurrently; retry the request.")
+        raise Requests.CONFLICT()
 
     def follow(self) -> int:
         """Apply events written since the last call (by any process) to the live state;

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from eventsourcing.domain import event
 
-from domain import errors
 from domain.base import StrAggregate
+from domain.messages import Aliases, NotFound
 from domain.values import Actor, alias_arn
 
 ALIAS_PREFIX = "alias/"
@@ -26,17 +26,11 @@ def alias_aggregate_id(account: str, alias_name: str) -> str:
 def check_alias_name(alias_name: str) -> None:
     """Rules beyond the model's length and pattern constraints, with AWS's errors."""
     if not alias_name.startswith(ALIAS_PREFIX) or alias_name == ALIAS_PREFIX:
-        raise errors.ValidationException(
-            'Alias must start with the prefix "alias/". Please see '
-            "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
-        )
+        raise Aliases.PREFIX()
     if alias_name.startswith(RESERVED_PREFIX):
-        raise errors.NotAuthorizedException(
-            f"Cannot create or change {alias_name}: the prefix 'alias/aws/' is reserved for "
-            "AWS managed keys."
-        )
+        raise Aliases.RESERVED(alias_name=alias_name)
     if ":" in alias_name:
-        raise errors.ValidationException(f"{alias_name} contains invalid characters for an alias")
+        raise Aliases.INVALID_CHARACTERS(alias_name=alias_name)
 
 
 class Alias(StrAggregate):
@@ -78,7 +72,7 @@ class Alias(StrAggregate):
 
     def recreate(self, target_key_id: str, now: datetime, actor: Actor) -> None:
         if self.exists:
-            raise errors.AlreadyExistsException(f"An alias with the name {self.arn} already exists")
+            raise Aliases.ALREADY_EXISTS(alias_arn=self.arn)
         self._recreate(target_key_id=target_key_id, created_at=now, actor=actor)
 
     @event("AliasRecreated")
@@ -106,4 +100,4 @@ class Alias(StrAggregate):
 
     def _require_exists(self) -> None:
         if not self.exists:
-            raise errors.NotFoundException(f"Alias {self.arn} is not found.")
+            raise NotFound.ALIAS(alias_arn=self.arn)

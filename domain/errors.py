@@ -9,19 +9,29 @@ class KmsError(Exception):
     code = "KMSInternalException"
     status = 400
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None) -> None:
+        """``message`` None: AWS sends this error without a ``message`` member (the protocol
+        layer leaves it out); the texts themselves are domain.messages'."""
+        super().__init__(message if message is not None else self.code)
         self.message = message
 
 
+#: error code -> class, for the message catalogue (domain.messages)
+ERROR_TYPES: dict[str, type[KmsError]] = {}
+
+
 def _error(name: str, status: int = 400) -> type[KmsError]:
-    return type(name, (KmsError,), {"code": name, "status": status, "__module__": __name__})
+    cls = type(name, (KmsError,), {"code": name, "status": status, "__module__": __name__})
+    ERROR_TYPES[name] = cls
+    return cls
 
 
 AlreadyExistsException = _error("AlreadyExistsException")
 ConflictException = _error("ConflictException")
 DisabledException = _error("DisabledException")
-DryRunOperationException = _error("DryRunOperationException", 412)
+# HTTP 400, as AWS answers it (localstack's AWS-recorded snapshot of GenerateDataKeyPair with
+# DryRun: "HTTPStatusCode": 400), not the 412 an earlier version chose
+DryRunOperationException = _error("DryRunOperationException")
 ExpiredImportTokenException = _error("ExpiredImportTokenException")
 IncorrectKeyException = _error("IncorrectKeyException")
 IncorrectKeyMaterialException = _error("IncorrectKeyMaterialException")
@@ -56,3 +66,9 @@ IncompleteSignatureException = _error("IncompleteSignatureException")  # unreada
 UnrecognizedClientException = _error("UnrecognizedClientException")  # unknown key id or token
 InvalidSignatureException = _error("InvalidSignatureException")  # signature, scope or time
 ExpiredTokenException = _error("ExpiredTokenException")  # a session key past its expiration
+
+# The AWS JSON 1.1 front's own errors (api/): the request is not a KMS request at all.
+SerializationException = _error("SerializationException")  # not JSON, wrong JSON types
+UnknownOperationException = _error("UnknownOperationException")  # X-Amz-Target
+UnsupportedMediaTypeException = _error("UnsupportedMediaTypeException", 415)
+RequestEntityTooLargeException = _error("RequestEntityTooLargeException", 413)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from domain import errors
 from domain.key_specs import Family, KeyUsage, spec_info
+from domain.messages import Grants, Unsupported, Validation
 from domain.principals import Principal, root_arn
 
 MAX_GRANTS_PER_KEY = 50_000
@@ -121,9 +121,7 @@ class GrantConstraints:
         if not constraints:
             return None
         if constraints.get("SourceArn") is not None:
-            raise errors.UnsupportedOperationException(
-                "The SourceArn grant constraint is not supported by keyledger."
-            )
+            raise Unsupported.SOURCE_ARN()
         equals = constraints.get("EncryptionContextEquals")
         subset = constraints.get("EncryptionContextSubset")
         if equals is None and subset is None:
@@ -143,14 +141,9 @@ class GrantConstraints:
         (not model limits: keyledger's own messages)."""
         for name, context in self._members():
             if len(context) > MAX_CONSTRAINT_PAIRS:
-                raise errors.ValidationException(
-                    f"{name} can contain at most {MAX_CONSTRAINT_PAIRS} encryption context pairs."
-                )
+                raise Grants.CONSTRAINT_PAIRS(name=name, limit=MAX_CONSTRAINT_PAIRS)
             if any(len(value) > MAX_CONSTRAINT_VALUE_LENGTH for value in context.values()):
-                raise errors.ValidationException(
-                    f"Each value in {name} can be at most {MAX_CONSTRAINT_VALUE_LENGTH} "
-                    "characters long."
-                )
+                raise Grants.CONSTRAINT_VALUE(name=name, limit=MAX_CONSTRAINT_VALUE_LENGTH)
 
     def matches(self, context: Mapping[str, str] | None) -> bool:
         """Whether a request's encryption context (None: no context) satisfies the
@@ -345,19 +338,17 @@ def check_grant_operations(
     dropped."""
     named = tuple(dict.fromkeys(operations))
     if not named:
-        raise errors.ValidationException("Operations must include at least one grant operation.")
+        raise Grants.NO_OPERATIONS()
     unknown = [op for op in named if op not in _KNOWN_OPERATIONS]
     if unknown:
-        raise errors.ValidationException(f"{unknown[0]} is not a valid grant operation.")
+        raise Grants.UNKNOWN_OPERATION(operation=unknown[0])
     allowed = grant_operations_for(key_spec, key_usage)
     refused = [op for op in named if op not in allowed]
     if refused:
         noun = "operation" if len(refused) == 1 else "operations"
         verb = "is" if len(refused) == 1 else "are"
-        raise errors.ValidationException(
-            f"The grant {noun} {', '.join(refused)} {verb} not supported for a KMS key with "
-            f"KeySpec {key_spec} and KeyUsage {key_usage}."
-        )
+        raise Grants.OPERATIONS_REFUSED(noun=noun, operations=", ".join(refused), verb=verb,
+                                        key_spec=key_spec, key_usage=key_usage)
     return named
 
 
@@ -369,10 +360,7 @@ def check_grant_constraints(
     if constraints is None:
         return
     if not supports_encryption_context(key_spec):
-        raise errors.ValidationException(
-            "Encryption context grant constraints are not supported for a KMS key with "
-            f"KeySpec {key_spec} and KeyUsage {key_usage}."
-        )
+        raise Grants.CONSTRAINTS_REFUSED(key_spec=key_spec, key_usage=key_usage)
     constraints.check()
 
 
@@ -383,21 +371,14 @@ def check_child_grant(
     with a subset of its operations and equally strict or stricter constraints
     (AccessDeniedException otherwise: the grant does not authorize the request)."""
     if not parent.allows_child(operations, constraints):
-        raise errors.AccessDeniedException(
-            f"Grant {parent.grant_id} allows creating only grants that allow a subset of its "
-            f"operations ({', '.join(parent.operations)}) with equally strict or stricter "
-            "encryption context constraints."
-        )
+        raise Grants.CHILD_GRANT(grant_id=parent.grant_id, operations=", ".join(parent.operations))
 
 
 def check_grantee(grantee_principal: str | None) -> str:
     """GranteePrincipal is required (the model made it optional only for
     GranteeServicePrincipal, which keyledger does not support)."""
     if not grantee_principal:
-        raise errors.ValidationException(
-            "1 validation error detected: Value null at 'granteePrincipal' failed to satisfy "
-            "constraint: Member must not be null"
-        )
+        raise Validation.MISSING(member="granteePrincipal")
     return grantee_principal
 
 
@@ -417,12 +398,11 @@ def is_grant_id(grant_id: str) -> bool:
 
 def check_grant_id(grant_id: str) -> None:
     if not is_grant_id(grant_id):
-        raise errors.InvalidGrantIdException(f"'{grant_id}' is not a valid grant ID.")
+        raise Grants.INVALID_GRANT_ID(grant_id=grant_id)
 
 
 _TOKEN_VERSION = 1
 _NONCE_BYTES = 16
-_INVALID_TOKEN = "The grant token is not valid."
 
 
 def new_grant_token(key_id: str, grant_id: str, nonce: bytes | None = None) -> str:
@@ -449,20 +429,20 @@ def parse_grant_token(token: str) -> tuple[str, str]:
         or not 1 <= len(token) <= MAX_GRANT_TOKEN_LENGTH
         or not _BASE64URL.fullmatch(token)
     ):
-        raise errors.InvalidGrantTokenException(_INVALID_TOKEN)
+        raise Grants.INVALID_GRANT_TOKEN()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
-        raise errors.InvalidGrantTokenException(_INVALID_TOKEN) from None
+        raise Grants.INVALID_GRANT_TOKEN() from None
     head = 1 + _NONCE_BYTES + 32
     if len(raw) <= head or raw[0] != _TOKEN_VERSION:
-        raise errors.InvalidGrantTokenException(_INVALID_TOKEN)
+        raise Grants.INVALID_GRANT_TOKEN()
     try:
         key_id = raw[head:].decode("ascii")
     except UnicodeDecodeError:
-        raise errors.InvalidGrantTokenException(_INVALID_TOKEN) from None
+        raise Grants.INVALID_GRANT_TOKEN() from None
     if not _KEY_ID.fullmatch(key_id):
-        raise errors.InvalidGrantTokenException(_INVALID_TOKEN)
+        raise Grants.INVALID_GRANT_TOKEN()
     return key_id, raw[1 + _NONCE_BYTES:head].hex()
 
 
@@ -470,9 +450,9 @@ def parse_grant_tokens(tokens: Iterable[str] | None) -> list[tuple[str, str]]:
     """A request's GrantTokens (at most 10): the (key id, grant id) each names."""
     tokens = list(tokens or ())
     if len(tokens) > MAX_GRANT_TOKENS:
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '[{', '.join(tokens)}]' at 'grantTokens' "
-            f"failed to satisfy constraint: Member must have length less than or equal to "
-            f"{MAX_GRANT_TOKENS}"
+        raise Validation.MODEL(
+            count=1, noun="error",
+            details=f"Value '[{', '.join(tokens)}]' at 'grantTokens' failed to satisfy "
+            f"constraint: Member must have length less than or equal to {MAX_GRANT_TOKENS}",
         )
     return [parse_grant_token(token) for token in tokens]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from eventsourcing.domain import event
 
-from domain import errors
+from domain import messages
 from domain.base import StrAggregate, StrSnapshot
 from domain.grants import (
     MAX_GRANTS_PER_KEY,
@@ -26,6 +26,7 @@ from domain.grants import (
 )
 from domain.key_specs import KeyUsage, check_algorithm, check_creatable, check_usage, rotatable
 from domain.key_states import ALLOWED_STATES, KeyState, check_key_state
+from domain.messages import Import, NotFound, Rotation, Tags
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
 from domain.principals import Principal
 from domain.values import (
@@ -41,6 +42,8 @@ from domain.values import (
 MIN_PENDING_WINDOW_DAYS, MAX_PENDING_WINDOW_DAYS, DEFAULT_PENDING_WINDOW_DAYS = 7, 30, 30
 MIN_ROTATION_PERIOD_DAYS, MAX_ROTATION_PERIOD_DAYS, DEFAULT_ROTATION_PERIOD_DAYS = 90, 2560, 365
 MAX_ON_DEMAND_ROTATIONS = 25
+#: RotateKeyOnDemand is refused this close to a scheduled automatic rotation
+AUTOMATIC_ROTATION_GUARD = timedelta(minutes=20)
 MAX_TAGS_PER_KEY = 50
 IMPORT_PARAMETERS_VALID_FOR = timedelta(hours=24)
 MAX_IMPORT_VALIDITY = timedelta(days=365)
@@ -200,7 +203,7 @@ class KmsKey(StrAggregate):
     def check(self, operation: str) -> None:
         """Apply the key-state table for ``operation``."""
         if self.deleted:
-            raise errors.NotFoundException(f"Key '{self.arn}' does not exist")
+            raise NotFound.KEY(arn=self.arn)
         if self.key_state not in ALLOWED_STATES[operation]:
             check_key_state(operation, self.key_state, self.arn)
 
@@ -278,7 +281,7 @@ class KmsKey(StrAggregate):
         if self.deletion_due(now):
             # The window has passed: the deletion is under way and its material may already
             # be shredded, so it can no longer be cancelled.
-            raise errors.KMSInvalidStateException(f"{self.arn} is pending deletion.")
+            raise messages.KeyState.PENDING_DELETION(arn=self.arn)
         self._cancel_deletion(actor=actor)
 
     @event("KeyDeletionCancelled")
@@ -301,7 +304,7 @@ class KmsKey(StrAggregate):
         key without material.
         """
         if not self.deletion_due(now):
-            raise errors.KMSInvalidStateException(f"{self.arn} is not due for deletion.")
+            raise messages.KeyState.NOT_DUE_FOR_DELETION(arn=self.arn)
         self._delete(actor=actor)
 
     @property
@@ -312,7 +315,7 @@ class KmsKey(StrAggregate):
     def record_shredded(self, actor: Actor) -> None:
         """The key's data-encryption key has been destroyed."""
         if not self.shred_pending:
-            raise errors.KMSInvalidStateException(f"{self.arn} is not awaiting shredding.")
+            raise messages.KeyState.NOT_AWAITING_SHRED(what=self.arn)
         self._shred(key_material_ids=sorted(self.materials), actor=actor)
 
     @event("KeyDeleted")
@@ -328,11 +331,11 @@ class KmsKey(StrAggregate):
     # -- rotation -----------------------------------------------------------------------------
 
     def _check_rotatable(self, automatic: bool) -> None:
-        if not rotatable(self.key_spec) or (automatic and self.imported):
-            raise errors.UnsupportedOperationException(
-                f"{self.arn} key spec {self.key_spec} with origin {self.origin} does not support "
-                f"{'automatic' if automatic else 'on-demand'} key rotation."
-            )
+        if automatic and (not rotatable(self.key_spec) or self.imported):
+            raise Rotation.AUTOMATIC_UNSUPPORTED(arn=self.arn, key_spec=self.key_spec,
+                                                 origin=self.origin)
+        if not rotatable(self.key_spec):
+            raise Rotation.ON_DEMAND_UNSUPPORTED()
 
     def enable_rotation(self, period_days: int | None, now: datetime, actor: Actor) -> None:
         self.check("EnableKeyRotation")
@@ -361,29 +364,28 @@ class KmsKey(StrAggregate):
         self.rotation_enabled = False
         self.next_rotation_date = None
 
-    def check_on_demand_rotation(self) -> None:
+    def check_on_demand_rotation(self, now: datetime) -> None:
         self.check("RotateKeyOnDemand")
         self._check_rotatable(automatic=False)
         if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
-            raise errors.LimitExceededException(
-                f"The on-demand rotation limit of {MAX_ON_DEMAND_ROTATIONS} has been reached "
-                f"for {self.arn}."
-            )
+            raise Rotation.ON_DEMAND_LIMIT(arn=self.arn)
+        # "an automatic rotation of this key is currently in progress or scheduled to begin
+        # within the next 20 minutes" (the model's ConflictException for RotateKeyOnDemand)
+        if (self.rotation_enabled and self.next_rotation_date is not None
+                and self.next_rotation_date - now <= AUTOMATIC_ROTATION_GUARD):
+            raise Rotation.AUTOMATIC_ROTATION_DUE()
 
     def rotate_on_demand(self, material: BackingKey | None, now: datetime, actor: Actor) -> None:
         """Rotate to new material: generated (``material``) or, for imported keys, the
         material imported in PENDING_ROTATION state."""
-        self.check_on_demand_rotation()
+        self.check_on_demand_rotation(now)
         if not self.imported:
             assert material is not None
             self._rotate(material=material, next_rotation_date=self.next_rotation_date, actor=actor)
             return
         pending = [m for m in self.imports.values() if m.pending_rotation and m.imported]
         if not pending:
-            raise errors.KMSInvalidStateException(
-                f"{self.arn} has no imported key material in PENDING_ROTATION state. Import new "
-                "key material with ImportType NEW_KEY_MATERIAL first."
-            )
+            raise Rotation.NO_PENDING_MATERIAL(arn=self.arn)
         self._rotate_to_imported(key_material_id=pending[0].key_material_id, rotation_date=now, actor=actor)
 
     @event("ImportedKeyMaterialRotated")
@@ -398,7 +400,7 @@ class KmsKey(StrAggregate):
 
     def rotate_automatically(self, material: BackingKey, now: datetime, actor: Actor) -> None:
         if not self.rotation_due(now):
-            raise errors.KMSInvalidStateException(f"{self.arn} is not due for rotation.")
+            raise messages.KeyState.NOT_DUE_FOR_ROTATION(arn=self.arn)
         assert self.rotation_period_days is not None
         self._rotate(
             material=material,
@@ -428,9 +430,7 @@ class KmsKey(StrAggregate):
     def check_importable(self, operation: str) -> None:
         self.check(operation)
         if not self.imported:
-            raise errors.UnsupportedOperationException(
-                f"{self.arn} origin is {self.origin} which is not valid for this operation."
-            )
+            raise Import.NOT_EXTERNAL(arn=self.arn, origin=self.origin)
 
     def issue_import_parameters(
         self, token_digest: str, wrapping_key_spec: str, wrapping_algorithm: str,
@@ -461,13 +461,9 @@ class KmsKey(StrAggregate):
         self.check_importable("ImportKeyMaterial")
         parameters = self.import_parameters.get(token_digest)
         if parameters is None:
-            raise errors.InvalidImportTokenException(
-                "The import token is invalid or does not belong to this KMS key."
-            )
+            raise Import.INVALID_TOKEN()
         if parameters.valid_to <= now:
-            raise errors.ExpiredImportTokenException(
-                "The import token has expired. Use GetParametersForImport to get a new one."
-            )
+            raise Import.EXPIRED_TOKEN()
         return parameters
 
     def import_material(
@@ -485,47 +481,29 @@ class KmsKey(StrAggregate):
                                               ("KeyMaterialDescription", description))
                      if value is not None]
             if named:
-                raise errors.UnsupportedOperationException(
-                    f"{' and '.join(named)} can be used only with symmetric encryption keys; "
-                    f"{self.arn} is a {self.key_spec} key."
-                )
+                raise Import.SYMMETRIC_ONLY(members=" and ".join(named), arn=self.arn,
+                                            key_spec=self.key_spec)
         model = ExpirationModel(expiration_model or ExpirationModel.KEY_MATERIAL_EXPIRES)
         if model is ExpirationModel.KEY_MATERIAL_EXPIRES:
             if valid_to is None:
-                raise errors.ValidationException(
-                    "ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES."
-                )
+                raise messages.Validation.VALID_TO_REQUIRED()
             if not now < valid_to <= now + MAX_IMPORT_VALIDITY:
-                raise errors.ValidationException(
-                    "ValidTo must be a future date no more than 365 days from now."
-                )
+                raise messages.Validation.VALID_TO_RANGE()
         elif valid_to is not None:
-            raise errors.ValidationException(
-                "ValidTo is not valid when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE."
-            )
+            raise messages.Validation.VALID_TO_NOT_ALLOWED()
         known = material.key_material_id in self.imports
         if import_type is None:
             import_type = "EXISTING_KEY_MATERIAL" if self.imports else "NEW_KEY_MATERIAL"
         if import_type == "NEW_KEY_MATERIAL":
             if key_material_id is not None:
-                raise errors.ValidationException(
-                    "You cannot specify a KeyMaterialId with ImportType NEW_KEY_MATERIAL."
-                )
+                raise messages.Validation.KEY_MATERIAL_ID_WITH_NEW()
             if known:
-                raise errors.IncorrectKeyMaterialException(
-                    "The key material is already associated with this KMS key; import it with "
-                    "ImportType EXISTING_KEY_MATERIAL."
-                )
+                raise Import.ALREADY_ASSOCIATED()
             if any(m.pending_rotation and m.imported for m in self.imports.values()):
-                raise errors.KMSInvalidStateException(
-                    f"{self.arn} already has key material in PENDING_ROTATION state."
-                )
+                raise Import.SECOND_PENDING(arn=self.arn)
         else:
             if not known or (key_material_id is not None and key_material_id != material.key_material_id):
-                raise errors.IncorrectKeyMaterialException(
-                    "The key material doesn't match the key material previously imported into "
-                    "this KMS key."
-                )
+                raise Import.DIFFERENT_MATERIAL()
         previous = self.imports.get(material.key_material_id)
         others = [
             m.valid_to for m in self.imports.values()
@@ -569,9 +547,7 @@ class KmsKey(StrAggregate):
         material_id = key_material_id or self.current_key_material_id
         record = self.imports.get(material_id) if material_id else None
         if record is None:
-            raise errors.NotFoundException(
-                f"Key material {key_material_id or ''} is not associated with {self.arn}."
-            )
+            raise NotFound.KEY_MATERIAL(material_id=key_material_id or "", arn=self.arn)
         if record.imported:
             self._delete_imported(key_material_id=material_id, expired=False, actor=actor)
         return material_id
@@ -601,7 +577,7 @@ class KmsKey(StrAggregate):
 
     def record_material_shredded(self, key_material_id: str, actor: Actor) -> None:
         if key_material_id not in self.material_shred_pending:
-            raise errors.KMSInvalidStateException(f"{key_material_id} is not awaiting shredding.")
+            raise messages.KeyState.NOT_AWAITING_SHRED(what=key_material_id)
         self._material_shredded(
             key_material_id=key_material_id, next_expiry=self.next_expiry(), actor=actor
         )
@@ -647,10 +623,7 @@ class KmsKey(StrAggregate):
                 ):
                     return grant
         if len(self.grants) >= MAX_GRANTS_PER_KEY:
-            raise errors.LimitExceededException(
-                f"The request was rejected because {self.arn} already has the maximum of "
-                f"{MAX_GRANTS_PER_KEY} grants."
-            )
+            raise messages.Grants.TOO_MANY(arn=self.arn, limit=MAX_GRANTS_PER_KEY)
         check_grant_id(grant_id)
         if grant_id in self.grants:
             raise ValueError(f"grant {grant_id} already exists on {self.arn}")
@@ -678,7 +651,7 @@ class KmsKey(StrAggregate):
         check_grant_id(grant_id)
         grant = self.grants.get(grant_id)
         if grant is None:
-            raise errors.NotFoundException(f"Grant ID {grant_id} not found for key {self.arn}.")
+            raise NotFound.GRANT(grant_id=grant_id, arn=self.arn)
         return grant
 
     def retire_grant(self, grant_id: str, actor: Actor) -> Grant:
@@ -732,10 +705,7 @@ class KmsKey(StrAggregate):
         self.check("TagResource")
         _check_tags(tags)
         if len(set(self.tags) | set(tags)) > MAX_TAGS_PER_KEY:
-            raise errors.LimitExceededException(
-                f"The request was rejected because {self.arn} would have more than "
-                f"{MAX_TAGS_PER_KEY} tags."
-            )
+            raise Tags.LIMIT(arn=self.arn, limit=MAX_TAGS_PER_KEY)
         self._add_tags(tags=tags, actor=actor)
 
     @event("TagsAdded")
@@ -745,8 +715,8 @@ class KmsKey(StrAggregate):
     def untag(self, tag_keys: list[str], actor: Actor) -> None:
         self.check("UntagResource")
         for tag_key in tag_keys:
-            if tag_key.startswith("aws:"):
-                raise errors.TagException("Tag keys beginning with 'aws:' are reserved.")
+            if reserved_tag_key(tag_key):
+                raise Tags.RESERVED()
         self._remove_tags(tag_keys=list(tag_keys), actor=actor)
 
     @event("TagsRemoved")
@@ -771,10 +741,7 @@ def _days_in_range(value: int | None, default: int, low: int, high: int, member:
         bound = (
             f"greater than or equal to {low}" if days < low else f"less than or equal to {high}"
         )
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{days}' at '{member}' failed to satisfy "
-            f"constraint: Member must have value {bound}"
-        )
+        raise messages.Validation.CONSTRAINT(value=days, member=member, bound=bound)
     return days
 
 
@@ -796,12 +763,31 @@ def rotation_period_days(value: int | None) -> int:
 
 def check_policy_name(policy_name: str) -> None:
     if policy_name != DEFAULT_POLICY_NAME:
-        raise errors.NotFoundException("No such policy exists")
+        raise NotFound.POLICY()
+
+
+def reserved_tag_key(tag_key: str) -> bool:
+    """AWS reserves tag keys beginning with aws: in any case (aws:, AWS:, Aws:, ...)."""
+    return tag_key[:4].lower() == "aws:"
+
+
+def tags_of_request(tags: list[dict[str, str]]) -> dict[str, str]:
+    """The Tags of a CreateKey or TagResource request as a mapping, with AWS's TagException
+    for a reserved key, the same key twice, or more than 50 tags."""
+    for tag in tags:
+        if reserved_tag_key(tag["TagKey"]):
+            raise Tags.RESERVED()
+    mapping = {tag["TagKey"]: tag["TagValue"] for tag in tags}
+    if len(mapping) != len(tags):
+        raise Tags.DUPLICATE_KEYS()
+    if len(mapping) > MAX_TAGS_PER_KEY:
+        raise Tags.TOO_MANY()
+    return mapping
 
 
 def _check_tags(tags: dict[str, str]) -> None:
     for tag_key in tags:
-        if tag_key.startswith("aws:"):
-            raise errors.TagException("Tag keys beginning with 'aws:' are reserved.")
+        if reserved_tag_key(tag_key):
+            raise Tags.RESERVED()
     if len(tags) > MAX_TAGS_PER_KEY:
-        raise errors.TagException(f"A KMS key can have at most {MAX_TAGS_PER_KEY} tags.")
+        raise Tags.TOO_MANY()

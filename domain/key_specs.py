@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from domain import errors
+from domain.messages import KeyUsage as Usage
+from domain.messages import Unsupported, Validation
 
 
 class KeySpec(StrEnum):
@@ -180,18 +181,19 @@ def spec_info(key_spec: str) -> SpecInfo:
     return info
 
 
-def check_creatable(key_spec: str, key_usage: str) -> None:
-    """CreateKey's rules for a KeySpec and KeyUsage (both already valid enum values)."""
+def check_creatable(key_spec: str, key_usage: str | None) -> None:
+    """CreateKey's rules for a KeySpec and KeyUsage (both already valid enum values; a
+    KeyUsage None was not given: it "is optional when you are creating a symmetric encryption
+    KMS key; otherwise, it is required")."""
     info = spec_info(key_spec)
+    if key_usage is None:
+        if key_spec != SYMMETRIC_DEFAULT:
+            raise Validation.KEY_USAGE_REQUIRED()
+        key_usage = KeyUsage.ENCRYPT_DECRYPT
     if not info.supported:
-        raise errors.UnsupportedOperationException(
-            f"KeySpec {key_spec} is not supported by keyledger: no library it relies on "
-            "implements it (see docs/compatibility.md)."
-        )
+        raise Unsupported.KEY_SPEC(key_spec=key_spec)
     if KeyUsage(key_usage) not in info.usages:
-        raise errors.ValidationException(
-            f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}."
-        )
+        raise Validation.USAGE_NOT_COMPATIBLE(usage=key_usage, key_spec=key_spec)
 
 
 def algorithms(key_spec: str, key_usage: str) -> tuple[str, ...]:
@@ -200,16 +202,12 @@ def algorithms(key_spec: str, key_usage: str) -> tuple[str, ...]:
 
 def check_usage(key_usage: str, required: KeyUsage, arn: str, operation: str) -> None:
     if key_usage != required:
-        raise errors.InvalidKeyUsageException(
-            f"{arn} key usage is {key_usage} which is not valid for {operation}."
-        )
+        raise Usage.WRONG_USAGE(arn=arn, usage=key_usage, operation=operation)
 
 
 def check_algorithm(key_spec: str, key_usage: str, algorithm: str) -> None:
     if algorithm not in algorithms(key_spec, key_usage):
-        raise errors.InvalidKeyUsageException(
-            f"Algorithm {algorithm} is incompatible with key spec {key_spec}."
-        )
+        raise Usage.WRONG_ALGORITHM(algorithm=algorithm, key_spec=key_spec)
 
 
 def check_signing_message(key_spec: str, algorithm: str, message_type: str, message: bytes) -> None:
@@ -217,43 +215,26 @@ def check_signing_message(key_spec: str, algorithm: str, message_type: str, mess
     family = spec_info(key_spec).family
     if message_type == "EXTERNAL_MU":
         if family is not Family.ML_DSA:
-            raise errors.ValidationException(
-                f"MessageType EXTERNAL_MU is only valid for ML-DSA keys, not {key_spec}."
-            )
+            raise Validation.EXTERNAL_MU_KEY(key_spec=key_spec)
         if len(message) != EXTERNAL_MU_BYTES:
-            raise errors.ValidationException(
-                f"Message of type EXTERNAL_MU must be {EXTERNAL_MU_BYTES} bytes long."
-            )
+            raise Validation.EXTERNAL_MU_LENGTH(length=EXTERNAL_MU_BYTES)
         return
     if message_type == "DIGEST":
         if family is Family.ML_DSA:
-            raise errors.ValidationException(
-                "MessageType DIGEST is not valid for ML-DSA keys; use RAW or EXTERNAL_MU."
-            )
+            raise Validation.DIGEST_ML_DSA()
         if algorithm == "ED25519_SHA_512":
-            raise errors.ValidationException(
-                "The ED25519_SHA_512 signing algorithm requires MessageType RAW."
-            )
-        expected = DIGEST_LENGTHS[algorithm]
-        if len(message) != expected:
-            raise errors.ValidationException(
-                f"Digest is invalid length for algorithm {algorithm}. Expected {expected} "
-                f"bytes, got {len(message)}."
-            )
+            raise Validation.ED25519_RAW_ONLY()
+        if len(message) != DIGEST_LENGTHS[algorithm]:
+            raise Validation.DIGEST_LENGTH(algorithm=algorithm)
         return
     if algorithm == "ED25519_PH_SHA_512":
-        raise errors.ValidationException(
-            "The ED25519_PH_SHA_512 signing algorithm requires MessageType DIGEST."
-        )
+        raise Validation.ED25519_PH_DIGEST_ONLY()
 
 
 def check_rsa_plaintext(key_spec: str, algorithm: str, plaintext: bytes) -> None:
     limit = spec_info(key_spec).max_plaintext[algorithm]
     if len(plaintext) > limit:
-        raise errors.ValidationException(
-            f"1 validation error detected: Value at 'plaintext' failed to satisfy constraint: "
-            f"Member must have length less than or equal to {limit}"
-        )
+        raise Validation.RSA_PLAINTEXT_TOO_LONG(algorithm=algorithm, key_spec=key_spec, limit=limit)
 
 
 def rotatable(key_spec: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum, StrEnum
 
-from domain import errors
+from domain import messages
 from domain.operations import CRYPTOGRAPHIC_OPERATIONS  # ReEncrypt: checked for both keys
 
 
@@ -127,12 +127,19 @@ def check_key_state(operation: str, state: KeyState, key_arn: str) -> None:
     result = outcome(operation, state)
     if result is _OK:
         return
-    if operation == "CancelKeyDeletion":
-        message = f"{key_arn} is not pending deletion."
-    else:
-        message = f"{key_arn} {_STATE_PHRASES[state]}."
     if result is _DIS:
-        raise errors.DisabledException(message)
+        raise messages.KeyState.DISABLED(arn=key_arn)
     if result is _UNA:
-        raise errors.KeyUnavailableException(message)
-    raise errors.KMSInvalidStateException(message)
+        raise messages.KeyState.UNAVAILABLE(arn=key_arn)
+    if operation == "CancelKeyDeletion":
+        raise messages.KeyState.NOT_PENDING_DELETION(arn=key_arn)
+    text = _INVALID_STATE_TEXTS.get(state)
+    if text is not None:
+        raise text(arn=key_arn)
+    raise messages.KeyState.OTHER(arn=key_arn, state_phrase=_STATE_PHRASES[state])
+
+
+_INVALID_STATE_TEXTS = {
+    S.PENDING_DELETION: messages.KeyState.PENDING_DELETION,
+    S.PENDING_IMPORT: messages.KeyState.PENDING_IMPORT,
+}

@@ -18,8 +18,8 @@ from application.clock import Clock
 from application.gate import Gate
 from application.ports import CiphertextFormat, KeyMaterial
 from application.region import Region
-from domain import errors
 from domain.key import KmsKey
+from domain.messages import Ciphertext, KeyState, Requests, Unsupported, Validation
 from domain.values import BackingKey, RotationType
 
 
@@ -63,14 +63,11 @@ class Handlers:
         try:
             cipher = region.live.material(key, material_id)
         except LookupError:  # the key's data-encryption key is gone (it is being deleted)
-            raise errors.KeyUnavailableException(f"{key.arn} is unavailable.") from None
+            raise KeyState.MATERIAL_GONE(arn=key.arn) from None
         if cipher is None:
             if material_id is not None and material_id in key.imports:
-                raise errors.KMSInvalidStateException(
-                    f"{key.arn} key material {material_id} was deleted or has expired; "
-                    "reimport it to use this ciphertext."
-                )
-            raise errors.InvalidCiphertextException("The ciphertext refers to key material that does not exist.")
+                raise Ciphertext.MATERIAL_DELETED(arn=key.arn, material_id=material_id)
+            raise Ciphertext.MATERIAL_UNKNOWN()
         return cipher
 
     def seal(self, region: Region, key: KmsKey, plaintext: bytes, context) -> bytes:
@@ -82,21 +79,14 @@ class Handlers:
 
 def dry_run(params: dict[str, Any]) -> None:
     if params.get("DryRun"):
-        raise errors.DryRunOperationException(
-            "The request would have succeeded, but the DryRun option is set."
-        )
+        raise Requests.DRY_RUN()
 
 
 def no_recipient(params: dict[str, Any]) -> None:
     if params.get("Recipient"):
-        raise errors.UnsupportedOperationException(
-            "Nitro Enclaves recipients (Recipient) are not supported."
-        )
+        raise Unsupported.RECIPIENT()
 
 
 def require_ciphertext(params: dict[str, Any]) -> None:
     if "CiphertextBlob" not in params:
-        raise errors.ValidationException(
-            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
-            "constraint: Member must not be null"
-        )
+        raise Validation.MISSING(member="ciphertextBlob")

@@ -16,9 +16,10 @@ from application.gate import ALIAS_NAME_PATTERN
 from application.handlers import Handlers
 from application.paging import limit, page, unmarker
 from application.region import Region
-from domain import errors
 from domain.alias import MAX_ALIASES_PER_KEY, Alias, alias_aggregate_id, check_alias_name
 from domain.key import KmsKey
+from domain.messages import Aliases as AliasTexts
+from domain.messages import NotFound
 from domain.operations import OPERATIONS
 from domain.values import alias_arn
 
@@ -31,7 +32,7 @@ class Aliases(Handlers):
     def _target_key(self, ctx, region: Region, params, operation) -> KmsKey:
         target_ref = params["TargetKeyId"]
         if target_ref.startswith("alias/") or target_ref.startswith("arn:") and ":alias/" in target_ref:
-            raise errors.ValidationException("Aliases must refer to keys. Not aliases")
+            raise AliasTexts.TARGET_IS_ALIAS()
         return self.gate.use(ctx, region, target_ref, operation, operation.keys[0], params)
 
     def _authorize_alias(self, ctx, operation, params, alias_name: str) -> None:
@@ -55,17 +56,15 @@ class Aliases(Handlers):
         try:
             region.save(alias)
         except IntegrityError:
-            raise errors.AlreadyExistsException(
-                f"An alias with the name {alias_arn(ctx.region, ctx.account_id, alias_name)} already exists"
+            raise AliasTexts.ALREADY_EXISTS(
+                alias_arn=alias_arn(ctx.region, ctx.account_id, alias_name)
             ) from None
         return {}
 
     def _check_alias_count(self, ctx, region: Region, key: KmsKey) -> None:
         region.projection.catch_up()
         if len(region.directory.list_aliases(ctx.account_id, key.id, "", MAX_ALIASES_PER_KEY + 1)) >= MAX_ALIASES_PER_KEY:
-            raise errors.LimitExceededException(
-                f"A KMS key can have at most {MAX_ALIASES_PER_KEY} aliases."
-            )
+            raise AliasTexts.TOO_MANY(limit=MAX_ALIASES_PER_KEY)
 
     def _current_key_authorized(self, ctx, region: Region, alias: Alias, operation, params) -> None:
         """The key an alias points at now must allow the operation too."""
@@ -112,9 +111,7 @@ class Aliases(Handlers):
                 region.ledger.get_alias(alias_id) if ALIAS_NAME_PATTERN.fullmatch(alias_name) else None
             )
             if alias is None:
-                raise errors.NotFoundException(
-                    f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
-                )
+                raise NotFound.ALIAS(alias_arn=alias_arn(ctx.region, ctx.account_id, alias_name))
             return alias
 
         region.change(alias_id, load, change)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from application.handlers import Handlers, dry_run, no_recipient
 from application.presenters import algorithm_fields
-from domain import errors
 from domain.key_specs import KeySpec, KeyUsage, check_signing_message, spec_info
+from domain.messages import Ciphertext, Signatures, Unsupported, Validation
 from domain.operations import OPERATIONS, Operation
 
 SIGN, VERIFY, GET_PUBLIC_KEY, GENERATE_MAC, VERIFY_MAC, DERIVE_SHARED_SECRET, ENCAPSULATE, \
@@ -40,16 +40,14 @@ class AsymmetricKeys(Handlers):
         key, private_key, algorithm, message_type = self._signing_key(ctx, params, VERIFY)
         if not await self.crypto.verify(key.key_spec, private_key, algorithm, message_type,
                                         params["Message"], params["Signature"]):
-            raise errors.KMSInvalidSignatureException("The signature is not valid.")
+            raise Signatures.INVALID_SIGNATURE()
         return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": algorithm}
 
     def GetPublicKey(self, ctx, params):
         region = self.region(ctx.region)
         key = self.gate.use(ctx, region, params["KeyId"], GET_PUBLIC_KEY, GET_PUBLIC_KEY.keys[0], params)
         if not spec_info(key.key_spec).asymmetric:
-            raise errors.UnsupportedOperationException(
-                f"{key.arn} is a {key.key_spec} key, which has no public key."
-            )
+            raise Unsupported.NO_PUBLIC_KEY(arn=key.arn, key_spec=key.key_spec)
         return {
             "KeyId": key.arn,
             "PublicKey": key.current_material.public_key,
@@ -73,7 +71,7 @@ class AsymmetricKeys(Handlers):
         dry_run(params)
         hmac_key = self.cipher(region, key, key.current_key_material_id)
         if not self.crypto.verify_mac(hmac_key, algorithm, params["Message"], params["Mac"]):
-            raise errors.KMSInvalidMacException("The MAC is not valid.")
+            raise Signatures.INVALID_MAC()
         return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": algorithm}
 
     async def DeriveSharedSecret(self, ctx, params):
@@ -84,8 +82,8 @@ class AsymmetricKeys(Handlers):
         private_key = self.cipher(region, key, key.current_key_material_id)
         try:
             secret = await self.crypto.derive_shared_secret(private_key, params["PublicKey"])
-        except self.crypto.BadKeyMaterial as error:
-            raise errors.ValidationException(str(error)) from None
+        except self.crypto.BadKeyMaterial:
+            raise Validation.INVALID_PUBLIC_KEY() from None
         return {"KeyId": key.arn, "SharedSecret": secret, "KeyAgreementAlgorithm": algorithm,
                 "KeyOrigin": key.origin}
 
@@ -102,9 +100,7 @@ class AsymmetricKeys(Handlers):
         key, region = self._usable_key(ctx, params, DECAPSULATE, KeyUsage.ENCAPSULATE_DECAPSULATE, algorithm)
         ciphertext = params["SharedSecretCiphertextBlob"]
         if len(ciphertext) != self.crypto.ML_KEM_CIPHERTEXT_BYTES[KeySpec(key.key_spec)]:
-            raise errors.InvalidCiphertextException(
-                f"The ciphertext length does not match key spec {key.key_spec}."
-            )
+            raise Ciphertext.DECAPSULATION_LENGTH(key_spec=key.key_spec)
         dry_run(params)
         secret = await self.crypto.decapsulate(self.cipher(region, key, key.current_key_material_id),
                                                ciphertext)

@@ -12,9 +12,9 @@ from cryptography.exceptions import InvalidTag
 
 from application.handlers import Handlers, dry_run, no_recipient, require_ciphertext
 from application.region import Region
-from domain import errors
 from domain.key import KmsKey
 from domain.key_specs import KeyUsage, check_rsa_plaintext
+from domain.messages import Ciphertext, Unsupported, Validation
 from domain.operations import OPERATIONS
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
@@ -57,9 +57,7 @@ class Encryption(Handlers):
         """Decrypt RSA ciphertext: the request names the key and the algorithm."""
         key_param = operation.keys[member].name
         if key_param not in params:
-            raise errors.InvalidCiphertextException(
-                f"{key_param} is required to decrypt ciphertext of algorithm {algorithm}."
-            )
+            raise Ciphertext.KEY_ID_REQUIRED(member=key_param, algorithm=algorithm)
         key = self.gate.use(ctx, region, params[key_param], operation, operation.keys[member], params)
         encryption_algorithm(key, algorithm, operation.name)
         material_id = key.current_key_material_id
@@ -67,7 +65,7 @@ class Encryption(Handlers):
             plaintext = await self.crypto.rsa_decrypt(self.cipher(region, key, material_id), algorithm,
                                                       params["CiphertextBlob"])
         except ValueError:
-            raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
+            raise Ciphertext.INVALID() from None
         return key, material_id, plaintext
 
     def _open(self, ctx, region: Region, params: dict[str, Any], member: int, context_param: str,
@@ -86,30 +84,25 @@ class Encryption(Handlers):
                 named = gate.known_key(region, account, key_id)
                 if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
                     encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
-            raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
+            raise Ciphertext.INVALID() from None
         if key_param in params:
             account, requested, _ = gate.reference(ctx, region, params[key_param],
                                                    cross_account=operation.cross_account)
             if requested != header.key_id:
-                raise errors.IncorrectKeyException(
-                    "The key ID in the request does not identify a CMK that can perform this operation."
-                )
+                raise Ciphertext.INCORRECT_KEY()
         # The blob names the key by id; a key of another account is found too ("Cross-account
         # use: Yes"), and its key policy decides whether this caller may use it.
         key = gate.known_key(region, None, header.key_id)
         if key is None or (key_param in params and params[key_param].startswith("arn:")
                            and key.account != account):
-            raise errors.AccessDeniedException(
-                "The ciphertext refers to a customer master key that does not exist, does not "
-                "exist in this region, or you are not allowed to access."
-            )
+            raise Ciphertext.UNKNOWN_KEY()
         gate.use_named(ctx, region, key, operation, key_member, params)
         try:
             plaintext = self.ciphertext.open_sealed(
                 self.cipher(region, key, header.key_material_id), header, blob, params.get(context_param)
             )
         except InvalidTag:
-            raise errors.InvalidCiphertextException("The ciphertext is invalid.") from None
+            raise Ciphertext.INVALID() from None
         return key, header.key_material_id, plaintext
 
     async def Decrypt(self, ctx, params):
@@ -163,13 +156,10 @@ class Encryption(Handlers):
 
     def GenerateRandom(self, ctx, params):
         if params.get("CustomKeyStoreId"):
-            raise errors.UnsupportedOperationException("Custom key stores are not supported.")
+            raise Unsupported.CUSTOM_KEY_STORE()
         no_recipient(params)
         number = params.get("NumberOfBytes")
         if number is None:
-            raise errors.ValidationException(
-                "1 validation error detected: Value null at 'numberOfBytes' failed to satisfy "
-                "constraint: Member must not be null"
-            )
+            raise Validation.NUMBER_OF_BYTES_REQUIRED()
         self.authorizer.check_request(ctx, GENERATE_RANDOM, params)
         return {"Plaintext": os.urandom(number)}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from application.handlers import Handlers, dry_run, no_recipient
-from domain import errors
 from domain.key import KmsKey
-from domain.key_specs import DATA_KEY_PAIR_SPECS, KeySpec, spec_info
+from domain.key_specs import DATA_KEY_PAIR_SPECS, KeySpec, KeyUsage, spec_info
+from domain.messages import KeyUsage as Usage
+from domain.messages import Unsupported, Validation
 from domain.operations import OPERATIONS, Operation
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
@@ -22,21 +23,17 @@ GENERATE_DATA_KEY, GENERATE_DATA_KEY_WITHOUT_PLAINTEXT, GENERATE_DATA_KEY_PAIR, 
 class DataKeys(Handlers):
     def _symmetric_key(self, ctx, region, params, operation: Operation) -> KmsKey:
         key = self.gate.use(ctx, region, params["KeyId"], operation, operation.keys[0], params)
+        key.check_use(operation.name, KeyUsage.ENCRYPT_DECRYPT)
         if key.key_spec != SYMMETRIC_DEFAULT:
-            raise errors.InvalidKeyUsageException(
-                f"{key.arn} key spec {key.key_spec} is not valid for {operation.name}; it needs a "
-                "symmetric encryption KMS key."
-            )
+            raise Usage.NOT_SYMMETRIC(arn=key.arn, key_spec=key.key_spec, operation=operation.name)
         return key
 
     def _data_key(self, ctx, params, operation: Operation):
         no_recipient(params)
         number, spec = params.get("NumberOfBytes"), params.get("KeySpec")
         if (number is None) == (spec is None):
-            raise errors.ValidationException(
-                "Please specify either number of bytes or key spec." if number is None
-                else "You cannot specify both KeySpec and NumberOfBytes."
-            )
+            raise (Validation.DATA_KEY_SIZE_MISSING() if number is None
+                   else Validation.DATA_KEY_SIZE_TWICE())
         region = self.region(ctx.region)
         key = self._symmetric_key(ctx, region, params, operation)
         dry_run(params)
@@ -59,9 +56,7 @@ class DataKeys(Handlers):
         region = self.region(ctx.region)
         key = self._symmetric_key(ctx, region, params, operation)
         if KeySpec(pair_spec) not in DATA_KEY_PAIR_SPECS or not spec_info(pair_spec).supported:
-            raise errors.UnsupportedOperationException(
-                f"KeyPairSpec {pair_spec} is not supported by keyledger (see docs/compatibility.md)."
-            )
+            raise Unsupported.KEY_PAIR_SPEC(key_pair_spec=pair_spec)
         dry_run(params)
         private_key, public_key = self.crypto.generate_key_pair(pair_spec)
         blob = self.seal(region, key, private_key, params.get("EncryptionContext"))

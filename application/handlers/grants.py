@@ -31,6 +31,8 @@ from domain.grants import (
     parse_grant_tokens,
 )
 from domain.key import KmsKey
+from domain.messages import Grants as GrantTexts
+from domain.messages import InvalidArn, Requests, Unsupported, Validation
 from domain.operations import OPERATIONS
 from domain.principals import Principal, root_arn
 
@@ -64,7 +66,7 @@ def _invalid_principal(value: str) -> errors.KmsError:
     # AWS's text, relayed by Lambda when CreateGrant meets a role that does not exist (yet):
     # "KMS Exception: InvalidArnException KMS Message: ARN does not refer to a valid
     # principal: arn:aws:sts::…:assumed-role/…"
-    return errors.InvalidArnException(f"ARN does not refer to a valid principal: {value}")
+    return InvalidArn.PRINCIPAL(principal=value)
 
 
 def principal_account(value: str) -> str | None:
@@ -96,7 +98,7 @@ def _after_grant(marker: str | None) -> tuple[float, str] | None:
         return None
     match = _GRANT_POSITION.fullmatch(position)
     if match is None:
-        raise errors.InvalidMarkerException("Invalid marker")
+        raise Requests.INVALID_MARKER()
     return float(match.group(1)), match.group(2)
 
 
@@ -106,15 +108,12 @@ def _after_retirable(marker: str | None) -> tuple[int, tuple[float, str]] | None
         return None
     match = _RETIRABLE_POSITION.fullmatch(position)
     if match is None or int(match.group(1)) < 1:
-        raise errors.InvalidMarkerException("Invalid marker")
+        raise Requests.INVALID_MARKER()
     return int(match.group(1)), (float(match.group(2)), match.group(3))
 
 
 def _not_authorized(principal: Principal, action: str, resource: str) -> errors.KmsError:
-    return errors.AccessDeniedException(
-        f"User: {principal.arn} is not authorized to perform: {action} on resource: "
-        f"{resource} because no resource-based policy allows the {action} action"
-    )
+    return GrantTexts.NOT_AUTHORIZED(principal=principal.arn, action=action, resource=resource)
 
 
 class Grants(Handlers):
@@ -123,9 +122,7 @@ class Grants(Handlers):
     def CreateGrant(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         for member in ("GranteeServicePrincipal", "RetiringServicePrincipal"):
             if params.get(member) is not None:
-                raise errors.UnsupportedOperationException(
-                    f"{member} is not supported by keyledger (it has no AWS service callers)."
-                )
+                raise Unsupported.SERVICE_PRINCIPAL(member=member)
         parse_grant_tokens(params.get("GrantTokens"))  # InvalidGrantTokenException
         constraints = GrantConstraints.from_request(params.get("Constraints"))
         operations = list(params["Operations"])
@@ -212,22 +209,13 @@ class Grants(Handlers):
         retiring = params.get("RetiringPrincipal")
         service = params.get("RetiringServicePrincipal")
         if retiring is not None and service is not None:
-            raise errors.ValidationException(
-                "You must specify either RetiringPrincipal or RetiringServicePrincipal, but not "
-                "both."
-            )
+            raise GrantTexts.RETIRING_BOTH()
         if retiring is None and service is None:
-            raise errors.ValidationException(
-                "1 validation error detected: Value null at 'retiringPrincipal' failed to "
-                "satisfy constraint: Member must not be null"
-            )
+            raise Validation.MISSING(member="retiringPrincipal")
         size = limit(params, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
         after = _after_retirable(params.get("Marker"))
         if retiring is not None and principal_account(retiring) != ctx.account_id:
-            raise errors.InvalidArnException(
-                f"{retiring} is not a principal in account {ctx.account_id}: ListRetirableGrants "
-                "lists the grants of a principal in your account."
-            )
+            raise InvalidArn.NOT_IN_ACCOUNT(principal=retiring, account=ctx.account_id)
         # "The authorized resource in ListRetirableGrants calls is the retiring principal
         # specified in the request" (identity policies only)
         resource = retiring if retiring is not None else service
@@ -311,15 +299,10 @@ class Grants(Handlers):
             if (key_id is not None and key_id != token_key_id) or (
                 grant_id is not None and grant_id != token_grant_id
             ):
-                raise errors.ValidationException(
-                    "The GrantToken names a different grant than the KeyId and GrantId."
-                )
+                raise GrantTexts.RETIRE_MISMATCH()
             return token_key_id, token_grant_id, account
         if key_id is None or grant_id is None:
-            raise errors.ValidationException(
-                "Specify either the GrantToken, or both the KeyId and the GrantId, of the grant "
-                "to retire."
-            )
+            raise GrantTexts.RETIRE_WHICH()
         if not KEY_ID_PATTERN.fullmatch(key_id):
             raise self.gate.not_found(ctx, key_id, account)
         return key_id, grant_id, account

@@ -7,8 +7,8 @@ import os
 
 from application.handlers import Handlers
 from application.shredder import finish_shredding
-from domain import errors
 from domain.key import KmsKey
+from domain.messages import Import
 from domain.operations import OPERATIONS
 from domain.values import BackingKey
 
@@ -32,12 +32,9 @@ class ImportedMaterial(Handlers):
     def GetParametersForImport(self, ctx, params):
         wrapping_spec, algorithm = params["WrappingKeySpec"], params["WrappingAlgorithm"]
         if wrapping_spec == "SM2" or algorithm == "SM2PKE":
-            raise errors.UnsupportedOperationException("SM2 wrapping keys are available only in China Regions.")
+            raise Import.SM2_WRAPPING()
         if algorithm == "RSAES_PKCS1_V1_5":
-            raise errors.UnsupportedOperationException(
-                "The RSAES_PKCS1_V1_5 wrapping algorithm is no longer supported; use "
-                "RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256."
-            )
+            raise Import.PKCS1_WRAPPING()
         region = self.region(ctx.region)
         operation = GET_PARAMETERS_FOR_IMPORT
         # fail fast (and without generating an RSA key) for keys that cannot import
@@ -70,13 +67,11 @@ class ImportedMaterial(Handlers):
             material = self.crypto.unwrap(wrapping_key, parameters.wrapping_algorithm,
                                           params["EncryptedKeyMaterial"])
         except ValueError:
-            raise errors.InvalidCiphertextException(
-                "The EncryptedKeyMaterial could not be decrypted with the import parameters."
-            ) from None
+            raise Import.UNWRAP_FAILED() from None
         try:
             self.crypto.check_import(key.key_spec, material)
         except self.crypto.BadKeyMaterial as error:
-            raise errors.IncorrectKeyMaterialException(str(error)) from None
+            raise Import.BAD_MATERIAL(detail=str(error)) from None
         material_id = self.crypto.imported_material_id(key.id, material)
         data_key, wrapped = region.hierarchy.material_data_key(key.id, material_id)
         backing = BackingKey(

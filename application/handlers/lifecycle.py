@@ -8,10 +8,10 @@ from typing import Any
 from application.context import RequestContext
 from application.handlers import Handlers
 from application.paging import limit, page, unmarker
-from application.presenters import key_metadata, tag_dict
-from domain import errors
-from domain.key import KmsKey, pending_window_days
+from application.presenters import key_metadata
+from domain.key import KmsKey, pending_window_days, tags_of_request
 from domain.key_specs import check_creatable
+from domain.messages import Requests, Unsupported, Validation
 from domain.operations import OPERATIONS
 from domain.policy import default_key_policy
 from domain.values import Origin, key_arn
@@ -27,20 +27,16 @@ UPDATE_KEY_DESCRIPTION, ENABLE_KEY, DISABLE_KEY, SCHEDULE_KEY_DELETION, CANCEL_K
 class KeyLifecycle(Handlers):
     def CreateKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec") or SYMMETRIC_DEFAULT
-        usage = params.get("KeyUsage", "ENCRYPT_DECRYPT")
+        usage = params.get("KeyUsage")  # required for all but symmetric encryption keys
         if "KeySpec" in params and "CustomerMasterKeySpec" in params:
-            raise errors.ValidationException(
-                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request."
-            )
+            raise Validation.SPEC_AND_CMK_SPEC()
         origin = params.get("Origin", Origin.AWS_KMS)
         if origin not in (Origin.AWS_KMS, Origin.EXTERNAL):
-            raise errors.UnsupportedOperationException(
-                f"Origin {origin} (custom key stores) is not supported."
-            )
+            raise Unsupported.ORIGIN(origin=origin)
         if params.get("CustomKeyStoreId") or params.get("XksKeyId"):
-            raise errors.UnsupportedOperationException("Custom key stores are not supported.")
+            raise Unsupported.CUSTOM_KEY_STORE()
         if params.get("MultiRegion"):
-            raise errors.UnsupportedOperationException("Multi-Region keys are not supported yet.")
+            raise Unsupported.MULTI_REGION()
         self.authorizer.check_request(ctx, CREATE_KEY, params)
         key_id = str(uuid.uuid4())
         policy = self.authorizer.new_key_policy(
@@ -51,6 +47,8 @@ class KeyLifecycle(Handlers):
         now = self.clock.now()
         data_key, wrapped_data_key = region.hierarchy.new_data_key(key_id)
         check_creatable(spec, usage)  # before generating material (RSA 4096 takes a while)
+        usage = usage or "ENCRYPT_DECRYPT"
+        tags = tags_of_request(params.get("Tags", []))
         key = KmsKey.create(
             key_id=key_id,
             account=ctx.account_id,
@@ -60,7 +58,7 @@ class KeyLifecycle(Handlers):
             key_usage=usage,
             origin=origin,
             policy=policy or default_key_policy(ctx.account_id),
-            tags=tag_dict(params.get("Tags", [])),
+            tags=tags,
             material=(
                 None if origin == Origin.EXTERNAL
                 else self.new_material(region, key_id, spec, now, None, data_key)
@@ -85,7 +83,7 @@ class KeyLifecycle(Handlers):
             -1 if after else 0
         )
         if not 0 <= position < 2**63:
-            raise errors.InvalidMarkerException("Invalid marker")
+            raise Requests.INVALID_MARKER()
         size = limit(params, default=100, maximum=1000)
         region.projection.catch_up()
         rows = region.directory.list_keys(ctx.account_id, position, size + 1)

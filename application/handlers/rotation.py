@@ -6,9 +6,10 @@ from typing import Any
 
 from application.handlers import Handlers
 from application.paging import limit, page, unmarker
-from domain import errors
+from domain import messages
 from domain.key import KmsKey, rotation_period_days
 from domain.key_specs import rotatable
+from domain.messages import Requests
 from domain.operations import OPERATIONS
 from domain.values import RotationType
 
@@ -47,7 +48,7 @@ class Rotation(Handlers):
         now = self.clock.now()
 
         def rotate(key: KmsKey) -> None:
-            key.check_on_demand_rotation()  # before generating material
+            key.check_on_demand_rotation(now)  # before generating material
             material = (
                 None if key.imported
                 else self.new_material(region, key.id, key.key_spec, now, RotationType.ON_DEMAND)
@@ -63,16 +64,13 @@ class Rotation(Handlers):
         everything = params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
         if everything and not rotatable(key.key_spec):
             # "can only be used with KMS keys that support automatic or on-demand key rotation"
-            raise errors.UnsupportedOperationException(
-                f"{key.arn} is a {key.key_spec} key, which does not support key rotation: "
-                "IncludeKeyMaterial=ALL_KEY_MATERIAL is not valid for it."
-            )
+            raise messages.Rotation.ALL_KEY_MATERIAL_UNSUPPORTED(arn=key.arn, key_spec=key.key_spec)
         ids = list(key.imports) if key.imported else list(key.materials)
         ids = [i for i in ids if everything or key.rotation_of(i) is not None]
         start = unmarker(params.get("Marker"))
         if start is not None:
             if start not in ids:
-                raise errors.InvalidMarkerException("Invalid marker")
+                raise Requests.INVALID_MARKER()
             ids = ids[ids.index(start) + 1 :]
         size = limit(params, default=100, maximum=1000)
         ids, paging = page(ids, size, lambda i: i)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from application.handlers import Handlers
 from application.paging import limit, page, unmarker
-from application.presenters import tag_dict
-from domain.key import check_policy_name
+from domain.key import check_policy_name, tags_of_request
 from domain.operations import OPERATIONS
 from domain.policy import DEFAULT_POLICY_NAME
 
@@ -22,7 +21,7 @@ class TagsAndPolicies(Handlers):
 
     def TagResource(self, ctx, params):
         self.gate.change(ctx, self.region(ctx.region), params["KeyId"], TAG_RESOURCE, params,
-                         lambda k: k.tag(tag_dict(params["Tags"]), ctx.actor))
+                         lambda k: k.tag(tags_of_request(params["Tags"]), ctx.actor))
         return {}
 
     def UntagResource(self, ctx, params):

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
+from tests import secret_scan
+
 pytestmark = pytest.mark.e2e
 
 HOUR = 3600
@@ -97,55 +99,10 @@ def wait_for_state(kms, key_id: str, state: str, timeout: float = 5.0) -> dict:
         time.sleep(0.1)
 
 
-def _windows(secret: bytes, size: int = 32):
-    if len(secret) <= size:
-        yield secret
-        return
-    for i in range(len(secret) - size + 1):
-        yield secret[i:i + size]
-
-
-def find_secret_at_rest(paths: list[Path], secrets: dict[str, bytes]) -> list[str]:
-    """Every (file, secret name, encoding) where a 32-byte window of a secret appears."""
-    needles: list[tuple[str, str, bytes]] = []
-    for name, secret in secrets.items():
-        for window in _windows(secret):
-            needles.append((name, "raw", window))
-            needles.append((name, "hex", window.hex().encode()))
-            needles.append((name, "HEX", window.hex().upper().encode()))
-        # base64 of the whole secret, at each of the three alignments, minus the edges
-        for shift in range(3):
-            encoded = base64.b64encode(secret[shift:])[4:-4]
-            if len(encoded) >= 40:
-                needles.append((name, "base64", encoded[:40]))
-                needles.append((name, "base64url", encoded[:40].replace(b"+", b"-").replace(b"/", b"_")))
-    hits = []
-    for path in paths:
-        try:
-            blob = path.read_bytes()
-        except OSError:
-            continue
-        for name, encoding, needle in needles:
-            if needle in blob:
-                hits.append(f"{path}: {name} ({encoding})")
-                break
-    return hits
-
-
-def all_files(*roots: Path) -> list[Path]:
-    files = []
-    for root in roots:
-        if root.is_file():
-            files.append(root)
-        elif root.is_dir():
-            files.extend(p for p in root.rglob("*") if p.is_file())
-    return files
-
-
 def stored_files(server, dump_dir: Path) -> list[Path]:
     """Everything the server keeps at rest: its data dir and logs, and, on PostgreSQL, a dump
     of its database (bytea columns come out as hex, which the scan looks for too)."""
-    files = all_files(server.data_dir, server.log_path)
+    files = secret_scan.files(server.data_dir, server.log_path)
     if server.store:
         dump = dump_dir / f"store-{uuid.uuid4().hex[:8]}.sql"
         subprocess.run(["pg_dump", "--data-only", "--no-owner", "--file", str(dump), server.store],
@@ -155,11 +112,16 @@ def stored_files(server, dump_dir: Path) -> list[Path]:
     return files
 
 
+def find_secret_at_rest(paths: list[Path], secrets: dict[str, bytes], must_see=()) -> list[str]:
+    """Every (file, secret name, encoding) hit of the shared scanner (tests/secret_scan.py)."""
+    return secret_scan.scan(secret_scan.file_blobs(paths), secrets, must_see)
+
+
 def test_secret_scanner_finds_planted_material(tmp_path):
     """The at-rest scan below must be able to see material in each encoding it claims to check."""
     secret = os.urandom(48)
     (tmp_path / "clean").write_bytes(os.urandom(4096))
-    assert find_secret_at_rest(all_files(tmp_path), {"s": secret}) == []
+    assert find_secret_at_rest(secret_scan.files(tmp_path), {"s": secret}) == []
     planted = {
         "raw": secret[5:37],
         "hex": secret[10:42].hex().encode(),
@@ -171,6 +133,11 @@ def test_secret_scanner_finds_planted_material(tmp_path):
         path = tmp_path / name
         path.write_bytes(b"{\"k\": \"" + blob + b"\"}")
         assert find_secret_at_rest([path], {"s": secret}), name
+    # a scan that reads nothing, or not what it was told to look at, fails instead of passing
+    with pytest.raises(AssertionError, match="read nothing"):
+        find_secret_at_rest([tmp_path / "absent"], {"s": secret})
+    with pytest.raises(AssertionError, match="did not read the store"):
+        find_secret_at_rest([tmp_path / "clean"], {"s": secret}, must_see=[b"key-id"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -748,7 +715,7 @@ def test_rotate_imported_key_material_on_demand(kms, aws_error):
     for entry in materials.values():
         assert entry["ImportState"] == "IMPORTED"
         assert entry["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
-        assert entry["KeyId"] in (md["KeyId"], md["Arn"])
+        assert entry["KeyId"] == md["KeyId"]  # ListKeyRotations names the key by its key id
     assert materials[second_id].get("KeyMaterialDescription") == "second generation"
     # "This field is not present for the first key material or an imported key material in
     # PENDING_ROTATION state."
@@ -907,7 +874,8 @@ def test_imported_material_never_stored_in_clear(import_server, ikms, tmp_path):
 
     files = stored_files(import_server, tmp_path)
     assert files, "the server wrote nothing to its data dir?"
-    hits = find_secret_at_rest(files, secrets)
+    stored = [sym["KeyId"].encode(), rsa_key["KeyId"].encode()]  # the scan must read the ledger
+    hits = find_secret_at_rest(files, secrets, stored)
     assert not hits, "key material stored in clear:\n" + "\n".join(hits)
 
     # deleting imported material leaves nothing behind either
@@ -915,7 +883,7 @@ def test_imported_material_never_stored_in_clear(import_server, ikms, tmp_path):
     ikms.delete_imported_key_material(KeyId=mac_key["KeyId"])
     ikms.delete_imported_key_material(KeyId=ec_key["KeyId"])
     assert ikms.describe_key(KeyId=sym["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
-    hits = find_secret_at_rest(stored_files(import_server, tmp_path), secrets)
+    hits = find_secret_at_rest(stored_files(import_server, tmp_path), secrets, stored)
     assert not hits, "key material stored in clear after DeleteImportedKeyMaterial:\n" + "\n".join(hits)
 
     # and a restart does not resurrect anything: the deleted material is gone, the kept key works
@@ -923,7 +891,7 @@ def test_imported_material_never_stored_in_clear(import_server, ikms, tmp_path):
     assert ikms.describe_key(KeyId=sym["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
     assert ikms.describe_key(KeyId=ec_key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
     ikms.sign(KeyId=rsa_key["KeyId"], Message=b"after restart", SigningAlgorithm="RSASSA_PSS_SHA_256")
-    hits = find_secret_at_rest(stored_files(import_server, tmp_path), secrets)
+    hits = find_secret_at_rest(stored_files(import_server, tmp_path), secrets, stored)
     assert not hits, "key material stored in clear after restart:\n" + "\n".join(hits)
     import_material(ikms, sym["KeyId"], symmetric)
     assert ikms.decrypt(CiphertextBlob=ct)["Plaintext"] == b"at rest"

@@ -403,6 +403,22 @@ def test_twenty_sixth_on_demand_rotation_exceeds_limit():
     assert len(key.materials) == 26
 
 
+def test_on_demand_rotation_is_refused_within_20_minutes_of_an_automatic_one():
+    """The model's ConflictException for RotateKeyOnDemand: "an automatic rotation of this key is
+    currently in progress or scheduled to begin within the next 20 minutes"."""
+    key = new_key()
+    key.enable_rotation(90, T0, ALICE)
+    due = key.next_rotation_date
+    key.rotate_on_demand(material(1, RotationType.ON_DEMAND), due - timedelta(minutes=21), ALICE)
+    for now in (due - timedelta(minutes=20), due - timedelta(seconds=1), due + timedelta(hours=1)):
+        with pytest.raises(errors.ConflictException):
+            key.rotate_on_demand(material(2, RotationType.ON_DEMAND), now, ALICE)
+    assert key.on_demand_rotations == 1
+    key.disable_rotation(ALICE)  # no automatic rotation scheduled: allowed again
+    key.rotate_on_demand(material(2, RotationType.ON_DEMAND), due, ALICE)
+    assert key.on_demand_rotations == 2
+
+
 def test_automatic_rotations_do_not_count_against_on_demand_limit():
     key = new_key()
     key.enable_rotation(90, T0, ALICE)

@@ -80,9 +80,9 @@ def test_check_creatable_for_every_spec_and_usage(spec, usage):
         with pytest.raises(errors.ValidationException) as info:
             check_creatable(spec, usage)
         assert type(info.value) is errors.ValidationException
-        assert info.value.message == (
-            f"KeyUsage {usage} is not compatible with KeySpec {spec}."
-        )
+        # AWS's text has no final period (localstack's AWS-recorded snapshot,
+        # test_derive_shared_secret: "KeyUsage KEY_AGREEMENT is not compatible with KeySpec RSA_2048")
+        assert info.value.message == f"KeyUsage {usage} is not compatible with KeySpec {spec}"
 
 
 @pytest.mark.parametrize("spec", sorted(UNSUPPORTED))
@@ -134,7 +134,8 @@ def test_digest_of_another_length_is_a_validation_error(spec, algorithm, delta):
     length = DIGEST_LENGTH[(spec, algorithm)]
     with pytest.raises(errors.ValidationException) as info:
         check_signing_message(spec, algorithm, "DIGEST", b"\x01" * (length + delta))
-    assert f"Expected {length} bytes, got {length + delta}" in info.value.message
+    # AWS's text (localstack's AWS-recorded snapshot, test_sign_verify bad-digest)
+    assert info.value.message == f"Digest is invalid length for algorithm {algorithm}."
 
 
 @pytest.mark.parametrize("spec", ["RSA_2048", "ECC_NIST_P256"])
@@ -222,7 +223,10 @@ def test_rsa_plaintext_at_the_limit_is_accepted(spec, algorithm, limit):
 def test_rsa_plaintext_one_over_the_limit_is_refused(spec, algorithm, limit):
     with pytest.raises(errors.ValidationException) as info:
         check_rsa_plaintext(spec, algorithm, b"p" * (limit + 1))
-    assert info.value.message.endswith(f"Member must have length less than or equal to {limit}")
+    # AWS's text (localstack's AWS-recorded snapshot, test_encrypt_validate_plaintext_size_per_key_type)
+    assert info.value.message == (
+        f"Algorithm {algorithm} and key spec {spec} cannot encrypt data larger than {limit} bytes."
+    )
 
 
 # -- rotation ------------------------------------------------------------------------------------
