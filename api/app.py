@@ -301,6 +301,11 @@ class ClockAdvance(BaseModel):
     advance_seconds: float
 
 
+class MaintenancePass(BaseModel):
+    checkpoint: bool = False  # sign a checkpoint over everything chained
+    prune: bool = False  # apply audit retention now (otherwise once an hour)
+
+
 class Maintenance:
     """Background work of one server process: follow the ledger, run scheduled changes."""
 
@@ -344,19 +349,36 @@ class Maintenance:
                 self._prune()
 
     def _prune(self) -> None:
-        """Audit retention, once an hour: records older than --audit-retention-days go, but
-        only as whole prefixes ending at a checkpoint (verify still passes)."""
+        """Audit retention, once an hour (and on the first pass after a start)."""
         now = time.time()
         if now - self._pruned_at < self.PRUNE_INTERVAL:
             return
         self._pruned_at = now
         try:
-            pruned = self.chainer.prune_before(now - self.retention,
-                                               [region.name for region in self.service.regions])
-            if any(pruned.values()):
-                log.warning("audit retention: pruned %s", pruned)
+            self.prune()
         except Exception:
             log.exception("audit retention pass failed; retrying in an hour")
+
+    def prune(self) -> dict[str, int]:
+        """Audit retention now: records older than --audit-retention-days go, but only as
+        whole prefixes ending at a checkpoint (verify still passes). Age is measured on the
+        service clock, as deletion windows are: the wall clock, or the test clock under
+        --enable-test-control. Returns the records deleted per region; raises on failure."""
+        cutoff = self.service.clock.now().timestamp() - self.retention
+        pruned = self.chainer.prune_before(cutoff, [region.name for region in self.service.regions])
+        if any(pruned.values()):
+            log.warning("audit retention: pruned %s", pruned)
+        return pruned
+
+    def run_now(self, checkpoint: bool = False, prune: bool = False) -> dict[str, Any]:
+        """TEST ONLY (``POST /_test/maintenance``): one pass now, raising on failure: follow
+        the ledger, run due changes, chain what is new (``checkpoint``: and sign a checkpoint
+        over everything chained), and (``prune``) apply audit retention."""
+        self.service.follow()
+        self.service.run_scheduled()
+        for region in self.service.regions:
+            self.chainer.chain(region.name, final=checkpoint)
+        return {"pruned": self.prune() if prune else {}}
 
 
 #: the ledger API's actions (identity policies; an account's root needs none for its own keys)
@@ -567,5 +589,11 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             service.follow()
             service.run_scheduled()
             return {"now": now.timestamp()}
+
+        @ledger_api.post("/_test/maintenance", include_in_schema=False)
+        def maintenance_pass(body: MaintenancePass) -> dict[str, Any]:
+            """TEST ONLY (``--enable-test-control``): a maintenance pass now, checkpoint and
+            audit retention included on request (retention otherwise runs once an hour)."""
+            return maintenance.run_now(checkpoint=body.checkpoint, prune=body.prune)
 
     return KmsFrontend(service, settings, ledger_api, authenticator)

@@ -26,7 +26,9 @@ def _serve_parser(sub) -> None:
         if f.type == "bool":
             p.add_argument(flag, action="store_true", default=None,
                            help=f"[{env}] " + ("TEST ONLY: expose POST /_test/clock to move the "
-                                               "service clock; never enable in production"))
+                                               "service clock and POST /_test/maintenance to "
+                                               "run a maintenance pass; never enable in "
+                                               "production"))
         else:
             p.add_argument(flag, default=None, help=f"[{env}] default: {getattr(_DEFAULTS, f.name)}")
 
@@ -79,7 +81,8 @@ def serve(args: argparse.Namespace) -> None:
           f"region_name='{settings.default_region}', aws_access_key_id='{key_id}', "
           f"aws_secret_access_key='{secret}').create_key()['KeyMetadata']['Arn'])\"", flush=True)
     if settings.enable_test_control:
-        print("  WARNING: test control is enabled (POST /_test/clock). Never use in production.",
+        print("  WARNING: test control is enabled (POST /_test/clock, /_test/maintenance). "
+              "Never use in production.",
               flush=True)
     uvicorn.run(
         "api.app:create_app",

@@ -14,6 +14,12 @@ event. The key is then rebuilt at that version by the repository
 (``repository.get(id, version=v)``), which starts from the newest snapshot at or below v (the
 ledger snapshots a key every 50 events), so at most 49 events are replayed.
 
+Where the ledger's recorder offers ``select_at`` (PostgreSQL: infrastructure.ledger_recorder),
+the search and the reads of the rebuild are one query instead (the store runs the same binary
+search, reading each probed event's timestamp from its stored state); its answer is checked
+against the events as the application decodes them (the event at v at or before T, the one
+after it after T), and anything it cannot answer goes the way above.
+
 T is compared with the events' own timestamps: the wall clock of the node that recorded them
 (the audit records' ``eventTime`` is stamped by the same clock). A key's versions are written
 one after another, so their timestamps ascend (across nodes, up to their clocks' skew). "Now"
@@ -78,6 +84,7 @@ the audit store, and moves on when retention prunes it).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import weakref
@@ -88,12 +95,14 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from eventsourcing.persistence import DataError, ProgrammingError
 from eventsourcing.utils import get_topic
 
 from application.audit import AuditQuery, AuditStorePort
 from application.authorization import compiled
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
+from application.ports import StateAtRecorder
 from application.presenters import key_metadata
 from application.region import Region
 from domain import errors
@@ -130,6 +139,8 @@ __all__ = [
     "rebuild_at",
     "version_at",
 ]
+
+log = logging.getLogger("keyledger.forensics")
 
 # -- instants ---------------------------------------------------------------------------------
 
@@ -248,12 +259,63 @@ def rebuild_at(ledger: KeyLedger, aggregate_id: str, version: int) -> Any:
     return ledger.repository.get(aggregate_id, version=version, projector_func=_project)
 
 
-def key_at(ledger: KeyLedger, key_id: str, at: datetime) -> tuple[KmsKey, int] | None:
-    """The key as it was at ``at`` and its version then (None: it did not exist yet)."""
-    version = version_at(ledger, key_id, at)
+#: ledgers whose recorder's ``select_at`` could not read their events: they use the search
+#: above from then on
+_NO_SELECT_AT: weakref.WeakSet[KeyLedger] = weakref.WeakSet()
+_UNANSWERED = object()
+
+
+def _at_in_one_read(ledger: KeyLedger, aggregate_id: str, at: datetime) -> Any:
+    """``(aggregate, version)`` at ``at`` from the recorder's ``select_at`` (one read), None if
+    the aggregate did not exist then, ``_UNANSWERED`` if the recorder cannot say."""
+    recorder = ledger.recorder
+    mapper = ledger.mapper
+    if (not isinstance(recorder, StateAtRecorder) or ledger.snapshots is None
+            or ledger in _NO_SELECT_AT
+            or getattr(mapper, "compressor", None) is not None
+            or getattr(mapper, "cipher", None) is not None):  # its SQL reads plain JSON states
+        return _UNANSWERED
+    try:
+        found = recorder.select_at(aggregate_id, at)
+    except (DataError, ProgrammingError):  # e.g. states it cannot parse: the search can
+        log.warning("time travel in one read failed; searching event by event from now on",
+                    exc_info=True)
+        _NO_SELECT_AT.add(ledger)
+        return _UNANSWERED
+    if found is None:
+        return _UNANSWERED
+    version, snapshot, stored = found
+    events = {event.originator_version: event for event in stored}
+    following = events.get(version + 1)
+    if following is not None and not mapper.to_domain_event(following).timestamp > at:
+        return _UNANSWERED
     if version == 0:
         return None
-    key = rebuild_at(ledger, key_id, version)
+    start = snapshot.originator_version if snapshot is not None else 0
+    wanted = range(min(start, version - 1) + 1, version + 1)
+    if any(v not in events for v in wanted):
+        return _UNANSWERED
+    decoded = [mapper.to_domain_event(events[v]) for v in wanted]
+    if not decoded[-1].timestamp <= at:  # the event at the version found is at or before T
+        return _UNANSWERED
+    replay = decoded[start + 1 - wanted.start:]  # the events after the snapshot
+    if snapshot is not None:
+        replay.insert(0, mapper.to_domain_event(snapshot))
+    return _project(None, replay), version
+
+
+def key_at(ledger: KeyLedger, key_id: str, at: datetime) -> tuple[KmsKey, int] | None:
+    """The key as it was at ``at`` and its version then (None: it did not exist yet)."""
+    found = _at_in_one_read(ledger, key_id, at)
+    if found is _UNANSWERED:
+        version = version_at(ledger, key_id, at)
+        if version == 0:
+            return None
+        key = rebuild_at(ledger, key_id, version)
+    elif found is None:
+        return None
+    else:
+        key, version = found
     return (key, version) if isinstance(key, KmsKey) else None
 
 

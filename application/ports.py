@@ -7,7 +7,7 @@ imports ``infrastructure``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class CiphertextFormat(Protocol):
@@ -69,3 +69,12 @@ class ListingView(Protocol):
     def list_keys(self, account: str, after_position: int, limit: int) -> list[tuple[str, int]]: ...
     def list_aliases(self, account: str, key_id: str | None, after: str, limit: int) -> list[Any]: ...
     def due_key_ids(self, now: float) -> list[str]: ...
+
+
+@runtime_checkable
+class StateAtRecorder(Protocol):
+    """What a ledger recorder may offer time travel (infrastructure.ledger_recorder, on
+    PostgreSQL): the version an aggregate had at an instant, the newest snapshot at or below
+    it and the events from there to the version + 1, in one read (None: not answered)."""
+
+    def select_at(self, originator_id: str, at: Any) -> tuple[int, Any, list[Any]] | None: ...
