@@ -219,7 +219,7 @@ class RequestConditions(Mapping[str, Any]):
             if name == "kms:grantconstrainttype":
                 constraints = params.get("Constraints") or {}
                 return next((t for t in ("EncryptionContextEquals", "EncryptionContextSubset")
-                             if constraints.get(t) is not None), None)
+                             if constraints.get(t)), None)  # an empty map is not specified
         if name == "kms:grantisforawsresource":
             return False if op in ("CreateGrant", "ListGrants", "RevokeGrant") else None
         return None

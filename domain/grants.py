@@ -122,8 +122,10 @@ class GrantConstraints:
             return None
         if constraints.get("SourceArn") is not None:
             raise Unsupported.SOURCE_ARN()
-        equals = constraints.get("EncryptionContextEquals")
-        subset = constraints.get("EncryptionContextSubset")
+        # An empty map is treated as not specified (IAM Access Analyzer's KmsGrantConstraints):
+        # Terraform's aws_kms_grant sends the constraint it does not use as {}.
+        equals = constraints.get("EncryptionContextEquals") or None
+        subset = constraints.get("EncryptionContextSubset") or None
         if equals is None and subset is None:
             return None
         return cls(equals, subset)

@@ -206,6 +206,20 @@ def test_constraints_from_request_and_to_wire():
         GrantConstraints.from_request({"SourceArn": "arn:aws:s3:::bucket"})
 
 
+def test_an_empty_constraint_map_is_not_specified():
+    """IAM Access Analyzer's KmsGrantConstraints: "An empty map is treated as not specified."
+    Terraform's aws_kms_grant sends the constraint it does not use as {}: a subset grant must
+    not also require an empty encryption context."""
+    assert GrantConstraints.from_request({"EncryptionContextEquals": {}}) is None
+    assert GrantConstraints.from_request(
+        {"EncryptionContextEquals": {}, "EncryptionContextSubset": {}}) is None
+    parsed = GrantConstraints.from_request(
+        {"EncryptionContextEquals": {}, "EncryptionContextSubset": {"department": "finance"}})
+    assert parsed == subset(department="finance")
+    assert parsed.to_wire() == {"EncryptionContextSubset": {"department": "finance"}}
+    assert parsed.matches({"department": "finance", "purpose": "audit"})
+
+
 # -- who and what a grant permits ---------------------------------------------------------------
 
 
