@@ -46,6 +46,16 @@ class KeyLedger(Application[str]):
         for transcoding in self._transcodings:
             transcoder.register(transcoding)
 
+    def construct_recorder(self):
+        """A process recorder: a replica Region records how far it followed another Region's
+        ledger in the same transaction as what it applied (application.replication)."""
+        return self.factory.process_recorder()
+
+    def save_tracked(self, aggregates: Sequence[StrAggregate], tracking: Tracking) -> None:
+        """Store the aggregates' new events and how far a follower has read another ledger,
+        in one transaction (the same position cannot be recorded twice)."""
+        self.events.put([e for a in aggregates for e in a.collect_events()], tracking=tracking)
+
     def get_key(self, key_id: str) -> KmsKey | None:
         return self._get(key_id, KmsKey)
 

@@ -78,6 +78,8 @@ def view_changes(notification_id: int, event: Any) -> list[ViewChange]:
         return [KeyDate(key_id, "deletion_date", _epoch(event.deletion_date))]
     if isinstance(event, KmsKey.KeyDeletionCancelled):
         return [KeyDate(key_id, "deletion_date", None)]
+    if isinstance(event, KmsKey.ReplicaRemoved) and event.deletion_date is not None:
+        return [KeyDate(key_id, "deletion_date", _epoch(event.deletion_date))]  # its last replica
     if isinstance(event, KmsKey.KeyRotationEnabled | KmsKey.KeyMaterialRotated):
         return [KeyDate(key_id, "next_rotation_date", _epoch(event.next_rotation_date))]
     if isinstance(event, KmsKey.KeyRotationDisabled):

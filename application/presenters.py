@@ -7,7 +7,8 @@ from typing import Any
 
 from domain.key import KmsKey
 from domain.key_specs import ALGORITHM_FIELDS, algorithms, rotatable
-from domain.values import BackingKey
+from domain.key_states import KeyState
+from domain.values import BackingKey, key_arn
 
 
 def algorithm_fields(key: KmsKey) -> dict[str, Any]:
@@ -31,8 +32,10 @@ def key_metadata(key: KmsKey) -> dict[str, Any]:
         "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
         **algorithm_fields(key),
-        "MultiRegion": False,
+        "MultiRegion": key.multi_region,
     }
+    if key.multi_region:
+        metadata["MultiRegionConfiguration"] = multi_region_configuration(key)
     if key.current_key_material_id is not None and rotatable(key.key_spec):
         # "present for symmetric encryption keys ... [that] support ... key rotation"
         metadata["CurrentKeyMaterialId"] = key.current_key_material_id
@@ -43,9 +46,28 @@ def key_metadata(key: KmsKey) -> dict[str, Any]:
             if current.valid_to is not None:
                 metadata["ValidTo"] = current.valid_to
     if key.deletion_date is not None:
-        # (PendingDeletionWindowInDays belongs to PendingReplicaDeletion, multi-Region only)
         metadata["DeletionDate"] = key.deletion_date
+    if key.key_state is KeyState.PENDING_REPLICA_DELETION:  # (present in that state only)
+        metadata["PendingDeletionWindowInDays"] = key.pending_window_days
     return metadata
+
+
+def multi_region_configuration(key: KmsKey) -> dict[str, Any]:
+    """DescribeKey's MultiRegionConfiguration: the set as this key knows it (a replica learns
+    of the others from the primary's stream)."""
+    primary = key.primary_region or key.region
+    return {
+        "MultiRegionKeyType": "PRIMARY" if key.is_primary else "REPLICA",
+        "PrimaryKey": {"Arn": key_arn(primary, key.account, key.id), "Region": primary},
+        "ReplicaKeys": [{"Arn": key_arn(r, key.account, key.id), "Region": r}
+                        for r in key.replica_regions],
+    }
+
+
+def _material(value: BackingKey) -> dict[str, Any]:
+    return {"KeyMaterialId": value.key_material_id, "Created": value.created,
+            "RotationType": value.rotation_type.value if value.rotation_type else None,
+            "Imported": value.own_data_key}
 
 
 def describe_event(event: Any) -> dict[str, Any]:
@@ -55,9 +77,11 @@ def describe_event(event: Any) -> dict[str, Any]:
         if name in ("originator_id", "originator_version", "timestamp", "originator_topic", "actor"):
             continue
         if isinstance(value, BackingKey):
-            value = {"KeyMaterialId": value.key_material_id, "Created": value.created,
-                     "RotationType": value.rotation_type.value if value.rotation_type else None,
-                     "Imported": value.own_data_key}
+            value = _material(value)
+        elif isinstance(value, dict) and any(isinstance(v, list) for v in value.values()):
+            # material shared with replica Regions: region -> [BackingKey], never the blobs
+            value = {k: [_material(m) if isinstance(m, BackingKey) else m for m in v]
+                     if isinstance(v, list) else v for k, v in value.items()}
         elif isinstance(value, bytes):
             continue
         elif dataclasses.is_dataclass(value):  # e.g. import parameters: never the sealed key

@@ -23,9 +23,11 @@ log = logging.getLogger("keyledger.scheduler")
 
 class Scheduler:
     def __init__(self, clock: Clock,
-                 new_material: Callable[[Region, str, str, datetime, RotationType | None], BackingKey]):
+                 new_material: Callable[[Region, str, str, datetime, RotationType | None], BackingKey],
+                 share_with_replicas: Callable[[Region, KmsKey, Actor], None] = lambda *a: None):
         self.clock = clock
         self._new_material = new_material
+        self._share_with_replicas = share_with_replicas  # a rotated multi-Region primary
 
     def run(self, regions: Iterable[Region]) -> int:
         """Complete due deletions, rotations and expiries in the regions; returns how many."""
@@ -97,6 +99,7 @@ class Scheduler:
                 previous = key.current_key_material_id
                 material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
                 key.rotate_automatically(material, now, actor)
+                self._share_with_replicas(region, key, actor)
                 region.save(key)
                 self._audit(region, key, "RotateKey", now, written, {
                     "rotationType": "AUTOMATIC", "keyOrigin": key.origin, "keyId": key.id,

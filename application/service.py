@@ -25,12 +25,14 @@ from application.handlers.data_keys import DataKeys
 from application.handlers.grants import Grants
 from application.handlers.imports import ImportedMaterial
 from application.handlers.lifecycle import KeyLifecycle
+from application.handlers.multi_region import MultiRegionKeys
 from application.handlers.rotation import Rotation
 from application.handlers.tags_policies import TagsAndPolicies
 from application.handlers.usage import KeyUsage
 from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
 from application.region import Region, RegionResources
+from application.replication import LocalFeed, Replicator
 from application.scheduler import Scheduler
 from domain import errors
 from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
@@ -43,7 +45,7 @@ Handler = Callable[[RequestContext, dict[str, Any]], dict[str, Any] | Awaitable[
 
 HANDLER_GROUPS: tuple[type[Handlers], ...] = (
     KeyLifecycle, Rotation, ImportedMaterial, Encryption, DataKeys, AsymmetricKeys, Aliases,
-    TagsAndPolicies, Grants, KeyUsage,
+    TagsAndPolicies, Grants, KeyUsage, MultiRegionKeys,
 )
 
 #: Errors whose answer depends on what this process has seen of the ledger: before answering
@@ -77,13 +79,17 @@ class KeyManagementService:
         self._regions_lock = threading.Lock()
         self.authorizer = authorizer or Authorizer()
         core = Core(self.region, Gate(self.authorizer), self.authorizer, self.clock, key_material,
-                    ciphertext_format)
+                    ciphertext_format, self.replicate)
+        #: (source Region, target Region) -> the target's follower of the source's ledger
+        self._replicators: dict[tuple[str, str], Replicator] = {}
+        self._replication_lock = threading.Lock()
         groups = [group(core) for group in HANDLER_GROUPS]
         self._handlers: dict[str, Handler] = {}
         for name in OPERATIONS:  # the table names every operation; each has one handler
             (handler,) = [getattr(g, name) for g in groups if hasattr(g, name)]
             self._handlers[name] = self._catching_up(name, handler)
-        self.scheduler = Scheduler(self.clock, groups[0].new_material)
+        self.scheduler = Scheduler(self.clock, groups[0].new_material,
+                                   groups[0].share_with_replicas)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -159,6 +165,28 @@ class KeyManagementService:
     def follow(self) -> None:
         for region in self.regions:
             region.follow()
+        self.replicate()
+
+    def replicate(self, target: str | None = None) -> int:
+        """Every Region applies what the other Regions' ledgers hold for its multi-Region
+        replicas (``target``: only that Region); returns the events applied."""
+        applied = 0
+        with self._replication_lock:  # one pass at a time in this process
+            regions = self.regions
+            for target_region in regions:
+                if target is not None and target_region.name != target:
+                    continue
+                for source_region in regions:
+                    if source_region is target_region:
+                        continue
+                    pair = (source_region.name, target_region.name)
+                    replicator = self._replicators.get(pair)
+                    if replicator is None:
+                        replicator = self._replicators[pair] = Replicator(
+                            source_region.name, LocalFeed(source_region), target_region,
+                            self.clock)
+                    applied += replicator.follow()
+        return applied
 
     def run_scheduled(self) -> int:
         """Complete due deletions and rotations in every open region; returns how many."""

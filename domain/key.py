@@ -26,7 +26,8 @@ from domain.grants import (
 )
 from domain.key_specs import KeyUsage, check_algorithm, check_creatable, check_usage, rotatable
 from domain.key_states import ALLOWED_STATES, KeyState, check_key_state
-from domain.messages import Import, NotFound, Rotation, Tags
+from domain.messages import Import, MultiRegion, NotFound, Rotation, Tags
+from domain.multi_region import SharedProperties
 from domain.policy import DEFAULT_POLICY_NAME, validate_key_policy
 from domain.principals import Principal
 from domain.values import (
@@ -84,7 +85,16 @@ class KmsKey(StrAggregate):
                 key.arn = key_arn(key.region, key.account, key.id)
             if "grants" not in key.__dict__:  # a snapshot from before keys had grants
                 key.grants = {}
+            if "shared_material_ids" not in key.__dict__:  # from before multi-Region keys
+                key.shared_material_ids = {}
+            key.replica_regions = tuple(key.replica_regions)
             return key
+
+    # keys (and snapshots) from before multi-Region keys are single-Region keys
+    # (plain class attributes: annotations here would make them fields of KeyCreated)
+    multi_region = False
+    primary_region = None
+    replica_regions = ()
 
     @event("KeyCreated")
     def __init__(
@@ -102,6 +112,9 @@ class KmsKey(StrAggregate):
         material: BackingKey | None,
         created_at: datetime,
         actor: Actor,
+        multi_region: bool = False,
+        primary_region: str | None = None,
+        replica_regions: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.account = account
         self.region = region
@@ -114,6 +127,14 @@ class KmsKey(StrAggregate):
         self.tags = dict(tags)
         self.creation_date = created_at
         self.key_state = KeyState.ENABLED if material is not None else KeyState.PENDING_IMPORT
+        self.multi_region = multi_region
+        #: multi-Region keys: the Region of the set's primary key, and of its replicas
+        self.primary_region = primary_region if multi_region else None
+        self.replica_regions = tuple(replica_regions)
+        #: a primary: the material versions shared with each replica Region so far
+        self.shared_material_ids: dict[str, list[str]] = {}
+        if multi_region and primary_region != region:
+            self.key_state = KeyState.CREATING  # a replica: usable once its material arrived
         self.deletion_date: datetime | None = None
         self.pending_window_days: int | None = None
         self.deleted = False
@@ -154,6 +175,7 @@ class KmsKey(StrAggregate):
         key_spec: str = "SYMMETRIC_DEFAULT",
         key_usage: str = "ENCRYPT_DECRYPT",
         origin: str = Origin.AWS_KMS,
+        multi_region: bool = False,
     ) -> KmsKey:
         """A new key (AWS's defaults: a symmetric encryption key with generated material)."""
         check_creatable(key_spec, key_usage)
@@ -174,6 +196,24 @@ class KmsKey(StrAggregate):
             material=material,
             created_at=now,
             actor=actor,
+            multi_region=multi_region,
+            primary_region=region if multi_region else None,
+            replica_regions=(),
+        )
+
+    @classmethod
+    def replica(cls, *, primary: SharedProperties, region: str, description: str, policy: str,
+                tags: dict[str, str], now: datetime, actor: Actor) -> KmsKey:
+        """A replica of a multi-Region primary key in ``region``: its independent properties
+        are its own; it starts ``Creating`` and takes the shared ones with :meth:`synchronize`."""
+        validate_key_policy(policy)
+        _check_tags(tags)
+        return cls(
+            id=primary.key_id, account=primary.account, region=region, description=description,
+            key_spec=primary.key_spec, key_usage=primary.key_usage, origin=primary.origin,
+            policy=policy, tags=tags, material=None, created_at=now, actor=actor,
+            multi_region=True, primary_region=primary.primary_region,
+            replica_regions=primary.replica_regions,
         )
 
     @property
@@ -218,9 +258,19 @@ class KmsKey(StrAggregate):
         """What GetKeyRotationStatus reports: false while the key is pending deletion."""
         return self.rotation_enabled and self.key_state is not KeyState.PENDING_DELETION
 
+    @property
+    def is_primary(self) -> bool:
+        """A multi-Region primary key (its shared properties are the set's)."""
+        return self.multi_region and self.primary_region == self.region
+
+    @property
+    def is_replica(self) -> bool:
+        return self.multi_region and self.primary_region != self.region
+
     def rotation_due(self, now: datetime) -> bool:
         return (
             not self.deleted
+            and not self.is_replica  # the primary rotates; its replicas follow
             and self.rotation_enabled
             and self.key_state is KeyState.ENABLED
             and self.next_rotation_date is not None
@@ -266,9 +316,20 @@ class KmsKey(StrAggregate):
     def schedule_deletion(self, window_days: int | None, now: datetime, actor: Actor) -> None:
         self.check("ScheduleKeyDeletion")
         days = pending_window_days(window_days)
+        if self.is_primary and self.replica_regions:
+            # AWS keeps a primary while it has replicas: its window starts when the last one
+            # is deleted (PendingReplicaDeletion until then, with no deletion date)
+            self._schedule_replica_deletion(pending_window_days=days, actor=actor)
+            return
         self._schedule_deletion(
             deletion_date=now + timedelta(days=days), pending_window_days=days, actor=actor
         )
+
+    @event("KeyReplicaDeletionScheduled")
+    def _schedule_replica_deletion(self, pending_window_days: int, actor: Actor) -> None:
+        self.key_state = KeyState.PENDING_REPLICA_DELETION
+        self.deletion_date = None
+        self.pending_window_days = pending_window_days
 
     @event("KeyDeletionScheduled")
     def _schedule_deletion(self, deletion_date: datetime, pending_window_days: int, actor: Actor):
@@ -331,6 +392,9 @@ class KmsKey(StrAggregate):
     # -- rotation -----------------------------------------------------------------------------
 
     def _check_rotatable(self, automatic: bool) -> None:
+        if self.is_replica:
+            raise MultiRegion.REPLICA_ROTATION(
+                arn=self.arn, primary_arn=key_arn(self.primary_region or "", self.account, self.id))
         if automatic and (not rotatable(self.key_spec) or self.imported):
             raise Rotation.AUTOMATIC_UNSUPPORTED(arn=self.arn, key_spec=self.key_spec,
                                                  origin=self.origin)
@@ -424,6 +488,166 @@ class KmsKey(StrAggregate):
         """The material version if a rotation made it current (and it is still present)."""
         material = self.materials.get(key_material_id)
         return material if material is not None and material.rotation_type is not None else None
+
+    # -- multi-Region keys ----------------------------------------------------------------------
+
+    def add_replica(self, region: str, description: str, policy: str, tags: dict[str, str],
+                    actor: Actor) -> None:
+        """ReplicateKey, on the primary: the replica's own (independent) properties travel
+        in the event to ``region``, which creates the replica from the primary's stream."""
+        self.check("ReplicateKey")
+        if not self.multi_region:
+            raise MultiRegion.NOT_MULTI_REGION(arn=self.arn)
+        if not self.is_primary:
+            raise MultiRegion.REPLICA_NOT_REPLICABLE(arn=self.arn)
+        if region == self.region or region in self.replica_regions:
+            raise MultiRegion.ALREADY_IN_REGION(arn=self.arn, region=region)
+        validate_key_policy(policy)
+        _check_tags(tags)
+        self._add_replica(region=region, description=description, policy=policy, tags=dict(tags),
+                          account=self.account, key_spec=self.key_spec, key_usage=self.key_usage,
+                          origin=self.origin, actor=actor)
+
+    @event("ReplicaAdded")
+    def _add_replica(self, region: str, description: str, policy: str, tags: dict[str, str],
+                     account: str, key_spec: str, key_usage: str, origin: str,
+                     actor: Actor) -> None:
+        self.replica_regions = (*self.replica_regions, region)
+
+    def remove_replica(self, region: str, now: datetime, actor: Actor) -> None:
+        """The replica in ``region`` was deleted (the primary learns it from that Region's
+        stream); a primary pending replica deletion starts its window with the last one."""
+        if not self.is_primary or region not in self.replica_regions or self.deleted:
+            return
+        last = len(self.replica_regions) == 1
+        self._remove_replica(
+            region=region,
+            deletion_date=(now + timedelta(days=self.pending_window_days or 30)
+                           if last and self.key_state is KeyState.PENDING_REPLICA_DELETION
+                           else None),
+            actor=actor,
+        )
+
+    @event("ReplicaRemoved")
+    def _remove_replica(self, region: str, deletion_date: datetime | None, actor: Actor) -> None:
+        self.replica_regions = tuple(r for r in self.replica_regions if r != region)
+        self.shared_material_ids.pop(region, None)
+        if deletion_date is not None:
+            self.key_state = KeyState.PENDING_DELETION
+            self.deletion_date = deletion_date
+
+    def update_primary_region(self, region: str, actor: Actor) -> None:
+        """UpdatePrimaryRegion, on the primary: the replica in ``region`` becomes the primary
+        (when that Region applies this event) and this key a replica, ``Updating`` until the
+        new primary's stream confirms it."""
+        self.check("UpdatePrimaryRegion")
+        if not self.is_primary:
+            raise MultiRegion.NOT_PRIMARY(arn=self.arn)
+        if region not in self.replica_regions:
+            raise MultiRegion.NO_REPLICA_IN_REGION(arn=self.arn, region=region)
+        self._update_primary_region(
+            primary_region=region,
+            replica_regions=[self.region, *(r for r in self.replica_regions if r != region)],
+            actor=actor,
+        )
+
+    @event("PrimaryRegionUpdated")
+    def _update_primary_region(self, primary_region: str, replica_regions: list[str],
+                               actor: Actor) -> None:
+        self.primary_region = primary_region
+        self.replica_regions = tuple(replica_regions)
+        self.shared_material_ids = {}
+        self.key_state = KeyState.UPDATING
+
+    def promote(self, replica_regions: list[str], actor: Actor) -> None:
+        """This replica becomes the primary (its Region applies the old primary's
+        ``PrimaryRegionUpdated``); every replica has every material version it has."""
+        if not self.is_replica or self.deleted:
+            return
+        self._promote(replica_regions=list(replica_regions), actor=actor)
+
+    @event("PromotedToPrimary")
+    def _promote(self, replica_regions: list[str], actor: Actor) -> None:
+        self.primary_region = self.region
+        self.replica_regions = tuple(replica_regions)
+        self.shared_material_ids = {r: list(self.materials) for r in replica_regions}
+
+    def primary_region_update_completed(self, actor: Actor) -> None:
+        """The new primary confirmed the change: this key, now a replica, is usable as before."""
+        if self.key_state is KeyState.UPDATING:
+            self._primary_region_update_completed(actor=actor)
+
+    @event("PrimaryRegionUpdateCompleted")
+    def _primary_region_update_completed(self, actor: Actor) -> None:
+        self.key_state = KeyState.ENABLED
+
+    def unshared_materials(self, region: str) -> list[BackingKey]:
+        """Material versions of this primary not yet shared with the replica in ``region``."""
+        shared = set(self.shared_material_ids.get(region, ()))
+        return [m for m in self.materials.values() if m.key_material_id not in shared]
+
+    def share_properties(self, shares: dict[str, list[BackingKey]], actor: Actor) -> None:
+        """The set's shared properties as they are now, for every replica Region to apply;
+        ``shares``: per Region, material versions sealed for that Region's transport key."""
+        if not self.is_primary:
+            raise MultiRegion.NOT_PRIMARY_INTERNAL(arn=self.arn)
+        self._share_properties(
+            shares={region: list(materials) for region, materials in shares.items()},
+            primary_region=self.region,
+            replica_regions=list(self.replica_regions),
+            current_key_material_id=self.current_key_material_id,
+            rotation_enabled=self.rotation_enabled,
+            rotation_period_days=self.rotation_period_days,
+            next_rotation_date=self.next_rotation_date,
+            actor=actor,
+        )
+
+    @event("SharedPropertiesChanged")
+    def _share_properties(self, shares: dict[str, list[BackingKey]], primary_region: str,
+                          replica_regions: list[str],
+                          current_key_material_id: str | None, rotation_enabled: bool,
+                          rotation_period_days: int | None, next_rotation_date: datetime | None,
+                          actor: Actor) -> None:
+        for region, materials in shares.items():
+            self.shared_material_ids.setdefault(region, []).extend(
+                m.key_material_id for m in materials)
+
+    def synchronize(self, materials: list[BackingKey], current_key_material_id: str | None,
+                    rotation_enabled: bool, rotation_period_days: int | None,
+                    next_rotation_date: datetime | None, replica_regions: list[str],
+                    actor: Actor, primary_region: str | None = None) -> None:
+        """A replica takes the primary's shared properties (its material re-sealed here)."""
+        if not self.is_replica:
+            raise MultiRegion.NOT_REPLICA_INTERNAL(arn=self.arn)
+        if self.deleted:
+            return
+        self._synchronize(materials=list(materials), current_key_material_id=current_key_material_id,
+                          rotation_enabled=rotation_enabled,
+                          rotation_period_days=rotation_period_days,
+                          next_rotation_date=next_rotation_date,
+                          replica_regions=list(replica_regions),
+                          primary_region=primary_region or self.primary_region, actor=actor)
+
+    @event("MultiRegionKeySynchronized")
+    def _synchronize(self, materials: list[BackingKey], current_key_material_id: str | None,
+                     rotation_enabled: bool, rotation_period_days: int | None,
+                     next_rotation_date: datetime | None, replica_regions: list[str],
+                     primary_region: str, actor: Actor) -> None:
+        self.primary_region = primary_region
+        for material in materials:
+            self.materials[material.key_material_id] = material
+        if current_key_material_id is not None and (
+                current_key_material_id in self.materials or self.imported):
+            self.current_key_material_id = current_key_material_id
+        self.rotation_enabled = rotation_enabled
+        self.rotation_period_days = rotation_period_days
+        self.next_rotation_date = next_rotation_date
+        self.on_demand_rotations = sum(
+            1 for m in self.materials.values() if m.rotation_type is RotationType.ON_DEMAND)
+        self.replica_regions = tuple(replica_regions)
+        if self.key_state is KeyState.CREATING:
+            self.key_state = (KeyState.ENABLED if self.current_key_material_id in self.materials
+                              else KeyState.PENDING_IMPORT)
 
     # -- imported key material ------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ _UNA = Outcome.UNAVAILABLE
 S = KeyState
 
 # Cryptographic operations: only an Enabled key may be used.
-_CRYPTO = {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA}
+# (Updating: a multi-Region key whose primary Region is changing stays usable)
+_CRYPTO = {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA, S.UPDATING: _OK}
 # Read-only management operations succeed in every state.
 _READ = {state: _OK for state in S}
 # Changes to a key's configuration: refused while the key is being deleted or changed.
@@ -48,6 +49,7 @@ _CONFIGURE = {
     S.DISABLED: _OK,
     S.PENDING_IMPORT: _OK,
     S.UNAVAILABLE: _OK,
+    S.UPDATING: _OK,
 }
 # Rotation settings follow the key's ability to be used.
 _ROTATION = {S.ENABLED: _OK, S.DISABLED: _DIS, S.PENDING_IMPORT: _OK, S.UNAVAILABLE: _UNA}
@@ -78,14 +80,15 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
         S.PENDING_IMPORT: _OK,
         S.UNAVAILABLE: _OK,
     },
-    "CancelKeyDeletion": {S.PENDING_DELETION: _OK},
+    "CancelKeyDeletion": {S.PENDING_DELETION: _OK, S.PENDING_REPLICA_DELETION: _OK},
     "EnableKeyRotation": _ROTATION,
     "DisableKeyRotation": _ROTATION,
     "RotateKeyOnDemand": {S.ENABLED: _OK, S.DISABLED: _DIS, S.UNAVAILABLE: _UNA},
     # Imported key material: possible while the key waits for material, not while it is deleted;
     # but material can be deleted from a key pending deletion (its state stays as it is).
     "GetParametersForImport": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
-    "ImportKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK},
+    "ImportKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK,
+                          S.UPDATING: _OK},
     "DeleteImportedKeyMaterial": {S.ENABLED: _OK, S.DISABLED: _OK, S.PENDING_IMPORT: _OK,
                                   S.PENDING_DELETION: _OK},
     # Grants: created on a usable key (DisabledException for a disabled one); listed, retired
@@ -94,6 +97,10 @@ KEY_STATE_TABLE: dict[str, dict[KeyState, Outcome]] = {
     "ListGrants": _READ,
     "RetireGrant": _READ,
     "RevokeGrant": _READ,
+    # multi-Region keys (AWS's key-state table: an Enabled primary; DisabledException when
+    # disabled; KMSInvalidStateException in every other state)
+    "ReplicateKey": {S.ENABLED: _OK, S.DISABLED: _DIS},
+    "UpdatePrimaryRegion": {S.ENABLED: _OK, S.DISABLED: _DIS},
 }
 
 #: operation -> the states in which the table allows it: the per-request fast check. A tuple,
@@ -105,13 +112,13 @@ ALLOWED_STATES: dict[str, tuple[KeyState, ...]] = {
 }
 
 _STATE_PHRASES = {
-    S.CREATING: "is being created",
+    S.CREATING: "is creating",  # DG key-state.html footnote 14
     S.DISABLED: "is disabled",
     S.PENDING_DELETION: "is pending deletion",
     S.PENDING_IMPORT: "is pending import",
     S.PENDING_REPLICA_DELETION: "is pending replica deletion",
     S.UNAVAILABLE: "is unavailable",
-    S.UPDATING: "is being updated",
+    S.UPDATING: "is updating",  # footnote 15
     S.ENABLED: "is enabled",
 }
 
@@ -142,4 +149,7 @@ def check_key_state(operation: str, state: KeyState, key_arn: str) -> None:
 _INVALID_STATE_TEXTS = {
     S.PENDING_DELETION: messages.KeyState.PENDING_DELETION,
     S.PENDING_IMPORT: messages.KeyState.PENDING_IMPORT,
+    S.CREATING: messages.KeyState.CREATING,
+    S.UPDATING: messages.KeyState.UPDATING,
+    S.PENDING_REPLICA_DELETION: messages.KeyState.PENDING_REPLICA_DELETION,
 }

@@ -93,7 +93,14 @@ class KeyState:
                             "github.com/hashicorp/terraform-provider-aws/issues/17889 (ScheduleKeyDeletion)")
     PENDING_IMPORT = Text("KMSInvalidStateException", "{arn} is pending import.",
                           recorded("test_import_key_symmetric (Encrypt before the import)"))
-    #: a state keyledger's keys never reach (Creating, Updating, PendingReplicaDeletion, ...)
+    #: multi-Region keys: a replica waiting for its material, a key whose primary Region changes
+    CREATING = Text("KMSInvalidStateException", "{arn} is creating.",
+                    "KMS Developer Guide, key-state.html (archived 2023), footnote 14")
+    UPDATING = Text("KMSInvalidStateException", "{arn} is updating.",
+                    "KMS Developer Guide, key-state.html (archived 2023), footnote 15")
+    PENDING_REPLICA_DELETION = Text("KMSInvalidStateException", "{arn} is pending replica deletion.")
+    #: KMSInvalidStateException for a state the texts above do not name (Disabled or
+    #: Unavailable where the key-state table answers KMSInvalidStateException)
     OTHER = Text("KMSInvalidStateException", "{arn} {state_phrase}.")
     NOT_PENDING_DELETION = Text("KMSInvalidStateException", "{arn} is not pending deletion.")
     UNAVAILABLE = Text("KeyUnavailableException", "{arn} is unavailable.")
@@ -401,7 +408,6 @@ class Unsupported:
     ORIGIN = Text("UnsupportedOperationException",
                   "Origin {origin} (custom key stores) is not supported.")
     CUSTOM_KEY_STORE = Text("UnsupportedOperationException", "Custom key stores are not supported.")
-    MULTI_REGION = Text("UnsupportedOperationException", "Multi-Region keys are not supported yet.")
     RECIPIENT = Text("UnsupportedOperationException",
                      "Nitro Enclaves recipients (Recipient) are not supported.")
     KEY_SPEC = Text("UnsupportedOperationException",
@@ -419,6 +425,35 @@ class Unsupported:
 
 
 # -- the rest: DryRun, paging, concurrency, internal errors, the protocol ------------------------
+
+
+# -- multi-Region keys ----------------------------------------------------------------------------
+
+
+class MultiRegion:
+    #: ReplicateKey of a single-Region key (code: LocalStack PR 13102 "returns the exact AWS
+    #: error"; AWS's text not seen)
+    NOT_MULTI_REGION = Text("UnsupportedOperationException",
+                            "{arn} is not a multi-Region key. You can replicate only multi-Region keys.")
+    REPLICA_NOT_REPLICABLE = Text(
+        "UnsupportedOperationException",
+        "{arn} is a multi-Region replica key. You can replicate only a multi-Region primary key.")
+    #: ReplicateKey into a Region that has a key of the set (code: botocore's ReplicateKey doc)
+    ALREADY_IN_REGION = Text("AlreadyExistsException",
+                             "A key related to {arn} already exists in the {region} Region.")
+    REPLICA_ROTATION = Text(
+        "UnsupportedOperationException",
+        "{arn} is a multi-Region replica key. Change its rotation on the primary key, {primary_arn}.")
+    NOT_PRIMARY = Text(
+        "UnsupportedOperationException",
+        "{arn} is not a multi-Region primary key. Call UpdatePrimaryRegion on the primary key of "
+        "the multi-Region key set.")
+    NO_REPLICA_IN_REGION = Text("NotFoundException", "{arn} has no replica key in the {region} Region.")
+    # the replication's own checks: never answered to a client
+    NOT_PRIMARY_INTERNAL = Text("UnsupportedOperationException",
+                                "{arn} is not a multi-Region primary key.", answered=False)
+    NOT_REPLICA_INTERNAL = Text("UnsupportedOperationException",
+                                "{arn} is not a multi-Region replica key.", answered=False)
 
 
 class Requests:
@@ -448,7 +483,7 @@ class Protocol:
 
 
 FAMILIES = (NotFound, InvalidArn, KeyState, KeyUsage, Validation, Aliases, Tags, Ciphertext,
-            Signatures, Rotation, Import, Grants, Unsupported, Requests, Protocol)
+            Signatures, Rotation, Import, Grants, MultiRegion, Unsupported, Requests, Protocol)
 
 #: "Family.NAME" -> entry: the whole catalogue (tests read it)
 CATALOGUE: dict[str, Text] = {

@@ -132,6 +132,9 @@ _OPERATIONS = (
     _op("ListRetirableGrants", R),
     _op("RetireGrant", M, retired_by_grant=True, cross_account=True),
     _op("RevokeGrant", M, KEY, cross_account=True),
+    # multi-Region keys
+    _op("ReplicateKey", M, KEY),
+    _op("UpdatePrimaryRegion", M, KEY),
 )
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in _OPERATIONS}

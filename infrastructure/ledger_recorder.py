@@ -8,8 +8,8 @@ caller can check the answer against the events as the application decodes them).
 network each round trip costs more than the whole search, and the application-side search
 takes about log2(N) of them.
 
-Installed through eventsourcing's ``APPLICATION_RECORDER_TOPIC`` (infrastructure.persistence);
-everything else is eventsourcing's ``PostgresApplicationRecorder``.
+Installed through eventsourcing's ``PROCESS_RECORDER_TOPIC`` (infrastructure.persistence);
+everything else is eventsourcing's ``PostgresProcessRecorder``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from psycopg.sql import SQL, Identifier
 
 #: the search: (low, high) with the event at ``low`` at or before T (0: none) and the one at
@@ -58,12 +58,15 @@ WHERE e.originator_id = %(id)s
 """
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """eventsourcing's PostgreSQL application recorder with :meth:`select_at`."""
+class PostgresLedgerRecorder(PostgresProcessRecorder):
+    """eventsourcing's PostgreSQL process recorder (the ledger's: multi-Region replicators
+    track their position in it) with :meth:`select_at`."""
 
     def __init__(self, datastore: PostgresDatastore, *,
-                 events_table_name: str = "stored_events") -> None:
-        super().__init__(datastore, events_table_name=events_table_name)
+                 events_table_name: str = "stored_events",
+                 tracking_table_name: str = "notification_tracking") -> None:
+        super().__init__(datastore, events_table_name=events_table_name,
+                         tracking_table_name=tracking_table_name)
         # the application's snapshot store is the same factory's "<name>_snapshots" table
         snapshots_table_name = events_table_name.removesuffix("_events") + "_snapshots"
         schema = Identifier(self.datastore.schema)

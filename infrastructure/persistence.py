@@ -71,7 +71,7 @@ class StoreConfig:
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "ORIGINATOR_ID_TYPE": "text",
             # eventsourcing's recorder plus time travel in one query (forensics)
-            "APPLICATION_RECORDER_TOPIC": "infrastructure.ledger_recorder:PostgresLedgerRecorder",
+            "PROCESS_RECORDER_TOPIC": "infrastructure.ledger_recorder:PostgresLedgerRecorder",
         }
 
     def _sqlite_env(self, db: Path) -> dict[str, str]:

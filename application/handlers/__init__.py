@@ -18,6 +18,7 @@ from application.clock import Clock
 from application.gate import Gate
 from application.ports import CiphertextFormat, KeyMaterial
 from application.region import Region
+from application.replication import share_with_replicas
 from domain.key import KmsKey
 from domain.messages import Ciphertext, KeyState, Requests, Unsupported, Validation
 from domain.values import BackingKey, RotationType
@@ -33,6 +34,7 @@ class Core:
     clock: Clock
     crypto: KeyMaterial
     ciphertext: CiphertextFormat
+    replicate_soon: Callable[[str], None] = lambda region: None
 
 
 class Handlers:
@@ -56,6 +58,16 @@ class Handlers:
         return BackingKey(
             material_id, sealed, now, rotation_type, public_key=self.crypto.public_key(key_spec, material)
         )
+
+    def share_with_replicas(self, region: Region, key: KmsKey, actor) -> None:
+        """After a change of a multi-Region primary's shared properties (in the same save):
+        record them for its replicas, with new material sealed to each replica Region."""
+        share_with_replicas(region, key,
+                            lambda name: self.region(name).hierarchy.transport_public_key(), actor)
+
+    def replicate_soon(self, region_name: str) -> None:
+        """Ask the Region's replicators to read the other Regions' streams now (not later)."""
+        self.core.replicate_soon(region_name)
 
     @staticmethod
     def cipher(region: Region, key: KmsKey, material_id: str | None):

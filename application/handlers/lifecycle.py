@@ -12,6 +12,7 @@ from application.presenters import key_metadata
 from domain.key import KmsKey, pending_window_days, tags_of_request
 from domain.key_specs import check_creatable
 from domain.messages import Requests, Unsupported, Validation
+from domain.multi_region import new_multi_region_key_id
 from domain.operations import OPERATIONS
 from domain.policy import default_key_policy
 from domain.values import Origin, key_arn
@@ -35,10 +36,9 @@ class KeyLifecycle(Handlers):
             raise Unsupported.ORIGIN(origin=origin)
         if params.get("CustomKeyStoreId") or params.get("XksKeyId"):
             raise Unsupported.CUSTOM_KEY_STORE()
-        if params.get("MultiRegion"):
-            raise Unsupported.MULTI_REGION()
+        multi_region = bool(params.get("MultiRegion"))
         self.authorizer.check_request(ctx, CREATE_KEY, params)
-        key_id = str(uuid.uuid4())
+        key_id = new_multi_region_key_id() if multi_region else str(uuid.uuid4())
         policy = self.authorizer.new_key_policy(
             ctx, params.get("Policy"), params.get("BypassPolicyLockoutSafetyCheck", False),
             key_arn(ctx.region, ctx.account_id, key_id), CREATE_KEY, params,
@@ -65,6 +65,7 @@ class KeyLifecycle(Handlers):
             ),
             now=now,
             actor=ctx.actor,
+            multi_region=multi_region,
         )
         region.save(key, data_keys=((key_id, wrapped_data_key),))
         ctx.resources.append(key.arn)
@@ -111,12 +112,11 @@ class KeyLifecycle(Handlers):
         days = pending_window_days(params.get("PendingWindowInDays"))  # validated before lookup
         key = self._change(ctx, params, SCHEDULE_KEY_DELETION,
                            lambda k: k.schedule_deletion(days, self.clock.now(), ctx.actor))
-        return {
-            "KeyId": key.arn,
-            "DeletionDate": key.deletion_date,
-            "KeyState": key.key_state.value,
-            "PendingWindowInDays": key.pending_window_days,
-        }
+        answer = {"KeyId": key.arn, "KeyState": key.key_state.value,
+                  "PendingWindowInDays": key.pending_window_days}
+        if key.deletion_date is not None:  # a primary with replicas has none yet (AWS)
+            answer["DeletionDate"] = key.deletion_date
+        return answer
 
     def CancelKeyDeletion(self, ctx, params):
         key = self._change(ctx, params, CANCEL_KEY_DELETION,

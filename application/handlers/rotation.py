@@ -23,13 +23,23 @@ ENABLE_KEY_ROTATION, DISABLE_KEY_ROTATION, GET_KEY_ROTATION_STATUS, ROTATE_KEY_O
 class Rotation(Handlers):
     def EnableKeyRotation(self, ctx, params):
         days = rotation_period_days(params.get("RotationPeriodInDays"))  # validated before lookup
-        self.gate.change(ctx, self.region(ctx.region), params["KeyId"], ENABLE_KEY_ROTATION, params,
-                         lambda k: k.enable_rotation(days, self.clock.now(), ctx.actor))
+        region = self.region(ctx.region)
+
+        def enable(key: KmsKey) -> None:
+            key.enable_rotation(days, self.clock.now(), ctx.actor)
+            self.share_with_replicas(region, key, ctx.actor)
+
+        self.gate.change(ctx, region, params["KeyId"], ENABLE_KEY_ROTATION, params, enable)
         return {}
 
     def DisableKeyRotation(self, ctx, params):
-        self.gate.change(ctx, self.region(ctx.region), params["KeyId"], DISABLE_KEY_ROTATION, params,
-                         lambda k: k.disable_rotation(ctx.actor))
+        region = self.region(ctx.region)
+
+        def disable(key: KmsKey) -> None:
+            key.disable_rotation(ctx.actor)
+            self.share_with_replicas(region, key, ctx.actor)
+
+        self.gate.change(ctx, region, params["KeyId"], DISABLE_KEY_ROTATION, params, disable)
         return {}
 
     def GetKeyRotationStatus(self, ctx, params):
@@ -54,6 +64,7 @@ class Rotation(Handlers):
                 else self.new_material(region, key.id, key.key_spec, now, RotationType.ON_DEMAND)
             )
             key.rotate_on_demand(material, now, ctx.actor)
+            self.share_with_replicas(region, key, ctx.actor)
 
         key = self.gate.change(ctx, region, params["KeyId"], ROTATE_KEY_ON_DEMAND, params, rotate)
         return {"KeyId": key.arn}

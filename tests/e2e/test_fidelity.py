@@ -33,6 +33,7 @@ from tests.e2e.conftest import ACCOUNT_ID, JSON_CONTENT_TYPE, b64, raw_kms_call,
 pytestmark = pytest.mark.e2e
 
 REGION = "us-east-1"
+WEST = "us-west-2"  # the multi-Region rows' replica Region
 ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}"
 MISSING = "7c0d9c5e-5b6a-4b9a-8f4e-2f7d3c1a9b10"  # a well-formed key id no key has
 MISSING_MRK = "mrk-" + "d3b95762" * 4
@@ -668,8 +669,39 @@ ROWS: list[Row] = [
     Row("create-custom-key-store", "CreateKey", {"CustomKeyStoreId": "cks-1234567890abcdef0"},
         "UnsupportedOperationException", "Custom key stores are not supported.", None,
         "Unsupported.CUSTOM_KEY_STORE"),
-    Row("create-multi-region", "CreateKey", {"MultiRegion": True}, "UnsupportedOperationException",
-        "Multi-Region keys are not supported yet.", None, "Unsupported.MULTI_REGION"),
+    Row("create-multi-region", "CreateKey", {"MultiRegion": True}, None, None, None),
+    # -- multi-Region keys (codes: botocore's ReplicateKey/UpdatePrimaryRegion docs; texts ours) ---
+    Row("replicate-single-region-key", "ReplicateKey",
+        lambda e: {"KeyId": e.sym, "ReplicaRegion": WEST}, "UnsupportedOperationException",
+        "{sym_arn} is not a multi-Region key. You can replicate only multi-Region keys.", None,
+        "MultiRegion.NOT_MULTI_REGION"),
+    Row("replicate-into-own-region", "ReplicateKey",
+        lambda e: {"KeyId": e.mrk, "ReplicaRegion": REGION}, "AlreadyExistsException",
+        "A key related to {mrk_arn} already exists in the us-east-1 Region.", None,
+        "MultiRegion.ALREADY_IN_REGION"),
+    Row("replicate-into-region-with-replica", "ReplicateKey",
+        lambda e: {"KeyId": e.mrk, "ReplicaRegion": WEST}, "AlreadyExistsException",
+        "A key related to {mrk_arn} already exists in the us-west-2 Region.", None,
+        "MultiRegion.ALREADY_IN_REGION"),
+    Row("replicate-a-replica", "ReplicateKey",
+        lambda e: {"KeyId": e.mrk, "ReplicaRegion": "eu-west-1"}, "UnsupportedOperationException",
+        "{mrk_west_arn} is a multi-Region replica key. You can replicate only a multi-Region "
+        "primary key.", None, "MultiRegion.REPLICA_NOT_REPLICABLE", region=WEST),
+    Row("rotation-on-a-replica", "EnableKeyRotation", lambda e: {"KeyId": e.mrk},
+        "UnsupportedOperationException",
+        "{mrk_west_arn} is a multi-Region replica key. Change its rotation on the primary key, "
+        "{mrk_arn}.", None, "MultiRegion.REPLICA_ROTATION", region=WEST),
+    Row("update-primary-on-a-replica", "UpdatePrimaryRegion",
+        lambda e: {"KeyId": e.mrk, "PrimaryRegion": REGION}, "UnsupportedOperationException",
+        "{mrk_west_arn} is not a multi-Region primary key. Call UpdatePrimaryRegion on the primary "
+        "key of the multi-Region key set.", None, "MultiRegion.NOT_PRIMARY", region=WEST),
+    Row("update-primary-no-replica-there", "UpdatePrimaryRegion",
+        lambda e: {"KeyId": e.mrk, "PrimaryRegion": "ap-south-1"}, "NotFoundException",
+        "{mrk_arn} has no replica key in the ap-south-1 Region.", None,
+        "MultiRegion.NO_REPLICA_IN_REGION"),
+    Row("encrypt-pending-replica-deletion", "Encrypt",
+        lambda e: {"KeyId": e.mrk_deleting, "Plaintext": b"x"}, "KMSInvalidStateException",
+        "{mrk_deleting_arn} is pending replica deletion.", None, "KeyState.PENDING_REPLICA_DELETION"),
     Row("create-ml-kem-512", "CreateKey", {"KeySpec": "ML_KEM_512", "KeyUsage": "ENCAPSULATE_DECAPSULATE"},
         "UnsupportedOperationException",
         "KeySpec ML_KEM_512 is not supported by keyledger: no library it relies on implements it "
@@ -1104,9 +1136,8 @@ ROWS: list[Row] = [
     Row("protocol-too-large", "-", {}, "RequestEntityTooLargeException",
         "Request bodies are limited to 524288 bytes.", None, "Protocol.TOO_LARGE", status=413,
         send=_too_large),
-    Row("protocol-not-implemented", "ReplicateKey",
-        lambda e: {"KeyId": e.sym, "ReplicaRegion": "eu-west-1"}, "UnsupportedOperationException",
-        "keyledger does not implement ReplicateKey yet.", None, "Unsupported.OPERATION"),
+    Row("protocol-not-implemented", "DescribeCustomKeyStores", {}, "UnsupportedOperationException",
+        "keyledger does not implement DescribeCustomKeyStores yet.", None, "Unsupported.OPERATION"),
     Row("auth-unsigned", "-", {}, "MissingAuthenticationTokenException",
         "Request is missing Authentication Token", None, send=_unsigned),
     Row("auth-unknown-access-key", "-", {}, "UnrecognizedClientException",
@@ -1123,7 +1154,13 @@ ROWS: list[Row] = [
 
 #: catalogue entries no row here reaches, and why
 UNREACHABLE = {
-    "KeyState.OTHER": "keyledger's keys never enter Creating, Updating or PendingReplicaDeletion",
+    "KeyState.OTHER": "no cell of keyledger's key-state table answers KMSInvalidStateException "
+                      "for a state without a text of its own (Enabled, Disabled; Unavailable "
+                      "keys keyledger has none)",
+    "KeyState.CREATING": "transient: in one process the replica Region builds the replica within "
+                         "the ReplicateKey request (tests/integration/test_multi_region.py)",
+    "KeyState.UPDATING": "transient: in one process the new primary confirms within the "
+                         "UpdatePrimaryRegion request (tests/integration/test_multi_region.py)",
     "KeyState.UNAVAILABLE": "Unavailable is a custom key store state; keyledger has none",
     "KeyState.MATERIAL_GONE": "only while a deletion completes (a race: tests/integration)",
     "Ciphertext.MATERIAL_DELETED": "needs a key whose current material is another version than the "
@@ -1209,6 +1246,12 @@ def env(server):
     key("imported", Origin="EXTERNAL")
     key("pending_rotation", Origin="EXTERNAL")
     key("external_hmac", Origin="EXTERNAL", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+
+    for name in ("mrk", "mrk_deleting"):  # multi-Region primaries, each with a replica in WEST
+        key(name, MultiRegion=True)
+        kms.replicate_key(KeyId=getattr(e, name), ReplicaRegion=WEST)
+    e.mrk_west_arn = e.mrk_arn.replace(REGION, WEST)
+    kms.schedule_key_deletion(KeyId=e.mrk_deleting, PendingWindowInDays=7)
 
     suffix = uuid.uuid4().hex[:8]
     e.alias = f"alias/fidelity-{suffix}"

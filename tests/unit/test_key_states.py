@@ -47,19 +47,22 @@ def _row(**cells) -> dict[KeyState, object]:
 
 
 EXPECTED: dict[str, dict[KeyState, object]] = {
-    **{op: _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=UNA) for op in CRYPTO_OPS},
+    # Updating (a multi-Region key whose primary Region changes): "OK" for the cryptographic
+    # operations, CreateGrant, the configuration changes and ImportKeyMaterial (A.6)
+    **{op: _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=UNA, UPDATING=OK) for op in CRYPTO_OPS},
     **{op: {state: OK for state in KeyState} for op in READ_OPS},
     **{
-        op: _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK, UNAVAILABLE=OK)
+        op: _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK, UNAVAILABLE=OK, UPDATING=OK)
         for op in CONFIGURE_OPS
     },
     "PutKeyPolicy": _row(
-        ENABLED=OK, DISABLED=OK, PENDING_DELETION=OK, PENDING_IMPORT=OK, UNAVAILABLE=OK
+        ENABLED=OK, DISABLED=OK, PENDING_DELETION=OK, PENDING_IMPORT=OK, UNAVAILABLE=OK,
+        UPDATING=OK,
     ),
     "EnableKey": _row(ENABLED=OK, DISABLED=OK, UNAVAILABLE=UNA),
     "DisableKey": _row(ENABLED=OK, DISABLED=OK, UNAVAILABLE=UNA),
     "ScheduleKeyDeletion": _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK, UNAVAILABLE=OK),
-    "CancelKeyDeletion": _row(PENDING_DELETION=OK),
+    "CancelKeyDeletion": _row(PENDING_DELETION=OK, PENDING_REPLICA_DELETION=OK),
     # CreateGrant: "Disabled: DisabledException"; PendingImport and PendingDeletion refused
     # (awsdocs/aws-kms-developer-guide doc_source/key-state.md)
     "CreateGrant": _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=OK, UPDATING=OK),
@@ -67,24 +70,27 @@ EXPECTED: dict[str, dict[KeyState, object]] = {
     "DisableKeyRotation": _row(ENABLED=OK, DISABLED=DIS, PENDING_IMPORT=OK, UNAVAILABLE=UNA),
     "RotateKeyOnDemand": _row(ENABLED=OK, DISABLED=DIS, UNAVAILABLE=UNA),
     # imported key material: not in a key being deleted; keys in custom key stores can't import
-    **{
-        op: _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK)
-        for op in ("GetParametersForImport", "ImportKeyMaterial")
-    },
+    "GetParametersForImport": _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK),
+    "ImportKeyMaterial": _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK, UPDATING=OK),
     # "When the specified KMS key is in the PendingDeletion state, this operation does not
     # change the KMS key's state" (API reference, DeleteImportedKeyMaterial)
     "DeleteImportedKeyMaterial": _row(ENABLED=OK, DISABLED=OK, PENDING_IMPORT=OK,
                                       PENDING_DELETION=OK),
+    # ReplicateKey on the primary: "Disabled: DisabledException", every other state but
+    # Enabled KMSInvalidStateException (kms-regions-audit.md A.17, DG key-state footnotes)
+    "ReplicateKey": _row(ENABLED=OK, DISABLED=DIS),
+    # UpdatePrimaryRegion: "Both keys must be Enabled" (A.33); Disabled: DisabledException
+    "UpdatePrimaryRegion": _row(ENABLED=OK, DISABLED=DIS),
 }
 
 PHRASES = {
-    S.CREATING: "is being created",
+    S.CREATING: "is creating",  # DG key-state.html footnote 14
     S.DISABLED: "is disabled",
     S.PENDING_DELETION: "is pending deletion",
     S.PENDING_IMPORT: "is pending import",
     S.PENDING_REPLICA_DELETION: "is pending replica deletion",
     S.UNAVAILABLE: "is unavailable",
-    S.UPDATING: "is being updated",
+    S.UPDATING: "is updating",  # footnote 15
 }
 
 CELLS = [
@@ -149,7 +155,7 @@ def test_describe_key_always_allowed(state):
 
 @pytest.mark.parametrize("state", list(KeyState))
 def test_cancel_key_deletion_only_in_pending_deletion(state):
-    if state is S.PENDING_DELETION:
+    if state in (S.PENDING_DELETION, S.PENDING_REPLICA_DELETION):  # A.6: "CancelKeyDeletion OK"
         check_key_state("CancelKeyDeletion", state, ARN)
     else:
         with pytest.raises(errors.KMSInvalidStateException) as info:

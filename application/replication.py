@@ -1,0 +1,180 @@
+"""Multi-Region keys: replica Regions follow the primary Region's ledger.
+
+The primary key records every change of the set's shared properties as an event of its own
+(``ReplicaAdded``, ``SharedPropertiesChanged``; material travels in them sealed to the replica
+Region's transport key, never in clear). Each Region follows every other Region's notification
+log with a :class:`Replicator`: it applies the events meant for it to its replica keys and
+records the position it reached in the same transaction (eventsourcing's tracking record), so
+each event is applied exactly once and a restart resumes where it stopped. The feed a
+Replicator reads is a port: the other Region's store in this process, or another node's
+``/ledger/v1/feed`` — the same events either way, no object is copied between Regions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from domain.key import KmsKey
+from domain.multi_region import SharedProperties
+from domain.values import BackingKey
+
+log = logging.getLogger("keyledger.replication")
+
+
+class Feed(Protocol):
+    """Another Region's ledger, read after a position: [(notification id, domain event)]."""
+
+    def read(self, after: int, limit: int) -> list[tuple[int, Any]]: ...
+
+
+class LocalFeed:
+    """The ledger of a Region served by this process, read from its store."""
+
+    def __init__(self, region) -> None:
+        self.region = region
+
+    def read(self, after: int, limit: int) -> list[tuple[int, Any]]:
+        ledger = self.region.ledger
+        notifications = ledger.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False)
+        return [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+
+
+def share_with_replicas(region, key: KmsKey, transport_key_of: Callable[[str], bytes], actor) -> None:
+    """On a primary with replicas: record the set's shared properties now, with each replica
+    Region's material versions it does not have yet, sealed to that Region's transport key."""
+    if not key.is_primary or not key.replica_regions or not key.pending_events:
+        return  # (no pending event: the command changed nothing)
+    shares: dict[str, list[BackingKey]] = {}
+    for replica_region in key.replica_regions:
+        materials = [] if key.imported else key.unshared_materials(replica_region)
+        if materials:
+            recipient = transport_key_of(replica_region)
+            shares[replica_region] = [
+                BackingKey(m.key_material_id,
+                           region.hierarchy.seal_for_region(recipient, replica_region, key.id,
+                                                            m.key_material_id, m.sealed_material,
+                                                            m.own_data_key),
+                           m.created, m.rotation_type, m.public_key)
+                for m in materials
+            ]
+    key.share_properties(shares, actor)
+
+
+class Replicator:
+    """Applies one source Region's multi-Region key events to the replicas of one target Region."""
+
+    BATCH = 500
+
+    def __init__(self, source: str, feed: Feed, target, clock) -> None:
+        self.source = source
+        self.feed = feed
+        self.target = target  # application.region.Region
+        self.clock = clock
+        self.name = f"replication:{source}"
+
+    @property
+    def position(self) -> int:
+        return self.target.ledger.recorder.max_tracking_id(self.name) or 0
+
+    def follow(self) -> int:
+        """Apply what the source wrote since the tracked position; returns events applied."""
+        applied = 0
+        while True:
+            position = self.position
+            batch = self.feed.read(position, self.BATCH)
+            if not batch:
+                return applied
+            for notification_id, event in batch:
+                changed = self._apply(event)
+                tracking = Tracking(self.name, notification_id)
+                try:
+                    if changed:
+                        self.target.ledger.save_tracked(changed, tracking)
+                        for aggregate in changed:
+                            self.target.live.put(aggregate)
+                        applied += 1
+                    elif notification_id == batch[-1][0]:
+                        self.target.ledger.recorder.insert_events([], tracking=tracking)
+                except IntegrityError:  # another process of this Region applied it first
+                    log.debug("replication %s -> %s: %s already applied", self.source,
+                              self.target.name, notification_id)
+                    break
+
+    def _apply(self, event: Any) -> list[KmsKey]:
+        if isinstance(event, KmsKey.ReplicaAdded) and event.region == self.target.name:
+            return self._create_replica(event)
+        if isinstance(event, KmsKey.SharedPropertiesChanged):
+            return self._synchronize(event)
+        if isinstance(event, KmsKey.KeyDeleted):
+            return self._replica_deleted(event)
+        if isinstance(event, KmsKey.PrimaryRegionUpdated) and event.primary_region == self.target.name:
+            return self._promote(event)
+        if isinstance(event, KmsKey.PromotedToPrimary):
+            return self._update_completed(event)
+        return []
+
+    def _promote(self, event: Any) -> list[KmsKey]:
+        """UpdatePrimaryRegion named this Region: its replica becomes the primary and tells
+        the set (its first SharedPropertiesChanged names it as the primary)."""
+        replica = self.target.ledger.get_key(event.originator_id)
+        if replica is None or not replica.is_replica or replica.primary_region != self.source:
+            return []
+        replica.promote(event.replica_regions, event.actor)
+        replica.share_properties({}, event.actor)
+        return [replica]
+
+    def _update_completed(self, event: Any) -> list[KmsKey]:
+        """The new primary confirmed: the old primary (now its replica) leaves Updating."""
+        key = self.target.ledger.get_key(event.originator_id)
+        if key is None or not key.is_replica or key.primary_region != self.source:
+            return []
+        key.primary_region_update_completed(event.actor)
+        return [key] if key.pending_events else []
+
+    def _replica_deleted(self, event: Any) -> list[KmsKey]:
+        """The source's replica of a primary of this Region is deleted: the primary forgets
+        it (and its other replicas learn the new set from the primary's next event)."""
+        primary = self.target.ledger.get_key(event.originator_id)
+        if primary is None or not primary.is_primary or self.source not in primary.replica_regions:
+            return []
+        primary.remove_replica(self.source, self.clock.now(), event.actor)
+        primary.share_properties({}, event.actor)
+        return [primary]
+
+    def _create_replica(self, event: Any) -> list[KmsKey]:
+        if self.target.ledger.get_key(event.originator_id) is not None:
+            return []  # it exists already (keyledger does not recreate a deleted replica yet)
+        primary = SharedProperties(
+            key_id=event.originator_id, account=event.account, key_spec=event.key_spec,
+            key_usage=event.key_usage, origin=event.origin, primary_region=self.source,
+            replica_regions=(event.region,),
+        )
+        self.target.hierarchy.data_key_of(event.originator_id)  # the replica's own DEK
+        replica = KmsKey.replica(primary=primary, region=self.target.name,
+                                 description=event.description, policy=event.policy,
+                                 tags=event.tags, now=self.clock.now(), actor=event.actor)
+        return [replica]
+
+    def _synchronize(self, event: Any) -> list[KmsKey]:
+        replica = self.target.ledger.get_key(event.originator_id)
+        if replica is None or not replica.is_replica or replica.deleted:
+            return []
+        announced = getattr(event, "primary_region", None)  # (absent in older events)
+        if self.source != replica.primary_region and announced != self.source:
+            return []  # only the set's primary speaks for its shared properties
+        materials = [
+            BackingKey(m.key_material_id,
+                       self.target.hierarchy.reseal_transported(
+                           self.target.name, replica.id, m.key_material_id, m.sealed_material),
+                       m.created, m.rotation_type, m.public_key)
+            for m in event.shares.get(self.target.name, ())
+        ]
+        replica.synchronize(materials, event.current_key_material_id, event.rotation_enabled,
+                            event.rotation_period_days, event.next_rotation_date,
+                            event.replica_regions, event.actor, primary_region=announced)
+        return [replica]

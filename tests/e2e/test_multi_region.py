@@ -1,0 +1,107 @@
+"""Multi-Region keys through boto3 against the real server: two Regions of one process, the
+replica fed by the primary Region's ledger stream (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+EAST, WEST = "us-east-1", "us-west-2"
+
+
+@pytest.fixture(scope="module")
+def regions(store_server):
+    return store_server.kms(EAST), store_server.kms(WEST)
+
+
+def _until(predicate, timeout: float = 2.0):
+    """Poll ``predicate`` until it returns a true value (the replica follows within a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except ClientError as error:
+            value, last = None, error
+        else:
+            last = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s (last error: {last})")
+        time.sleep(0.05)
+
+
+def test_replicate_rotate_and_decrypt_across_regions(regions):
+    east, west = regions
+    primary = east.create_key(MultiRegion=True, Description="payments")["KeyMetadata"]
+    key_id = primary["KeyId"]
+    assert key_id.startswith("mrk-") and primary["MultiRegion"] is True
+    before = east.encrypt(KeyId=key_id, Plaintext=b"made before the replica")["CiphertextBlob"]
+
+    answer = east.replicate_key(KeyId=key_id, ReplicaRegion=WEST, Description="payments west")
+    assert answer["ReplicaKeyMetadata"]["KeyState"] == "Creating"
+    assert answer["ReplicaKeyMetadata"]["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    def enabled_replica():
+        metadata = west.describe_key(KeyId=key_id)["KeyMetadata"]
+        return metadata if metadata["KeyState"] == "Enabled" else None
+
+    replica = _until(enabled_replica)
+    assert replica["Arn"] == primary["Arn"].replace(EAST, WEST)
+    assert replica["MultiRegionConfiguration"]["PrimaryKey"] == {"Arn": primary["Arn"], "Region": EAST}
+    assert east.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+        "ReplicaKeys"] == [{"Arn": replica["Arn"], "Region": WEST}]
+
+    assert west.decrypt(CiphertextBlob=before)["Plaintext"] == b"made before the replica"
+    west_blob = west.encrypt(KeyId=key_id, Plaintext=b"made in the west")["CiphertextBlob"]
+    decrypted = east.decrypt(CiphertextBlob=west_blob)
+    assert decrypted["Plaintext"] == b"made in the west" and decrypted["KeyId"] == primary["Arn"]
+
+    # rotate the primary: within a second, ciphertext under the new material decrypts in the west
+    east.rotate_key_on_demand(KeyId=key_id)
+    rotated = east.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    after = east.encrypt(KeyId=key_id, Plaintext=b"new material")["CiphertextBlob"]
+    started = time.monotonic()
+    _until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == rotated)
+    assert time.monotonic() - started < 1.0
+    assert west.decrypt(CiphertextBlob=after)["Plaintext"] == b"new material"
+    assert [r["RotationType"] for r in west.list_key_rotations(KeyId=key_id)["Rotations"]] == [
+        "ON_DEMAND"]
+
+
+def test_replica_refusals_as_aws(regions):
+    east, west = regions
+    key_id = east.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    with pytest.raises(ClientError) as again:
+        east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    assert again.value.response["Error"]["Code"] == "AlreadyExistsException"
+    _until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    with pytest.raises(ClientError) as from_replica:
+        west.replicate_key(KeyId=key_id, ReplicaRegion="eu-west-1")
+    assert from_replica.value.response["Error"]["Code"] == "UnsupportedOperationException"
+    single = east.create_key()["KeyMetadata"]["KeyId"]
+    with pytest.raises(ClientError) as not_mrk:
+        east.replicate_key(KeyId=single, ReplicaRegion=WEST)
+    assert not_mrk.value.response["Error"]["Code"] == "UnsupportedOperationException"
+
+
+def test_update_primary_region_with_boto3(regions):
+    east, west = regions
+    key_id = east.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    _until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    east.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
+
+    def swapped():
+        old = east.describe_key(KeyId=key_id)["KeyMetadata"]
+        new = west.describe_key(KeyId=key_id)["KeyMetadata"]
+        return (old["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+                and old["KeyState"] == "Enabled"
+                and new["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY")
+
+    _until(swapped)
+    west.rotate_key_on_demand(KeyId=key_id)
+    blob = west.encrypt(KeyId=key_id, Plaintext=b"new primary")["CiphertextBlob"]
+    assert _until(lambda: east.decrypt(CiphertextBlob=blob)["Plaintext"]) == b"new primary"

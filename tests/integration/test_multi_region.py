@@ -1,0 +1,237 @@
+"""Multi-Region keys on real stores: replicas built and kept current from the primary Region's
+ledger stream, exactly once, across restarts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from domain import errors
+from domain.policy import default_key_policy
+
+PRIMARY, REPLICA, THIRD = "us-east-1", "us-west-2", "eu-west-1"
+
+
+def mrk(kms, **params) -> dict:
+    return kms.call("CreateKey", MultiRegion=True, **params)["KeyMetadata"]
+
+
+def test_create_key_multi_region_gives_an_mrk_primary(kms):
+    md = mrk(kms, Description="primary")
+    assert re.fullmatch(r"mrk-[0-9a-f]{32}", md["KeyId"])
+    assert md["MultiRegion"] is True
+    assert md["MultiRegionConfiguration"] == {
+        "MultiRegionKeyType": "PRIMARY",
+        "PrimaryKey": {"Arn": md["Arn"], "Region": PRIMARY},
+        "ReplicaKeys": [],
+    }
+    single = kms.call("CreateKey")["KeyMetadata"]
+    assert single["MultiRegion"] is False and "MultiRegionConfiguration" not in single
+
+
+def test_replicate_key_answers_creating_and_the_replica_follows_from_the_stream(kms):
+    md = mrk(kms, Description="primary", Tags=[{"TagKey": "team", "TagValue": "core"}])
+    answer = kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA,
+                      Description="the copy", Tags=[{"TagKey": "site", "TagValue": "west"}])
+    replica_arn = md["Arn"].replace(PRIMARY, REPLICA)
+    assert answer["ReplicaKeyMetadata"]["KeyState"] == "Creating"
+    assert answer["ReplicaKeyMetadata"]["Arn"] == replica_arn
+    assert answer["ReplicaKeyMetadata"]["Description"] == "the copy"
+    assert answer["ReplicaTags"] == [{"TagKey": "site", "TagValue": "west"}]
+    assert answer["ReplicaPolicy"] == default_key_policy(md["AWSAccountId"])  # not the primary's
+
+    west = kms.context(REPLICA)
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    assert replica["KeyState"] == "Enabled"
+    assert replica["Arn"] == replica_arn
+    assert replica["Description"] == "the copy"  # independent: its own
+    assert replica["MultiRegionConfiguration"] == {
+        "MultiRegionKeyType": "REPLICA",
+        "PrimaryKey": {"Arn": md["Arn"], "Region": PRIMARY},
+        "ReplicaKeys": [{"Arn": replica_arn, "Region": REPLICA}],
+    }
+    assert kms.call("ListResourceTags", west, KeyId=md["KeyId"])["Tags"] == [
+        {"TagKey": "site", "TagValue": "west"}]
+    primary = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    assert primary["MultiRegionConfiguration"]["ReplicaKeys"] == [
+        {"Arn": replica_arn, "Region": REPLICA}]
+    assert primary["CurrentKeyMaterialId"] == replica["CurrentKeyMaterialId"]
+
+
+def test_ciphertext_of_either_key_decrypts_with_the_other(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    west = kms.context(REPLICA)
+    east_blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"from the east")["CiphertextBlob"]
+    west_blob = kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"from the west")["CiphertextBlob"]
+    decrypted = kms.call("Decrypt", west, CiphertextBlob=east_blob)
+    assert decrypted["Plaintext"] == b"from the east"
+    assert decrypted["KeyId"] == md["Arn"].replace(PRIMARY, REPLICA)  # the local key's ARN
+    assert kms.call("Decrypt", CiphertextBlob=west_blob)["Plaintext"] == b"from the west"
+
+
+def test_rotation_of_the_primary_reaches_every_replica_old_material_included(kms):
+    md = mrk(kms)
+    old_blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"before the replica")["CiphertextBlob"]
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    kms.call("EnableKeyRotation", KeyId=md["KeyId"], RotationPeriodInDays=180)
+    new_blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"after rotation")["CiphertextBlob"]
+    kms.service.replicate()
+    west = kms.context(REPLICA)
+    assert kms.call("Decrypt", west, CiphertextBlob=old_blob)["Plaintext"] == b"before the replica"
+    assert kms.call("Decrypt", west, CiphertextBlob=new_blob)["Plaintext"] == b"after rotation"
+    status = kms.call("GetKeyRotationStatus", west, KeyId=md["KeyId"])
+    assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == 180
+    primary = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    assert replica["CurrentKeyMaterialId"] == primary["CurrentKeyMaterialId"]
+    rotations = kms.call("ListKeyRotations", west, KeyId=md["KeyId"])["Rotations"]
+    assert [r["RotationType"] for r in rotations] == ["ON_DEMAND"]
+
+
+def test_a_second_replica_is_known_to_the_first(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=THIRD)
+    kms.service.replicate()
+    regions = [r["Region"] for r in kms.call("DescribeKey", kms.context(REPLICA), KeyId=md["KeyId"])[
+        "KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"]]
+    assert regions == [REPLICA, THIRD]
+
+
+def test_replicate_key_refusals(kms):
+    md = mrk(kms)
+    single = kms.call("CreateKey")["KeyMetadata"]
+    with pytest.raises(errors.UnsupportedOperationException):
+        kms.call("ReplicateKey", KeyId=single["KeyId"], ReplicaRegion=REPLICA)
+    with pytest.raises(errors.AlreadyExistsException):
+        kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=PRIMARY)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    with pytest.raises(errors.AlreadyExistsException):
+        kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    with pytest.raises(errors.UnsupportedOperationException):  # a replica is not replicated
+        kms.call("ReplicateKey", kms.context(REPLICA), KeyId=md["KeyId"], ReplicaRegion=THIRD)
+    with pytest.raises(errors.UnsupportedOperationException):  # shared: set on the primary
+        kms.call("EnableKeyRotation", kms.context(REPLICA), KeyId=md["KeyId"])
+    kms.call("DisableKey", KeyId=md["KeyId"])
+    with pytest.raises(errors.DisabledException):
+        kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=THIRD)
+
+
+def test_independent_properties_stay_apart(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    west = kms.context(REPLICA)
+    kms.call("DisableKey", KeyId=md["KeyId"])
+    kms.call("UpdateKeyDescription", west, KeyId=md["KeyId"], Description="west only")
+    kms.service.replicate()
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    assert replica["KeyState"] == "Enabled"  # a replica stays usable when its primary is not
+    assert kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]["Description"] == ""
+    kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"still usable")
+
+
+def test_replication_is_applied_exactly_once_across_a_restart(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    for _ in range(3):
+        kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    kms.service.replicate()
+    kms.restart()
+    kms.service.region(PRIMARY)
+    kms.service.region(REPLICA)
+    assert kms.service.replicate() == 0  # every event was applied before the restart
+    west = kms.context(REPLICA)
+    history = kms.service.key_history(REPLICA, md["KeyId"])
+    assert [e["Type"] for e in history].count("KeyCreated") == 1
+    synchronized = [e for e in history if e["Type"] == "MultiRegionKeySynchronized"]
+    assert len(synchronized) == 4  # the replica's creation, then one per rotation
+    assert len(kms.call("ListKeyRotations", west, KeyId=md["KeyId"])["Rotations"]) == 3
+    blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"x"
+
+
+def test_no_material_in_clear_in_the_primary_events(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    history = kms.service.key_history(PRIMARY, md["KeyId"])
+    shared = [e for e in history if e["Type"] == "SharedPropertiesChanged"]
+    assert shared and all("sealed_material" not in str(e["Details"]) for e in shared)
+
+
+def test_a_primary_with_replicas_waits_for_their_deletion(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    west = kms.context(REPLICA)
+    scheduled = kms.call("ScheduleKeyDeletion", KeyId=md["KeyId"], PendingWindowInDays=7)
+    assert scheduled["KeyState"] == "PendingReplicaDeletion"
+    assert "DeletionDate" not in scheduled and scheduled["PendingWindowInDays"] == 7
+    primary = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    assert primary["KeyState"] == "PendingReplicaDeletion"
+    assert primary["PendingDeletionWindowInDays"] == 7 and "DeletionDate" not in primary
+    with pytest.raises(errors.KMSInvalidStateException):
+        kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"x")
+    # the replica is unaffected, and is deleted on its own schedule
+    kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"x")
+    kms.call("ScheduleKeyDeletion", west, KeyId=md["KeyId"], PendingWindowInDays=7)
+    kms.advance(days=8)  # the replica's window passes: it is deleted in its Region
+    kms.service.replicate()  # the primary learns it from that Region's stream
+    primary = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    assert primary["KeyState"] == "PendingDeletion"
+    assert primary["MultiRegionConfiguration"]["ReplicaKeys"] == []
+    assert "PendingDeletionWindowInDays" not in primary and "DeletionDate" in primary
+    kms.advance(days=8)  # and its own window, which started with the last replica's deletion
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", KeyId=md["KeyId"])
+
+
+def test_cancel_deletion_of_a_primary_pending_replica_deletion(kms):
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.call("ScheduleKeyDeletion", KeyId=md["KeyId"])
+    kms.call("CancelKeyDeletion", KeyId=md["KeyId"])
+    assert kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "Disabled"
+
+
+def test_update_primary_region_swaps_the_roles_through_the_streams(kms):
+    md = mrk(kms, Description="east")
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA, Description="west")
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=THIRD)
+    kms.service.replicate()
+    west, third = kms.context(REPLICA), kms.context(THIRD)
+    assert kms.call("UpdatePrimaryRegion", KeyId=md["KeyId"], PrimaryRegion=REPLICA) == {}
+    kms.service.replicate()
+    old = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    new = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    other = kms.call("DescribeKey", third, KeyId=md["KeyId"])["KeyMetadata"]
+    west_arn = md["Arn"].replace(PRIMARY, REPLICA)
+    assert new["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY"
+    assert old["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    for metadata in (old, new, other):
+        assert metadata["MultiRegionConfiguration"]["PrimaryKey"] == {"Arn": west_arn, "Region": REPLICA}
+        assert sorted(r["Region"] for r in metadata["MultiRegionConfiguration"]["ReplicaKeys"]) == [
+            THIRD, PRIMARY]
+    assert old["KeyState"] == "Enabled" and new["KeyState"] == "Enabled"
+    assert (old["Description"], new["Description"]) == ("east", "west")  # independent, unchanged
+    # the new primary rotates for the set, the old primary follows it
+    kms.call("RotateKeyOnDemand", west, KeyId=md["KeyId"])
+    kms.service.replicate()
+    blob = kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"after the swap")["CiphertextBlob"]
+    assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == b"after the swap"
+    assert kms.call("Decrypt", third, CiphertextBlob=blob)["Plaintext"] == b"after the swap"
+    with pytest.raises(errors.UnsupportedOperationException):  # only the primary rotates now
+        kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+
+
+def test_update_primary_region_refusals(kms):
+    md = mrk(kms)
+    with pytest.raises(errors.NotFoundException):  # no replica there
+        kms.call("UpdatePrimaryRegion", KeyId=md["KeyId"], PrimaryRegion=REPLICA)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    with pytest.raises(errors.UnsupportedOperationException):  # called on a replica
+        kms.call("UpdatePrimaryRegion", kms.context(REPLICA), KeyId=md["KeyId"], PrimaryRegion=PRIMARY)
+    kms.call("DisableKey", kms.context(REPLICA), KeyId=md["KeyId"])
+    with pytest.raises(errors.DisabledException):  # the replica must be Enabled too
+        kms.call("UpdatePrimaryRegion", KeyId=md["KeyId"], PrimaryRegion=REPLICA)
