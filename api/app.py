@@ -9,6 +9,7 @@ test-only clock control.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import itertools
 import logging
@@ -55,6 +56,7 @@ from domain.messages import Protocol, Requests, Unsupported
 from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
 from infrastructure.ledger_chain import LedgerChainer
+from infrastructure.peers import peers_of
 
 log = logging.getLogger("keyledger.api")
 
@@ -398,7 +400,7 @@ def _ledger_event_name(path: str) -> str:
 
 def create_app(settings: Settings | None = None) -> KmsFrontend:
     settings = settings or Settings.from_env()
-    regions_served = kms_regions() | {settings.default_region}
+    regions_served = settings.served_regions or (kms_regions() | {settings.default_region})
     authenticator = Authenticator(
         settings.auth, settings.identities_path, settings.account_id, settings.default_region,
         regions_served,
@@ -409,9 +411,12 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     authenticator.on_change = lambda digest, changes: service.record_identities(
         settings.default_region, digest, changes
     )
-    service.region(settings.default_region)
+    if settings.default_region in regions_served:
+        service.region(settings.default_region)
     for region in service.known_regions():
-        service.region(region)
+        if region in regions_served:
+            service.region(region)
+    service.serve_regions(settings.served_regions, peers_of(settings, authenticator))
     maintenance = Maintenance(service, settings.maintenance_interval, LedgerChainer.for_store(
         settings.data_path, settings.store, settings.root_key_file), settings.audit_retention_days)
 
@@ -509,6 +514,37 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             service.region(region).audit.record_blocking(ledger_audit(
                 request, caller.principal, caller.access_key_id, account, region,
                 operation.name, params, resources, failure, context.request_id))
+
+    # -- the deployment's other nodes: ledger feeds (docs/regions.md) --------------------------
+
+    def node(request: Request, region: str) -> None:
+        """A request of another node of the deployment (its "nodes" key, signed for
+        ``region``, which this node serves), or 403. Feed reads are replication traffic, not
+        API calls: they are not audited (what they carry is in the ledger already)."""
+        try:
+            signed_for = authenticator.authenticate_node(
+                request.method, request.url.path, request.scope["query_string"],
+                request.scope["headers"])
+        except KmsError as error:
+            raise HTTPException(status_code=403, detail=f"{error.code}: {error.message}") from None
+        if signed_for != region or region not in regions_served:
+            raise HTTPException(status_code=404, detail=f"this node does not serve {region[:64]!r}")
+
+    @ledger_api.get("/ledger/v1/feed")
+    def feed(request: Request, region: str, after: int = 0, limit: int = 500) -> dict[str, Any]:
+        """The Region's ledger after position ``after`` (at most ``limit`` ≤ 1000 events, oldest
+        first), as stored: what another node's replicators read."""
+        node(request, region)
+        if after < 0 or not 1 <= limit <= 1000:
+            raise HTTPException(status_code=400, detail="after ≥ 0 and 1 ≤ limit ≤ 1000")
+        return {"Region": region, "Events": service.feed(region, after, limit)}
+
+    @ledger_api.get("/ledger/v1/transport-key")
+    def transport_key(request: Request, region: str) -> dict[str, Any]:
+        """The Region's transport public key: what a primary elsewhere seals material to."""
+        node(request, region)
+        return {"Region": region, "PublicKey": base64.b64encode(
+            service.region(region).hierarchy.transport_public_key()).decode()}
 
     @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
     def key_events(request: Request, key_id: str, region: str | None = None,

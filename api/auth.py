@@ -44,6 +44,9 @@ class Authenticator:
             ensure_identities_file(identities, default_account)  # `keyledger serve` made it already
             self.identities = IdentitiesFile(identities, on_change=self._changed)
             self.verifier = SigV4Verifier(lambda: self.identities.directory, regions)
+            # the deployment's other nodes: their own keys, which authenticate nothing else
+            self.node_verifier = SigV4Verifier(
+                lambda: _NodeKeys(self.identities.directory.node_keys), regions)
 
     def start(self) -> None:
         """Record the loaded identities in the ledger (once across processes) and watch the file."""
@@ -77,6 +80,18 @@ class Authenticator:
             return self._caller(principal.account, principal, access_key_id), region
         access_key, region = self.verifier.verify(method, path, query_string, headers, body)
         return self._caller_of(access_key), region
+
+    def authenticate_node(self, method: str, path: str, query_string: bytes,
+                          headers: Sequence[tuple[bytes, bytes]]) -> str:
+        """The Region a request of another node of the deployment is signed for, or the
+        authentication error AWS answers (open mode: every request passes, as in the rest of
+        the API)."""
+        if self.verifier is None:
+            _, region, _ = open_mode_identity(headers, self.default_account, self.default_region,
+                                              self.regions)
+            return region
+        _, region = self.node_verifier.verify(method, path, query_string, headers, b"")
+        return region
 
     def _caller_of(self, access_key: AccessKey) -> Caller:
         directory = self.identities.directory
@@ -128,3 +143,10 @@ def directory_digest(directory: Directory) -> str:
         for k in directory.access_keys.values()
     )
     return hashlib.sha256(json.dumps([described, keys], sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _NodeKeys:
+    """The node keys as the SigV4 verifier looks keys up."""
+
+    def __init__(self, node_keys) -> None:
+        self.access_keys = node_keys

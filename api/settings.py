@@ -32,6 +32,11 @@ class Settings:
     #: audit records older than this are pruned (whole checkpointed prefixes only: export
     #: them first with `keyledger audit export`)
     audit_retention_days: int = 365
+    #: the Regions this node serves, comma-separated (default: every Region); requests signed
+    #: for another Region get AWS's wrong-Region answer
+    regions: str | None = None
+    #: where the deployment's other Regions are served: "us-west-2=http://host:port,..."
+    peers: str | None = None
 
     @staticmethod
     def env_name(field: str) -> str:
@@ -62,6 +67,25 @@ class Settings:
             if value is not None:
                 out[self.env_name(f.name)] = str(value)
         return out
+
+    @property
+    def served_regions(self) -> frozenset[str] | None:
+        """The Regions this node serves (None: every Region)."""
+        if not self.regions:
+            return None
+        return frozenset(r.strip() for r in self.regions.split(",") if r.strip())
+
+    @property
+    def peer_urls(self) -> dict[str, str]:
+        """Region -> the URL of the node that serves it."""
+        peers: dict[str, str] = {}
+        for entry in (self.peers or "").split(","):
+            if entry.strip():
+                region, sep, url = entry.strip().partition("=")
+                if not sep or not region or not url.startswith(("http://", "https://")):
+                    raise ValueError(f"--peers: expected REGION=http(s)://HOST:PORT, not {entry!r}")
+                peers[region] = url.rstrip("/")
+        return peers
 
     @property
     def data_path(self) -> Path:

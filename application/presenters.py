@@ -70,23 +70,29 @@ def _material(value: BackingKey) -> dict[str, Any]:
             "Imported": value.own_data_key}
 
 
+def _detail(value: Any) -> Any:
+    """An event field as plain data: material by id only (also inside the lists and maps of
+    multi-Region events), no bytes at any depth (import parameters: never the sealed key)."""
+    if isinstance(value, BackingKey):
+        return _material(value)
+    if isinstance(value, dict):
+        return {k: _detail(v) for k, v in value.items() if not isinstance(v, bytes)}
+    if isinstance(value, list | tuple):
+        return [_detail(v) for v in value if not isinstance(v, bytes)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _detail(v) for k, v in vars(value).items() if not isinstance(v, bytes)}
+    return value
+
+
 def describe_event(event: Any) -> dict[str, Any]:
     """A ledger event as audit data: type, version, time, actor and its non-secret fields."""
     details: dict[str, Any] = {}
     for name, value in vars(event).items():
         if name in ("originator_id", "originator_version", "timestamp", "originator_topic", "actor"):
             continue
-        if isinstance(value, BackingKey):
-            value = _material(value)
-        elif isinstance(value, dict) and any(isinstance(v, list) for v in value.values()):
-            # material shared with replica Regions: region -> [BackingKey], never the blobs
-            value = {k: [_material(m) if isinstance(m, BackingKey) else m for m in v]
-                     if isinstance(v, list) else v for k, v in value.items()}
-        elif isinstance(value, bytes):
+        if isinstance(value, bytes):
             continue
-        elif dataclasses.is_dataclass(value):  # e.g. import parameters: never the sealed key
-            value = {k: v for k, v in vars(value).items() if not isinstance(v, bytes)}
-        details[name] = value
+        details[name] = _detail(value)
     actor = getattr(event, "actor", None)
     return {
         "Version": event.originator_version,

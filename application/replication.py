@@ -12,6 +12,7 @@ Replicator reads is a port: the other Region's store in this process, or another
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -42,6 +43,14 @@ class LocalFeed:
         notifications = ledger.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False)
         return [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+
+
+def stored_event(notification) -> dict[str, Any]:
+    """One notification of a Region's ledger as the feed carries it to another node: as stored
+    (its material sealed, shared material sealed to the receiving Region's transport key)."""
+    return {"Id": notification.id, "OriginatorId": str(notification.originator_id),
+            "OriginatorVersion": notification.originator_version, "Topic": notification.topic,
+            "State": base64.b64encode(notification.state).decode()}
 
 
 def share_with_replicas(region, key: KmsKey, transport_key_of: Callable[[str], bytes], actor) -> None:

@@ -7,6 +7,7 @@ they are run and authorized is the one table in ``domain/operations.py``.
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,12 +33,14 @@ from application.handlers.usage import KeyUsage
 from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
 from application.region import Region, RegionResources
-from application.replication import LocalFeed, Replicator
+from application.replication import LocalFeed, Replicator, stored_event
 from application.scheduler import Scheduler
 from domain import errors
 from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
 from domain.operations import OPERATIONS
 from domain.values import Actor
+
+log = logging.getLogger("keyledger.service")
 
 __all__ = ["KeyManagementService", "RegionResources", "IMPLEMENTED_OPERATIONS"]
 
@@ -78,8 +81,13 @@ class KeyManagementService:
         self._regions: dict[str, Region] = {}
         self._regions_lock = threading.Lock()
         self.authorizer = authorizer or Authorizer()
+        #: the Regions this process serves (None: every Region) and the deployment's other
+        #: nodes by the Region they serve (docs/regions.md)
+        self.served_regions: frozenset[str] | None = None
+        self._peers: dict[str, Any] = {}
         core = Core(self.region, Gate(self.authorizer), self.authorizer, self.clock, key_material,
-                    ciphertext_format, self.replicate)
+                    ciphertext_format, self.replicate, self.transport_key_of, self.reachable,
+                    self.serves)
         #: (source Region, target Region) -> the target's follower of the source's ledger
         self._replicators: dict[tuple[str, str], Replicator] = {}
         self._replication_lock = threading.Lock()
@@ -167,25 +175,56 @@ class KeyManagementService:
             region.follow()
         self.replicate()
 
+    def serve_regions(self, served: frozenset[str] | None, peers: dict[str, Any]) -> None:
+        """This node serves ``served`` (None: every Region); ``peers`` serve the others:
+        Region -> infrastructure.peers.Peer."""
+        self.served_regions = served
+        self._peers = dict(peers)
+
+    def serves(self, region: str) -> bool:
+        return self.served_regions is None or region in self.served_regions
+
+    def reachable(self, region: str) -> bool:
+        """A Region of the deployment: served here or by a peer."""
+        return self.serves(region) or region in self._peers
+
+    def transport_key_of(self, region: str) -> bytes:
+        """The transport public key of a Region of the deployment (a peer's over HTTP)."""
+        if not self.serves(region) and region in self._peers:
+            return self._peers[region].transport_public_key(region)
+        return self.region(region).hierarchy.transport_public_key()
+
+    def feed(self, region: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """A Region's ledger after a position, as the feed endpoint carries it."""
+        ledger = self.region(region).ledger
+        return [stored_event(n) for n in ledger.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False)]
+
     def replicate(self, target: str | None = None) -> int:
         """Every Region applies what the other Regions' ledgers hold for its multi-Region
         replicas (``target``: only that Region); returns the events applied."""
         applied = 0
         with self._replication_lock:  # one pass at a time in this process
             regions = self.regions
+            sources = [r.name for r in regions] + [r for r in self._peers if not self.serves(r)]
             for target_region in regions:
                 if target is not None and target_region.name != target:
                     continue
-                for source_region in regions:
-                    if source_region is target_region:
+                for source in sources:
+                    if source == target_region.name:
                         continue
-                    pair = (source_region.name, target_region.name)
+                    pair = (source, target_region.name)
                     replicator = self._replicators.get(pair)
                     if replicator is None:
+                        feed = (self._peers[source].feed(source, target_region.ledger.mapper)
+                                if source in self._peers and not self.serves(source)
+                                else LocalFeed(self._regions[source]))
                         replicator = self._replicators[pair] = Replicator(
-                            source_region.name, LocalFeed(source_region), target_region,
-                            self.clock)
-                    applied += replicator.follow()
+                            source, feed, target_region, self.clock)
+                    try:
+                        applied += replicator.follow()
+                    except Exception:  # a peer down or a partition: the next pass retries
+                        log.warning("replication %s -> %s: not now", *pair, exc_info=True)
         return applied
 
     def run_scheduled(self) -> int:

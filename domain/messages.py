@@ -449,6 +449,11 @@ class MultiRegion:
         "{arn} is not a multi-Region primary key. Call UpdatePrimaryRegion on the primary key of "
         "the multi-Region key set.")
     NO_REPLICA_IN_REGION = Text("NotFoundException", "{arn} has no replica key in the {region} Region.")
+    #: --regions/--peers leave the Region out of the deployment
+    REGION_NOT_SERVED = Text(
+        "UnsupportedOperationException",
+        "This keyledger deployment does not serve the {region} Region: serve it on a node and "
+        "name that node in --peers.")
     # the replication's own checks: never answered to a client
     NOT_PRIMARY_INTERNAL = Text("UnsupportedOperationException",
                                 "{arn} is not a multi-Region primary key.", answered=False)

@@ -22,6 +22,9 @@ class PrincipalKind(StrEnum):
     ROOT = "Account"
     USER = "User"
     ASSUMED_ROLE = "AssumedRole"
+    #: another keyledger node of the deployment (the identities file's "nodes" keys): it may
+    #: read this node's ledger feeds, nothing else — it never reaches KMS authorization
+    NODE = "KeyledgerNode"
 
 
 DEFAULT_SESSION_NAME = "keyledger"
@@ -64,6 +67,8 @@ class Principal:
     def arn(self) -> str:
         if self.kind is PrincipalKind.ROOT:
             return root_arn(self.account)
+        if self.kind is PrincipalKind.NODE:
+            return "keyledger:node"
         if self.kind is PrincipalKind.USER:
             return f"arn:aws:iam::{self.account}:user{self.path}{self.name}"
         return f"arn:aws:sts::{self.account}:assumed-role/{self.name}/{self.session_name}"
@@ -120,6 +125,11 @@ class Directory:
     #: (arn:aws:iam::A:role/...) -> the principal (for a role: a session-less template)
     principals: Mapping[str, Principal] = field(default_factory=dict)
     accounts: frozenset[str] = frozenset()
+    #: the keys other nodes of the deployment sign their feed requests with (never KMS calls)
+    node_keys: Mapping[str, AccessKey] = field(default_factory=dict)
 
     def access_key(self, access_key_id: str) -> AccessKey | None:
         return self.access_keys.get(access_key_id)
+
+
+NODE = Principal(account="", kind=PrincipalKind.NODE, name="node")

@@ -15,6 +15,9 @@ silently missing key)::
                                                  "expiration": "2030-01-01T00:00:00Z"}],
                                 "policies": {…}, "tags": {…}, "path": "/"}}}}}
 
+A top-level ``"nodes": {"access_keys": [...]}`` holds the keys the nodes of one deployment sign
+their requests to each other with (ledger feeds, docs/regions.md); they authenticate nothing else.
+
 Optional: ``root``, ``users``, ``roles``, and in a user or role ``access_keys``, ``policies``,
 ``tags`` and ``path`` (default ``/``). A role's access key acts as a session of that role
 (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``); its ``session_name`` defaults to
@@ -45,6 +48,7 @@ from typing import Any
 
 from domain.principals import (
     DEFAULT_SESSION_NAME,
+    NODE,
     AccessKey,
     Directory,
     Principal,
@@ -168,7 +172,7 @@ class _Loader:
         self.principals: dict[str, Principal] = {}
 
     def load(self, document: Any) -> Directory:
-        top = _object(document, "(top level)", ("accounts",))
+        top = _object(document, "(top level)", ("accounts", "nodes"))
         if "accounts" not in top:
             raise IdentitiesError('(top level): missing "accounts"')
         accounts = _object(top["accounts"], "accounts")
@@ -177,10 +181,15 @@ class _Loader:
             if not _ACCOUNT_ID.fullmatch(account):
                 raise IdentitiesError(f"{where}: an account id is 12 digits")
             self.account(account, _object(body, where, _ACCOUNT_FIELDS), where)
+        node_keys: dict[str, AccessKey] = {}
+        if "nodes" in top:  # the keys the deployment's nodes sign their feed requests with
+            nodes = _object(top["nodes"], "nodes", ("access_keys",))
+            self.keys(nodes, "nodes", lambda _index, _key: NODE, session=False, into=node_keys)
         return Directory(
             access_keys=self.access_keys,
             principals=self.principals,
             accounts=frozenset(accounts),
+            node_keys=node_keys,
         )
 
     def account(self, account: str, body: Mapping[str, Any], where: str) -> None:
@@ -268,6 +277,7 @@ class _Loader:
         principal_of: Callable[[int, Mapping[str, Any]], Principal],
         *,
         session: bool,
+        into: dict[str, AccessKey] | None = None,
     ) -> None:
         if "access_keys" not in body:
             return
@@ -310,7 +320,7 @@ class _Loader:
                         raise IdentitiesError(f'{key_where}: "expiration" needs a "session_token"')
                     expiration = _timestamp(entry["expiration"], key_where)
             self.key_places[key_id] = key_where
-            self.access_keys[key_id] = AccessKey(
+            (self.access_keys if into is None else into)[key_id] = AccessKey(
                 access_key_id=key_id,
                 secret_access_key=secret,
                 principal=principal_of(index, entry),

@@ -35,6 +35,12 @@ class Core:
     crypto: KeyMaterial
     ciphertext: CiphertextFormat
     replicate_soon: Callable[[str], None] = lambda region: None
+    #: a Region's transport public key (served here, or by a peer node)
+    transport_key_of: Callable[[str], bytes] | None = None
+    #: whether a Region is part of the deployment (served here or by a peer)
+    reachable: Callable[[str], bool] = lambda region: True
+    #: whether this process serves a Region itself
+    serves: Callable[[str], bool] = lambda region: True
 
 
 class Handlers:
@@ -62,8 +68,8 @@ class Handlers:
     def share_with_replicas(self, region: Region, key: KmsKey, actor) -> None:
         """After a change of a multi-Region primary's shared properties (in the same save):
         record them for its replicas, with new material sealed to each replica Region."""
-        share_with_replicas(region, key,
-                            lambda name: self.region(name).hierarchy.transport_public_key(), actor)
+        share_with_replicas(region, key, self.core.transport_key_of or (
+            lambda name: self.region(name).hierarchy.transport_public_key()), actor)
 
     def replicate_soon(self, region_name: str) -> None:
         """Ask the Region's replicators to read the other Regions' streams now (not later)."""

@@ -9,6 +9,7 @@ from application.context import RequestContext
 from application.handlers import Handlers
 from application.presenters import key_metadata
 from domain.key import KmsKey, tags_of_request
+from domain.messages import MultiRegion
 from domain.multi_region import SharedProperties
 from domain.operations import OPERATIONS
 from domain.policy import default_key_policy
@@ -21,6 +22,8 @@ UPDATE_PRIMARY_REGION = OPERATIONS["UpdatePrimaryRegion"]
 class MultiRegionKeys(Handlers):
     def ReplicateKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         replica_region = params["ReplicaRegion"]
+        if not self.core.reachable(replica_region):
+            raise MultiRegion.REGION_NOT_SERVED(region=replica_region)
         region = self.region(ctx.region)
         tags = tags_of_request(params.get("Tags", []))
         description = params.get("Description", "")
@@ -58,7 +61,7 @@ class MultiRegionKeys(Handlers):
         region = self.region(ctx.region)
 
         def update(key: KmsKey) -> None:
-            if new_primary in key.replica_regions:
+            if new_primary in key.replica_regions and self.core.serves(new_primary):
                 # AWS authorizes kms:UpdatePrimaryRegion on the replica too, in its Region, and
                 # needs it Enabled (the key-state table, applied there by the gate)
                 self.gate.use(replace(ctx, region=new_primary), self.region(new_primary), key.id,

@@ -1157,6 +1157,8 @@ UNREACHABLE = {
     "KeyState.OTHER": "no cell of keyledger's key-state table answers KMSInvalidStateException "
                       "for a state without a text of its own (Enabled, Disabled; Unavailable "
                       "keys keyledger has none)",
+    "MultiRegion.REGION_NOT_SERVED": "needs a node with --regions and --peers: the two-node "
+                                     "tests check it (tests/e2e/test_regions_nodes.py)",
     "KeyState.CREATING": "transient: in one process the replica Region builds the replica within "
                          "the ReplicateKey request (tests/integration/test_multi_region.py)",
     "KeyState.UPDATING": "transient: in one process the new primary confirms within the "

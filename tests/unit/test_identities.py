@@ -184,7 +184,7 @@ MALFORMED = [
     ("{}", '(top level): missing "accounts"'),
     (
         '{"accounts": {}, "users": {}}',
-        '(top level): unknown field "users" (expected one of "accounts")',
+        '(top level): unknown field "users" (expected one of "accounts", "nodes")',
     ),
     ('{"accounts": []}', "accounts: expected an object, got an array"),
     ('{"accounts": {"12345": {}}}', "accounts.12345: an account id is 12 digits"),

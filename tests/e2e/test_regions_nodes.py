@@ -1,0 +1,122 @@
+"""Regions on separate nodes: two `keyledger serve` processes (us-east-1 on one, us-west-2 on the
+other, separate data dirs, SigV4 on, one identities file with a "nodes" key), each reading the
+other's ledger feed over HTTP. Driven with boto3; the replica node is killed and comes back."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.e2e.conftest import free_port, root_identities, sign
+
+EAST, WEST = "us-east-1", "us-west-2"
+NODE_KEY = ("AKIAE2ENODE000000001", "e2e/node/secret/access/key/00000000000001")
+
+
+def _identities() -> dict:
+    identities = root_identities()
+    identities["nodes"] = {"access_keys": [
+        {"access_key_id": NODE_KEY[0], "secret_access_key": NODE_KEY[1]}]}
+    return identities
+
+
+@pytest.fixture(scope="module")
+def nodes(server_factory, store):
+    east_port, west_port = free_port(), free_port()
+    east = server_factory("east", start=False, port=east_port, store=store,
+                          identities=_identities(), extra_args=(
+                              "--regions", EAST,
+                              "--peers", f"{WEST}=http://127.0.0.1:{west_port}"))
+    west = server_factory("west", start=False, port=west_port, store=store,  # its own schema
+                          identities=_identities(), extra_args=(
+                              "--regions", WEST, "--default-region", WEST,
+                              "--peers", f"{EAST}=http://127.0.0.1:{east_port}"))
+    east.start()
+    west.start()
+    yield east, west
+    west.cleanup()
+    east.cleanup()
+
+
+def _until(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except ClientError as error:
+            value, last = None, error
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s (last error: {last})")
+
+
+def test_a_node_answers_only_for_its_regions(nodes):
+    east, west = nodes
+    with pytest.raises(ClientError) as wrong:
+        east.kms(WEST).list_keys()
+    assert wrong.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert wrong.value.response["Error"]["Message"] == (
+        f"Credential should be scoped to a valid region, not '{WEST}'. ")
+
+
+def test_replicate_key_into_a_region_the_deployment_does_not_serve(nodes):
+    east, _ = nodes
+    e = east.kms(EAST)
+    key_id = e.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    with pytest.raises(ClientError) as refused:
+        e.replicate_key(KeyId=key_id, ReplicaRegion="eu-west-1")
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == (  # MultiRegion.REGION_NOT_SERVED
+        "UnsupportedOperationException",
+        "This keyledger deployment does not serve the eu-west-1 Region: serve it on a node and "
+        "name that node in --peers.")
+
+
+def test_the_feed_is_for_nodes_only(nodes):
+    east, _ = nodes
+    url = f"{east.url}/ledger/v1/feed?region={EAST}&after=0&limit=5"
+    as_root = httpx.get(url, headers=sign(url, {}, b"", EAST, method="GET"))
+    assert as_root.status_code == 403
+    as_node = httpx.get(url, headers=sign(url, {}, b"", EAST, method="GET",
+                                          credentials=Credentials(*NODE_KEY)))
+    assert as_node.status_code == 200 and as_node.json()["Region"] == EAST
+    with pytest.raises(ClientError) as kms_call:  # a node key is not a KMS caller
+        east.kms(EAST, credentials=Credentials(*NODE_KEY)).list_keys()
+    assert kms_call.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
+    east, west = nodes
+    e, w = east.kms(EAST), west.kms(WEST)
+    key_id = e.create_key(MultiRegion=True, Description="across nodes")["KeyMetadata"]["KeyId"]
+    before = e.encrypt(KeyId=key_id, Plaintext=b"before the replica")["CiphertextBlob"]
+    assert e.replicate_key(KeyId=key_id, ReplicaRegion=WEST)["ReplicaKeyMetadata"][
+        "KeyState"] == "Creating"
+    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    assert w.decrypt(CiphertextBlob=before)["Plaintext"] == b"before the replica"
+    assert e.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+        "ReplicaKeys"][0]["Region"] == WEST
+
+    e.rotate_key_on_demand(KeyId=key_id)
+    current = e.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    started = time.monotonic()
+    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == current)
+    assert time.monotonic() - started < 1.0  # the replica follows within a second
+
+    west.kill()  # the replica's node dies; the primary rotates twice meanwhile
+    e.rotate_key_on_demand(KeyId=key_id)
+    e.rotate_key_on_demand(KeyId=key_id)
+    after = e.encrypt(KeyId=key_id, Plaintext=b"while west was down")["CiphertextBlob"]
+    west.restart(crash=True)
+    w = west.kms(WEST)
+    assert _until(lambda: w.decrypt(CiphertextBlob=after)["Plaintext"]) == b"while west was down"
+    history = [e["Type"] for e in west.events(key_id, WEST)["Events"]]
+    assert history.count("KeyCreated") == 1
+    assert history.count("MultiRegionKeySynchronized") == 4  # creation + 3 rotations, once each
+    assert len(w.list_key_rotations(KeyId=key_id)["Rotations"]) == 3
