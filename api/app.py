@@ -312,6 +312,8 @@ class Maintenance:
     """Background work of one server process: follow the ledger, run scheduled changes."""
 
     FOLLOW_INTERVAL = 0.2
+    #: how often replica Regions read the other Regions' ledgers (a peer's feed over HTTP)
+    REPLICATION_INTERVAL = 0.05
 
     PRUNE_INTERVAL = 3600.0
 
@@ -324,13 +326,17 @@ class Maintenance:
         self._pruned_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keyledger-maintenance", daemon=True)
+        self._replication = threading.Thread(target=self._replicate, name="keyledger-replication",
+                                             daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._replication.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        self._replication.join(timeout=10)
         if self.chainer is not None:  # on the way out, chain and checkpoint what is left
             self.chainer.run((region.name for region in self.service.regions), final=True)
             self.chainer.close()
@@ -349,6 +355,15 @@ class Maintenance:
             if self.chainer is not None:  # never raises; idle cost: two max() reads per region
                 self.chainer.run(region.name for region in self.service.regions)
                 self._prune()
+
+    def _replicate(self) -> None:
+        """Multi-Region replicas follow the other Regions (docs/regions.md); the lag this
+        bounds is what `GET /ledger/v1/replication` reports."""
+        while not self._stop.wait(self.REPLICATION_INTERVAL):
+            try:
+                self.service.replicate()
+            except Exception:
+                log.exception("replication pass failed; retrying")
 
     def _prune(self) -> None:
         """Audit retention, once an hour (and on the first pass after a start)."""
@@ -389,8 +404,9 @@ READ_KEY_STATE = Operation("ReadKeyState", "keyledger:ReadHistory", Kind.READ_ON
 READ_KEY_ACCESS = Operation("ReadKeyAccess", "keyledger:ReadHistory", Kind.READ_ONLY)
 READ_KEY_MATERIALS = Operation("ReadMaterials", "keyledger:ReadHistory", Kind.READ_ONLY)
 READ_AUDIT = Operation("ReadAudit", "keyledger:ReadAudit", Kind.READ_ONLY)
+READ_REPLICATION = Operation("ReadReplication", "keyledger:ReadReplication", Kind.READ_ONLY)
 _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
-                  "materials": "ReadMaterials", "audit": "ReadAudit"}
+                  "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
 
 
 def _ledger_event_name(path: str) -> str:
@@ -545,6 +561,14 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         node(request, region)
         return {"Region": region, "PublicKey": base64.b64encode(
             service.region(region).hierarchy.transport_public_key()).decode()}
+
+    @ledger_api.get("/ledger/v1/replication")
+    def replication(request: Request, caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+        """How far each Region this node serves has followed each other Region: position, events
+        applied and their lag (commit there to commit here, p50/p99/max of the last 1,000, ms).
+        Authorized by ``keyledger:ReadReplication`` (an account's root needs none)."""
+        return ledger_read(request, caller, READ_REPLICATION, None, None,
+                           lambda r, account: {"Replication": service.replication_status()})
 
     @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
     def key_events(request: Request, key_id: str, region: str | None = None,

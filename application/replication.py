@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -85,6 +87,21 @@ class Replicator:
         self.target = target  # application.region.Region
         self.clock = clock
         self.name = f"replication:{source}"
+        #: seconds from an applied event's commit in the source to its commit here (the last
+        #: 1,000 applied by this process)
+        self.lags: deque[float] = deque(maxlen=1000)
+        self.applied = 0
+
+    def status(self) -> dict[str, Any]:
+        """How far this Region has followed the source (lag of what this process applied)."""
+        lags = sorted(self.lags)
+
+        def percentile(q: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))] * 1000, 1) if lags else None
+
+        return {"Source": self.source, "Target": self.target.name, "Position": self.position,
+                "Applied": self.applied, "LagP50Ms": percentile(0.50),
+                "LagP99Ms": percentile(0.99), "LagMaxMs": percentile(1.0)}
 
     @property
     def position(self) -> int:
@@ -107,6 +124,8 @@ class Replicator:
                         for aggregate in changed:
                             self.target.live.put(aggregate)
                         applied += 1
+                        self.applied += 1
+                        self.lags.append(time.time() - event.timestamp.timestamp())
                     elif notification_id == batch[-1][0]:
                         self.target.ledger.recorder.insert_events([], tracking=tracking)
                 except IntegrityError:  # another process of this Region applied it first

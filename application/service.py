@@ -173,7 +173,11 @@ class KeyManagementService:
     def follow(self) -> None:
         for region in self.regions:
             region.follow()
-        self.replicate()
+
+    def replication_status(self) -> list[dict[str, Any]]:
+        """Per (source, target) Region pair this process replicates: position and lag."""
+        with self._replication_lock:
+            return [replicator.status() for replicator in self._replicators.values()]
 
     def serve_regions(self, served: frozenset[str] | None, peers: dict[str, Any]) -> None:
         """This node serves ``served`` (None: every Region); ``peers`` serve the others:

@@ -120,3 +120,9 @@ def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     assert history.count("KeyCreated") == 1
     assert history.count("MultiRegionKeySynchronized") == 4  # creation + 3 rotations, once each
     assert len(w.list_key_rotations(KeyId=key_id)["Rotations"]) == 3
+
+    # the replica's node reports how far it followed the primary's Region, and the lag
+    status = west.ledger_get("/ledger/v1/replication", WEST)
+    assert status.status_code == 200, status.text
+    (pair,) = [p for p in status.json()["Replication"] if p["Source"] == EAST]
+    assert pair["Target"] == WEST and pair["Applied"] >= 2 and pair["LagP99Ms"] >= 0

@@ -235,3 +235,22 @@ def test_update_primary_region_refusals(kms):
     kms.call("DisableKey", kms.context(REPLICA), KeyId=md["KeyId"])
     with pytest.raises(errors.DisabledException):  # the replica must be Enabled too
         kms.call("UpdatePrimaryRegion", KeyId=md["KeyId"], PrimaryRegion=REPLICA)
+
+
+def test_the_regions_command_reports_each_pair_offline(kms, settings, capsys):
+    from api.cli import main
+
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.service.replicate()
+    kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])  # not applied yet: the rotation's two
+    # events (KeyMaterialRotated, SharedPropertiesChanged) are still to read
+    kms.close()
+    args = ["regions", "--data-dir", settings.data_dir, "--json"]
+    if settings.store:
+        args += ["--store", settings.store]
+    assert main(args) == 0
+    import json
+    rows = {(r["Source"], r["Target"]): r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows[(PRIMARY, REPLICA)]["Behind"] == 2
+    assert rows[(REPLICA, PRIMARY)]["Behind"] == 0
