@@ -215,6 +215,40 @@ def regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote_parser(sub) -> None:
+    p = sub.add_parser("promote", help="make a multi-Region replica the primary while the "
+                                       "primary's Region is gone (disaster-recovery drills)")
+    p.add_argument("key_id")
+    p.add_argument("--region", required=True, help="the replica's Region")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None)
+
+
+def promote(args: argparse.Namespace) -> int:
+    """Beyond AWS (which cannot change a primary while its Region is down): the replica
+    becomes the primary in the next epoch; the old primary rejoins as its replica when its
+    Region comes back. Works beside a running node (it reads the change from its ledger)."""
+    from api.bootstrap import build_service
+    from domain.errors import KmsError
+    from domain.values import Actor
+
+    os.umask(0o077)
+    overrides = {"data_dir": args.data_dir, "store": args.store}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    service = build_service(settings)
+    try:
+        result = service.promote(args.region, args.key_id,
+                                 Actor(principal="keyledger promote", user_agent="keyledger-cli"))
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+    print(f"{result['KeyId']} is the primary now (epoch {result['Epoch']}); replicas: "
+          f"{', '.join(result['ReplicaRegions']) or 'none'}")
+    return 0
+
+
 def _verify_parser(sub) -> None:
     p = sub.add_parser("verify", help="check offline that no ledger event or audit record was "
                                       "edited, removed, inserted or reordered")
@@ -289,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     add_who_can_parser(sub)
     _verify_parser(sub)
     _regions_parser(sub)
+    _promote_parser(sub)
     _checkpoint_key_parser(sub)
     add_audit_parser(sub)
     args = parser.parse_args(argv)
@@ -301,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         return verify(args)
     if args.command == "regions":
         return regions(args)
+    if args.command == "promote":
+        return promote(args)
     if args.command == "checkpoint-key":
         return checkpoint_key(args)
     if args.command == "audit":

@@ -55,16 +55,23 @@ def stored_event(notification) -> dict[str, Any]:
             "State": base64.b64encode(notification.state).decode()}
 
 
-def share_with_replicas(region, key: KmsKey, transport_key_of: Callable[[str], bytes], actor) -> None:
+def share_with_replicas(region, key: KmsKey, transport_key_of: Callable[[str], bytes], actor,
+                        always: bool = False) -> None:
     """On a primary with replicas: record the set's shared properties now, with each replica
-    Region's material versions it does not have yet, sealed to that Region's transport key."""
-    if not key.is_primary or not key.replica_regions or not key.pending_events:
+    Region's material versions it does not have yet, sealed to that Region's transport key
+    (``always``: also when the key has no new event, e.g. for a replica that rejoined)."""
+    if not key.is_primary or not key.replica_regions or not (always or key.pending_events):
         return  # (no pending event: the command changed nothing)
     shares: dict[str, list[BackingKey]] = {}
     for replica_region in key.replica_regions:
         materials = [] if key.imported else key.unshared_materials(replica_region)
         if materials:
-            recipient = transport_key_of(replica_region)
+            try:
+                recipient = transport_key_of(replica_region)
+            except Exception:  # its node is down: shared with the next change it can receive
+                log.warning("material of %s not shared with %s now (its transport key is out "
+                            "of reach)", key.id, replica_region, exc_info=True)
+                continue
             shares[replica_region] = [
                 BackingKey(m.key_material_id,
                            region.hierarchy.seal_for_region(recipient, replica_region, key.id,
@@ -81,7 +88,9 @@ class Replicator:
 
     BATCH = 500
 
-    def __init__(self, source: str, feed: Feed, target, clock) -> None:
+    def __init__(self, source: str, feed: Feed, target, clock,
+                 share: Callable[[Any, KmsKey, Any], None] = lambda *args: None) -> None:
+        self.share = share  # share_with_replicas, with this deployment's transport keys
         self.source = source
         self.feed = feed
         self.target = target  # application.region.Region
@@ -144,7 +153,19 @@ class Replicator:
             return self._promote(event)
         if isinstance(event, KmsKey.PromotedToPrimary):
             return self._update_completed(event)
+        if isinstance(event, KmsKey.DemotedToReplica) and event.primary_region == self.target.name:
+            return self._rejoined(event)
         return []
+
+    def _rejoined(self, event: Any) -> list[KmsKey]:
+        """A fenced old primary rejoined as this primary's replica: it gets the material versions
+        it missed while its Region was gone."""
+        primary = self.target.ledger.get_key(event.originator_id)
+        if (primary is None or not primary.is_primary or self.source not in primary.replica_regions
+                or not primary.unshared_materials(self.source)):
+            return []
+        self.share(self.target, primary, event.actor)
+        return [primary] if primary.pending_events else []
 
     def _promote(self, event: Any) -> list[KmsKey]:
         """UpdatePrimaryRegion named this Region: its replica becomes the primary and tells
@@ -152,7 +173,7 @@ class Replicator:
         replica = self.target.ledger.get_key(event.originator_id)
         if replica is None or not replica.is_replica or replica.primary_region != self.source:
             return []
-        replica.promote(event.replica_regions, event.actor)
+        replica.promote(event.replica_regions, event.actor, epoch=getattr(event, "epoch", None))
         replica.share_properties({}, event.actor)
         return [replica]
 
@@ -190,9 +211,19 @@ class Replicator:
 
     def _synchronize(self, event: Any) -> list[KmsKey]:
         replica = self.target.ledger.get_key(event.originator_id)
-        if replica is None or not replica.is_replica or replica.deleted:
+        if replica is None or replica.deleted:
+            return []
+        if replica.is_primary:  # a primary of an older epoch reads its successor: it rejoins
+            epoch = getattr(event, "epoch", 0)
+            if epoch <= replica.epoch or getattr(event, "primary_region", None) != self.source:
+                return []
+            replica.demote(self.source, epoch, event.actor)
+        if not replica.is_replica:
             return []
         announced = getattr(event, "primary_region", None)  # (absent in older events)
+        epoch = getattr(event, "epoch", 0)
+        if epoch < replica.epoch:
+            return []  # a primary of an older epoch: fenced
         if self.source != replica.primary_region and announced != self.source:
             return []  # only the set's primary speaks for its shared properties
         materials = [
@@ -204,5 +235,6 @@ class Replicator:
         ]
         replica.synchronize(materials, event.current_key_material_id, event.rotation_enabled,
                             event.rotation_period_days, event.next_rotation_date,
-                            event.replica_regions, event.actor, primary_region=announced)
+                            event.replica_regions, event.actor, primary_region=announced,
+                            epoch=epoch)
         return [replica]

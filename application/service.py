@@ -33,7 +33,7 @@ from application.handlers.usage import KeyUsage
 from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
 from application.region import Region, RegionResources
-from application.replication import LocalFeed, Replicator, stored_event
+from application.replication import LocalFeed, Replicator, share_with_replicas, stored_event
 from application.scheduler import Scheduler
 from domain import errors
 from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
@@ -174,6 +174,33 @@ class KeyManagementService:
         for region in self.regions:
             region.follow()
 
+    def _share(self, region: Region, key, actor: Actor) -> None:
+        share_with_replicas(region, key, self.transport_key_of, actor, always=True)
+
+    def promote(self, region_name: str, key_id: str, actor: Actor) -> dict[str, Any]:
+        """Beyond AWS, for disaster-recovery drills (``keyledger promote``): the replica of
+        ``key_id`` in ``region_name`` becomes the set's primary while the primary's Region is
+        gone. The next epoch fences the old primary: when its Region comes back it reads this
+        primary's announcement and rejoins as its replica."""
+        region = self.region(region_name)
+
+        def promote(key) -> None:
+            key.promote_in_place_of_primary(actor)
+            key.share_properties({}, actor)  # the announcement every Region of the set reads
+
+        def load():
+            key = region.ledger.get_key(key_id)
+            if key is None or key.deleted:
+                raise errors.NotFoundException(f"Key '{key_id}' does not exist in {region_name}")
+            if not key.is_replica:
+                raise errors.UnsupportedOperationException(
+                    f"{key.arn} is not a multi-Region replica key: only a replica is promoted")
+            return key
+
+        key = region.change(key_id, load, promote)
+        return {"KeyId": key.arn, "Epoch": key.epoch,
+                "ReplicaRegions": list(key.replica_regions)}
+
     def replication_status(self) -> list[dict[str, Any]]:
         """Per (source, target) Region pair this process replicates: position and lag."""
         with self._replication_lock:
@@ -224,7 +251,7 @@ class KeyManagementService:
                                 if source in self._peers and not self.serves(source)
                                 else LocalFeed(self._regions[source]))
                         replicator = self._replicators[pair] = Replicator(
-                            source, feed, target_region, self.clock)
+                            source, feed, target_region, self.clock, self._share)
                     try:
                         applied += replicator.follow()
                     except Exception:  # a peer down or a partition: the next pass retries

@@ -95,6 +95,9 @@ class KmsKey(StrAggregate):
     multi_region = False
     primary_region = None
     replica_regions = ()
+    #: multi-Region keys: how many times the set's primary changed; a newer epoch fences an
+    #: older primary (docs/regions.md, promote)
+    epoch = 0
 
     @event("KeyCreated")
     def __init__(
@@ -548,29 +551,58 @@ class KmsKey(StrAggregate):
         self._update_primary_region(
             primary_region=region,
             replica_regions=[self.region, *(r for r in self.replica_regions if r != region)],
+            epoch=self.epoch + 1,
             actor=actor,
         )
 
     @event("PrimaryRegionUpdated")
     def _update_primary_region(self, primary_region: str, replica_regions: list[str],
-                               actor: Actor) -> None:
+                               epoch: int, actor: Actor) -> None:
         self.primary_region = primary_region
+        self.epoch = epoch
         self.replica_regions = tuple(replica_regions)
         self.shared_material_ids = {}
         self.key_state = KeyState.UPDATING
 
-    def promote(self, replica_regions: list[str], actor: Actor) -> None:
-        """This replica becomes the primary (its Region applies the old primary's
-        ``PrimaryRegionUpdated``); every replica has every material version it has."""
+    def promote(self, replica_regions: list[str], actor: Actor, epoch: int | None = None) -> None:
+        """This replica becomes the primary: its Region applies the old primary's
+        ``PrimaryRegionUpdated`` (``epoch``: the one it names), or an operator promotes it
+        while the primary's Region is gone (the next epoch: the old primary, when it comes
+        back, reads it and rejoins as a replica). Every replica is taken to have every material
+        version this key has."""
         if not self.is_replica or self.deleted:
             return
-        self._promote(replica_regions=list(replica_regions), actor=actor)
+        self._promote(replica_regions=list(replica_regions),
+                      epoch=self.epoch + 1 if epoch is None else epoch, actor=actor)
+
+    def promote_in_place_of_primary(self, actor: Actor) -> None:
+        """``keyledger promote``: the primary's Region is gone; this replica takes over the set
+        (its Region first, then the old primary's, then the other replicas)."""
+        if not self.is_replica:
+            raise MultiRegion.NOT_REPLICA_INTERNAL(arn=self.arn)
+        replicas = [self.primary_region, *(r for r in self.replica_regions if r != self.region)]
+        self.promote([r for r in replicas if r], actor)
 
     @event("PromotedToPrimary")
-    def _promote(self, replica_regions: list[str], actor: Actor) -> None:
+    def _promote(self, replica_regions: list[str], epoch: int, actor: Actor) -> None:
         self.primary_region = self.region
+        self.epoch = epoch
         self.replica_regions = tuple(replica_regions)
         self.shared_material_ids = {r: list(self.materials) for r in replica_regions}
+
+    def demote(self, primary_region: str, epoch: int, actor: Actor) -> None:
+        """A primary that reads a newer epoch's primary (it was promoted while this one's Region
+        was gone) rejoins the set as that primary's replica: fenced, it never again changes a
+        shared property of its own."""
+        if not self.is_primary or epoch <= self.epoch or self.deleted:
+            return
+        self._demote(primary_region=primary_region, epoch=epoch, actor=actor)
+
+    @event("DemotedToReplica")
+    def _demote(self, primary_region: str, epoch: int, actor: Actor) -> None:
+        self.primary_region = primary_region
+        self.epoch = epoch
+        self.shared_material_ids = {}
 
     def primary_region_update_completed(self, actor: Actor) -> None:
         """The new primary confirmed the change: this key, now a replica, is usable as before."""
@@ -599,6 +631,7 @@ class KmsKey(StrAggregate):
             rotation_enabled=self.rotation_enabled,
             rotation_period_days=self.rotation_period_days,
             next_rotation_date=self.next_rotation_date,
+            epoch=self.epoch,
             actor=actor,
         )
 
@@ -607,7 +640,7 @@ class KmsKey(StrAggregate):
                           replica_regions: list[str],
                           current_key_material_id: str | None, rotation_enabled: bool,
                           rotation_period_days: int | None, next_rotation_date: datetime | None,
-                          actor: Actor) -> None:
+                          epoch: int, actor: Actor) -> None:
         for region, materials in shares.items():
             self.shared_material_ids.setdefault(region, []).extend(
                 m.key_material_id for m in materials)
@@ -615,7 +648,7 @@ class KmsKey(StrAggregate):
     def synchronize(self, materials: list[BackingKey], current_key_material_id: str | None,
                     rotation_enabled: bool, rotation_period_days: int | None,
                     next_rotation_date: datetime | None, replica_regions: list[str],
-                    actor: Actor, primary_region: str | None = None) -> None:
+                    actor: Actor, primary_region: str | None = None, epoch: int = 0) -> None:
         """A replica takes the primary's shared properties (its material re-sealed here)."""
         if not self.is_replica:
             raise MultiRegion.NOT_REPLICA_INTERNAL(arn=self.arn)
@@ -626,14 +659,16 @@ class KmsKey(StrAggregate):
                           rotation_period_days=rotation_period_days,
                           next_rotation_date=next_rotation_date,
                           replica_regions=list(replica_regions),
-                          primary_region=primary_region or self.primary_region, actor=actor)
+                          primary_region=primary_region or self.primary_region,
+                          epoch=max(epoch, self.epoch), actor=actor)
 
     @event("MultiRegionKeySynchronized")
     def _synchronize(self, materials: list[BackingKey], current_key_material_id: str | None,
                      rotation_enabled: bool, rotation_period_days: int | None,
                      next_rotation_date: datetime | None, replica_regions: list[str],
-                     primary_region: str, actor: Actor) -> None:
+                     primary_region: str, epoch: int, actor: Actor) -> None:
         self.primary_region = primary_region
+        self.epoch = epoch
         for material in materials:
             self.materials[material.key_material_id] = material
         if current_key_material_id is not None and (

@@ -126,3 +126,44 @@ def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     assert status.status_code == 200, status.text
     (pair,) = [p for p in status.json()["Replication"] if p["Source"] == EAST]
     assert pair["Target"] == WEST and pair["Applied"] >= 2 and pair["LagP99Ms"] >= 0
+
+
+def test_disaster_recovery_drill_promote_while_the_primary_node_is_gone(nodes):
+    """Beyond AWS: the primary's node dies; the replica is promoted with `keyledger promote`
+    beside its running node; the new primary rotates; the old node comes back, reads the newer
+    epoch and rejoins as a replica that decrypts what was made meanwhile."""
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import PROJECT_ROOT
+
+    east, west = nodes
+    e, w = east.kms(EAST), west.kms(WEST)
+    key_id = e.create_key(MultiRegion=True, Description="drill")["KeyMetadata"]["KeyId"]
+    before = e.encrypt(KeyId=key_id, Plaintext=b"before the outage")["CiphertextBlob"]
+    e.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+
+    east.kill()
+    command = [sys.executable, "-m", "api", "promote", key_id, "--region", WEST,
+               "--data-dir", str(west.data_dir)]
+    if west.store:
+        command += ["--store", west.store]
+    promoted = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "is the primary now (epoch 1)" in promoted.stdout
+    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+        "MultiRegionKeyType"] == "PRIMARY")
+    w.rotate_key_on_demand(KeyId=key_id)  # the east node is down: shared when it is back
+    during = w.encrypt(KeyId=key_id, Plaintext=b"during the outage")["CiphertextBlob"]
+    assert w.decrypt(CiphertextBlob=before)["Plaintext"] == b"before the outage"
+
+    east.restart(crash=True)
+    e = east.kms(EAST)
+    config = _until(lambda: (c := e.describe_key(KeyId=key_id)["KeyMetadata"][
+        "MultiRegionConfiguration"])["MultiRegionKeyType"] == "REPLICA" and c)
+    assert config["PrimaryKey"]["Region"] == WEST
+    assert _until(lambda: e.decrypt(CiphertextBlob=during)["Plaintext"]) == b"during the outage"
+    with pytest.raises(ClientError) as fenced:  # it never changes a shared property again
+        e.rotate_key_on_demand(KeyId=key_id)
+    assert fenced.value.response["Error"]["Code"] == "UnsupportedOperationException"

@@ -254,3 +254,36 @@ def test_the_regions_command_reports_each_pair_offline(kms, settings, capsys):
     rows = {(r["Source"], r["Target"]): r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows[(PRIMARY, REPLICA)]["Behind"] == 2
     assert rows[(REPLICA, PRIMARY)]["Behind"] == 0
+
+
+def test_promote_fences_the_old_primary_which_rejoins_as_a_replica(kms, settings, capsys):
+    from api.cli import main
+
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=THIRD)
+    kms.service.replicate()
+    old_blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"before the outage")["CiphertextBlob"]
+    # the primary's Region is "gone": promote the west replica from the command line
+    args = ["promote", md["KeyId"], "--region", REPLICA, "--data-dir", settings.data_dir]
+    if settings.store:
+        args += ["--store", settings.store]
+    kms.close()
+    assert main(args) == 0
+    assert "is the primary now (epoch 1)" in capsys.readouterr().out
+    kms.restart()
+    for name in (PRIMARY, REPLICA, THIRD):
+        kms.service.region(name)
+    west, third = kms.context(REPLICA), kms.context(THIRD)
+    kms.call("RotateKeyOnDemand", west, KeyId=md["KeyId"])  # the new primary rotates for the set
+    new_blob = kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"after")["CiphertextBlob"]
+    kms.service.replicate()  # the old primary comes back and reads the newer epoch
+    old = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]["MultiRegionConfiguration"]
+    assert old["MultiRegionKeyType"] == "REPLICA" and old["PrimaryKey"]["Region"] == REPLICA
+    assert kms.call("Decrypt", CiphertextBlob=new_blob)["Plaintext"] == b"after"
+    assert kms.call("Decrypt", third, CiphertextBlob=new_blob)["Plaintext"] == b"after"
+    assert kms.call("Decrypt", west, CiphertextBlob=old_blob)["Plaintext"] == b"before the outage"
+    with pytest.raises(errors.UnsupportedOperationException):  # fenced: no change of its own
+        kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    third_md = kms.call("DescribeKey", third, KeyId=md["KeyId"])["KeyMetadata"]
+    assert third_md["MultiRegionConfiguration"]["PrimaryKey"]["Region"] == REPLICA
