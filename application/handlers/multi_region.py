@@ -24,6 +24,8 @@ class MultiRegionKeys(Handlers):
         replica_region = params["ReplicaRegion"]
         if not self.core.reachable(replica_region):
             raise MultiRegion.REGION_NOT_SERVED(region=replica_region)
+        if self.core.serves(replica_region):
+            self.region(replica_region)  # its store opens: its replicators follow this Region
         region = self.region(ctx.region)
         tags = tags_of_request(params.get("Tags", []))
         description = params.get("Description", "")

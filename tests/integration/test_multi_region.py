@@ -287,3 +287,34 @@ def test_promote_fences_the_old_primary_which_rejoins_as_a_replica(kms, settings
         kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
     third_md = kms.call("DescribeKey", third, KeyId=md["KeyId"])["KeyMetadata"]
     assert third_md["MultiRegionConfiguration"]["PrimaryKey"]["Region"] == REPLICA
+
+
+def test_imported_material_multi_region_keys_take_the_same_material_in_every_region(kms):
+    """AWS: replicas of a primary with imported material start PendingImport and need the same
+    material imported into each (the material id is the same in every Region)."""
+    import os
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def import_into(ctx, key_id, material):
+        parameters = kms.call("GetParametersForImport", ctx, KeyId=key_id,
+                              WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+        public = serialization.load_der_public_key(parameters["PublicKey"])
+        wrapped = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                                        algorithm=hashes.SHA256(), label=None))
+        return kms.call("ImportKeyMaterial", ctx, KeyId=key_id, ImportToken=parameters["ImportToken"],
+                        EncryptedKeyMaterial=wrapped,
+                        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")["KeyMaterialId"]
+
+    md = mrk(kms, Origin="EXTERNAL")
+    assert md["KeyState"] == "PendingImport"
+    material = os.urandom(32)
+    primary_material = import_into(kms.context(), md["KeyId"], material)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    west = kms.context(REPLICA)
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    assert replica["KeyState"] == "PendingImport" and replica["Origin"] == "EXTERNAL"
+    assert import_into(west, md["KeyId"], material) == primary_material
+    blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"imported")["CiphertextBlob"]
+    assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"imported"
