@@ -74,6 +74,9 @@ def view_changes(notification_id: int, event: Any) -> list[ViewChange]:
     key_id = event.originator_id
     if isinstance(event, KmsKey.KeyCreated):
         return [KeyRow(account=event.account, key_id=key_id, position=notification_id)]
+    if isinstance(event, KmsKey.ReplicaRecreated):  # listed again; nothing left to shred
+        return [DeleteKey(key_id), KeyRow(account=event.account, key_id=key_id,
+                                          position=notification_id)]
     if isinstance(event, KmsKey.KeyDeletionScheduled):
         return [KeyDate(key_id, "deletion_date", _epoch(event.deletion_date))]
     if isinstance(event, KmsKey.KeyDeletionCancelled):

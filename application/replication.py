@@ -196,14 +196,20 @@ class Replicator:
         return [primary]
 
     def _create_replica(self, event: Any) -> list[KmsKey]:
-        if self.target.ledger.get_key(event.originator_id) is not None:
-            return []  # it exists already (keyledger does not recreate a deleted replica yet)
+        existing = self.target.ledger.get_key(event.originator_id)
+        if existing is not None and not existing.deleted:
+            return []  # it exists already
         primary = SharedProperties(
             key_id=event.originator_id, account=event.account, key_spec=event.key_spec,
             key_usage=event.key_usage, origin=event.origin, primary_region=self.source,
             replica_regions=(event.region,),
         )
         self.target.hierarchy.data_key_of(event.originator_id)  # the replica's own DEK
+        if existing is not None:  # its replica here was deleted: recreated (same key id)
+            existing.recreate_replica(primary=primary, description=event.description,
+                                      policy=event.policy, tags=event.tags,
+                                      now=self.clock.now(), actor=event.actor)
+            return [existing]
         replica = KmsKey.replica(primary=primary, region=self.target.name,
                                  description=event.description, policy=event.policy,
                                  tags=event.tags, now=self.clock.now(), actor=event.actor)

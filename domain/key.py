@@ -219,6 +219,37 @@ class KmsKey(StrAggregate):
             replica_regions=primary.replica_regions,
         )
 
+    def recreate_replica(self, *, primary: SharedProperties, description: str, policy: str,
+                         tags: dict[str, str], now: datetime, actor: Actor) -> None:
+        """ReplicateKey into a Region whose replica of the set was deleted: AWS recreates it
+        with the same key id and the set's material (this key, deleted, comes back as a new
+        replica: ``Creating``, none of its old independent properties)."""
+        if not self.deleted:
+            raise MultiRegion.NOT_REPLICA_INTERNAL(arn=self.arn)
+        validate_key_policy(policy)
+        _check_tags(tags)
+        self._recreate_replica(description=description, policy=policy, tags=dict(tags),
+                               created_at=now, account=self.account,
+                               primary_region=primary.primary_region,
+                               replica_regions=list(primary.replica_regions), actor=actor)
+
+    @event("ReplicaRecreated")
+    def _recreate_replica(self, description: str, policy: str, tags: dict[str, str],
+                          created_at: datetime, account: str, primary_region: str,
+                          replica_regions: list[str], actor: Actor) -> None:
+        self.description, self.policy, self.tags = description, policy, dict(tags)
+        self.creation_date = created_at
+        self.key_state = KeyState.CREATING
+        self.deleted = self.shredded = False
+        self.deletion_date = self.pending_window_days = None
+        self.rotation_enabled, self.rotation_period_days, self.next_rotation_date = False, None, None
+        self.on_demand_rotations = 0
+        self.materials, self.current_key_material_id = {}, None
+        self.import_parameters, self.imports, self.material_shred_pending = {}, {}, []
+        self.grants = {}
+        self.multi_region, self.primary_region = True, primary_region
+        self.replica_regions = tuple(replica_regions)
+
     @property
     def key_id(self) -> str:
         return self.id

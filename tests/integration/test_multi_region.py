@@ -318,3 +318,24 @@ def test_imported_material_multi_region_keys_take_the_same_material_in_every_reg
     assert import_into(west, md["KeyId"], material) == primary_material
     blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"imported")["CiphertextBlob"]
     assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"imported"
+
+
+def test_replicating_again_into_a_region_whose_replica_was_deleted_recreates_it(kms):
+    md = mrk(kms)
+    old_blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"old")["CiphertextBlob"]
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA, Description="first")
+    west = kms.context(REPLICA)
+    kms.call("TagResource", west, KeyId=md["KeyId"], Tags=[{"TagKey": "gone", "TagValue": "soon"}])
+    kms.call("ScheduleKeyDeletion", west, KeyId=md["KeyId"], PendingWindowInDays=7)
+    kms.advance(days=8)  # the replica is deleted and shredded in its Region
+    kms.service.replicate()  # the primary drops it from the set
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", west, KeyId=md["KeyId"])
+    kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    answer = kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA, Description="again")
+    assert answer["ReplicaKeyMetadata"]["KeyId"] == md["KeyId"]  # the same key id
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    assert (replica["KeyState"], replica["Description"]) == ("Enabled", "again")
+    assert kms.call("ListResourceTags", west, KeyId=md["KeyId"])["Tags"] == []  # nothing old
+    assert kms.call("Decrypt", west, CiphertextBlob=old_blob)["Plaintext"] == b"old"  # every version
+    assert md["KeyId"] in [k["KeyId"] for k in kms.call("ListKeys", west)["Keys"]]
