@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import fields
 from datetime import datetime
+from pathlib import Path
 
 from api.audit_cli import add_audit_parser, audit
 from api.forensics_cli import add_at_argument, add_who_can_parser, history_at, who_can
@@ -249,6 +250,66 @@ def promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fork_parser(sub) -> None:
+    p = sub.add_parser("fork", help="a new data dir holding the ledger as it was at an instant "
+                                    "or a position (fixtures, what-if drills)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None)
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--at", help="ISO 8601 or epoch seconds: the events committed at or before")
+    when.add_argument("--position", type=int, help="the events at or before this position of "
+                                                   "the Region's ledger (needs one --region)")
+    p.add_argument("--region", action="append", help="only these Regions (repeatable)")
+    p.add_argument("--out", required=True, help="the new data dir (must not exist)")
+
+
+def fork(args: argparse.Namespace) -> int:
+    """Copy a data dir's (or store's) ledgers as they were into a new SQLite data dir, with the
+    root key, the identities file and the Regions' data keys; `keyledger serve --data-dir OUT`
+    serves it like any data dir. Not copied: the audit log and its chain (the fork starts its
+    own), snapshots (rebuilt on use). A key crypto-shredded since stays unusable in the fork."""
+    import shutil
+
+    from api.bootstrap import build_service
+    from application.forensics import parse_instant
+
+    os.umask(0o077)
+    overrides = {"data_dir": args.data_dir, "store": args.store}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    out = Path(args.out).expanduser().resolve()
+    if out.exists():
+        print(f"keyledger fork: {out} exists; name a new directory", file=sys.stderr)
+        return 1
+    if args.position is not None and len(args.region or ()) != 1:
+        print("keyledger fork: --position is a position of one Region's ledger: name it with "
+              "--region", file=sys.stderr)
+        return 1
+    at = parse_instant(args.at) if args.at is not None else None
+    source = build_service(settings)
+    try:
+        regions = args.region or sorted(source.known_regions())
+        out.mkdir(parents=True)
+        root_key = Path(settings.root_key_file) if settings.root_key_file else (
+            settings.data_path / "root.key")
+        if root_key.exists():  # (KEYLEDGER_ROOT_KEY in the environment: nothing to copy)
+            shutil.copyfile(root_key, out / "root.key")
+        if settings.identities_path.exists():
+            shutil.copyfile(settings.identities_path, out / "identities.json")
+        target = build_service(Settings(data_dir=str(out), account_id=settings.account_id,
+                                        default_region=settings.default_region))
+        try:
+            copied = source.fork_into(target, regions, lambda region, position, event: (
+                event.timestamp <= at if at is not None else position <= args.position))
+        finally:
+            target.close()
+    finally:
+        source.close()
+    for region, count in copied.items():
+        print(f"{region}: {count} events")
+    print(f"forked into {out}: keyledger serve --data-dir {out}")
+    return 0
+
+
 def _verify_parser(sub) -> None:
     p = sub.add_parser("verify", help="check offline that no ledger event or audit record was "
                                       "edited, removed, inserted or reordered")
@@ -324,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     _verify_parser(sub)
     _regions_parser(sub)
     _promote_parser(sub)
+    _fork_parser(sub)
     _checkpoint_key_parser(sub)
     add_audit_parser(sub)
     args = parser.parse_args(argv)
@@ -338,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         return regions(args)
     if args.command == "promote":
         return promote(args)
+    if args.command == "fork":
+        return fork(args)
     if args.command == "checkpoint-key":
         return checkpoint_key(args)
     if args.command == "audit":

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from application.authorization import Authorizer
 from application.clock import Clock
@@ -200,6 +200,34 @@ class KeyManagementService:
         key = region.change(key_id, load, promote)
         return {"KeyId": key.arn, "Epoch": key.epoch,
                 "ReplicaRegions": list(key.replica_regions)}
+
+    def fork_into(self, other: KeyManagementService, regions: list[str],
+                  keep: Callable[[str, int, Any], bool]) -> dict[str, int]:
+        """Copy each Region's ledger, as stored, into ``other`` (a new data dir) up to where
+        ``keep(region, position, event)`` first says no, with the Region's data keys (still
+        wrapped by the same root key). Returns the events copied per Region."""
+        copied: dict[str, int] = {}
+        for name in regions:
+            source, target = self.region(name), other.region(name)
+            stored, after = [], 0
+            while batch := source.ledger.recorder.select_notifications(
+                    start=after, limit=500, inclusive_of_start=False):
+                for notification in batch:
+                    if not keep(name, notification.id, source.ledger.mapper.to_domain_event(
+                            notification)):
+                        break
+                    stored.append(StoredEvent(notification.originator_id,
+                                              notification.originator_version,
+                                              notification.topic, notification.state))
+                else:
+                    after = batch[-1].id
+                    continue
+                break
+            target.hierarchy.store_data_keys(source.hierarchy.wrapped_data_keys())
+            if stored:
+                target.ledger.recorder.insert_events(stored)
+            copied[name] = len(stored)
+        return copied
 
     def replication_status(self) -> list[dict[str, Any]]:
         """Per (source, target) Region pair this process replicates: position and lag."""

@@ -47,6 +47,11 @@ class KeyHierarchy:
         data_key = AESGCM.generate_key(256)
         return AESGCM(data_key), self._root.wrap(entry, data_key)
 
+    def wrapped_data_keys(self) -> list[tuple[str, bytes]]:
+        """Every data key of the Region, as stored (wrapped by the root key): what a fork of the
+        ledger needs beside the events (keys shredded since are gone for good)."""
+        return self._keyring.entries()
+
     def store_data_keys(self, rows: list[tuple[str, bytes]]) -> None:
         """Store wrapped DEKs (key id, wrapped) in one transaction; idempotent."""
         self._keyring.put_many(rows)

@@ -21,6 +21,7 @@ from psycopg.sql import SQL, Identifier
 class Keyring(Protocol):
     def put_many(self, rows: list[tuple[str, bytes]]) -> None: ...
     def get(self, key_id: str) -> bytes | None: ...
+    def entries(self) -> list[tuple[str, bytes]]: ...
     def destroy(self, key_id: str) -> None: ...
     def close(self) -> None: ...
 
@@ -55,6 +56,11 @@ class SQLiteKeyring:
                 "SELECT wrapped FROM data_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
         return None if row is None else bytes(row[0])
+
+    def entries(self) -> list[tuple[str, bytes]]:
+        """Every wrapped data key (for ``keyledger fork``)."""
+        with self._lock:
+            return [(k, bytes(w)) for k, w in self._db.execute("SELECT key_id, wrapped FROM data_keys")]
 
     def destroy(self, key_id: str) -> None:
         with self._lock:
@@ -101,6 +107,11 @@ class PostgresKeyring:
             cursor.execute(SQL("SELECT wrapped FROM {} WHERE key_id = %s").format(self._table), (key_id,))
             row = cursor.fetchone()
         return None if row is None else bytes(row["wrapped"])
+
+    def entries(self) -> list[tuple[str, bytes]]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(SQL("SELECT key_id, wrapped FROM {}").format(self._table))
+            return [(row["key_id"], bytes(row["wrapped"])) for row in cursor.fetchall()]
 
     def destroy(self, key_id: str) -> None:
         with self._datastore.transaction(commit=True) as cursor:
