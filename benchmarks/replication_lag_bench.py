@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="rotations a second")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--keys", type=int, default=60)
+    parser.add_argument("--clients", type=int, default=4,
+                        help="rotations in flight at most (each on another key)")
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--load-cpus", default="1")
     args = parser.parse_args(argv)
@@ -109,12 +112,17 @@ def main(argv: list[str] | None = None) -> int:
             while west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] != "Enabled":
                 time.sleep(0.05)
         total = min(int(args.rate * args.duration), 25 * len(keys))
+        clients = [client(east_port, EAST) for _ in range(args.clients)]
         started = time.monotonic()
-        for n in range(total):
-            east.rotate_key_on_demand(KeyId=keys[n % len(keys)])
-            pause = started + (n + 1) / args.rate - time.monotonic()
+
+        def rotate(n: int) -> None:  # rotation n starts at its slot of the schedule
+            pause = started + n / args.rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+            clients[n % args.clients].rotate_key_on_demand(KeyId=keys[n % len(keys)])
+
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(rotate, range(total)))
         elapsed = time.monotonic() - started
         last = keys[(total - 1) % len(keys)]
         current = east.describe_key(KeyId=last)["KeyMetadata"]["CurrentKeyMaterialId"]
