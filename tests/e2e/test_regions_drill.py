@@ -1,5 +1,6 @@
 """Issue 11's drill: two nodes (us-east-1 primary, us-west-2 replica, separate stores, SigV4).
-The replica's node is killed with SIGKILL 20 times during a stream of rotations, the primary's
+The replica's node is killed with SIGKILL 20 times during a stream of rotations and imports
+(of an imported-material set's material, on the primary), the primary's
 node once between rotations, and the link from the replica to the primary is cut (a
 partition) and restored. After each disturbance the Regions converge: the same material ids and
 rotation history for the shared properties, every event applied exactly once."""
@@ -100,6 +101,21 @@ def drill(server_factory, store):
     link.close()
 
 
+def _import(client, key_id: str, material: bytes, **expiration) -> str:
+    """GetParametersForImport and ImportKeyMaterial of ``material`` (RSAES_OAEP_SHA_256)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parameters = client.get_parameters_for_import(KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                                                  WrappingKeySpec="RSA_2048")
+    public = serialization.load_der_public_key(parameters["PublicKey"])
+    wrapped = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                                    algorithm=hashes.SHA256(), label=None))
+    return client.import_key_material(
+        KeyId=key_id, ImportToken=parameters["ImportToken"], EncryptedKeyMaterial=wrapped,
+        **(expiration or {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}))["KeyMaterialId"]
+
+
 def _shared(client, key_id: str) -> tuple[str, list[str]]:
     """A key's shared material state: the current material id and the rotation history."""
     current = client.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
@@ -128,12 +144,21 @@ def test_kill_the_replica_node_20_times_kill_the_primary_cut_the_link(drill):
     keys = [e.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"] for _ in range(2)]
     for key_id in keys:
         e.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    # an imported-material set: each Region imports the same material (as on AWS)
+    material = bytes(range(32))
+    imported = e.create_key(MultiRegion=True, Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    material_id = _import(e, imported, material)
+    e.replicate_key(KeyId=imported, ReplicaRegion=WEST)
     _converged(east, west, keys)
+    assert _import(west.kms(WEST), imported, material) == material_id
     rotations = 0
-    for n in range(KILLS):  # SIGKILL the replica's node while the primary keeps rotating
+    for n in range(KILLS):  # SIGKILL the replica's node while the primary rotates and imports
         west.kill()
         e.rotate_key_on_demand(KeyId=keys[n % 2])
         rotations += 1
+        if n % 5 == 2:  # the primary re-imports its material (a new expiration), meanwhile
+            _import(e, imported, material, ExpirationModel="KEY_MATERIAL_EXPIRES",
+                    ValidTo=time.time() + 86400 * (30 + n))
         if n % 4 == 0:
             west.restart(crash=True)
             e.rotate_key_on_demand(KeyId=keys[(n + 1) % 2])  # while it catches up
@@ -164,6 +189,7 @@ def test_kill_the_replica_node_20_times_kill_the_primary_cut_the_link(drill):
         for k in keys)
     assert synchronized == len(keys) + rotations
     assert sum(len(w.list_key_rotations(KeyId=k)["Rotations"]) for k in keys) == rotations
-    for key_id in keys:  # and what the primary encrypts, the replica decrypts
+    for key_id in [*keys, imported]:  # and what the primary encrypts, the replica decrypts
         blob = e.encrypt(KeyId=key_id, Plaintext=b"after the drill")["CiphertextBlob"]
         assert w.decrypt(CiphertextBlob=blob)["Plaintext"] == b"after the drill"
+    assert _shared(w, imported)[0] == _shared(e, imported)[0] == material_id
