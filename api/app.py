@@ -12,6 +12,7 @@ import asyncio
 import base64
 import gc
 import itertools
+import json
 import logging
 import os
 import threading
@@ -533,14 +534,14 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
 
     # -- the deployment's other nodes: ledger feeds (docs/regions.md) --------------------------
 
-    def node(request: Request, region: str) -> None:
+    def node(request: Request, region: str, body: bytes = b"") -> None:
         """A request of another node of the deployment (its "nodes" key, signed for
         ``region``, which this node serves), or 403. Feed reads are replication traffic, not
         API calls: they are not audited (what they carry is in the ledger already)."""
         try:
             signed_for = authenticator.authenticate_node(
                 request.method, request.url.path, request.scope["query_string"],
-                request.scope["headers"])
+                request.scope["headers"], body)
         except KmsError as error:
             raise HTTPException(status_code=403, detail=f"{error.code}: {error.message}") from None
         if signed_for != region or region not in regions_served:
@@ -554,6 +555,37 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         if after < 0 or not 1 <= limit <= 1000:
             raise HTTPException(status_code=400, detail="after ≥ 0 and 1 ≤ limit ≤ 1000")
         return {"Region": region, "Events": service.feed(region, after, limit)}
+
+    @ledger_api.post("/ledger/v1/authorize")
+    async def authorize(request: Request) -> dict[str, Any]:
+        """Another node asks this one to authorize its caller on this node's key of a
+        multi-Region set (UpdatePrimaryRegion is authorized in the replica's Region too):
+        ``{"Allowed": true}`` or ``{"Error": {"Code", "Message"}}``."""
+        body = await request.body()
+        try:
+            asked = json.loads(body)
+            region = str(asked["Region"])
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(status_code=400, detail="expected a JSON object with Region") from None
+        node(request, region, body)
+        if asked.get("Operation") != "UpdatePrimaryRegion":  # the one a node may ask about
+            raise HTTPException(status_code=400, detail="only UpdatePrimaryRegion is authorized here")
+        account = str(asked.get("Account", ""))
+        caller = authenticator.caller_by_access_key(str(asked.get("AccessKeyId", "")), account)
+        if caller is None:
+            return {"Error": {"Code": "AccessDeniedException",
+                              "Message": "The access key is not known in this Region."}}
+        context = RequestContext(account, region, _request_id(), caller, caller.access_key_id,
+                                 str(asked.get("SourceIp", "")), str(asked.get("UserAgent", "")))
+        params = asked.get("Params") if isinstance(asked.get("Params"), dict) else {}
+        try:
+            await anyio.to_thread.run_sync(service.authorize_here, context, str(asked["KeyId"]),
+                                           "UpdatePrimaryRegion", params)
+        except KmsError as error:
+            return {"Error": {"Code": error.code, "Message": error.message}}
+        except KeyError:
+            raise HTTPException(status_code=400, detail="expected KeyId") from None
+        return {"Allowed": True}
 
     @ledger_api.get("/ledger/v1/transport-key")
     def transport_key(request: Request, region: str) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class Authenticator:
         return self._caller_of(access_key), region
 
     def authenticate_node(self, method: str, path: str, query_string: bytes,
-                          headers: Sequence[tuple[bytes, bytes]]) -> str:
+                          headers: Sequence[tuple[bytes, bytes]], body: bytes = b"") -> str:
         """The Region a request of another node of the deployment is signed for, or the
         authentication error AWS answers (open mode: every request passes, as in the rest of
         the API)."""
@@ -90,7 +90,7 @@ class Authenticator:
             _, region, _ = open_mode_identity(headers, self.default_account, self.default_region,
                                               self.regions)
             return region
-        _, region = self.node_verifier.verify(method, path, query_string, headers, b"")
+        _, region = self.node_verifier.verify(method, path, query_string, headers, body)
         return region
 
     def _caller_of(self, access_key: AccessKey) -> Caller:
@@ -116,6 +116,15 @@ class Authenticator:
             # split the decision cache, so share the root's compiled state under a new name
             return Caller(caller.principal, access_key_id, caller.identity_policies, caller.allowed)
         return caller
+
+    def caller_by_access_key(self, access_key_id: str, account: str) -> Caller | None:
+        """The caller another node of the deployment authenticated (it names the access key
+        the request was signed with; the nodes share the identities file). Open mode: the
+        account's root."""
+        if self.identities is None:
+            return self._caller(account, Principal.root(account), access_key_id)
+        key = self.identities.directory.access_key(access_key_id)
+        return None if key is None else self._caller_of(key)
 
     def principal_exists(self, arn: str) -> bool:
         """sigv4 mode: a principal a policy or grant names exists in the identities file (a

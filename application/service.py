@@ -85,9 +85,10 @@ class KeyManagementService:
         #: nodes by the Region they serve (docs/regions.md)
         self.served_regions: frozenset[str] | None = None
         self._peers: dict[str, Any] = {}
-        core = Core(self.region, Gate(self.authorizer), self.authorizer, self.clock, key_material,
+        self._gate = Gate(self.authorizer)
+        core = Core(self.region, self._gate, self.authorizer, self.clock, key_material,
                     ciphertext_format, self.replicate, self.transport_key_of, self.reachable,
-                    self.serves)
+                    self.serves, self.authorize_elsewhere)
         #: (source Region, target Region) -> the target's follower of the source's ledger
         self._replicators: dict[tuple[str, str], Replicator] = {}
         self._replication_lock = threading.Lock()
@@ -246,6 +247,33 @@ class KeyManagementService:
     def reachable(self, region: str) -> bool:
         """A Region of the deployment: served here or by a peer."""
         return self.serves(region) or region in self._peers
+
+    def authorize_elsewhere(self, ctx: RequestContext, region: str, key_id: str, operation: str,
+                            params: dict[str, Any]) -> None:
+        """Authorize the caller's ``operation`` on the key of the set in ``region``, served by a
+        peer node (AWS authorizes UpdatePrimaryRegion in the replica's Region too): raise the
+        error that node answers. A peer out of reach refuses (KMSInternalException)."""
+        peer = self._peers[region]
+        try:
+            error = peer.authorize(region, {
+                "KeyId": key_id, "Operation": operation, "AccessKeyId": ctx.access_key_id,
+                "Account": ctx.account_id, "SourceIp": ctx.source_ip, "UserAgent": ctx.user_agent,
+                "Params": {k: v for k, v in params.items() if isinstance(v, str | bool | int)},
+            })
+        except Exception as failure:
+            log.warning("authorization in %s out of reach: %s", region, failure)
+            raise errors.KMSInternalException(
+                f"The {region} Region of this deployment could not be reached.") from None
+        if error is not None:
+            raise errors.ERROR_TYPES.get(error["Code"], errors.AccessDeniedException)(
+                error.get("Message"))
+
+    def authorize_here(self, ctx: RequestContext, key_id: str, operation: str,
+                       params: dict[str, Any]) -> None:
+        """The other side of :meth:`authorize_elsewhere`: the key-state table and the caller's
+        authorization for ``operation`` on this Region's key (raises the KMS error)."""
+        op = OPERATIONS[operation]
+        self._gate.use(ctx, self.region(ctx.region), key_id, op, op.keys[0], params)
 
     def transport_key_of(self, region: str) -> bytes:
         """The transport public key of a Region of the deployment (a peer's over HTTP)."""

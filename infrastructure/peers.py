@@ -10,6 +10,7 @@ are decoded by the receiving Region's own ledger mapper.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,24 @@ class Peer:
             raise PeerError(f"{self.url}{path} ({region}): HTTP {response.status_code} "
                             f"{response.text[:200]}")
         return response.json()
+
+    def authorize(self, region: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        """Ask the peer to authorize a caller's operation on its key in ``region`` (the
+        replica's Region, for UpdatePrimaryRegion): None if allowed, else the KMS error
+        {"Code", "Message"} it answers."""
+        url = self.url + "/ledger/v1/authorize"
+        body = json.dumps({**request, "Region": region}).encode()
+        aws_request = AWSRequest(method="POST", url=url, data=body,
+                                 headers={"Content-Type": "application/json"})
+        SigV4Auth(self._credentials() or _OPEN_MODE, "kms", region).add_auth(aws_request)
+        try:
+            response = self._client.post(url, content=body,
+                                         headers=dict(aws_request.headers.items()))
+        except httpx.HTTPError as error:
+            raise PeerError(f"{self.url}: {error}") from error
+        if response.status_code != 200:
+            raise PeerError(f"{url} ({region}): HTTP {response.status_code} {response.text[:200]}")
+        return response.json().get("Error")
 
     def read(self, region: str, after: int, limit: int) -> list[dict[str, Any]]:
         return self._get("/ledger/v1/feed", region, {"region": region, "after": after,

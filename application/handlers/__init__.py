@@ -41,6 +41,8 @@ class Core:
     reachable: Callable[[str], bool] = lambda region: True
     #: whether this process serves a Region itself
     serves: Callable[[str], bool] = lambda region: True
+    #: authorize an operation on a key of the set in a Region a peer node serves
+    authorize_elsewhere: Callable[..., None] | None = None
 
 
 class Handlers:

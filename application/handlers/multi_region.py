@@ -63,11 +63,17 @@ class MultiRegionKeys(Handlers):
         region = self.region(ctx.region)
 
         def update(key: KmsKey) -> None:
-            if new_primary in key.replica_regions and self.core.serves(new_primary):
+            if new_primary in key.replica_regions:
                 # AWS authorizes kms:UpdatePrimaryRegion on the replica too, in its Region, and
-                # needs it Enabled (the key-state table, applied there by the gate)
-                self.gate.use(replace(ctx, region=new_primary), self.region(new_primary), key.id,
-                              UPDATE_PRIMARY_REGION, UPDATE_PRIMARY_REGION.keys[0], params)
+                # needs it Enabled (the key-state table, applied there by the gate) — on the
+                # node that serves that Region
+                if self.core.serves(new_primary):
+                    self.gate.use(replace(ctx, region=new_primary), self.region(new_primary),
+                                  key.id, UPDATE_PRIMARY_REGION, UPDATE_PRIMARY_REGION.keys[0],
+                                  params)
+                elif self.core.authorize_elsewhere is not None:
+                    self.core.authorize_elsewhere(ctx, new_primary, key.id,
+                                                  UPDATE_PRIMARY_REGION.name, params)
             key.update_primary_region(new_primary, ctx.actor)
 
         self.gate.change(ctx, region, params["KeyId"], UPDATE_PRIMARY_REGION, params, update)

@@ -167,3 +167,33 @@ def test_disaster_recovery_drill_promote_while_the_primary_node_is_gone(nodes):
     with pytest.raises(ClientError) as fenced:  # it never changes a shared property again
         e.rotate_key_on_demand(KeyId=key_id)
     assert fenced.value.response["Error"]["Code"] == "UnsupportedOperationException"
+
+
+def test_update_primary_region_across_nodes_is_authorized_in_the_replica_region(nodes):
+    """AWS authorizes kms:UpdatePrimaryRegion on the replica too, in its Region: here the
+    primary's node asks the replica's node, whose key policy decides."""
+    import json
+
+    east, west = nodes
+    e, w = east.kms(EAST), west.kms(WEST)
+    key_id = e.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    root = "arn:aws:iam::111122223333:root"
+    denying = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": {"AWS": root}, "Action": "kms:UpdatePrimaryRegion",
+         "Resource": "*"}]})
+    e.replicate_key(KeyId=key_id, ReplicaRegion=WEST, Policy=denying)
+    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    with pytest.raises(ClientError) as denied:
+        e.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert e.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+        "MultiRegionKeyType"] == "PRIMARY"  # nothing changed
+
+    w.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"}]}))
+    e.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
+    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+        "MultiRegionKeyType"] == "PRIMARY")
+    _until(lambda: e.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
