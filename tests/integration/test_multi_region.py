@@ -339,3 +339,32 @@ def test_replicating_again_into_a_region_whose_replica_was_deleted_recreates_it(
     assert kms.call("ListResourceTags", west, KeyId=md["KeyId"])["Tags"] == []  # nothing old
     assert kms.call("Decrypt", west, CiphertextBlob=old_blob)["Plaintext"] == b"old"  # every version
     assert md["KeyId"] in [k["KeyId"] for k in kms.call("ListKeys", west)["Keys"]]
+
+
+@pytest.mark.parametrize("spec, usage", [("RSA_2048", "SIGN_VERIFY"), ("ECC_NIST_P256", "SIGN_VERIFY"),
+                                         ("HMAC_256", "GENERATE_VERIFY_MAC"),
+                                         ("RSA_3072", "ENCRYPT_DECRYPT")])
+def test_asymmetric_and_hmac_multi_region_keys_share_their_key_pair_or_secret(kms, spec, usage):
+    md = mrk(kms, KeySpec=spec, KeyUsage=usage)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    west = kms.context(REPLICA)
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    assert (replica["KeyState"], replica["KeySpec"], replica["KeyUsage"]) == ("Enabled", spec, usage)
+    if usage == "GENERATE_VERIFY_MAC":
+        mac = kms.call("GenerateMac", KeyId=md["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
+        assert kms.call("VerifyMac", west, KeyId=md["KeyId"], Message=b"m", Mac=mac,
+                        MacAlgorithm="HMAC_SHA_256")["MacValid"] is True
+        return
+    # "the key pair is copied to every replica; GetPublicKey from any related key returns the same"
+    public = kms.call("GetPublicKey", KeyId=md["KeyId"])["PublicKey"]
+    assert kms.call("GetPublicKey", west, KeyId=md["KeyId"])["PublicKey"] == public
+    if usage == "SIGN_VERIFY":
+        algorithm = "RSASSA_PSS_SHA_256" if spec.startswith("RSA") else "ECDSA_SHA_256"
+        signature = kms.call("Sign", KeyId=md["KeyId"], Message=b"m", SigningAlgorithm=algorithm)["Signature"]
+        assert kms.call("Verify", west, KeyId=md["KeyId"], Message=b"m", Signature=signature,
+                        SigningAlgorithm=algorithm)["SignatureValid"] is True
+    else:
+        blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"m",
+                        EncryptionAlgorithm="RSAES_OAEP_SHA_256")["CiphertextBlob"]
+        assert kms.call("Decrypt", west, KeyId=md["KeyId"], CiphertextBlob=blob,
+                        EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"] == b"m"
