@@ -155,7 +155,18 @@ class Replicator:
             return self._update_completed(event)
         if isinstance(event, KmsKey.DemotedToReplica) and event.primary_region == self.target.name:
             return self._rejoined(event)
+        if isinstance(event, KmsKey.KeyMaterialImported):
+            return self._replica_imported(event)
         return []
+
+    def _replica_imported(self, event: Any) -> list[KmsKey]:
+        """A replica of a primary of this Region imported material: the primary counts it
+        (it rotates to imported material once every replica has it)."""
+        primary = self.target.ledger.get_key(event.originator_id)
+        if primary is None or not primary.is_primary or self.source not in primary.replica_regions:
+            return []
+        primary.record_replica_import(self.source, event.material.key_material_id, event.actor)
+        return [primary] if primary.pending_events else []
 
     def _rejoined(self, event: Any) -> list[KmsKey]:
         """A fenced old primary rejoined as this primary's replica: it gets the material versions
@@ -242,5 +253,6 @@ class Replicator:
         replica.synchronize(materials, event.current_key_material_id, event.rotation_enabled,
                             event.rotation_period_days, event.next_rotation_date,
                             event.replica_regions, event.actor, primary_region=announced,
-                            epoch=epoch)
+                            epoch=epoch,
+                            imported_material_ids=getattr(event, "imported_material_ids", None))
         return [replica]

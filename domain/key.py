@@ -98,6 +98,10 @@ class KmsKey(StrAggregate):
     #: multi-Region keys: how many times the set's primary changed; a newer epoch fences an
     #: older primary (docs/regions.md, promote)
     epoch = 0
+    #: a replica: the imported material ids of its set (it may import them as
+    #: EXISTING_KEY_MATERIAL); a primary: which replica Regions imported each material
+    set_imported_ids = ()
+    replica_imports = None
 
     @event("KeyCreated")
     def __init__(
@@ -271,8 +275,17 @@ class KmsKey(StrAggregate):
             return KeyMaterialState.CURRENT
         record = self.imports.get(key_material_id)
         if record is not None and record.pending_rotation:
+            if self.replicas_missing(key_material_id):
+                return KeyMaterialState.PENDING_MULTI_REGION_IMPORT_AND_ROTATION
             return KeyMaterialState.PENDING_ROTATION
         return KeyMaterialState.NON_CURRENT
+
+    def replicas_missing(self, key_material_id: str) -> list[str]:
+        """A multi-Region primary: the replica Regions that have not imported the material."""
+        if not self.is_primary or not self.imported:
+            return []
+        have = set((self.replica_imports or {}).get(key_material_id, ()))
+        return [r for r in self.replica_regions if r not in have]
 
     def check(self, operation: str) -> None:
         """Apply the key-state table for ``operation``."""
@@ -484,6 +497,10 @@ class KmsKey(StrAggregate):
         pending = [m for m in self.imports.values() if m.pending_rotation and m.imported]
         if not pending:
             raise Rotation.NO_PENDING_MATERIAL(arn=self.arn)
+        missing = self.replicas_missing(pending[0].key_material_id)
+        if missing:  # a set rotates once every replica has the material
+            raise MultiRegion.PENDING_REPLICA_IMPORTS(
+                arn=self.arn, material_id=pending[0].key_material_id, regions=", ".join(missing))
         self._rotate_to_imported(key_material_id=pending[0].key_material_id, rotation_date=now, actor=actor)
 
     @event("ImportedKeyMaterialRotated")
@@ -644,6 +661,19 @@ class KmsKey(StrAggregate):
     def _primary_region_update_completed(self, actor: Actor) -> None:
         self.key_state = KeyState.ENABLED
 
+    def record_replica_import(self, region: str, key_material_id: str, actor: Actor) -> None:
+        """The replica in ``region`` imported material of this primary (from its stream)."""
+        if (not self.is_primary or region not in self.replica_regions
+                or region in (self.replica_imports or {}).get(key_material_id, ())):
+            return
+        self._record_replica_import(region=region, key_material_id=key_material_id, actor=actor)
+
+    @event("ReplicaMaterialImported")
+    def _record_replica_import(self, region: str, key_material_id: str, actor: Actor) -> None:
+        imports = {k: list(v) for k, v in (self.replica_imports or {}).items()}
+        imports.setdefault(key_material_id, []).append(region)
+        self.replica_imports = imports
+
     def unshared_materials(self, region: str) -> list[BackingKey]:
         """Material versions of this primary not yet shared with the replica in ``region``."""
         shared = set(self.shared_material_ids.get(region, ()))
@@ -663,6 +693,7 @@ class KmsKey(StrAggregate):
             rotation_period_days=self.rotation_period_days,
             next_rotation_date=self.next_rotation_date,
             epoch=self.epoch,
+            imported_material_ids=list(self.imports),
             actor=actor,
         )
 
@@ -671,7 +702,7 @@ class KmsKey(StrAggregate):
                           replica_regions: list[str],
                           current_key_material_id: str | None, rotation_enabled: bool,
                           rotation_period_days: int | None, next_rotation_date: datetime | None,
-                          epoch: int, actor: Actor) -> None:
+                          epoch: int, imported_material_ids: list[str], actor: Actor) -> None:
         for region, materials in shares.items():
             self.shared_material_ids.setdefault(region, []).extend(
                 m.key_material_id for m in materials)
@@ -679,7 +710,8 @@ class KmsKey(StrAggregate):
     def synchronize(self, materials: list[BackingKey], current_key_material_id: str | None,
                     rotation_enabled: bool, rotation_period_days: int | None,
                     next_rotation_date: datetime | None, replica_regions: list[str],
-                    actor: Actor, primary_region: str | None = None, epoch: int = 0) -> None:
+                    actor: Actor, primary_region: str | None = None, epoch: int = 0,
+                    imported_material_ids: list[str] | None = None) -> None:
         """A replica takes the primary's shared properties (its material re-sealed here)."""
         if not self.is_replica:
             raise MultiRegion.NOT_REPLICA_INTERNAL(arn=self.arn)
@@ -691,15 +723,21 @@ class KmsKey(StrAggregate):
                           next_rotation_date=next_rotation_date,
                           replica_regions=list(replica_regions),
                           primary_region=primary_region or self.primary_region,
-                          epoch=max(epoch, self.epoch), actor=actor)
+                          epoch=max(epoch, self.epoch),
+                          imported_material_ids=list(imported_material_ids or ()), actor=actor)
 
     @event("MultiRegionKeySynchronized")
     def _synchronize(self, materials: list[BackingKey], current_key_material_id: str | None,
                      rotation_enabled: bool, rotation_period_days: int | None,
                      next_rotation_date: datetime | None, replica_regions: list[str],
-                     primary_region: str, epoch: int, actor: Actor) -> None:
+                     primary_region: str, epoch: int, actor: Actor,
+                     imported_material_ids: list[str] | None = None) -> None:
         self.primary_region = primary_region
         self.epoch = epoch
+        self.set_imported_ids = tuple(imported_material_ids or ())
+        current = self.imports.get(current_key_material_id or "")
+        if current is not None and current.pending_rotation:  # the set rotated to it
+            self.imports[current_key_material_id] = replace(current, pending_rotation=False)
         for material in materials:
             self.materials[material.key_material_id] = material
         if current_key_material_id is not None and (
@@ -781,13 +819,16 @@ class KmsKey(StrAggregate):
                 raise messages.Validation.VALID_TO_RANGE()
         elif valid_to is not None:
             raise messages.Validation.VALID_TO_NOT_ALLOWED()
-        known = material.key_material_id in self.imports
+        associated = material.key_material_id in self.imports
+        known = associated or (self.is_replica and material.key_material_id in self.set_imported_ids)
         if import_type is None:
             import_type = "EXISTING_KEY_MATERIAL" if self.imports else "NEW_KEY_MATERIAL"
+        if import_type == "NEW_KEY_MATERIAL" and self.is_replica and self.imports:
+            raise MultiRegion.REPLICA_NEW_MATERIAL(arn=self.arn)
         if import_type == "NEW_KEY_MATERIAL":
             if key_material_id is not None:
                 raise messages.Validation.KEY_MATERIAL_ID_WITH_NEW()
-            if known:
+            if associated:
                 raise Import.ALREADY_ASSOCIATED()
             if any(m.pending_rotation and m.imported for m in self.imports.values()):
                 raise Import.SECOND_PENDING(arn=self.arn)

@@ -454,6 +454,16 @@ class MultiRegion:
         "UnsupportedOperationException",
         "This keyledger deployment does not serve the {region} Region: serve it on a node and "
         "name that node in --peers.")
+    #: imported-material sets: new material goes into the primary first (API reference,
+    #: ImportKeyMaterial: "new material cannot be imported directly into replicas"; text ours)
+    REPLICA_NEW_MATERIAL = Text(
+        "UnsupportedOperationException",
+        "{arn} is a multi-Region replica key. Import new key material into its primary key, then "
+        "into this key with ImportType EXISTING_KEY_MATERIAL.")
+    PENDING_REPLICA_IMPORTS = Text(
+        "KMSInvalidStateException",
+        "{arn}: key material {material_id} is not yet imported into every replica key "
+        "({regions}).")
     # the replication's own checks: never answered to a client
     NOT_PRIMARY_INTERNAL = Text("UnsupportedOperationException",
                                 "{arn} is not a multi-Region primary key.", answered=False)

@@ -37,6 +37,8 @@ class KeyMaterialState(StrEnum):
     CURRENT = "CURRENT"
     NON_CURRENT = "NON_CURRENT"
     PENDING_ROTATION = "PENDING_ROTATION"
+    #: a multi-Region primary's imported material not yet imported into every replica
+    PENDING_MULTI_REGION_IMPORT_AND_ROTATION = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
 
 
 class ExpirationModel(StrEnum):

@@ -80,13 +80,13 @@ class ImportedMaterial(Handlers):
         )
         key = self.gate.change(
             ctx, region, params["KeyId"], operation, params,
-            lambda k: k.import_material(
+            lambda k: (k.import_material(
                 backing, import_type=params.get("ImportType"),
                 key_material_id=params.get("KeyMaterialId"),
                 description=params.get("KeyMaterialDescription"),
                 expiration_model=params.get("ExpirationModel"), valid_to=params.get("ValidTo"),
                 now=now, actor=ctx.actor,
-            ),
+            ), self.share_with_replicas(region, k, ctx.actor)),  # a set's replicas learn its id
             data_keys=() if wrapped is None else ((region.hierarchy.material_entry(key.id, material_id), wrapped),),
         )
         return {"KeyId": key.arn, "KeyMaterialId": material_id}

@@ -699,6 +699,19 @@ ROWS: list[Row] = [
         lambda e: {"KeyId": e.mrk, "PrimaryRegion": "ap-south-1"}, "NotFoundException",
         "{mrk_arn} has no replica key in the ap-south-1 Region.", None,
         "MultiRegion.NO_REPLICA_IN_REGION"),
+    Row("import-new-material-into-a-replica", "ImportKeyMaterial",
+        lambda e: {"KeyId": e.mrk_external, "ImportToken": e.mrk_external_west_token,
+                   "EncryptedKeyMaterial": e.mrk_external_west_wrapped,
+                   "ImportType": "NEW_KEY_MATERIAL",
+                   "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"},
+        "UnsupportedOperationException",
+        "{mrk_external_west_arn} is a multi-Region replica key. Import new key material into its "
+        "primary key, then into this key with ImportType EXISTING_KEY_MATERIAL.", None,
+        "MultiRegion.REPLICA_NEW_MATERIAL", region=WEST),
+    Row("rotate-before-every-replica-imported", "RotateKeyOnDemand",
+        lambda e: {"KeyId": e.mrk_external}, "KMSInvalidStateException",
+        "{mrk_external_arn}: key material {mrk_external_pending} is not yet imported into every "
+        "replica key (us-west-2).", None, "MultiRegion.PENDING_REPLICA_IMPORTS"),
     Row("encrypt-pending-replica-deletion", "Encrypt",
         lambda e: {"KeyId": e.mrk_deleting, "Plaintext": b"x"}, "KMSInvalidStateException",
         "{mrk_deleting_arn} is pending replica deletion.", None, "KeyState.PENDING_REPLICA_DELETION"),
@@ -1254,6 +1267,21 @@ def env(server):
         kms.replicate_key(KeyId=getattr(e, name), ReplicaRegion=WEST)
     e.mrk_west_arn = e.mrk_arn.replace(REGION, WEST)
     kms.schedule_key_deletion(KeyId=e.mrk_deleting, PendingWindowInDays=7)
+    # an imported-material set: the same material in both Regions, then new material imported
+    # into the primary only (pending in the replica Region)
+    west = server.kms(WEST)
+    key("mrk_external", MultiRegion=True, Origin="EXTERNAL")
+    e.mrk_external_west_arn = e.mrk_external_arn.replace(REGION, WEST)
+    shared_material = os.urandom(32)
+    _import(kms, e.mrk_external, shared_material)
+    kms.replicate_key(KeyId=e.mrk_external, ReplicaRegion=WEST)
+    _import(west, e.mrk_external, shared_material)
+    _import(kms, e.mrk_external, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    e.mrk_external_pending = [r["KeyMaterialId"] for r in kms.list_key_rotations(
+        KeyId=e.mrk_external, IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
+        if r["KeyMaterialState"] == "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"][0]
+    e.mrk_external_west_token, west_public = _import_parameters(west, e.mrk_external)
+    e.mrk_external_west_wrapped = _wrap(west_public, os.urandom(32))
 
     suffix = uuid.uuid4().hex[:8]
     e.alias = f"alias/fidelity-{suffix}"

@@ -368,3 +368,58 @@ def test_asymmetric_and_hmac_multi_region_keys_share_their_key_pair_or_secret(km
                         EncryptionAlgorithm="RSAES_OAEP_SHA_256")["CiphertextBlob"]
         assert kms.call("Decrypt", west, KeyId=md["KeyId"], CiphertextBlob=blob,
                         EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"] == b"m"
+
+
+def test_new_imported_material_goes_into_the_primary_then_every_replica_then_rotates(kms):
+    """AWS (ImportKeyMaterial): new material is imported into the primary (NEW_KEY_MATERIAL),
+    then into each replica (EXISTING_KEY_MATERIAL, the same material id); the primary's copy is
+    PENDING_MULTI_REGION_IMPORT_AND_ROTATION until every replica has it; then RotateKeyOnDemand
+    on the primary makes it current in the whole set."""
+    import os
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def import_into(ctx, key_id, material, **params):
+        parameters = kms.call("GetParametersForImport", ctx, KeyId=key_id,
+                              WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+        public = serialization.load_der_public_key(parameters["PublicKey"])
+        wrapped = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                                        algorithm=hashes.SHA256(), label=None))
+        return kms.call("ImportKeyMaterial", ctx, KeyId=key_id, ImportToken=parameters["ImportToken"],
+                        EncryptedKeyMaterial=wrapped,
+                        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE", **params)["KeyMaterialId"]
+
+    east, west = kms.context(), kms.context(REPLICA)
+    md = mrk(kms, Origin="EXTERNAL")
+    first = os.urandom(32)
+    import_into(east, md["KeyId"], first)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    import_into(west, md["KeyId"], first)
+    kms.service.replicate()
+
+    second = os.urandom(32)
+    new_id = import_into(east, md["KeyId"], second, ImportType="NEW_KEY_MATERIAL")
+    kms.service.replicate()
+
+    def state(ctx):
+        rows = kms.call("ListKeyRotations", ctx, KeyId=md["KeyId"],
+                        IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
+        return {r["KeyMaterialId"]: r["KeyMaterialState"] for r in rows}[new_id]
+
+    assert state(east) == "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
+    with pytest.raises(errors.KMSInvalidStateException, match="not yet imported into every replica"):
+        kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    with pytest.raises(errors.UnsupportedOperationException):  # new material: primary first
+        import_into(west, md["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    assert import_into(west, md["KeyId"], second, ImportType="EXISTING_KEY_MATERIAL",
+                       KeyMaterialId=new_id) == new_id
+    kms.service.replicate()  # the primary reads that its replica has it
+    assert state(east) == "PENDING_ROTATION"
+    kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    kms.service.replicate()
+    for ctx in (east, west):
+        assert kms.call("DescribeKey", ctx, KeyId=md["KeyId"])["KeyMetadata"][
+            "CurrentKeyMaterialId"] == new_id
+    blob = kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"new")["CiphertextBlob"]
+    assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == b"new"
