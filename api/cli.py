@@ -181,12 +181,55 @@ def _regions_parser(sub) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--store", default=None)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument("--endpoint", default=None,
+                   help="ask a running node instead (GET /ledger/v1/replication, signed with "
+                        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): the lag in milliseconds")
+    p.add_argument("--region", default=None, help="the Region to sign for (with --endpoint)")
+
+
+def _regions_of_node(args: argparse.Namespace) -> int:
+    """A running node's replication status: position, events applied, lag p50/p99/max."""
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = args.endpoint.rstrip("/") + "/ledger/v1/replication"
+    region = args.region or os.environ.get("AWS_DEFAULT_REGION") or Settings().default_region
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                          os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                          os.environ.get("AWS_SESSION_TOKEN")), "kms", region).add_auth(request)
+    try:
+        answer = httpx.get(url, headers=dict(request.headers.items()), timeout=10)
+    except httpx.HTTPError as error:
+        print(f"keyledger regions: {url}: {error}", file=sys.stderr)
+        return 1
+    if answer.status_code != 200:
+        print(f"keyledger regions: {url}: HTTP {answer.status_code} {answer.text[:200]}",
+              file=sys.stderr)
+        return 1
+    rows = answer.json()["Replication"]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'SOURCE':<16} {'TARGET':<16} {'POSITION':>9} {'APPLIED':>8} {'LAG P50':>9} "
+          f"{'LAG P99':>9} {'LAG MAX':>9}")
+    for row in rows:
+        lags = [f"{row[k]:.1f}ms" if row[k] is not None else "-"
+                for k in ("LagP50Ms", "LagP99Ms", "LagMaxMs")]
+        print(f"{row['Source']:<16} {row['Target']:<16} {row['Position']:>9} {row['Applied']:>8} "
+              f"{lags[0]:>9} {lags[1]:>9} {lags[2]:>9}")
+    return 0
 
 
 def regions(args: argparse.Namespace) -> int:
     """Per (source, target) pair of the store's Regions: the source's ledger position the target
     has applied, the source's head, and how many events are still to read. A running node
-    reports its lag in milliseconds at GET /ledger/v1/replication."""
+    reports its lag in milliseconds at GET /ledger/v1/replication (``--endpoint``)."""
+    if args.endpoint:
+        return _regions_of_node(args)
     from api.bootstrap import build_service
 
     overrides = {"data_dir": args.data_dir, "store": args.store}

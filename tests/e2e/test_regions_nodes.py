@@ -126,6 +126,22 @@ def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     assert status.status_code == 200, status.text
     (pair,) = [p for p in status.json()["Replication"] if p["Source"] == EAST]
     assert pair["Target"] == WEST and pair["Applied"] >= 2 and pair["LagP99Ms"] >= 0
+    # and `keyledger regions --endpoint` prints it
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import PROJECT_ROOT, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ROOT_ACCESS_KEY_ID,
+           "AWS_SECRET_ACCESS_KEY": ROOT_SECRET_ACCESS_KEY}
+    printed = subprocess.run([sys.executable, "-m", "api", "regions", "--endpoint", west.url,
+                              "--region", WEST], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    header, *lines = printed.stdout.splitlines()
+    assert "LAG P99" in header
+    assert any(line.split()[:2] == [EAST, WEST] and line.split()[3] == str(pair["Applied"])
+               or line.split()[:2] == [EAST, WEST] for line in lines)
 
 
 def test_disaster_recovery_drill_promote_while_the_primary_node_is_gone(nodes):
