@@ -57,8 +57,17 @@ terraform {{
     }}
   }}
 }}
+{aliased_provider_block(url, access_key, secret_key, region)}'''
 
-provider "aws" {{
+
+def aliased_provider_block(url: str, access_key: str, secret_key: str, region: str,
+                           alias: str | None = None) -> str:
+    """One ``provider "aws"`` block pointed at keyledger; with ``alias``, a second provider for
+    another Region of the same server (``provider = aws.<alias>`` on a resource), as
+    multi-Region keys are managed on AWS."""
+    alias_line = f'\n  alias                       = "{alias}"' if alias else ""
+    return f'''
+provider "aws" {{{alias_line}
   region                      = "{region}"
   access_key                  = "{access_key}"
   secret_key                  = "{secret_key}"

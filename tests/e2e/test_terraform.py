@@ -7,9 +7,13 @@ apart after each enable/disable, 5 after rotation, tag, valid_to changes) are pa
 apply, in parallel, not once per resource. The stages below run in file order on one
 module-scoped server and one working directory; each checks that the one before it completed.
 
+Multi-Region keys: ``multi_region = true`` on an ``aws_kms_key`` and on an
+``aws_kms_external_key``, each the primary of a replica (``aws_kms_replica_key``,
+``aws_kms_replica_external_key``) made through a second provider block (``alias = "west"``,
+``region = "us-west-2"``) pointed at the same server, which serves both Regions. Their
+drift, import and destroy ride on the same stages as every other resource.
+
 Not covered, and why:
-  * ``aws_kms_replica_key`` / ``aws_kms_replica_external_key``: multi-Region keys are not part
-    of this suite (they join it once keyledger has them).
   * ML-DSA, ML-KEM and Ed25519 keys: the provider's schema refuses them before any request
     (its KeySpec enum lists RSA_*, ECC_NIST_P*, ECC_SECG_P256K1, HMAC_*, SYMMETRIC_DEFAULT, SM2;
     KeyUsage has no ENCAPSULATE_DECAPSULATE). SM2 is China Regions only and keyledger has none.
@@ -17,7 +21,7 @@ Not covered, and why:
     propagation timeout (about 3 minutes) before it plans to recreate it, on AWS as here.
 
 Sources: the provider's ``internal/service/kms`` (key.go ``findKeyInfo``, external_key.go,
-grant.go, key_policy.go, wait.go) and docs/compatibility.md, "Terraform and Ansible".
+grant.go, key_policy.go, replica_key.go, replica_external_key.go, wait.go) and docs/compatibility.md, "Terraform and Ansible".
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,12 +39,15 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.iac import Terraform, provider_block, terraform_missing
+from tests.e2e.iac import Terraform, aliased_provider_block, provider_block, terraform_missing
+from tests.e2e.identities_fixture import wrap_material
 
 pytestmark = pytest.mark.e2e
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
+# The Region of the replicas (provider aws.west): the same server serves it.
+WEST = "us-west-2"
 APP_ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
 # A user without policies of its own: what it may do, a grant made by Terraform allows.
 GRANTEE_ARN = f"arn:aws:iam::{ACCOUNT}:user/grantee"
@@ -113,6 +121,29 @@ locals {
         Effect    = "Allow"
         Principal = { AWS = "arn:aws:iam::${local.account}:role/app" }
         Action    = ["kms:Encrypt", "kms:Decrypt"]
+        Resource  = "*"
+      },
+    ]
+  })
+}
+
+locals {
+  replica_policy = jsonencode({
+    Version = "2012-10-17"
+    Id      = "terraform-replica"
+    Statement = [
+      {
+        Sid       = "Root"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:aws:iam::${local.account}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "AppDecrypt"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:aws:iam::${local.account}:role/app" }
+        Action    = "kms:Decrypt"
         Resource  = "*"
       },
     ]
@@ -207,6 +238,46 @@ resource "aws_kms_external_key" "pending_import" {
   deletion_window_in_days = 7
 }
 
+# Multi-Region keys: primaries in us-east-1, their replicas in us-west-2 of the same server
+# (the provider aws.west), as on AWS.
+resource "aws_kms_key" "multi_region" {
+  description             = "multi-Region primary"
+  multi_region            = true
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  tags                    = { multi_region = "primary" }
+}
+
+resource "aws_kms_replica_key" "west" {
+  provider                = aws.west
+  primary_key_arn         = aws_kms_key.multi_region.arn
+  description             = "replica in us-west-2"
+  deletion_window_in_days = 8
+  # a replica's policy is its own (not shared with the primary)
+  policy                  = local.replica_policy
+  tags                    = { region = "us-west-2" }
+}
+
+resource "aws_kms_external_key" "multi_region" {
+  description             = "multi-Region primary, imported material"
+  multi_region            = true
+  key_material_base64     = var.external_material
+  enabled                 = true
+  deletion_window_in_days = 7
+}
+
+resource "aws_kms_replica_external_key" "west" {
+  provider                = aws.west
+  primary_key_arn         = aws_kms_external_key.multi_region.arn
+  description             = "replica of imported material in us-west-2"
+  # the same material as the primary's, imported into the replica by the provider
+  key_material_base64     = var.external_material
+  valid_to                = var.valid_to
+  # Optional+Computed as on aws_kms_external_key: left out, the provider disables the key.
+  enabled                 = true
+  deletion_window_in_days = 9
+}
+
 resource "aws_kms_ciphertext" "secret" {
   key_id    = aws_kms_key.main.key_id
   plaintext = "resource secret"
@@ -237,6 +308,11 @@ resource "aws_kms_grant" "subset" {
 
 data "aws_kms_key" "by_alias" {
   key_id = aws_kms_alias.named.name
+}
+
+data "aws_kms_key" "replica" {
+  provider = aws.west
+  key_id   = aws_kms_replica_key.west.arn
 }
 
 data "aws_kms_alias" "named" {
@@ -284,7 +360,50 @@ resource "aws_kms_alias" "adopted" {
   name          = "alias/boto3-@SUFFIX@"
   target_key_id = aws_kms_key.adopted.key_id
 }
+
+# Replicas made with boto3 in us-west-2 (their primaries stay outside Terraform). No
+# key_material_base64: the provider cannot read it back, and it forces a new key.
+# deletion_window_in_days and bypass_policy_lockout_safety_check have schema defaults that no
+# API answer holds, so an import leaves them unset and the next plan would set them in place
+# (the provider's own import tests ignore both: replica_key_test.go, ImportStateVerifyIgnore).
+resource "aws_kms_replica_key" "adopted" {
+  provider        = aws.west
+  primary_key_arn = "@PRIMARY_ARN@"
+  description     = "replica made with boto3"
+  tags            = { origin = "boto3" }
+  lifecycle {
+    ignore_changes = [deletion_window_in_days, bypass_policy_lockout_safety_check]
+  }
+}
+
+resource "aws_kms_replica_external_key" "adopted" {
+  provider        = aws.west
+  primary_key_arn = "@EXTERNAL_PRIMARY_ARN@"
+  description     = "replica of imported material made with boto3"
+  enabled         = true
+  lifecycle {
+    ignore_changes = [deletion_window_in_days, bypass_policy_lockout_safety_check]
+  }
+}
 '''
+
+
+def import_material(kms, key_id: str, material: bytes) -> None:
+    """Import material with boto3, as a user does before adopting the key."""
+    params = kms.get_parameters_for_import(KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                                           WrappingKeySpec="RSA_2048")
+    kms.import_key_material(KeyId=key_id, ImportToken=params["ImportToken"],
+                            EncryptedKeyMaterial=wrap_material(params["PublicKey"], material),
+                            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+
+
+def until(predicate, timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (a replica Region follows its primary's within a second)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s")
+        time.sleep(0.05)
 
 
 def spec_address(name: str) -> str:
@@ -298,6 +417,7 @@ class Stack:
     def __init__(self, server, workdir) -> None:
         self.server = server
         self.kms = server.kms()
+        self.west = server.kms(WEST)
         self.tf = Terraform(workdir, server_log=server.log_path)
         self.suffix = uuid.uuid4().hex[:8]
         self.material = os.urandom(32)
@@ -326,11 +446,13 @@ class Stack:
     def describe(self, address: str) -> dict[str, Any]:
         return self.kms.describe_key(KeyId=self.key_id(address))["KeyMetadata"]
 
-    def tags(self, key_id: str) -> dict[str, str]:
-        return {t["TagKey"]: t["TagValue"] for t in self.kms.list_resource_tags(KeyId=key_id)["Tags"]}
+    def tags(self, key_id: str, kms=None) -> dict[str, str]:
+        kms = kms or self.kms
+        return {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
 
-    def policy(self, key_id: str) -> dict[str, Any]:
-        return json.loads(self.kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    def policy(self, key_id: str, kms=None) -> dict[str, Any]:
+        kms = kms or self.kms
+        return json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
 
     def refresh_state(self) -> None:
         self.state = self.tf.state()
@@ -347,7 +469,9 @@ def stack(server_factory, tmp_path_factory, e2e):
     server = server_factory("terraform", identities=identities)
     s = Stack(server, tmp_path_factory.mktemp("terraform"))
     s.tf.write("provider.tf", provider_block(server.url, e2e.ROOT_ACCESS_KEY_ID,
-                                             e2e.ROOT_SECRET_ACCESS_KEY, REGION))
+                                             e2e.ROOT_SECRET_ACCESS_KEY, REGION)
+               + aliased_provider_block(server.url, e2e.ROOT_ACCESS_KEY_ID,
+                                        e2e.ROOT_SECRET_ACCESS_KEY, WEST, alias="west"))
     s.tf.write("main.tf", MAIN_TF.replace("@ACCOUNT@", ACCOUNT).replace("@KEY_SPECS@", hcl_key_specs()))
     yield s
     server.cleanup()
@@ -408,6 +532,44 @@ def test_apply_creates_every_resource(stack):
     blob = kms.encrypt(KeyId=with_material["KeyId"], Plaintext=b"external")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"external"
 
+    # multi-Region keys: each primary in us-east-1 has its replica in us-west-2, same key id
+    primary = stack.describe("aws_kms_key.multi_region")
+    assert primary["KeyId"].startswith("mrk-") and primary["MultiRegion"] is True
+    replica_id = stack.key_id("aws_kms_replica_key.west")
+    assert replica_id == primary["KeyId"]
+    replica = stack.west.describe_key(KeyId=replica_id)["KeyMetadata"]
+    assert (replica["KeyState"], replica["Description"], replica["Origin"]) == \
+        ("Enabled", "replica in us-west-2", "AWS_KMS")
+    assert replica["Arn"] == primary["Arn"].replace(REGION, WEST)
+    assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    assert replica["MultiRegionConfiguration"]["PrimaryKey"] == {"Arn": primary["Arn"], "Region": REGION}
+    assert stack.describe("aws_kms_key.multi_region")["MultiRegionConfiguration"]["ReplicaKeys"] == \
+        [{"Arn": replica["Arn"], "Region": WEST}]
+    assert stack.tags(replica_id, stack.west) == {"region": "us-west-2"}
+    assert [s["Sid"] for s in stack.policy(replica_id, stack.west)["Statement"]] == ["Root", "AppDecrypt"]
+    replica_state = stack.state["aws_kms_replica_key.west"]
+    assert replica_state["arn"] == replica["Arn"] and replica_state["primary_key_arn"] == primary["Arn"]
+    # rotation is a shared property: the primary's, read on the replica
+    assert replica_state["key_rotation_enabled"] is True
+    assert stack.west.get_key_rotation_status(KeyId=replica_id)["KeyRotationEnabled"] is True
+    blob = kms.encrypt(KeyId=primary["KeyId"], Plaintext=b"east to west")["CiphertextBlob"]
+    assert stack.west.decrypt(CiphertextBlob=blob)["Plaintext"] == b"east to west"
+
+    external_primary = stack.describe("aws_kms_external_key.multi_region")
+    assert external_primary["KeyId"].startswith("mrk-") and external_primary["MultiRegion"] is True
+    assert (external_primary["Origin"], external_primary["KeyState"]) == ("EXTERNAL", "Enabled")
+    external_replica_id = stack.key_id("aws_kms_replica_external_key.west")
+    assert external_replica_id == external_primary["KeyId"]
+    external_replica = stack.west.describe_key(KeyId=external_replica_id)["KeyMetadata"]
+    assert (external_replica["Origin"], external_replica["KeyState"], external_replica["ExpirationModel"]) == \
+        ("EXTERNAL", "Enabled", "KEY_MATERIAL_EXPIRES")
+    assert external_replica["ValidTo"] == stack.valid_to
+    assert external_replica["MultiRegionConfiguration"]["PrimaryKey"]["Arn"] == external_primary["Arn"]
+    assert stack.state["aws_kms_replica_external_key.west"]["key_state"] == "Enabled"
+    # the same material imported in both Regions: ciphertext crosses them both ways
+    blob = stack.west.encrypt(KeyId=external_replica_id, Plaintext=b"west to east")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"west to east"
+
     ciphertext = base64.b64decode(stack.state["aws_kms_ciphertext.secret"]["ciphertext_blob"])
     decrypted = kms.decrypt(CiphertextBlob=ciphertext, EncryptionContext={"app": "terraform"})
     assert decrypted["Plaintext"] == b"resource secret" and decrypted["KeyId"].endswith(main)
@@ -466,6 +628,18 @@ def test_data_sources_read_what_keyledger_holds(stack):
         assert sorted(public["signing_algorithms"] or []) == sorted(answer.get("SigningAlgorithms", []))
     assert state["data.aws_kms_public_key.ecc"]["key_usage"] == "KEY_AGREEMENT"
 
+    # the replica read through the us-west-2 provider (its ReplicaKeys include itself, as on AWS:
+    # API Reference, MultiRegionConfiguration)
+    replica = state["data.aws_kms_key.replica"]
+    primary_arn = state["aws_kms_key.multi_region"]["arn"]
+    assert (replica["arn"], replica["multi_region"], replica["key_state"]) == \
+        (primary_arn.replace(REGION, WEST), True, "Enabled")
+    assert replica["multi_region_configuration"] == [{
+        "multi_region_key_type": "REPLICA",
+        "primary_key": [{"arn": primary_arn, "region": REGION}],
+        "replica_keys": [{"arn": replica["arn"], "region": WEST}],
+    }]
+
     data_blob = base64.b64decode(state["data.aws_kms_ciphertext.data"]["ciphertext_blob"])
     assert kms.decrypt(CiphertextBlob=data_blob, EncryptionContext={"app": "terraform"})["Plaintext"] \
         == b"data source secret"
@@ -487,9 +661,28 @@ def test_import_of_a_key_made_with_boto3_then_clean_plan(stack):
     kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=200)
     kms.create_alias(AliasName=f"alias/boto3-{stack.suffix}", TargetKeyId=key_id)
 
-    stack.tf.write("adopted.tf", ADOPTED_TF.replace("@SUFFIX@", stack.suffix))
+    # multi-Region keys made with boto3: a replica of each kind in us-west-2
+    west = stack.west
+    primary = kms.create_key(MultiRegion=True, Description="primary made with boto3")["KeyMetadata"]
+    kms.replicate_key(KeyId=primary["KeyId"], ReplicaRegion=WEST, Description="replica made with boto3",
+                      Tags=[{"TagKey": "origin", "TagValue": "boto3"}])
+    external_primary = kms.create_key(MultiRegion=True, Origin="EXTERNAL",
+                                      Description="imported primary made with boto3")["KeyMetadata"]
+    import_material(kms, external_primary["KeyId"], stack.material)
+    kms.replicate_key(KeyId=external_primary["KeyId"], ReplicaRegion=WEST,
+                      Description="replica of imported material made with boto3")
+    until(lambda: west.describe_key(KeyId=primary["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: west.describe_key(KeyId=external_primary["KeyId"])["KeyMetadata"]["KeyState"]
+          == "PendingImport")
+    import_material(west, external_primary["KeyId"], stack.material)
+
+    stack.tf.write("adopted.tf", ADOPTED_TF.replace("@SUFFIX@", stack.suffix)
+                   .replace("@PRIMARY_ARN@", primary["Arn"])
+                   .replace("@EXTERNAL_PRIMARY_ARN@", external_primary["Arn"]))
     stack.tf.import_("aws_kms_key.adopted", key_id)
     stack.tf.import_("aws_kms_alias.adopted", f"alias/boto3-{stack.suffix}")
+    stack.tf.import_("aws_kms_replica_key.adopted", primary["KeyId"])
+    stack.tf.import_("aws_kms_replica_external_key.adopted", external_primary["KeyId"])
     assert stack.tf.plan() == (0, {})
 
     stack.refresh_state()
@@ -498,6 +691,14 @@ def test_import_of_a_key_made_with_boto3_then_clean_plan(stack):
         (key_id, "made with boto3", 200)
     assert adopted["enable_key_rotation"] is True and adopted["tags"] == {"origin": "boto3"}
     assert json.loads(adopted["policy"]) == stack.policy(key_id)
+    replica = stack.state["aws_kms_replica_key.adopted"]
+    assert (replica["id"], replica["description"], replica["primary_key_arn"], replica["tags"]) == \
+        (primary["KeyId"], "replica made with boto3", primary["Arn"], {"origin": "boto3"})
+    assert replica["arn"] == primary["Arn"].replace(REGION, WEST) and replica["enabled"] is True
+    external_replica = stack.state["aws_kms_replica_external_key.adopted"]
+    assert (external_replica["id"], external_replica["primary_key_arn"], external_replica["key_state"]) == \
+        (external_primary["KeyId"], external_primary["Arn"], "Enabled")
+    assert external_replica["expiration_model"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
     stack.done.add("import")
 
 
@@ -528,6 +729,13 @@ def test_drift_shows_in_plan_and_apply_repairs_it(stack):
     narrowed["Statement"] = narrowed["Statement"][:1]
     kms.put_key_policy(KeyId=policy_target, PolicyName="default", Policy=json.dumps(narrowed))
     kms.update_alias(AliasName=prefixed, TargetKeyId=stack.key_id("aws_kms_key.toggled"))
+    # on the replicas, in us-west-2 (re-enabling costs the provider's 30 s wait, as for
+    # rsa_2048_sign: one drift on that replica keeps the apply within it)
+    replica = stack.key_id("aws_kms_replica_key.west")
+    external_replica = stack.key_id("aws_kms_replica_external_key.west")
+    stack.west.disable_key(KeyId=replica)
+    stack.west.update_key_description(KeyId=external_replica, Description="changed behind terraform's back")
+    stack.west.tag_resource(KeyId=external_replica, Tags=[{"TagKey": "drift", "TagValue": "yes"}])
 
     stack.configure(2)
     exit_code, changes = stack.tf.plan(out="stage2.tfplan")
@@ -536,6 +744,7 @@ def test_drift_shows_in_plan_and_apply_repairs_it(stack):
         spec_address("rsa_2048_sign"), spec_address("hmac_256"), spec_address("ecc_nist_p256_sign"),
         "aws_kms_external_key.with_material", "aws_kms_external_key.expiring",
         "aws_kms_key_policy.attached", "aws_kms_alias.prefixed",
+        "aws_kms_replica_key.west", "aws_kms_replica_external_key.west",
         # configuration
         "aws_kms_key.main", "aws_kms_key.toggled", "aws_kms_alias.named",
     )}
@@ -553,6 +762,10 @@ def test_drift_shows_in_plan_and_apply_repairs_it(stack):
     assert [s["Sid"] for s in stack.policy(policy_target)["Statement"]] == ["Root", "AppDescribe"]
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
     assert aliases[prefixed] == stack.key_id(spec_address("symmetric_default"))
+    assert stack.west.describe_key(KeyId=replica)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert stack.west.describe_key(KeyId=external_replica)["KeyMetadata"]["Description"] == \
+        "replica of imported material in us-west-2"
+    assert stack.tags(external_replica, stack.west) == {}
 
     # the configuration's changes are made
     main = stack.key_id("aws_kms_key.main")
@@ -580,11 +793,17 @@ def test_destroy_leaves_every_key_pending_deletion(stack):
     stack.refresh_state()
     windows = {address: values.get("deletion_window_in_days") or 30
                for address, values in stack.state.items()
-               if address.split(".")[0] in ("aws_kms_key", "aws_kms_external_key")}
+               if address.split(".")[0] in ("aws_kms_key", "aws_kms_external_key",
+                                            "aws_kms_replica_key", "aws_kms_replica_external_key")}
     keys = {address: stack.key_id(address) for address in windows}
-    # the spec keys, main, toggled, policy_target, three external keys, and the adopted one
-    assert len(keys) == len(KEY_SPECS) + 6 + ("import" in stack.done)
+    # the spec keys, main, toggled, policy_target, three external keys, two multi-Region
+    # primaries and their two replicas, and the three adopted ones (a key and two replicas)
+    assert len(keys) == len(KEY_SPECS) + 10 + 3 * ("import" in stack.done)
     main = stack.key_id("aws_kms_key.main")
+    # A primary whose replicas are not deleted yet waits for them, as on AWS: its deletion is
+    # scheduled (PendingReplicaDeletion, no date yet; its window starts with the last replica's
+    # deletion), which the provider takes as deleted (key.go, findKeyByID).
+    primaries = {"aws_kms_key.multi_region", "aws_kms_external_key.multi_region"}
 
     before = datetime.now(UTC)
     stack.tf.destroy()
@@ -592,7 +811,12 @@ def test_destroy_leaves_every_key_pending_deletion(stack):
 
     assert stack.tf.state() == {}
     for address, key_id in keys.items():
-        md = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        client = stack.west if address.startswith("aws_kms_replica_") else kms
+        md = client.describe_key(KeyId=key_id)["KeyMetadata"]
+        if address in primaries:
+            assert (md["KeyState"], md.get("DeletionDate"), md["PendingDeletionWindowInDays"]) == \
+                ("PendingReplicaDeletion", None, windows[address]), address
+            continue
         assert md["KeyState"] == "PendingDeletion", (address, md["KeyState"])
         days = timedelta(days=windows[address])
         assert before + days - timedelta(seconds=5) <= md["DeletionDate"] <= after + days, address
