@@ -87,11 +87,22 @@ class StoreConfig:
             raise ValueError(f"invalid region name {region!r}")
         if self.is_postgres:
             env = self._postgres_env(region)
-            self._create_schema(env)
-            factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
-            directory = factory.tracking_recorder(PostgresKeyDirectory)
-            keyring: Keyring = PostgresKeyring(factory.datastore)
-            audit = PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"])
+            # Processes starting together (--workers, several nodes on one database) would race
+            # to create the same tables, and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
+            # against that: each Region's tables are created under one advisory lock.
+            with self._connect(env) as lock:
+                lock.execute("SELECT pg_advisory_lock(hashtext(%s))", ("keyledger:" + region,))
+                self._create_schema(env)
+                ledger = InfrastructureFactory.construct(Environment("KeyLedger", env))
+                try:  # the ledger's tables (events, tracking, snapshots), made here once
+                    ledger.process_recorder()
+                    ledger.aggregate_recorder("snapshots")
+                finally:
+                    ledger.close()
+                factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
+                directory = factory.tracking_recorder(PostgresKeyDirectory)
+                keyring: Keyring = PostgresKeyring(factory.datastore)
+                audit = PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"])
             return RegionStorage(env, directory, keyring, factory, audit)
         folder = self.data_dir / "regions" / region
         folder.mkdir(parents=True, exist_ok=True)
