@@ -331,6 +331,8 @@ class Maintenance:
                                              daemon=True)
 
     def start(self) -> None:
+        if self.chainer is not None:  # the start's retention pass, before the first request:
+            self._prune()  # then once an hour (a pass racing requests made its reach timing-bound)
         self._thread.start()
         self._replication.start()
 
@@ -367,7 +369,7 @@ class Maintenance:
                 log.exception("replication pass failed; retrying")
 
     def _prune(self) -> None:
-        """Audit retention, once an hour (and on the first pass after a start)."""
+        """Audit retention, once an hour (and at the start, before the first request)."""
         now = time.time()
         if now - self._pruned_at < self.PRUNE_INTERVAL:
             return

@@ -5,7 +5,7 @@ Records are stamped by the wall clock and retention measures their age on the se
 moving the test clock ages every record made so far; a scheduled deletion run on the moved clock
 leaves a *recent* record (an AwsServiceEvent stamped by the service clock). Checkpoints and
 retention passes are triggered through ``POST /_test/maintenance``; the hourly pass itself is
-seen at a restart (its first pass runs at once).
+seen at a restart (it runs once at the start, before the first request).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def test_retention_prunes_checkpointed_old_records_and_verify_still_passes(store
     assert maintenance(server, prune=True) == {REGION: len(b | c) + len(service_events)}
     assert [request_id for _, request_id, _ in audit_rows(server)] == list(e)
 
-    # Stopping anchors E; the restarted server's first maintenance pass (retention runs on the
-    # first pass, then hourly) prunes it with the retention the command line set.
+    # Stopping anchors E; the restarted server's start-up retention pass (then hourly) prunes
+    # it with the retention the command line set.
     server.stop()
     public_key = export_public_key(server, tmp_path)
     result = cli("verify", *store_args(server), "--public-key", public_key)
