@@ -102,7 +102,3 @@ def describe_event(event: Any) -> dict[str, Any]:
         "Details": details,
     }
 
-
-def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
-    """Tags as the wire carries them ([{TagKey, TagValue}]) as a mapping."""
-    return {tag["TagKey"]: tag["TagValue"] for tag in tags}

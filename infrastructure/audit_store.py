@@ -42,10 +42,6 @@ class AuditStore:
         """(position, event_time, record) after ``position``, oldest first (chain, export)."""
         raise NotImplementedError
 
-    def prune(self, before_time: float, keep_from_position: int | None) -> int:
-        """Delete records older than ``before_time`` but never at or after
-        ``keep_from_position``; returns how many."""
-        raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
@@ -127,14 +123,6 @@ class SQLiteAuditStore(AuditStore):
                 "ORDER BY position LIMIT ?", (position, limit),
             ).fetchall()
 
-    def prune(self, before_time: float, keep_from_position: int | None) -> int:
-        sql = f"DELETE FROM {TABLE} WHERE event_time < ?"
-        args: list[Any] = [before_time]
-        if keep_from_position is not None:
-            sql += " AND position < ?"
-            args.append(keep_from_position)
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
 
     def close(self) -> None:
         with self._lock:
@@ -193,14 +181,6 @@ class PostgresAuditStore(AuditStore):
             ).fetchall()
         return [(p, t, bytes(r)) for p, t, r in rows]
 
-    def prune(self, before_time: float, keep_from_position: int | None) -> int:
-        sql = "DELETE FROM {t} WHERE event_time < %s"
-        args: list[Any] = [before_time]
-        if keep_from_position is not None:
-            sql += " AND position < %s"
-            args.append(keep_from_position)
-        with self._lock:
-            return self._conn.execute(SQL(sql).format(t=self._table), args).rowcount
 
     def close(self) -> None:
         with self._lock:

@@ -97,6 +97,23 @@ def raw_kms_call(
                       timeout=timeout)
 
 
+def until(predicate, timeout: float = 5.0):
+    """Poll ``predicate`` until it returns a true value (a ClientError counts as not yet), and
+    return that value; fail after ``timeout`` seconds naming the last error."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            value = predicate()
+        except ClientError as error:
+            value, last = None, error
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s (last error: {last})")
+        time.sleep(0.05)
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

@@ -8,29 +8,14 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.e2e.conftest import until
+
 EAST, WEST = "us-east-1", "us-west-2"
 
 
 @pytest.fixture(scope="module")
 def regions(store_server):
     return store_server.kms(EAST), store_server.kms(WEST)
-
-
-def _until(predicate, timeout: float = 2.0):
-    """Poll ``predicate`` until it returns a true value (the replica follows within a second)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except ClientError as error:
-            value, last = None, error
-        else:
-            last = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s (last error: {last})")
-        time.sleep(0.05)
 
 
 def test_replicate_rotate_and_decrypt_across_regions(regions):
@@ -47,7 +32,7 @@ def test_replicate_rotate_and_decrypt_across_regions(regions):
         metadata = west.describe_key(KeyId=key_id)["KeyMetadata"]
         return metadata if metadata["KeyState"] == "Enabled" else None
 
-    replica = _until(enabled_replica)
+    replica = until(enabled_replica)
     assert replica["Arn"] == primary["Arn"].replace(EAST, WEST)
     assert replica["MultiRegionConfiguration"]["PrimaryKey"] == {"Arn": primary["Arn"], "Region": EAST}
     assert east.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
@@ -63,7 +48,7 @@ def test_replicate_rotate_and_decrypt_across_regions(regions):
     rotated = east.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
     after = east.encrypt(KeyId=key_id, Plaintext=b"new material")["CiphertextBlob"]
     started = time.monotonic()
-    _until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == rotated)
+    until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == rotated)
     assert time.monotonic() - started < 1.0
     assert west.decrypt(CiphertextBlob=after)["Plaintext"] == b"new material"
     assert [r["RotationType"] for r in west.list_key_rotations(KeyId=key_id)["Rotations"]] == [
@@ -77,7 +62,7 @@ def test_replica_refusals_as_aws(regions):
     with pytest.raises(ClientError) as again:
         east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
     assert again.value.response["Error"]["Code"] == "AlreadyExistsException"
-    _until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
     with pytest.raises(ClientError) as from_replica:
         west.replicate_key(KeyId=key_id, ReplicaRegion="eu-west-1")
     assert from_replica.value.response["Error"]["Code"] == "UnsupportedOperationException"
@@ -91,7 +76,7 @@ def test_update_primary_region_with_boto3(regions):
     east, west = regions
     key_id = east.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
     east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
-    _until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
     east.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
 
     def swapped():
@@ -101,7 +86,7 @@ def test_update_primary_region_with_boto3(regions):
                 and old["KeyState"] == "Enabled"
                 and new["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY")
 
-    _until(swapped)
+    until(swapped)
     west.rotate_key_on_demand(KeyId=key_id)
     blob = west.encrypt(KeyId=key_id, Plaintext=b"new primary")["CiphertextBlob"]
-    assert _until(lambda: east.decrypt(CiphertextBlob=blob)["Plaintext"]) == b"new primary"
+    assert until(lambda: east.decrypt(CiphertextBlob=blob)["Plaintext"]) == b"new primary"

@@ -11,7 +11,7 @@ import pytest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import free_port, root_identities, sign
+from tests.e2e.conftest import free_port, root_identities, sign, until
 
 EAST, WEST = "us-east-1", "us-west-2"
 NODE_KEY = ("AKIAE2ENODE000000001", "e2e/node/secret/access/key/00000000000001")
@@ -40,20 +40,6 @@ def nodes(server_factory, store):
     yield east, west
     west.cleanup()
     east.cleanup()
-
-
-def _until(predicate, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except ClientError as error:
-            value, last = None, error
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s (last error: {last})")
 
 
 def test_a_node_answers_only_for_its_regions(nodes):
@@ -98,7 +84,7 @@ def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     before = e.encrypt(KeyId=key_id, Plaintext=b"before the replica")["CiphertextBlob"]
     assert e.replicate_key(KeyId=key_id, ReplicaRegion=WEST)["ReplicaKeyMetadata"][
         "KeyState"] == "Creating"
-    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
     assert w.decrypt(CiphertextBlob=before)["Plaintext"] == b"before the replica"
     assert e.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
         "ReplicaKeys"][0]["Region"] == WEST
@@ -106,7 +92,7 @@ def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     e.rotate_key_on_demand(KeyId=key_id)
     current = e.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
     started = time.monotonic()
-    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == current)
+    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == current)
     assert time.monotonic() - started < 1.0  # the replica follows within a second
 
     west.kill()  # the replica's node dies; the primary rotates twice meanwhile
@@ -115,7 +101,7 @@ def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     after = e.encrypt(KeyId=key_id, Plaintext=b"while west was down")["CiphertextBlob"]
     west.restart(crash=True)
     w = west.kms(WEST)
-    assert _until(lambda: w.decrypt(CiphertextBlob=after)["Plaintext"]) == b"while west was down"
+    assert until(lambda: w.decrypt(CiphertextBlob=after)["Plaintext"]) == b"while west was down"
     history = [e["Type"] for e in west.events(key_id, WEST)["Events"]]
     assert history.count("KeyCreated") == 1
     assert history.count("MultiRegionKeySynchronized") == 4  # creation + 3 rotations, once each
@@ -158,7 +144,7 @@ def test_disaster_recovery_drill_promote_while_the_primary_node_is_gone(nodes):
     key_id = e.create_key(MultiRegion=True, Description="drill")["KeyMetadata"]["KeyId"]
     before = e.encrypt(KeyId=key_id, Plaintext=b"before the outage")["CiphertextBlob"]
     e.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
-    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
 
     east.kill()
     command = [sys.executable, "-m", "api", "promote", key_id, "--region", WEST,
@@ -168,7 +154,7 @@ def test_disaster_recovery_drill_promote_while_the_primary_node_is_gone(nodes):
     promoted = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert promoted.returncode == 0, promoted.stderr
     assert "is the primary now (epoch 1)" in promoted.stdout
-    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
         "MultiRegionKeyType"] == "PRIMARY")
     w.rotate_key_on_demand(KeyId=key_id)  # the east node is down: shared when it is back
     during = w.encrypt(KeyId=key_id, Plaintext=b"during the outage")["CiphertextBlob"]
@@ -176,10 +162,10 @@ def test_disaster_recovery_drill_promote_while_the_primary_node_is_gone(nodes):
 
     east.restart(crash=True)
     e = east.kms(EAST)
-    config = _until(lambda: (c := e.describe_key(KeyId=key_id)["KeyMetadata"][
+    config = until(lambda: (c := e.describe_key(KeyId=key_id)["KeyMetadata"][
         "MultiRegionConfiguration"])["MultiRegionKeyType"] == "REPLICA" and c)
     assert config["PrimaryKey"]["Region"] == WEST
-    assert _until(lambda: e.decrypt(CiphertextBlob=during)["Plaintext"]) == b"during the outage"
+    assert until(lambda: e.decrypt(CiphertextBlob=during)["Plaintext"]) == b"during the outage"
     with pytest.raises(ClientError) as fenced:  # it never changes a shared property again
         e.rotate_key_on_demand(KeyId=key_id)
     assert fenced.value.response["Error"]["Code"] == "UnsupportedOperationException"
@@ -199,7 +185,7 @@ def test_update_primary_region_across_nodes_is_authorized_in_the_replica_region(
         {"Effect": "Deny", "Principal": {"AWS": root}, "Action": "kms:UpdatePrimaryRegion",
          "Resource": "*"}]})
     e.replicate_key(KeyId=key_id, ReplicaRegion=WEST, Policy=denying)
-    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
     with pytest.raises(ClientError) as denied:
         e.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
@@ -210,6 +196,6 @@ def test_update_primary_region_across_nodes_is_authorized_in_the_replica_region(
         "Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"}]}))
     e.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
-    _until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
         "MultiRegionKeyType"] == "PRIMARY")
-    _until(lambda: e.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+    until(lambda: e.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")

@@ -3,9 +3,12 @@ ledger stream, exactly once, across restarts."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from domain import errors
 from domain.policy import default_key_policy
@@ -15,6 +18,18 @@ PRIMARY, REPLICA, THIRD = "us-east-1", "us-west-2", "eu-west-1"
 
 def mrk(kms, **params) -> dict:
     return kms.call("CreateKey", MultiRegion=True, **params)["KeyMetadata"]
+
+
+def import_into(kms, ctx, key_id: str, material: bytes, **params) -> str:
+    """GetParametersForImport and ImportKeyMaterial of ``material`` in ``ctx``'s Region."""
+    parameters = kms.call("GetParametersForImport", ctx, KeyId=key_id,
+                          WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+    public = serialization.load_der_public_key(parameters["PublicKey"])
+    wrapped = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                                    algorithm=hashes.SHA256(), label=None))
+    return kms.call("ImportKeyMaterial", ctx, KeyId=key_id, ImportToken=parameters["ImportToken"],
+                    EncryptedKeyMaterial=wrapped,
+                    ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE", **params)["KeyMaterialId"]
 
 
 def test_create_key_multi_region_gives_an_mrk_primary(kms):
@@ -292,30 +307,15 @@ def test_promote_fences_the_old_primary_which_rejoins_as_a_replica(kms, settings
 def test_imported_material_multi_region_keys_take_the_same_material_in_every_region(kms):
     """AWS: replicas of a primary with imported material start PendingImport and need the same
     material imported into each (the material id is the same in every Region)."""
-    import os
-
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    def import_into(ctx, key_id, material):
-        parameters = kms.call("GetParametersForImport", ctx, KeyId=key_id,
-                              WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
-        public = serialization.load_der_public_key(parameters["PublicKey"])
-        wrapped = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
-                                                        algorithm=hashes.SHA256(), label=None))
-        return kms.call("ImportKeyMaterial", ctx, KeyId=key_id, ImportToken=parameters["ImportToken"],
-                        EncryptedKeyMaterial=wrapped,
-                        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")["KeyMaterialId"]
-
     md = mrk(kms, Origin="EXTERNAL")
     assert md["KeyState"] == "PendingImport"
     material = os.urandom(32)
-    primary_material = import_into(kms.context(), md["KeyId"], material)
+    primary_material = import_into(kms, kms.context(), md["KeyId"], material)
     kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
     west = kms.context(REPLICA)
     replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
     assert replica["KeyState"] == "PendingImport" and replica["Origin"] == "EXTERNAL"
-    assert import_into(west, md["KeyId"], material) == primary_material
+    assert import_into(kms, west, md["KeyId"], material) == primary_material
     blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"imported")["CiphertextBlob"]
     assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"imported"
 
@@ -375,31 +375,16 @@ def test_new_imported_material_goes_into_the_primary_then_every_replica_then_rot
     then into each replica (EXISTING_KEY_MATERIAL, the same material id); the primary's copy is
     PENDING_MULTI_REGION_IMPORT_AND_ROTATION until every replica has it; then RotateKeyOnDemand
     on the primary makes it current in the whole set."""
-    import os
-
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    def import_into(ctx, key_id, material, **params):
-        parameters = kms.call("GetParametersForImport", ctx, KeyId=key_id,
-                              WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
-        public = serialization.load_der_public_key(parameters["PublicKey"])
-        wrapped = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
-                                                        algorithm=hashes.SHA256(), label=None))
-        return kms.call("ImportKeyMaterial", ctx, KeyId=key_id, ImportToken=parameters["ImportToken"],
-                        EncryptedKeyMaterial=wrapped,
-                        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE", **params)["KeyMaterialId"]
-
     east, west = kms.context(), kms.context(REPLICA)
     md = mrk(kms, Origin="EXTERNAL")
     first = os.urandom(32)
-    import_into(east, md["KeyId"], first)
+    import_into(kms, east, md["KeyId"], first)
     kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
-    import_into(west, md["KeyId"], first)
+    import_into(kms, west, md["KeyId"], first)
     kms.service.replicate()
 
     second = os.urandom(32)
-    new_id = import_into(east, md["KeyId"], second, ImportType="NEW_KEY_MATERIAL")
+    new_id = import_into(kms, east, md["KeyId"], second, ImportType="NEW_KEY_MATERIAL")
     kms.service.replicate()
 
     def state(ctx):
@@ -411,8 +396,8 @@ def test_new_imported_material_goes_into_the_primary_then_every_replica_then_rot
     with pytest.raises(errors.KMSInvalidStateException, match="not yet imported into every replica"):
         kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
     with pytest.raises(errors.UnsupportedOperationException):  # new material: primary first
-        import_into(west, md["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
-    assert import_into(west, md["KeyId"], second, ImportType="EXISTING_KEY_MATERIAL",
+        import_into(kms, west, md["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    assert import_into(kms, west, md["KeyId"], second, ImportType="EXISTING_KEY_MATERIAL",
                        KeyMaterialId=new_id) == new_id
     kms.service.replicate()  # the primary reads that its replica has it
     assert state(east) == "PENDING_ROTATION"
