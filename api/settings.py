@@ -38,6 +38,13 @@ class Settings:
     #: where the deployment's other Regions are served: "us-west-2=http://host:port,..."
     peers: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.audit_retention_days < 1:
+            raise ValueError(f"--audit-retention-days must be at least 1, not "
+                             f"{self.audit_retention_days}: audit records are kept that many days")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {self.workers}")
+
     @staticmethod
     def env_name(field: str) -> str:
         return "KEYLEDGER_" + field.upper()
