@@ -56,6 +56,16 @@ class KeyLedger(Application[str]):
         in one transaction (the same position cannot be recorded twice)."""
         self.events.put([e for a in aggregates for e in a.collect_events()], tracking=tracking)
 
+    def notifications_after(self, position: int, limit: int) -> list[Any]:
+        """The stored notifications after ``position``, oldest first (at most ``limit``)."""
+        return self.recorder.select_notifications(start=position, limit=limit,
+                                                  inclusive_of_start=False)
+
+    def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
+        """(notification id, domain event) after ``position``, oldest first."""
+        return [(n.id, self.mapper.to_domain_event(n))
+                for n in self.notifications_after(position, limit)]
+
     def get_key(self, key_id: str) -> KmsKey | None:
         return self._get(key_id, KmsKey)
 
@@ -217,10 +227,7 @@ class LogFollower:
         self.position = position
 
     def read(self) -> list[tuple[int, Any]]:
-        notifications = self.ledger.recorder.select_notifications(
-            start=self.position, limit=self.BATCH, inclusive_of_start=False
-        )
-        return [(n.id, self.ledger.mapper.to_domain_event(n)) for n in notifications]
+        return self.ledger.events_after(self.position, self.BATCH)
 
 
 class DirectoryProjection:

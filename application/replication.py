@@ -41,10 +41,7 @@ class LocalFeed:
         self.region = region
 
     def read(self, after: int, limit: int) -> list[tuple[int, Any]]:
-        ledger = self.region.ledger
-        notifications = ledger.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False)
-        return [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+        return self.region.ledger.events_after(after, limit)
 
 
 def stored_event(notification) -> dict[str, Any]:

@@ -211,8 +211,7 @@ class KeyManagementService:
         for name in regions:
             source, target = self.region(name), other.region(name)
             stored, after = [], 0
-            while batch := source.ledger.recorder.select_notifications(
-                    start=after, limit=500, inclusive_of_start=False):
+            while batch := source.ledger.notifications_after(after, 500):
                 for notification in batch:
                     if not keep(name, notification.id, source.ledger.mapper.to_domain_event(
                             notification)):
@@ -283,9 +282,7 @@ class KeyManagementService:
 
     def feed(self, region: str, after: int, limit: int) -> list[dict[str, Any]]:
         """A Region's ledger after a position, as the feed endpoint carries it."""
-        ledger = self.region(region).ledger
-        return [stored_event(n) for n in ledger.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False)]
+        return [stored_event(n) for n in self.region(region).ledger.notifications_after(after, limit)]
 
     def replicate(self, target: str | None = None) -> int:
         """Every Region applies what the other Regions' ledgers hold for its multi-Region
