@@ -57,6 +57,7 @@ from domain.messages import Protocol, Requests, Unsupported
 from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
 from infrastructure.ledger_chain import LedgerChainer
+from infrastructure.os_threads import name_os_threads
 from infrastructure.peers import peers_of
 
 log = logging.getLogger("keyledger.api")
@@ -335,6 +336,7 @@ class Maintenance:
             self._prune()  # then once an hour (a pass racing requests made its reach timing-bound)
         self._thread.start()
         self._replication.start()
+        name_os_threads()
 
     def stop(self) -> None:
         self._stop.set()
@@ -358,6 +360,7 @@ class Maintenance:
             if self.chainer is not None:  # never raises; idle cost: two max() reads per region
                 self.chainer.run(region.name for region in self.service.regions)
                 self._prune()
+            name_os_threads()  # threads started since (a Region opened, a worker thread)
 
     def _replicate(self) -> None:
         """Multi-Region replicas follow the other Regions (docs/regions.md); the lag this

@@ -252,6 +252,37 @@ def tree_cpu_ticks(pid: int) -> int:
     return total
 
 
+def thread_cpu_ticks(pid: int) -> dict[str, int]:
+    """utime + stime per thread of the server's tree, by the threads' OS names (keyledger names
+    its threads: ``kl-audit``, ``kl-commit``, ``kl-maintenance`` ...). The server's main thread
+    (the event loop) is ``event loop``; the threads of its child processes (crypto helpers,
+    workers) add up as ``child processes``."""
+    out: dict[str, int] = {}
+    for p in process_tree(pid):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/stat", "rb") as f:
+                    stat = f.read().decode("ascii", "replace")
+            except OSError:
+                continue
+            if p != pid:
+                name = "child processes"
+            elif int(tid) == pid:
+                name = "event loop"
+            else:
+                name = stat[stat.find("(") + 1 : stat.rfind(")")]
+            rest = stat[stat.rfind(")") + 2 :].split()
+            try:
+                out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
+            except (IndexError, ValueError):
+                continue
+    return out
+
+
 def _status_kib(pid: int, fieldname: str) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -518,6 +549,8 @@ class WrkResult:
     #: the server's process tree CPU over the run (% of one CPU), and per request (µs)
     server_cpu_pct: float | None = None
     server_cpu_us_per_req: float | None = None
+    #: the server's CPU per request (µs) by thread (see thread_cpu_ticks)
+    server_thread_us_per_req: dict[str, float] = field(default_factory=dict)
     #: wrk's own CPU over the run (% of one CPU)
     wrk_cpu_pct: float | None = None
     #: busy % of each CPU over the run (/proc/stat), and of the servers' CPUs what the server
@@ -684,6 +717,7 @@ class Wrk:
         c0, cpus0 = _children_cpu_s(), per_cpu_ticks()
         t0 = time.monotonic()
         srv0 = tree_cpu_ticks(server_pid) if server_pid else 0
+        threads0 = thread_cpu_ticks(server_pid) if server_pid else {}
         with open(out_path, "wb") as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
@@ -701,6 +735,7 @@ class Wrk:
                 time.sleep(0.05)
         wall = time.monotonic() - t0
         srv1 = tree_cpu_ticks(server_pid) if server_pid else 0
+        threads1 = thread_cpu_ticks(server_pid) if server_pid else {}
         cpus1 = per_cpu_ticks()
         text = out_path.read_text(errors="replace")
         if proc.returncode != 0:
@@ -720,6 +755,11 @@ class Wrk:
                 res.server_cpu_pct = round(100 * srv_s / wall, 1)
                 if res.requests:
                     res.server_cpu_us_per_req = round(srv_s / res.requests * 1e6, 2)
+                    for name, ticks in threads1.items():
+                        spent = ticks - threads0.get(name, 0)
+                        if spent > 0:
+                            res.server_thread_us_per_req[name] = round(
+                                spent / CLK_TCK / res.requests * 1e6, 1)
                 if self.pinning.server_cpus is not None:
                     cpus = _cpu_set(self.pinning.server_cpus)
                     busy = sum(res.cpu_busy_pct.get(f"cpu{c}", 0.0) for c in cpus)
@@ -997,6 +1037,7 @@ def compute_mode_figures(
     per_mode: dict[str, Any] = {}
     for m in modes:
         ratios, rates, cpu_us, errors, clean = [], [], [], 0, []
+        by_thread: dict[str, list[float]] = {}
         for res, before, after in mode_runs[m.name]:
             f = (before.rps + after.rps) / 2
             ratios.append(res.rps / f if f else 0.0)
@@ -1005,6 +1046,8 @@ def compute_mode_figures(
             errors += res.non_2xx + res.socket_errors
             if res.server_cpu_us_per_req is not None:
                 cpu_us.append(res.server_cpu_us_per_req)
+            for name, spent in res.server_thread_us_per_req.items():
+                by_thread.setdefault(name, []).append(spent)
         med = statistics.median(ratios)
         clean_ratios = [r for r, ok in zip(ratios, clean, strict=True) if ok]
         per_mode[m.name] = {
@@ -1019,6 +1062,11 @@ def compute_mode_figures(
             # at the run's mean floor rate: per-request wall time on the server's core
             "us_per_req_at_mean_floor": round(us_per_req(med * floor_mean), 2),
             "cpu_us_per_req_median": round(statistics.median(cpu_us), 2) if cpu_us else None,
+            # the median over the rounds of each thread's CPU per request (a thread absent
+            # from a round counts 0 there)
+            "thread_cpu_us_per_req_median": {
+                name: round(statistics.median(spent + [0.0] * (len(mode_runs[m.name]) - len(spent))), 1)
+                for name, spent in sorted(by_thread.items(), key=lambda item: -sum(item[1]))},
             "errors": errors,
             "commit": m.commit,
             "describe": m.describe,
@@ -1138,6 +1186,14 @@ def print_report(summary: dict[str, Any]) -> None:
                   f"{f', server CPU {cpu:.1f} µs/req' if cpu is not None else ''}{clean}){verdict}")
         print(f"  floor    1.000  ({summary['floor_us_per_req']:.1f} µs/req; "
               f"{summary.get('disturbed_runs', 0)} of the Encrypt runs disturbed)")
+        print()
+        print("Server CPU per Encrypt by thread (µs, median of the rounds; threads under 0.5 µs "
+              "left out):")
+        for name, info in summary["modes"].items():
+            split = ", ".join(f"{thread} {spent:.1f}"
+                              for thread, spent in info["thread_cpu_us_per_req_median"].items()
+                              if spent >= 0.5)
+            print(f"  {name:<8} {split}")
         costs = summary.get("costs_us", {})
         if costs:
             where = "on the pinned server core" if cfg.get("pinned") else "unpinned (shared CPUs)"
