@@ -35,6 +35,12 @@ class RequestContext:
     resources: list[str] = field(default_factory=list)
     key_material_id: str | None = None
 
+    def start_over(self) -> None:
+        """The use case runs once more (after catching up with the ledger): what its first run
+        noted for the audit record goes, or the record would name a key twice."""
+        self.resources.clear()
+        self.key_material_id = None
+
     @property
     def principal(self) -> str:
         return self.caller.principal.arn

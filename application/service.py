@@ -121,6 +121,7 @@ class KeyManagementService:
                 except errors.KmsError as error:
                     if error.code not in STATE_DEPENDENT_ERRORS or not self._caught_up(ctx, seen):
                         raise
+                ctx.start_over()
                 return await handler(ctx, params)
 
             call_async.__name__ = name
@@ -134,6 +135,7 @@ class KeyManagementService:
             except errors.KmsError as error:
                 if error.code not in STATE_DEPENDENT_ERRORS or not self._caught_up(ctx, seen):
                     raise
+            ctx.start_over()
             return handler(ctx, params)
 
         call.__name__ = name

@@ -76,6 +76,26 @@ def test_a_client_error_is_recorded_with_its_code_and_message(store_server):
     assert record["resources"] == []
 
 
+def test_a_request_tried_again_after_catching_up_names_its_key_once(store_server, e2e):
+    """A refused Encrypt right after CreateKey is tried once more after the server catches up
+    with the ledger (the policy may have changed in another process): its record names the key
+    once, not once per try."""
+    kms = store_server.kms()
+    root = f"arn:aws:iam::{e2e.ACCOUNT_ID}:root"
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": root}, "Resource": "*",
+        "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy",
+                   "kms:ScheduleKeyDeletion"]}]}
+    for _ in range(3):
+        key = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]
+        with pytest.raises(ClientError) as failure:
+            kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")
+        assert failure.value.response["Error"]["Code"] == "AccessDeniedException"
+        record = _record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
+        assert record["resources"] == [{"accountId": e2e.ACCOUNT_ID, "type": "AWS::KMS::Key",
+                                        "ARN": key["Arn"]}]
+
+
 def test_an_authentication_failure_is_recorded_without_an_identity(store_server):
     stranger = boto3.client("kms", endpoint_url=store_server.url, region_name="us-east-1",
                             aws_access_key_id="AKIASTRANGER0000000", aws_secret_access_key="x")
