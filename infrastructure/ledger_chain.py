@@ -70,7 +70,9 @@ SIGNING_KEY_ENTRY = "keyledger:checkpoint-signing-key"
 CHECKPOINT_EVERY = 10_000  # chain entries
 CHECKPOINT_INTERVAL = 60.0  # seconds
 EVENT, AUDIT = "event", "audit"
-SOURCES = (EVENT, AUDIT)
+SOURCES = (EVENT, AUDIT)  # the chained rows' tables
+#: a retention marker: "the audit records up to this position were pruned" (no row of its own)
+RETENTION = "retention"
 
 _BATCH = 2_000  # entries appended per transaction (the lock is held for their inserts only)
 _PAGE = 5_000  # rows read per query by the verifier
@@ -79,6 +81,7 @@ _REORDER_WINDOW = 10_000  # how far ahead a misplaced record's rightful position
 
 _EVENT_PREFIX = b"keyledger/chain/v1/event\x00"
 _AUDIT_PREFIX = b"keyledger/chain/v1/audit\x00"
+_RETENTION_PREFIX = b"keyledger/chain/v1/retention\x00"
 _LINK_PREFIX = b"keyledger/chain/v1/link\x00"
 _GENESIS_PREFIX = b"keyledger/chain/v1/genesis\x00"
 _CHECKPOINT_PREFIX = b"keyledger/chain/v1/checkpoint\x00"
@@ -147,12 +150,17 @@ def audit_digest(row: tuple) -> bytes:
 
 
 _PREFIX = {EVENT: _EVENT_PREFIX, AUDIT: _AUDIT_PREFIX}
-_SOURCE_BYTES = {EVENT: _text(EVENT), AUDIT: _text(AUDIT)}
+_SOURCE_BYTES = {EVENT: _text(EVENT), AUDIT: _text(AUDIT), RETENTION: _text(RETENTION)}
 
 
 def _digest(source: str, position: int, rest: bytes) -> bytes:
     """A row's digest from its position and the canonical bytes of its other fields."""
     return hashlib.sha256(_PREFIX[source] + b"I" + _INT(position) + rest).digest()
+
+
+def retention_digest(position: int) -> bytes:
+    """The digest of a retention marker: the newest audit position retention deleted."""
+    return hashlib.sha256(_RETENTION_PREFIX + b"I" + _INT(position)).digest()
 
 
 def link_hash(seq: int, source: str, position: int, digest: bytes, prev_hash: bytes) -> bytes:
@@ -378,6 +386,15 @@ class _RegionDB:
         return self._rows(self.sql(
             "SELECT seq, source, source_position, digest, prev_hash, hash FROM {chain} "
             "WHERE seq > ? ORDER BY seq LIMIT ?"), (seq, limit))
+
+    def retention_upto(self, max_seq: int) -> int:
+        """The newest audit position a retention marker at or before chain entry ``max_seq``
+        says was pruned (the minimum position when none does)."""
+        if not self.has("chain"):
+            return _MIN_POSITION
+        upto = self._value("SELECT MAX(source_position) FROM {chain} WHERE source = ? AND seq <= ?",
+                           (RETENTION, max_seq))
+        return _MIN_POSITION if upto is None else upto
 
     def chained_after(self, source: str, position: int, limit: int) -> list[tuple]:
         """(position, digest) of a source's chain entries after ``position``."""
@@ -983,7 +1000,10 @@ class RegionChain:
 
         Records are deleted up to the newest checkpoint before which every audit record is
         older than the cutoff; the chain entries and checkpoints stay, so the verifier still
-        checks the chain (and every event) from the start and accepts that pruned prefix.
+        checks the chain (and every event) from the start. Each deletion appends a retention
+        marker to the chain in its transaction ("audit records up to position P were pruned"),
+        and a checkpoint signs it at once: the verifier accepts missing audit records only up
+        to a signed marker, so deleting records behind keyledger's back is still "missing".
         Deletion goes checkpoint by checkpoint, so an interruption leaves a valid prefix.
         """
         db = self.db
@@ -1014,7 +1034,14 @@ class RegionChain:
                 with db.write_lock():
                     deleted += db._execute(db.sql("DELETE FROM {audit} WHERE position <= ?"),
                                            (upto,))
+                    tip = db.tip(self.region)
+                    seq, digest = tip.seq + 1, retention_digest(upto)
+                    entry_hash = link_hash(seq, RETENTION, upto, digest, tip.hash)
+                    db.insert_entries([(seq, RETENTION, upto, digest, tip.hash, entry_hash)])
+                    self._tip = _Tip(seq, entry_hash, tip.heads)
                 done_upto = upto
+            if deleted:
+                self._checkpoint_if_due(True)  # the marker is signed before anyone verifies
             return deleted
 
     def close(self) -> None:
@@ -1120,7 +1147,7 @@ class RegionReport:
     region: str
     events: int = 0  # events verified
     audit: int = 0  # audit records verified
-    pruned: int = 0  # audit records chained and since pruned (a checkpointed prefix)
+    pruned: int = 0  # audit records chained and since pruned by retention (a signed marker)
     checkpoints: int = 0
     last_checkpoint: float | None = None
     after_checkpoint: int = 0  # chained after the last checkpoint
@@ -1139,7 +1166,8 @@ class RegionReport:
         text = (f"{self.region}: {self.events} events and {self.audit} audit records verified, "
                 f"{self.checkpoints} checkpoints, last checkpoint {_iso(self.last_checkpoint)}")
         if self.pruned:
-            text += f"; {self.pruned} older audit records pruned (a checkpointed prefix)"
+            text += (f"; {self.pruned} older audit records pruned by retention (a signed "
+                     "retention marker covers them)")
         if self.unanchored:
             text += (f"; {self.unanchored} records unanchored ({self.after_checkpoint} chained "
                      f"after the last checkpoint, {sum(self.unchained.values())} not yet chained)"
@@ -1300,8 +1328,11 @@ class _RegionVerifier:
 
         rows = {source: _Rows(db, source) for source in SOURCES}
         prev_hash, expected = genesis_hash(self.region), 1
-        last_position = {source: _MIN_POSITION for source in SOURCES}
-        audit_prefix_open, first_pruned, checkpoint_since_pruned = True, None, True
+        last_position = {source: _MIN_POSITION for source in (*SOURCES, RETENTION)}
+        # Audit records may be gone up to the newest retention marker a checkpoint signs (a
+        # marker not yet signed proves nothing: anyone can append to the chain's tail). A
+        # forged or edited marker inside the signed part breaks the chain below.
+        pruned_upto = db.retention_upto(last_cp_chain_seq)
         missing_tail: dict[str, tuple[int, int]] = {}  # source -> (position, seq)
 
         for seq, source, position, digest, entry_prev, entry_hash in _paged(
@@ -1317,7 +1348,7 @@ class _RegionVerifier:
             if seq > expected:
                 raise _Failed("missing", f"chain entry {expected}",
                               f"chain entries {expected}..{seq - 1} are gone")
-            if source not in SOURCES:
+            if source not in SOURCES and source != RETENTION:
                 raise _Failed("edited", where, f"unknown source {source!r}")
             if position <= last_position[source]:
                 raise _Failed("reordered", _where(source, position, seq),
@@ -1329,21 +1360,20 @@ class _RegionVerifier:
                                                "chain entries were replaced, inserted or reordered")
             last_position[source] = position
 
-            row = rows[source].take(position)
-            if row is None:
-                if source == AUDIT and audit_prefix_open:
-                    first_pruned = first_pruned or (position, seq)
+            if source == RETENTION:
+                if digest != retention_digest(position):
+                    raise _Failed("edited", where, "its digest is not a retention marker's")
+            elif (row := rows[source].take(position)) is None:
+                if source == AUDIT and position <= pruned_upto:
                     report.pruned += 1
-                    checkpoint_since_pruned = False
                 elif seq > last_cp_chain_seq:
                     missing_tail.setdefault(source, (position, seq))
                 else:
                     raise _Failed("missing", _where(source, position, seq),
-                                  "it was chained, and is no longer in the store")
+                                  "it was chained, and is no longer in the store" + (
+                                      " (no retention marker signed by a checkpoint covers it)"
+                                      if source == AUDIT else ""))
             else:
-                if source == AUDIT and audit_prefix_open:
-                    audit_prefix_open = False
-                    self._check_pruned_prefix(first_pruned, checkpoint_since_pruned)
                 if source in missing_tail:
                     gone, gone_seq = missing_tail[source]
                     raise _Failed("missing", _where(source, gone, gone_seq),
@@ -1366,7 +1396,6 @@ class _RegionVerifier:
                 cp_prev_chain_seq = next_cp.chain_seq
                 report.checkpoints += 1
                 report.last_checkpoint = next_cp.created
-                checkpoint_since_pruned = True
                 next_cp = next(checkpoints, None)
             prev_hash, expected = entry_hash, expected + 1
 
@@ -1376,11 +1405,6 @@ class _RegionVerifier:
             raise _Failed("truncated", f"chain entry {chained + 1}",
                           f"the chain ends at entry {chained}, but checkpoint #{next_cp.seq} "
                           f"anchors it up to entry {next_cp.chain_seq}")
-        if audit_prefix_open and first_pruned is not None and not checkpoint_since_pruned:
-            position, seq = first_pruned
-            kind = "truncated after the last checkpoint" if seq > last_cp_chain_seq else "missing"
-            raise _Failed(kind, _where(AUDIT, position, seq),
-                          "audit records chained after the last checkpoint are gone")
         for source, (position, seq) in missing_tail.items():
             raise _Failed("truncated after the last checkpoint", _where(source, position, seq),
                           f"it and every later {source} record chained after the last "
@@ -1389,16 +1413,6 @@ class _RegionVerifier:
         for source in SOURCES:
             extra = rows[source].peek()
             report.unchained[source] = db.count_after(source, extra[0] - 1) if extra else 0
-
-    def _check_pruned_prefix(self, first_pruned: tuple[int, int] | None,
-                             checkpoint_since_pruned: bool) -> None:
-        """Missing audit records before the first present one are a pruned prefix only if a
-        checkpoint follows the last of them (retention prunes whole checkpointed prefixes)."""
-        if first_pruned is not None and not checkpoint_since_pruned:
-            position, seq = first_pruned
-            raise _Failed("missing", _where(AUDIT, position, seq),
-                          "it was chained, and is no longer in the store (the gap does not end "
-                          "at a checkpoint, so it is not a pruned prefix)")
 
     def _edited_or_reordered(self, source: str, position: int, seq: int) -> None:
         """A row whose digest does not match: another position's record moved here, or an edit."""

@@ -91,22 +91,26 @@ def test_retention_prunes_checkpointed_old_records_and_verify_still_passes(store
     assert [name for _, name in service_events] == ["DeleteKey"]
     c = request_ids(kms.encrypt(KeyId=key_id, Plaintext=b"c"))  # wall clock: old again
     assert maintenance(server, checkpoint=True) == {}  # checkpoint covers B, DeleteKey, C
-    e = request_ids(kms.list_keys())  # chained, not anchored by any checkpoint
 
     # Retention now keeps everything from the newest checkpoint before the recent DeleteKey on:
-    # A goes; B and C are old but share a checkpoint span with it, so they stay.
+    # A goes; B and C are old but share a checkpoint span with it, so they stay. The deletion's
+    # retention marker is signed at once, by a checkpoint of its own.
     assert maintenance(server, prune=True) == {REGION: len(a)}
-    assert checkpoint_count(server) == checkpoints + 1  # no other checkpoint came in between
+    assert checkpoint_count(server) == checkpoints + 2
     remaining = stored_request_ids(server)
     assert not a & remaining
-    assert b | c | e | {None} <= remaining
+    assert b | c | {None} <= remaining
     assert maintenance(server, prune=True) == {REGION: 0}  # idempotent
+    assert checkpoint_count(server) == checkpoints + 2  # nothing pruned: no marker to sign
+    e = request_ids(kms.list_keys())  # after every checkpoint so far
 
-    # A week later the DeleteKey record is old too: everything the newest checkpoint anchors
-    # goes; E, after it, stays however old it is.
+    # A week later the DeleteKey record is old too: everything a checkpoint anchors goes; E,
+    # after the newest checkpoint, stays however old it is (until the next prune: the marker's
+    # checkpoint anchors it).
     server.advance_clock(8 * DAY)
     assert maintenance(server, prune=True) == {REGION: len(b | c) + len(service_events)}
     assert [request_id for _, request_id, _ in audit_rows(server)] == list(e)
+    assert checkpoint_count(server) == checkpoints + 3
 
     # Stopping anchors E; the restarted server's start-up retention pass (then hourly) prunes
     # it with the retention the command line set.
@@ -116,7 +120,7 @@ def test_retention_prunes_checkpointed_old_records_and_verify_still_passes(store
     pruned = len(a | b | c) + len(service_events)
     assert result.returncode == 0, result.stdout + result.stderr
     match = OK_LINE.match(result.stdout.splitlines()[0])
-    assert match and int(match[2]) == checkpoints + 2, result.stdout  # and the stop's
+    assert match and int(match[2]) == checkpoints + 3, result.stdout  # nothing new at the stop
     assert f"events and {len(e)} audit records verified" in result.stdout, result.stdout
     assert f"; {pruned} older audit records pruned" in result.stdout, result.stdout
 

@@ -574,6 +574,71 @@ def test_prune_before_keeps_a_verifiable_checkpointed_prefix(kms, store, chainer
     assert problem(kms, chainer)[0] == "missing"
 
 
+def test_retention_leaves_a_signed_marker_in_the_chain(kms, store, chainer, clock):
+    store.append_audit(5, event_time=time.time() - 400 * 86400)
+    chainer.chain(REGION)  # checkpoint #1
+    store.append_audit(2)
+    clock.now += 61
+    chainer.chain(REGION)  # checkpoint #2
+    upto = store.audit_positions()[4]
+    assert chainer.prune_before(time.time() - 365 * 86400) == {REGION: 5}
+    (seq, position, digest), = store.sql(
+        "SELECT seq, source_position, digest FROM {chain} WHERE source = ?",
+        (ledger_chain.RETENTION,))
+    assert (position, bytes(digest)) == (upto, ledger_chain.retention_digest(upto))
+    (newest,), = store.sql("SELECT MAX(chain_seq) FROM {cps}")
+    assert newest == seq  # signed at once
+    result = report(kms, chainer)
+    assert result.ok and result.regions[0].pruned == 5, result.lines()
+
+
+def test_deleting_the_audit_up_to_a_checkpoint_is_not_retention(kms, store, chainer, clock):
+    """Records deleted behind keyledger's back are missing, even when the gap ends at a
+    checkpoint: only a signed retention marker lets audit records go."""
+    store.append_audit(6)
+    chainer.chain(REGION)  # checkpoint #1 after the 6 records
+    clock.now += 61
+    store.append_audit(3)
+    chainer.chain(REGION)  # checkpoint #2
+    first = store.audit_positions()[0]
+    store.sql("DELETE FROM {audit}")
+    assert problem(kms, chainer) == (
+        "missing", f"audit record at position {first} (chain seq {store.chain_seq_of(AUDIT, first)})")
+    assert "no retention marker signed by a checkpoint covers it" in report(kms, chainer).headline()
+
+
+def test_an_unsigned_retention_marker_covers_nothing(kms, store, chainer, clock):
+    """Anyone can append to the chain's tail: a marker after the last checkpoint is not taken."""
+    store.append_audit(4)
+    chainer.chain(REGION)  # checkpoint #1
+    positions = store.audit_positions()
+    (seq, tip), = store.sql("SELECT seq, hash FROM {chain} ORDER BY seq DESC LIMIT 1")
+    digest = ledger_chain.retention_digest(positions[-1])
+    forged = link_hash(seq + 1, ledger_chain.RETENTION, positions[-1], digest, bytes(tip))
+    store.sql("INSERT INTO {chain} (seq, source, source_position, digest, prev_hash, hash) "
+              "VALUES (?, ?, ?, ?, ?, ?)",
+              (seq + 1, ledger_chain.RETENTION, positions[-1], digest, bytes(tip), forged))
+    store.sql("DELETE FROM {audit}")
+    assert problem(kms, chainer) == (
+        "missing",
+        f"audit record at position {positions[0]} (chain seq {store.chain_seq_of(AUDIT, positions[0])})")
+
+
+def test_a_widened_retention_marker_is_an_edit(kms, store, chainer, clock):
+    store.append_audit(5, event_time=time.time() - 400 * 86400)
+    chainer.chain(REGION)  # checkpoint #1
+    store.append_audit(3)
+    clock.now += 61
+    chainer.chain(REGION)  # checkpoint #2
+    assert chainer.prune_before(time.time() - 365 * 86400) == {REGION: 5}
+    newest = store.audit_positions()[-1]
+    (seq,), = store.sql("SELECT seq FROM {chain} WHERE source = ?", (ledger_chain.RETENTION,))
+    store.sql("UPDATE {chain} SET source_position = ?, digest = ? WHERE seq = ?",
+              (newest, ledger_chain.retention_digest(newest), seq))  # "everything was pruned"
+    store.sql("DELETE FROM {audit}")
+    assert problem(kms, chainer) == ("edited", f"chain entry {seq}")
+
+
 def test_prune_stops_at_the_newest_checkpoint_before_a_recent_record(kms, store, chainer, clock):
     old = time.time() - 400 * 86400
     store.append_audit(5, event_time=old)
