@@ -66,7 +66,9 @@ first material), ``KeyMaterialState`` (CURRENT, NON_CURRENT, PENDING_ROTATION), 
 successful records that name it (``additionalEventData.keyMaterialId``; ReEncrypt's
 ``sourceKeyMaterialId`` / ``destinationKeyMaterialId``): ``Produced`` (ciphertexts it made:
 Encrypt, GenerateDataKey* — the four data-key operations —, ReEncrypt to it), ``Decryptions``
-(Decrypt, ReEncrypt from it), ``FirstUsed`` / ``LastUsed``; for imported material
+(Decrypt, ReEncrypt from it), for a key of another usage its own operations (``Signatures``:
+Sign, Verify; ``Macs``: GenerateMac, VerifyMac; ``SharedSecrets``: DeriveSharedSecret),
+``FirstUsed`` / ``LastUsed`` (any of these); for imported material
 ``DecryptedInLastDays`` ``{"days": N, "any": bool}`` ("safe to delete?"). A record of an
 asymmetric key names no material id: it is counted for the key's only material. The records of
 a key are read through the audit store's ``key_id`` column (the first key a request named); a
@@ -859,6 +861,13 @@ _LINEAGE = {
         KmsKey.KeyMaterialShredded,
     )
 }
+#: the operations of a key's usage other than encryption, counted per material (and their group)
+_USAGE_GROUPS = {
+    "SIGN_VERIFY": ("Signatures", ("Sign", "Verify")),
+    "GENERATE_VERIFY_MAC": ("Macs", ("GenerateMac", "VerifyMac")),
+    "KEY_AGREEMENT": ("SharedSecrets", ("DeriveSharedSecret",)),
+}
+
 _GENERATE_DATA_KEY = frozenset({
     "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext",
@@ -939,12 +948,18 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
             if decryption:
                 entry["decrypted"].append(when)
 
+    group = _USAGE_GROUPS.get(key.key_usage)
+    if group is not None:
+        for entry in use.values():
+            entry[group[0]] = dict.fromkeys(group[1], 0)
     store = _audit(region)
     for _, record in _records(store, key_id=key.id):
         if not _succeeded(record):
             continue
         name, extra, when = record.get("eventName"), record.get("additionalEventData") or {}, _record_time(record)
-        if name == "Encrypt":
+        if group is not None and name in group[1]:
+            count(extra.get("keyMaterialId"), group[0], name, when, False)
+        elif name == "Encrypt":
             count(extra.get("keyMaterialId"), "Produced", "Encrypt", when, False)
         elif name in _GENERATE_DATA_KEY:
             count(extra.get("keyMaterialId"), "Produced", "GenerateDataKey*", when, False)
@@ -982,6 +997,8 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         item["Destroyed"] = entry["Destroyed"]
         item["Produced"] = counted["Produced"]
         item["Decryptions"] = counted["Decryptions"]
+        if group is not None:
+            item[group[0]] = counted[group[0]]
         item["FirstUsed"] = min(counted["times"], default=None)
         item["LastUsed"] = max(counted["times"], default=None)
         if imported is not None:
