@@ -408,7 +408,11 @@ def rotation_status(key: KmsKey) -> dict[str, Any]:
 def key_then(region: Region, key_id: str, at: datetime,
              account: str | None = None) -> tuple[KmsKey, int]:
     """The key at ``at`` and its version then. NotFoundException: "does not exist" for no
-    such key (or a key of another ``account``), "did not exist … at T" before it was created."""
+    such key (or a key of another ``account``), "did not exist … at T" before it was created.
+
+    A key exists from its CreationDate (what DescribeKey and the CreateKey record show), which
+    precedes the commit of its first event by the time the request took: in between, it is as
+    its first event made it."""
     found = key_at(region.ledger, key_id, at)
     if found is not None and (account is None or found[0].account == account):
         return found
@@ -416,6 +420,8 @@ def key_then(region: Region, key_id: str, at: datetime,
     if (not first or not isinstance(first[0], KmsKey.KeyCreated)
             or (account is not None and first[0].account != account)):
         raise errors.NotFoundException(f"Key '{key_id}' does not exist in {region.name}")
+    if found is None and first[0].created_at <= at:
+        return rebuild_at(region.ledger, key_id, 1), 1
     raise errors.NotFoundException(
         f"Key '{key_id}' did not exist in {region.name} at {at.isoformat()}"
     )

@@ -144,8 +144,12 @@ def test_state_at_an_instant_over_http_and_the_cli(server, kms):
     assert (status, now["Version"], now["KeyMetadata"]["Description"],
             [a["AliasName"] for a in now["Aliases"]]) == (
         200, 3, "forensic v2", [f"alias/forensic-{key_id[:8]}"])
-    # before the key existed; a malformed instant
-    before = v1 - timedelta(microseconds=1)
+    # the key exists from its CreationDate (DescribeKey's, the CreateKey record's), which is
+    # before its first event's commit; before that it did not exist; a malformed instant
+    creation = datetime.fromisoformat(created_at)
+    assert creation <= v1
+    assert _get(server, key_id, "state", at=_epoch(creation)) == (200, state)
+    before = creation - timedelta(microseconds=1)
     assert _get(server, key_id, "state", at=_epoch(before)) == (404, {
         "detail": f"Key '{key_id}' did not exist in {REGION} at {before.isoformat()}"})
     assert _get(server, key_id, "state", at="yesterday") == (400, {

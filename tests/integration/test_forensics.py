@@ -150,11 +150,15 @@ def test_state_at_any_instant_follows_every_change(kms):
                                     True, False)
     assert _summary(forensics.key_state(REGION, other, retargeted_alias))[3] == ["alias/pay"]
     assert _summary(forensics.key_state(REGION, other, retargeted_alias - MICROSECOND))[3] == []
-    # before the key existed: not found; a key of another account: not found
+    # the key exists from its CreationDate (before its first event's commit: as that event
+    # made it); before that: not found; a key of another account: not found
+    created = history[0]["Details"]["created_at"]
+    assert created <= stamps[0]
+    assert at(created) == at(stamps[0])
     with pytest.raises(errors.NotFoundException) as raised:
-        forensics.key_state(REGION, key_id, stamps[0] - MICROSECOND)
+        forensics.key_state(REGION, key_id, created - MICROSECOND)
     assert raised.value.message == (f"Key '{key_id}' did not exist in {REGION} at "
-                                    f"{(stamps[0] - MICROSECOND).isoformat()}")
+                                    f"{(created - MICROSECOND).isoformat()}")
     with pytest.raises(errors.NotFoundException) as raised:
         forensics.key_state(REGION, key_id, stamps[4], account=OTHER)
     assert raised.value.message == f"Key '{key_id}' does not exist in {REGION}"
@@ -347,8 +351,10 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
                      "Conditions": None}])
     with pytest.raises(errors.ValidationException):
         forensics.who_can(REGION, key_id, "kms:Fly", now)
+    created = kms.service.key_history(REGION, key_id)[0]["Details"]["created_at"]
+    assert who(created) == who(stamps[0])  # the key exists from its CreationDate
     with pytest.raises(errors.NotFoundException):
-        forensics.who_can(REGION, key_id, "kms:Decrypt", stamps[0] - MICROSECOND)
+        forensics.who_can(REGION, key_id, "kms:Decrypt", created - MICROSECOND)
 
 
 def test_who_can_without_identities_names_accounts_and_grantee_accounts(kms):
