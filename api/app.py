@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from api.auth import Authenticator
@@ -41,7 +41,7 @@ from api.protocol import (
 )
 from api.settings import Settings
 from application.audit import AuditQuery, audit_row, new_event_id
-from application.audit_query import AuditFilter, check_limit, parse_time, read_page
+from application.audit_query import AuditFilter, check_limit, parse_flag, parse_time, read_page
 from application.audit_records import api_call_record, ledger_api_record
 from application.authorization import Caller
 from application.context import RequestContext
@@ -411,6 +411,7 @@ READ_KEY_ACCESS = Operation("ReadKeyAccess", "keyledger:ReadHistory", Kind.READ_
 READ_KEY_MATERIALS = Operation("ReadMaterials", "keyledger:ReadHistory", Kind.READ_ONLY)
 READ_AUDIT = Operation("ReadAudit", "keyledger:ReadAudit", Kind.READ_ONLY)
 READ_REPLICATION = Operation("ReadReplication", "keyledger:ReadReplication", Kind.READ_ONLY)
+LEDGER_REQUEST_ID = "x-amzn-RequestId"  # the header naming a ledger API answer's request id
 _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
                   "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
 
@@ -487,9 +488,12 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         return audit_row(record, now, account, resources, principal.arn if principal else None,
                          request_id)
 
-    async def caller(request: Request):
+    async def caller(request: Request, response: Response):
         """The ledger API is authenticated as the KMS API is (SigV4, service ``kms``); a
-        refused request is audited too."""
+        refused request is audited too. Each request gets its request id here: every answer
+        carries it (``x-amzn-RequestId``), as its audit record does."""
+        request_id = request.state.request_id = _request_id()
+        response.headers[LEDGER_REQUEST_ID] = request_id  # the successful answer's
         body = await request.body()
         try:
             return authenticator.authenticate(
@@ -498,44 +502,60 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             )[0]
         except KmsError as error:
             region = settings.default_region
-            row = ledger_audit(request, None, "", settings.account_id, region,
-                               _ledger_event_name(request.url.path), dict(request.query_params),
-                               (), error, _request_id())
-            await service.region(region).audit.record(row)
-            raise HTTPException(status_code=403, detail=f"{error.code}: {error.message}") from None
+            row = ledger_audit(request, None, _access_key_id(dict(request.scope["headers"])),
+                               settings.account_id, region, _ledger_event_name(request.url.path),
+                               dict(request.query_params), (), error, request_id)
+            status, detail = 403, f"{error.code}: {error.message}"
+            try:
+                await service.region(region).audit.record(row)
+            except Exception:
+                log.exception("ledger API request %s answered 500: its audit record could not "
+                              "be stored", request_id)
+                status, detail = 500, _INTERNAL.message
+            raise HTTPException(status_code=status, detail=detail,
+                                headers={LEDGER_REQUEST_ID: request_id}) from None
 
     def ledger_read(request: Request, caller: Caller, operation: Operation, region: str | None,
                     key_id: str | None, read) -> Any:
         """``read(region, account)`` for the caller's account, authorized by ``operation``'s
         identity-policy action (on the key ARN, or "*"; an account's root needs none), and
-        audited before the answer leaves: 400 for a malformed parameter, 403 refused, 404 no
-        such key (then)."""
-        region = region or settings.default_region
-        if region not in regions_served:
-            raise HTTPException(status_code=400, detail=f"invalid region {region[:64]!r}")
+        audited before the answer leaves, whatever the answer: 400 for a malformed parameter
+        (a Region not served included: recorded in the default Region), 403 refused, 404 no
+        such key (then), 500 a bug of ours or an audit record that could not be stored."""
+        asked = region or settings.default_region
+        region = asked if asked in regions_served else settings.default_region
         account = caller.principal.account
-        resources = (key_arn(region, account, key_id),) if key_id else ()
-        context = RequestContext(account, region, _request_id(), caller, caller.access_key_id)
+        resources = (key_arn(region, account, key_id),) if key_id and region == asked else ()
+        context = RequestContext(account, region, request.state.request_id, caller,
+                                 caller.access_key_id)
         failure: KmsError | None = None
         try:
+            if region != asked:
+                raise ValidationException(f"invalid region {asked[:64]!r}")
             service.authorizer.check_request(context, operation, {},
                                              resource=resources[0] if resources else "*")
-            return read(region, account)
+            answer, status = read(region, account), 200
         except AccessDeniedException as error:
-            failure = error
-            raise HTTPException(status_code=403, detail=error.message) from None
+            failure, status = error, 403
         except KmsError as error:
             failure = error
             status = 400 if error.code in ("ValidationException", "InvalidMarkerException") else 404
-            raise HTTPException(status_code=status, detail=error.message) from None
-        except Exception:
-            failure = _INTERNAL
-            raise
-        finally:
-            params = {**request.path_params, **request.query_params}
+        except Exception:  # a bug of ours: log it, never leak a stack trace to the caller
+            log.exception("internal error in ledger API request %s", context.request_id)
+            failure, status = _INTERNAL, 500
+        params = {**request.path_params, **request.query_params}
+        try:
             service.region(region).audit.record_blocking(ledger_audit(
                 request, caller.principal, caller.access_key_id, account, region,
                 operation.name, params, resources, failure, context.request_id))
+        except Exception:
+            log.exception("ledger API request %s answered 500: its audit record could not be "
+                          "stored", context.request_id)
+            failure, status = _INTERNAL, 500
+        if failure is not None:
+            raise HTTPException(status_code=status, detail=failure.message,
+                                headers={LEDGER_REQUEST_ID: context.request_id})
+        return answer
 
     # -- the deployment's other nodes: ledger feeds (docs/regions.md) --------------------------
 
@@ -660,16 +680,19 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     @ledger_api.get("/ledger/v1/audit")
     def audit_records(request: Request, region: str | None = None, key_id: str | None = None,
                       principal: str | None = None, event_name: str | None = None,
-                      start: str | None = None, end: str | None = None, errors_only: bool = False,
-                      limit: int | None = None, next_token: str | None = None,
+                      start: str | None = None, end: str | None = None,
+                      errors_only: str | None = None, limit: str | None = None,
+                      next_token: str | None = None,
                       caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """The caller's account's audit records, newest first: ``{"Records": [...],
-        "NextToken": "…"}``; ``limit`` ≤ 1000 (default 50); times ISO 8601 or epoch seconds.
-        Authorized by ``keyledger:ReadAudit`` (an account's root reads its own)."""
+        "NextToken": "…"}``; ``limit`` ≤ 1000 (default 50); times ISO 8601 or epoch seconds
+        (an ``end`` to the whole second takes in that second); ``key_id`` a key id or key
+        ARN. Authorized by ``keyledger:ReadAudit`` (an account's root reads its own)."""
         def read(r: str, account: str) -> dict[str, Any]:
             wanted = AuditFilter(account=account, key_id=key_id, principal=principal,
                                  event_name=event_name, start=parse_time(start, "start"),
-                                 end=parse_time(end, "end"), errors_only=errors_only)
+                                 end=parse_time(end, "end"),
+                                 errors_only=parse_flag(errors_only, "errors_only"))
             return read_page(service.region(r).audit.store, AuditQuery, wanted,
                              check_limit(limit), next_token)
 

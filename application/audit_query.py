@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,25 +19,73 @@ from domain import errors
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+MAX_POSITION = 2**63 - 1  # a store position is a signed 64-bit integer (SQLite, BIGSERIAL)
+_WHOLE_EPOCH = re.compile(r"[+-]?[0-9]+")
+_TOKEN = re.compile(r"kla:([0-9]{1,19})")
+_TRUE, _FALSE = ("true", "t", "yes", "y", "on", "1"), ("false", "f", "no", "n", "off", "0")
+
+
+class WholeSecond(float):
+    """A time given to the whole second (no fractional part). eventTime shows records to the
+    second, so as an end bound it takes in all of that second (read_page: ``< T + 1``)."""
+
+    __slots__ = ()
 
 
 def parse_time(value: str | None, name: str) -> float | None:
-    """ISO 8601 (``2026-12-06T09:14:00Z``, a date, an offset) or epoch seconds."""
+    """ISO 8601 (``2026-12-06T09:14:00Z``, a date, an offset) or epoch seconds; a
+    WholeSecond when it has no fractional part. NaN and infinities are refused."""
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        seconds = float(value)
+        whole = _WHOLE_EPOCH.fullmatch(value.strip()) is not None
     except ValueError:
-        pass
+        seconds, whole = _iso_seconds(value), "." not in value and "," not in value
+    if seconds is None or not math.isfinite(seconds):
+        raise errors.ValidationException(
+            f"{name} must be ISO 8601 or epoch seconds, not {value[:64]!r}."
+        )
+    return WholeSecond(seconds) if whole else seconds
+
+
+def _iso_seconds(value: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise errors.ValidationException(
-            f"{name} must be ISO 8601 or epoch seconds, not {value[:64]!r}."
-        ) from None
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def end_bound(end: float | None) -> float | None:
+    """The inclusive bound the store compares event_time with: a WholeSecond end takes in
+    every record its second shows (``event_time < end + 1``: the largest float below it);
+    an end with a fractional part is exact."""
+    if isinstance(end, WholeSecond):
+        return math.nextafter(float(end) + 1, -math.inf)
+    return end
+
+
+def key_filter(key: str | None) -> str | None:
+    """The key id a key filter names: a key id as it is, a key ARN's key id. Records are stored
+    under the key id. An alias (name or ARN) is refused: an alias can point at another key
+    than when a record was written, so resolving it now would pick the wrong records."""
+    if key is None or key == "":
+        return None
+    parts = key.split(":", 5)
+    if key.startswith("alias/") or (len(parts) == 6 and parts[5].startswith("alias/")):
+        raise errors.ValidationException(
+            f"The key filter takes a key id or key ARN, not an alias: {key[:300]!r}.")
+    if key.startswith("arn:"):
+        if (len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms"
+                or not parts[5].startswith("key/") or len(parts[5]) == 4):
+            raise errors.ValidationException(
+                f"The key filter takes a key id or key ARN "
+                f"(arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), not {key[:300]!r}.")
+        return parts[5][4:]
+    return key
 
 
 def page_token(position: int) -> str:
@@ -49,17 +99,30 @@ def position_of(token: str | None) -> int | None:
         decoded = base64.urlsafe_b64decode(token.encode("ascii")).decode()
     except (binascii.Error, UnicodeError, ValueError):
         decoded = ""
-    if not decoded.startswith("kla:") or not decoded[4:].isdigit():
+    found = _TOKEN.fullmatch(decoded)
+    if found is None or int(found[1]) > MAX_POSITION:
         raise errors.InvalidMarkerException("Invalid NextToken")
-    return int(decoded[4:])
+    return int(found[1])
 
 
-def check_limit(limit: int | None) -> int:
-    if limit is None:
+def check_limit(limit: int | str | None) -> int:
+    """The page size: 1 to MAX_LIMIT (default DEFAULT_LIMIT); as given in a query string too."""
+    if limit is None or limit == "":
         return DEFAULT_LIMIT
+    if isinstance(limit, str):
+        limit = int(limit) if limit.isascii() and limit.isdigit() and len(limit) <= 4 else 0
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.ValidationException(f"limit must be between 1 and {MAX_LIMIT}.")
     return limit
+
+
+def parse_flag(value: str | None, name: str) -> bool:
+    """A true/false query parameter (true/false, yes/no, on/off, 1/0; absent or empty: false)."""
+    if value is None or value.lower() in _FALSE or value == "":
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise errors.ValidationException(f"{name} must be true or false, not {value[:64]!r}.")
 
 
 @dataclass(frozen=True)
@@ -76,10 +139,11 @@ class AuditFilter:
 def read_page(store, query_type, wanted: AuditFilter, limit: int,
               next_token: str | None) -> dict[str, Any]:
     """``{"Records": [...], "NextToken": …}``, newest first (``query_type``: the store's query
-    value class, infrastructure.audit_store.AuditQuery)."""
+    value class, infrastructure.audit_store.AuditQuery). ``wanted.key_id`` may be a key ARN
+    (key_filter); a WholeSecond ``wanted.end`` takes in its whole second (end_bound)."""
     rows = store.query(query_type(
-        account=wanted.account, key_id=wanted.key_id, principal=wanted.principal,
-        event_name=wanted.event_name, start=wanted.start, end=wanted.end,
+        account=wanted.account, key_id=key_filter(wanted.key_id), principal=wanted.principal,
+        event_name=wanted.event_name, start=wanted.start, end=end_bound(wanted.end),
         errors_only=wanted.errors_only, before_position=position_of(next_token), limit=limit + 1,
     ))
     page = rows[:limit]
@@ -104,7 +168,9 @@ def cloudtrail_files(records: Iterable[dict[str, Any]], file_id: str) -> dict[st
     """CloudTrail's delivery layout: one gzip file of ``{"Records": [...]}`` per account,
     Region and five-minute window, at
     ``AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_ID.json.gz``
-    (records oldest first within a file)."""
+    (records oldest first within a file). ``records`` come newest first, as the audit store
+    reads them (all_records): eventTime shows only the second, so records of one second keep
+    the order they were stored in, oldest first."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in records:
         moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
@@ -114,6 +180,7 @@ def cloudtrail_files(records: Iterable[dict[str, Any]], file_id: str) -> dict[st
                           []).append(record)
     files = {}
     for (account, region, stamp), group in sorted(groups.items()):
+        group.reverse()  # oldest first: the sort below is stable within a second
         group.sort(key=lambda r: r["eventTime"])
         path = (f"AWSLogs/{account}/CloudTrail/{region}/{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}/"
                 f"{account}_CloudTrail_{region}_{stamp}_{file_id}.json.gz")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import math
 
 import pytest
 
+from application.audit import AuditQuery
 from application.audit_query import (
+    MAX_POSITION,
+    AuditFilter,
+    WholeSecond,
     check_limit,
     cloudtrail_files,
+    key_filter,
     page_token,
+    parse_flag,
     parse_time,
     position_of,
+    read_page,
 )
 from domain import errors
 
@@ -44,11 +53,128 @@ def test_paging_tokens_round_trip_and_forgeries_are_refused():
             position_of(forged)
 
 
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+def test_a_time_that_is_not_finite_is_refused(text):
+    with pytest.raises(errors.ValidationException) as refused:
+        parse_time(text, "start")
+    assert refused.value.message == f"start must be ISO 8601 or epoch seconds, not {text!r}."
+
+
+@pytest.mark.parametrize(("text", "whole"), [
+    ("1765012440", True),
+    ("2025-12-06T09:14:00Z", True),
+    ("2025-12-06T10:14:00+01:00", True),
+    ("2025-12-06", True),
+    ("1765012440.5", False),
+    ("1765012440.0", False),  # a fractional part given, even zero: exact
+    ("2025-12-06T09:14:00.000000Z", False),
+    ("2025-12-06T09:14:00,5Z", False),
+])
+def test_a_time_given_to_the_whole_second_says_so(text, whole):
+    assert isinstance(parse_time(text, "end"), WholeSecond) is whole
+
+
+def _token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def test_paging_tokens_beyond_a_stores_positions_are_refused_as_any_forgery():
+    assert position_of(_token(f"kla:{MAX_POSITION}")) == MAX_POSITION
+    for forged in (f"kla:{MAX_POSITION + 1}", "kla:99999999999999999999999", "kla:" + "9" * 5000,
+                   "kla:\u00b2", "kla:\u0661\u0662", "kla:-1", "kla: 1", "kla:"):
+        with pytest.raises(errors.InvalidMarkerException) as refused:
+            position_of(_token(forged))
+        assert refused.value.message == "Invalid NextToken"
+
+
 def test_limit_is_one_to_a_thousand():
     assert (check_limit(None), check_limit(1), check_limit(1000)) == (50, 1, 1000)
     for bad in (0, 1001):
         with pytest.raises(errors.ValidationException):
             check_limit(bad)
+
+
+def test_limit_as_given_in_a_query_string():
+    assert (check_limit(""), check_limit("1"), check_limit("1000"), check_limit("0050")) == (
+        50, 1, 1000, 50)
+    for bad in ("abc", "0", "1001", "-1", "1.5", "1e3", "\u0661", "9" * 5000):
+        with pytest.raises(errors.ValidationException) as refused:
+            check_limit(bad)
+        assert refused.value.message == "limit must be between 1 and 1000."
+
+
+def test_flags_are_true_or_false():
+    assert [parse_flag(v, "errors_only") for v in ("true", "True", "1", "yes", "on")] == [True] * 5
+    assert [parse_flag(v, "errors_only") for v in (None, "", "false", "0", "no", "off")] == [
+        False] * 6
+    with pytest.raises(errors.ValidationException) as refused:
+        parse_flag("maybe", "errors_only")
+    assert refused.value.message == "errors_only must be true or false, not 'maybe'."
+
+
+KEY = "7a647ecc-3f6b-4b8e-9a55-0c1d2e3f4a5b"
+
+
+def test_the_key_filter_takes_a_key_id_or_a_key_arn():
+    assert key_filter(KEY) == KEY
+    assert key_filter(f"arn:aws:kms:us-east-1:111122223333:key/{KEY}") == KEY
+    assert key_filter("arn:aws:kms:eu-west-1:111122223333:key/mrk-" + "a" * 32) == "mrk-" + "a" * 32
+    assert key_filter(None) is None and key_filter("") is None
+
+
+@pytest.mark.parametrize("alias", ["alias/app", "arn:aws:kms:us-east-1:111122223333:alias/app"])
+def test_the_key_filter_refuses_an_alias(alias):
+    with pytest.raises(errors.ValidationException) as refused:
+        key_filter(alias)
+    assert refused.value.message == (
+        f"The key filter takes a key id or key ARN, not an alias: {alias!r}.")
+
+
+@pytest.mark.parametrize("arn", ["arn:aws:kms:us-east-1:111122223333:key/",
+                                 "arn:aws:kms:us-east-1:key/x", "arn:aws:s3:::bucket",
+                                 "arn:aws:kms:us-east-1:111122223333:grant/x"])
+def test_the_key_filter_refuses_another_arn(arn):
+    with pytest.raises(errors.ValidationException) as refused:
+        key_filter(arn)
+    assert refused.value.message == (
+        "The key filter takes a key id or key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), "
+        f"not {arn!r}.")
+
+
+class _Store:
+    """An audit store that keeps the query it was asked and answers from event times."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times, self.asked = times, None
+
+    def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
+        self.asked = query
+        return [(n, json.dumps({"n": n}).encode()) for n, t in reversed(list(enumerate(self.times)))
+                if (query.start is None or t >= query.start) and (query.end is None or t <= query.end)]
+
+
+def test_an_end_to_the_whole_second_takes_in_that_second_and_a_fractional_end_is_exact():
+    second = 1765012440.0  # 2025-12-06T09:14:00Z, as eventTime shows all of these but the last
+    store = _Store([second, second + 0.25, second + 0.999999, second + 1])
+    found = read_page(store, AuditQuery, AuditFilter(
+        start=parse_time("2025-12-06T09:14:00Z", "start"),
+        end=parse_time("2025-12-06T09:14:00Z", "end")), 50, None)
+    assert [r["n"] for r in found["Records"]] == [2, 1, 0]
+    assert store.asked.end == math.nextafter(second + 1, -math.inf)
+    found = read_page(store, AuditQuery, AuditFilter(end=parse_time("1765012440", "end")), 50, None)
+    assert [r["n"] for r in found["Records"]] == [2, 1, 0]
+    for exact in ("1765012440.25", "2025-12-06T09:14:00.250000Z"):
+        found = read_page(store, AuditQuery, AuditFilter(end=parse_time(exact, "end")), 50, None)
+        assert ([r["n"] for r in found["Records"]], store.asked.end) == ([1, 0], second + 0.25)
+
+
+def test_a_page_is_read_by_the_key_id_a_key_arn_names():
+    store = _Store([])
+    read_page(store, AuditQuery, AuditFilter(
+        key_id=f"arn:aws:kms:us-east-1:111122223333:key/{KEY}"), 50, None)
+    assert store.asked.key_id == KEY
+    with pytest.raises(errors.ValidationException):
+        read_page(store, AuditQuery, AuditFilter(key_id="alias/app"), 50, None)
 
 
 def _record(time: str, region: str = "us-east-1", account: str = "111122223333") -> dict:
