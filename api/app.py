@@ -195,7 +195,7 @@ class KmsFrontend:
         """Build the request's CloudTrail record and wait until it is stored."""
         if context is None:  # not authenticated (or not even a KMS request): the default Region
             principal, access_key_id, account = None, _access_key_id(headers), self.settings.account_id
-            region, resources, material_id = self.settings.default_region, (), None
+            region, resources, material_id, extra = self.settings.default_region, (), None, None
             client = scope.get("client")
             source_ip = client[0] if client else ""
             agent = headers.get(b"user-agent")
@@ -206,6 +206,7 @@ class KmsFrontend:
             access_key_id, account, region = context.access_key_id, context.account_id, context.region
             resources, material_id = context.resources, context.key_material_id
             source_ip, user_agent, tls = context.source_ip, context.user_agent, context.secure_transport
+            extra = context.additional
         if operation is None:
             operation = headers.get(b"x-amz-target", b"").decode("latin-1")
             operation = operation[len(TARGET_PREFIX):] if operation.startswith(TARGET_PREFIX) else operation
@@ -217,7 +218,7 @@ class KmsFrontend:
             error_message=failure.message if failure is not None else None,
             event_time=now, event_id=new_event_id(), request_id=request_id, source_ip=source_ip,
             user_agent=user_agent, resources=resources,
-            additional={"keyMaterialId": material_id} if material_id is not None else None,
+            additional=({"keyMaterialId": material_id} if material_id is not None else extra),
             ledger_events=written or (), tls=tls,
         )
         row = audit_row(record, now, account, resources, principal.arn if principal else None,

@@ -34,12 +34,15 @@ class RequestContext:
     #: material version a symmetric Encrypt used
     resources: list[str] = field(default_factory=list)
     key_material_id: str | None = None
+    #: for the audit record: additionalEventData the use case adds (RetireGrant's grantId)
+    additional: dict[str, str] | None = None
 
     def start_over(self) -> None:
         """The use case runs once more (after catching up with the ledger): what its first run
         noted for the audit record goes, or the record would name a key twice."""
         self.resources.clear()
         self.key_material_id = None
+        self.additional = None
 
     @property
     def principal(self) -> str:

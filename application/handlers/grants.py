@@ -271,6 +271,9 @@ class Grants(Handlers):
                     ctx, key_id, account or (key.account if key is not None else None)
                 )
             self._authorize_retirement(ctx, key, key.get_grant(grant_id), params)
+            if key.arn not in ctx.resources:  # the audit record names the key and the grant
+                ctx.resources.append(key.arn)
+            ctx.additional = {"grantId": grant_id}
             return key
 
         def retire(key: KmsKey) -> None:

@@ -96,6 +96,31 @@ def test_a_request_tried_again_after_catching_up_names_its_key_once(store_server
                                         "ARN": key["Arn"]}]
 
 
+def test_retire_grant_names_its_grant_and_key(store_server, e2e):
+    """AWS's RetireGrant entry (developerguide/ct-retire-grant): requestParameters null when a
+    token named the grant, additionalEventData {grantId} (keyledger adds its ledgerEvents), the
+    key in resources."""
+    kms = store_server.kms()
+    key = kms.create_key()["KeyMetadata"]
+    root = f"arn:aws:iam::{e2e.ACCOUNT_ID}:root"
+    resource = [{"accountId": e2e.ACCOUNT_ID, "type": "AWS::KMS::Key", "ARN": key["Arn"]}]
+    by_token = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=root,
+                                RetiringPrincipal=root, Operations=["Decrypt"])
+    answer = kms.retire_grant(GrantToken=by_token["GrantToken"])
+    record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+    assert (record["requestParameters"], record["additionalEventData"], record["resources"]) == (
+        None, {"grantId": by_token["GrantId"],
+               "ledgerEvents": [{"aggregateId": key["KeyId"], "version": 3}]}, resource)
+    by_id = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=root, RetiringPrincipal=root,
+                             Operations=["Decrypt"])
+    answer = kms.retire_grant(KeyId=key["Arn"], GrantId=by_id["GrantId"])
+    record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+    assert (record["requestParameters"], record["additionalEventData"], record["resources"]) == (
+        {"keyId": key["Arn"], "grantId": by_id["GrantId"]},
+        {"grantId": by_id["GrantId"], "ledgerEvents": [{"aggregateId": key["KeyId"], "version": 5}]},
+        resource)
+
+
 def test_an_authentication_failure_is_recorded_without_an_identity(store_server):
     stranger = boto3.client("kms", endpoint_url=store_server.url, region_name="us-east-1",
                             aws_access_key_id="AKIASTRANGER0000000", aws_secret_access_key="x")
