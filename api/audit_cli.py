@@ -38,7 +38,7 @@ def _filters(p: argparse.ArgumentParser, default: object = None) -> None:
 
 
 def audit(args: argparse.Namespace) -> int:
-    from api.bootstrap import build_service
+    from api.bootstrap import build_service, existing_regions
     from application.audit import AuditQuery
     from application.audit_query import AuditFilter, all_records, parse_time
     from domain.errors import KmsError
@@ -46,12 +46,13 @@ def audit(args: argparse.Namespace) -> int:
     os.umask(0o077)
     overrides = {"data_dir": args.data_dir, "store": args.store}
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-    service = build_service(settings)
+    known = existing_regions(settings, [args.region] if args.region else ())
+    service = build_service(settings, read_only=True)
     try:
         wanted = AuditFilter(key_id=args.key, principal=args.principal,
                              event_name=args.event_name, start=parse_time(args.since, "--since"),
                              end=parse_time(args.until, "--until"), errors_only=args.errors)
-        regions = [args.region] if args.region else service.known_regions()
+        regions = [args.region] if args.region else known
         records: list[dict[str, Any]] = []
         for region in regions:
             records.extend(all_records(service.region(region).audit.store, AuditQuery, wanted))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from api.settings import Settings
 from application.authorization import Authorizer
@@ -10,18 +12,85 @@ from application.clock import AdjustableClock, Clock
 from application.service import KeyManagementService, RegionResources
 from infrastructure import ciphertext, key_material
 from infrastructure.key_hierarchy import KeyHierarchy
-from infrastructure.persistence import StoreConfig
+from infrastructure.persistence import StoreConfig, schema_name
 from infrastructure.root_key import RootKey
 from infrastructure.transcoding import TRANSCODINGS
 
 
+class NoStore(Exception):
+    """A command that only reads was pointed at a data dir or database holding no keyledger
+    store, at a Region with no ledger in it, or at no root key: it creates none of them."""
+
+
+def existing_regions(settings: Settings, regions: Iterable[str] = ()) -> list[str]:
+    """The Regions that have a ledger in the settings' store, found without creating anything
+    (no data dir, root key, Region folder or schema). NoStore if the store has none, or if one
+    of ``regions`` (those a command names) has none."""
+    store = StoreConfig(settings.data_path, settings.store)
+    known = store.known_regions()
+    if store.is_postgres:
+        if known:  # a schema with the ledger's events table (not one made by a failed start)
+            import psycopg
+
+            with psycopg.connect(**store.postgres_conninfo(), autocommit=True) as conn:
+                schemas = {row[0] for row in conn.execute(
+                    "SELECT table_schema FROM information_schema.tables"
+                    " WHERE table_name = 'keyledger_events'").fetchall()}
+            known = [r for r in known if schema_name(r) in schemas]
+        where = store.describe()
+    else:
+        known = [r for r in known if (store.region_folder(r) / "ledger.db").is_file()]
+        where = str(settings.data_path)
+    if not known:
+        raise NoStore(f"no keyledger store in {where}")
+    for region in regions:
+        if region not in known:
+            raise NoStore(f"region {region} has no ledger in this store")
+    return known
+
+
+def existing_root_key(settings: Settings) -> RootKey:
+    """The root key, as RootKey.load finds it, but never created: NoStore if there is none."""
+    path = Path(settings.root_key_file) if settings.root_key_file else (
+        settings.data_path / "root.key")
+    if not os.environ.get("KEYLEDGER_ROOT_KEY") and not path.exists():
+        raise NoStore(f"no root key at {path}")
+    return RootKey.load(settings.data_path, settings.root_key_file)
+
+
+class _RootKeyWhenUsed:
+    """A read-only service's root key: read the first time something is unwrapped (reading the
+    ledger or the audit needs none), never created."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._key: RootKey | None = None
+
+    def _root(self) -> RootKey:
+        if self._key is None:
+            self._key = existing_root_key(self._settings)
+        return self._key
+
+    def wrap(self, key_id: str, data_key: bytes) -> bytes:
+        return self._root().wrap(key_id, data_key)
+
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        return self._root().unwrap(key_id, wrapped)
+
+
 def build_service(settings: Settings,
-                  principal_exists: Callable[[str], bool] | None = None) -> KeyManagementService:
+                  principal_exists: Callable[[str], bool] | None = None, *,
+                  read_only: bool = False) -> KeyManagementService:
     """The application on its stores. ``principal_exists``: sigv4 mode's check that a principal
-    named in a policy or grant exists (None: open mode, any well-formed ARN)."""
+    named in a policy or grant exists (None: open mode, any well-formed ARN). ``read_only``: for
+    the commands that only read (after existing_regions): the data dir and the root key are
+    never created, and only Regions that exist are to be opened."""
     data_dir = settings.data_path
-    data_dir.mkdir(parents=True, exist_ok=True)
-    root_key = RootKey.load(data_dir, settings.root_key_file)
+    if read_only:
+        root_key = _RootKeyWhenUsed(settings)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        root_key = RootKey.load(data_dir, settings.root_key_file)
     store = StoreConfig(data_dir, settings.store)
 
     def open_region(region: str) -> RegionResources:

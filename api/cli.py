@@ -126,7 +126,7 @@ def _check_identities(settings: Settings):
 
 
 def history(args: argparse.Namespace) -> int:
-    from api.bootstrap import build_service
+    from api.bootstrap import build_service, existing_regions
     from domain.errors import KmsError
 
     if args.at is not None:
@@ -135,7 +135,8 @@ def history(args: argparse.Namespace) -> int:
 
     overrides = {"data_dir": args.data_dir, "store": args.store}
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-    service = build_service(settings)
+    existing_regions(settings, [args.region] if args.region else ())
+    service = build_service(settings, read_only=True)
     region = args.region or settings.default_region
     try:
         events = service.key_history(region, args.key_id)
@@ -230,13 +231,13 @@ def regions(args: argparse.Namespace) -> int:
     reports its lag in milliseconds at GET /ledger/v1/replication (``--endpoint``)."""
     if args.endpoint:
         return _regions_of_node(args)
-    from api.bootstrap import build_service
+    from api.bootstrap import build_service, existing_regions
 
     overrides = {"data_dir": args.data_dir, "store": args.store}
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-    service = build_service(settings)
+    names = sorted(existing_regions(settings))
+    service = build_service(settings, read_only=True)
     try:
-        names = sorted(service.known_regions())
         rows = []
         for target in names:
             recorder = service.region(target).ledger.recorder
@@ -376,6 +377,7 @@ def _store_settings(args: argparse.Namespace) -> Settings:
 
 def verify(args: argparse.Namespace) -> int:
     """Exit 0: every region verified; 1: tampering found (or no ledger there); 2: could not run."""
+    from api.bootstrap import NoStore, existing_regions
     from infrastructure.ledger_chain import load_public_key
     from infrastructure.ledger_chain import verify as verify_store
     from infrastructure.persistence import StoreConfig
@@ -389,8 +391,11 @@ def verify(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
+        existing_regions(settings, args.region or ())
         report = verify_store(StoreConfig(settings.data_path, settings.store), public_key,
                               args.region)
+    except NoStore:
+        raise  # (main)
     except Exception as error:  # an unreachable or unreadable store: not a verdict
         print(f"keyledger verify: cannot read the store: {error}", file=sys.stderr)
         return 2
@@ -401,13 +406,14 @@ def verify(args: argparse.Namespace) -> int:
 def checkpoint_key(args: argparse.Namespace) -> int:
     from cryptography.exceptions import InvalidTag
 
+    from api.bootstrap import existing_regions, existing_root_key
     from infrastructure.ledger_chain import checkpoint_public_key
     from infrastructure.persistence import StoreConfig
-    from infrastructure.root_key import RootKey
 
     os.umask(0o077)
     settings = _store_settings(args)
-    root_key = RootKey.load(settings.data_path, settings.root_key_file)
+    existing_regions(settings)  # the signing key is made in an existing store, never a new one
+    root_key = existing_root_key(settings)
     try:
         pem = checkpoint_public_key(StoreConfig(settings.data_path, settings.store), root_key,
                                     settings.default_region)
@@ -432,6 +438,17 @@ def main(argv: list[str] | None = None) -> int:
     _checkpoint_key_parser(sub)
     add_audit_parser(sub)
     args = parser.parse_args(argv)
+    from api.bootstrap import NoStore
+
+    try:
+        return _dispatch(args)
+    except NoStore as error:  # a command that only reads, pointed at no store: nothing created
+        command = args.command + (" export" if getattr(args, "audit_command", None) else "")
+        print(f"keyledger {command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         serve(args)
         return 0

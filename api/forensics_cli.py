@@ -33,13 +33,14 @@ def _when(value: Any) -> str:
 
 def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
     """``read(forensics, region, at)`` on a service built on the data dir or store."""
-    from api.bootstrap import build_service
+    from api.bootstrap import build_service, existing_regions
     from application.forensics import Forensics, parse_instant
     from domain.errors import KmsError
 
     os.umask(0o077)
     settings = _settings(args)
-    service = build_service(settings)
+    existing_regions(settings, [args.region] if args.region else ())
+    service = build_service(settings, read_only=True)
     region = args.region or settings.default_region
     try:
         at = parse_instant(args.at) if args.at else datetime.now(UTC)

@@ -116,11 +116,17 @@ def test_verify_usage_errors(server_factory, tmp_path):
     pem.write_text("not a key")
     result = cli("verify", "--data-dir", str(missing), "--public-key", str(pem))
     assert result.returncode == 2 and "cannot read the public key" in result.stderr
-    server = server_factory("verify-empty", start=False)
-    public_key = export_public_key(server, tmp_path)  # on a fresh data dir: created
+    never_served = server_factory("verify-never-served", start=False)
+    result = cli("checkpoint-key", "--data-dir", str(never_served.data_dir))
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", f"keyledger checkpoint-key: no keyledger store in {never_served.data_dir.resolve()}\n")
+    server = server_factory("verify-served")
+    server.stop()
+    public_key = export_public_key(server, tmp_path)  # made in the store the server created
     result = cli("verify", "--data-dir", str(missing), "--public-key", public_key)
-    assert result.returncode == 1
-    assert result.stdout.startswith("FAILED: no region ledger found")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", f"keyledger verify: no keyledger store in {missing.resolve()}\n")
+    assert not missing.exists()
 
 
 def test_two_workers_chain_one_ledger(server_factory, tmp_path):

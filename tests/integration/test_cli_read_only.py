@@ -1,0 +1,292 @@
+"""The commands that only read (audit, audit export, history, history --at, who-can, regions,
+verify, checkpoint-key), run as commands: pointed at a data dir or database that holds no
+keyledger store, or at a Region with no ledger, they say so on one line of stderr and exit 1,
+creating nothing (no data dir, root key, Region folder or schema); on a real store they work.
+And `audit export` keeps the records of one second in the order they were stored."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from api.settings import Settings
+from application.audit import audit_row, new_event_id
+from application.audit_query import cloudtrail_files
+from application.audit_records import api_call_record
+from domain.principals import Principal
+from infrastructure.ledger_chain import public_key_pem
+from infrastructure.persistence import StoreConfig
+from tests.integration.conftest import Harness
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "111122223333"
+KEY = "1234abcd-12ab-34cd-56ef-1234567890ab"
+BOGUS = "xx-bogus-9"
+
+
+def child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("KEYLEDGER_")}
+
+
+def run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
+    """``python -m api ARGS`` for each, side by side (each reads only)."""
+    procs = [(args, subprocess.Popen([sys.executable, "-m", "api", *args], cwd=PROJECT_ROOT,
+                                     env=child_env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True))
+             for args in commands]
+    done = []
+    for args, proc in procs:
+        out, err = proc.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return done
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return run_all([list(args)])[0]
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root``: a file's bytes (None: a directory). SQLite's transient
+    -wal/-shm files left by a reader are not part of a store's contents."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*")) if not p.name.endswith(("-wal", "-shm"))}
+
+
+def keyledger_schemas(url: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        return sorted(row[0] for row in conn.execute(
+            "SELECT schema_name FROM information_schema.schemata"
+            " WHERE schema_name LIKE 'keyledger%'").fetchall())
+
+
+def a_public_key(path: Path) -> Path:
+    path.write_bytes(public_key_pem(Ed25519PrivateKey.generate().public_key()))
+    return path
+
+
+def read_commands(out: Path, pem: Path) -> list[tuple[str, list[str]]]:
+    """(the command's name in its error line, its arguments) of every command that reads."""
+    return [
+        ("audit", ["audit"]),
+        ("audit export", ["audit", "export", "--out", str(out)]),
+        ("history", ["history", KEY]),
+        ("history", ["history", KEY, "--at", "2026-01-01T00:00:00Z"]),
+        ("who-can", ["who-can", "kms:Decrypt", KEY]),
+        ("regions", ["regions"]),
+        ("verify", ["verify", "--public-key", str(pem)]),
+        ("checkpoint-key", ["checkpoint-key"]),
+    ]
+
+
+def store_args(settings, data_dir: Path | None = None) -> list[str]:
+    args = ["--data-dir", str(data_dir or settings.data_path)]
+    return args + (["--store", settings.store] if settings.store else [])
+
+
+def assert_refused(results, names: list[str], line: str) -> None:
+    for name, result in zip(names, results, strict=True):
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1, "", f"keyledger {name}: {line}\n"), result.args
+
+
+# -- no store --------------------------------------------------------------------------------
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_and_not_created(tmp_path):
+    pem = a_public_key(tmp_path / "ledger.pub")
+    missing = tmp_path / "x" / "nonexistent"
+    commands = read_commands(tmp_path / "out", pem)
+    before = tree(tmp_path)
+    results = run_all([args + ["--data-dir", str(missing)] for _, args in commands])
+    assert_refused(results, [name for name, _ in commands],
+                   f"no keyledger store in {missing.resolve()}")
+    assert tree(tmp_path) == before  # no data dir, root key, region or export directory
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("contents", ["empty", "root key only", "region without a ledger"])
+def test_a_data_dir_without_a_store_is_refused_and_left_as_it_was(tmp_path, contents):
+    """What the read commands used to leave behind is no store either: a root key alone, or
+    a Region folder with a keyring and no ledger (checkpoint-key on a wrong data dir)."""
+    pem = a_public_key(tmp_path / "ledger.pub")
+    data = tmp_path / "data"
+    data.mkdir()
+    if contents != "empty":
+        (data / "root.key").write_bytes(b"AAAA\n")
+        (data / "root.key").chmod(0o600)
+    if contents == "region without a ledger":
+        (data / "regions" / "us-east-1").mkdir(parents=True)
+        (data / "regions" / "us-east-1" / "keyring.db").write_bytes(b"")
+    commands = read_commands(tmp_path / "out", pem)
+    before = tree(tmp_path)
+    results = run_all([args + ["--data-dir", str(data)] for _, args in commands])
+    assert_refused(results, [name for name, _ in commands],
+                   f"no keyledger store in {data.resolve()}")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.postgres
+def test_a_database_without_keyledgers_schemas_is_refused_and_left_empty(postgres_url,
+                                                                          tmp_path):
+    pem = a_public_key(tmp_path / "ledger.pub")
+    missing = tmp_path / "nonexistent"
+    commands = read_commands(tmp_path / "out", pem)
+    before = tree(tmp_path)
+    results = run_all([args + ["--data-dir", str(missing), "--store", postgres_url]
+                       for _, args in commands])
+    where = StoreConfig(missing, postgres_url).describe()  # PostgreSQL HOST:PORT/DB
+    assert where.startswith("PostgreSQL ") and "@" not in where  # (no password shown)
+    assert_refused(results, [name for name, _ in commands], f"no keyledger store in {where}")
+    assert tree(tmp_path) == before
+    assert keyledger_schemas(postgres_url) == []
+
+
+# -- a real store ----------------------------------------------------------------------------
+
+
+def store_audit_records(kms, key_id: str, request_ids: list[str], when: datetime) -> None:
+    """Encrypt records, as the front end stores them (the harness calls the service itself),
+    one after the other."""
+    principal = Principal.root(ACCOUNT)
+    arn = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"
+    for request_id in request_ids:
+        record = api_call_record(
+            principal=principal, access_key_id="AKIDTEST", account=ACCOUNT, region="us-east-1",
+            operation="Encrypt", params={"KeyId": arn, "Plaintext": b"secret"},
+            result={"KeyId": arn, "CiphertextBlob": b"blob"}, error_code=None,
+            error_message=None, event_time=when, event_id=new_event_id(), request_id=request_id,
+            source_ip="127.0.0.1", user_agent="pytest", resources=(arn,),
+        )
+        kms.service.region("us-east-1").audit.record_blocking(
+            audit_row(record, when, ACCOUNT, (arn,), principal.arn, request_id))
+
+
+def exercise(kms) -> str:
+    """A few KMS calls (a key, a tag, an encryption) and an audit record of the encryption."""
+    key_id = kms.call("CreateKey", Description="read-only CLI")["KeyMetadata"]["KeyId"]
+    kms.call("TagResource", KeyId=key_id, Tags=[{"TagKey": "team", "TagValue": "a"}])
+    kms.call("Encrypt", KeyId=key_id, Plaintext=b"secret")
+    store_audit_records(kms, key_id, ["req-encrypt"], datetime.now(UTC))
+    return key_id
+
+
+def store_state(kms) -> tuple[list[str], list[str]]:
+    """The paths of the data dir (a read may fold SQLite's log into a database file: its
+    bytes are not compared) and the database's keyledger schemas."""
+    data = sorted(tree(kms.settings.data_path))
+    return data, keyledger_schemas(kms.settings.store) if kms.settings.store else []
+
+
+def test_a_region_without_a_ledger_is_refused_and_not_created(kms, tmp_path):
+    key_id = exercise(kms)
+    kms.close()  # the commands read the store offline
+    pem = a_public_key(tmp_path / "ledger.pub")
+    commands = [(name, args) for name, args in read_commands(tmp_path / "out", pem)
+                if name not in ("regions", "checkpoint-key")]  # (they name no Region)
+    commands = [(name, [key_id if a == KEY else a for a in args]) for name, args in commands]
+    before = store_state(kms)
+    results = run_all([args + store_args(kms.settings) + ["--region", BOGUS]
+                       for _, args in commands])
+    assert_refused(results, [name for name, _ in commands],
+                   f"region {BOGUS} has no ledger in this store")
+    assert store_state(kms) == before
+    assert not (tmp_path / "out").exists()
+    regions = cli("regions", *store_args(kms.settings))  # and no Region was added
+    assert regions.returncode == 0 and BOGUS not in regions.stdout, regions.stderr
+
+
+def test_the_read_commands_work_on_a_real_store_and_create_nothing(kms, tmp_path):
+    key_id = exercise(kms)
+    kms.close()
+    args = store_args(kms.settings)
+    public_key = cli("checkpoint-key", *args)  # made in the existing store the first time
+    assert public_key.returncode == 0, public_key.stderr
+    assert public_key.stdout.startswith("-----BEGIN PUBLIC KEY-----\n")
+    pem = tmp_path / "ledger.pub"
+    pem.write_text(public_key.stdout)
+    before = store_state(kms)
+
+    audit, history, history_at, who_can, regions, again = run_all([
+        ["audit", *args],
+        ["history", key_id, *args],
+        ["history", key_id, "--at", datetime.now(UTC).isoformat(), *args],
+        ["who-can", "kms:Decrypt", key_id, *args],
+        ["regions", *args],
+        ["checkpoint-key", *args],
+    ])
+    assert audit.returncode == 0, audit.stderr
+    assert "Encrypt" in audit.stdout and "request req-encrypt)" in audit.stdout, audit.stdout
+    assert history.returncode == 0, history.stderr
+    assert "KeyCreated" in history.stdout and "TagsAdded" in history.stdout, history.stdout
+    assert history.stdout.startswith(f"History of {key_id} in us-east-1 (2 events)\n")
+    assert history_at.returncode == 0 and key_id in history_at.stdout, history_at.stderr
+    assert who_can.returncode == 0, who_can.stderr
+    assert who_can.stdout.startswith(f"Who could kms:Decrypt {key_id} at "), who_can.stdout
+    assert "key policy Enable IAM User Permissions" in who_can.stdout, who_can.stdout
+    assert regions.returncode == 0 and regions.stdout.startswith("SOURCE"), regions.stderr
+    assert (again.returncode, again.stdout) == (0, public_key.stdout), again.stderr
+    verified = cli("verify", *args, "--public-key", str(pem), "--region", "us-east-1")
+    assert (verified.returncode, verified.stderr) == (0, ""), verified.stdout + verified.stderr
+    assert verified.stdout.startswith("OK: ") and "  us-east-1: " in verified.stdout
+    assert store_state(kms) == before
+
+
+@pytest.mark.postgres
+def test_a_postgres_store_is_read_without_creating_a_data_dir_or_root_key(postgres_url,
+                                                                          tmp_path):
+    kms = Harness(Settings(data_dir=str(tmp_path / "data"), store=postgres_url))
+    key_id = exercise(kms)
+    kms.close()
+    typo = tmp_path / "typo"
+    schemas = keyledger_schemas(postgres_url)
+    audit, history, checkpoint_key = run_all([
+        ["audit", "--data-dir", str(typo), "--store", postgres_url],
+        ["history", key_id, "--data-dir", str(typo), "--store", postgres_url],
+        ["checkpoint-key", "--data-dir", str(typo), "--store", postgres_url],
+    ])
+    assert audit.returncode == 0 and "request req-encrypt)" in audit.stdout, audit.stderr
+    assert history.returncode == 0 and key_id in history.stdout, history.stderr
+    # a signing key sealed with a new root key could never be unsealed by the store's nodes
+    assert (checkpoint_key.returncode, checkpoint_key.stdout, checkpoint_key.stderr) == (
+        1, "", f"keyledger checkpoint-key: no root key at {typo.resolve() / 'root.key'}\n")
+    assert not typo.exists()
+    assert keyledger_schemas(postgres_url) == schemas
+
+
+# -- audit export: records of one second, oldest first ---------------------------------------
+
+
+def _record(request_id: str, time: str = "2026-12-06T09:14:07Z") -> dict:
+    return {"eventTime": time, "awsRegion": "us-east-1", "recipientAccountId": ACCOUNT,
+            "userIdentity": {"accountId": ACCOUNT}, "eventName": "Encrypt",
+            "requestID": request_id}
+
+
+def test_cloudtrail_files_keep_the_records_of_one_second_oldest_first():
+    """The audit store reads newest first; eventTime shows only the second."""
+    newest_first = [_record("r5", "2026-12-06T09:14:08Z"), _record("r4"), _record("r3"),
+                    _record("r2"), _record("r1"), _record("r0", "2026-12-06T09:14:06Z")]
+    (data,) = cloudtrail_files(newest_first, "abc123").values()
+    records = orjson.loads(gzip.decompress(data))["Records"]
+    assert [r["requestID"] for r in records] == ["r0", "r1", "r2", "r3", "r4", "r5"]
+
+
+def test_export_writes_the_records_of_one_second_in_the_order_they_were_stored(kms, tmp_path):
+    stored = [f"req-{n}" for n in range(5)]
+    store_audit_records(kms, KEY, stored, datetime(2026, 3, 1, 9, 1, 30, tzinfo=UTC))  # one second
+    kms.close()
+    result = cli("audit", "export", "--out", str(tmp_path / "out"), *store_args(kms.settings),
+                 "--region", "us-east-1")
+    assert result.returncode == 0, result.stderr
+    (path,) = (tmp_path / "out").rglob("*.json.gz")
+    records = orjson.loads(gzip.decompress(path.read_bytes()))["Records"]
+    assert [r["requestID"] for r in records] == stored
