@@ -30,7 +30,7 @@ class AuditRow:
 
     event_time: float  # epoch seconds
     account: str
-    key_id: str | None  # the first key the request named (resources[0]), if any
+    key_id: str | None  # the first key the request named (in resources), if any
     principal: str | None  # the caller's ARN (None: not authenticated, or the service itself)
     event_name: str
     error_code: str | None
@@ -60,8 +60,9 @@ def audit_row(record: Mapping[str, Any], event_time: datetime, account: str,
               resources: Sequence[str], principal_arn: str | None,
               request_id: str | None) -> AuditRow:
     """The stored form of a record built by application.audit_records."""
+    key = next((arn for arn in resources if ":key/" in arn), None)  # (an alias may come first)
     return AuditRow(event_time.timestamp(), account,
-                    resources[0].rsplit("/", 1)[-1] if resources else None, principal_arn,
+                    key.rsplit("/", 1)[-1] if key is not None else None, principal_arn,
                     record["eventName"], record.get("errorCode"), request_id, record["eventID"],
                     canonical_bytes(record))
 

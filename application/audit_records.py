@@ -59,8 +59,10 @@ responseElements).
   every non-secret response member: CreateKey ``{keyMetadata}``, ScheduleKeyDeletion ``{keyId,
   deletionDate, keyState, pendingWindowInDays}``, CancelKeyDeletion / RotateKeyOnDemand
   ``{keyId}``, CreateGrant ``{grantId}`` (never the grant token), ImportKeyMaterial /
-  DeleteImportedKeyMaterial ``{keyId, keyMaterialId}``; null when the operation returns
-  nothing (EnableKey, PutKeyPolicy, CreateAlias, …) and on failures.
+  DeleteImportedKeyMaterial ``{keyId, keyMaterialId}``; ``{keyId: KEY_ARN}`` for the operations
+  that return nothing but whose AWS records carry it (CreateAlias, UpdateAlias, DeleteAlias,
+  EnableKey, DisableKey, EnableKeyRotation, UntagResource: AWS's entries since December 2022);
+  null for the others that return nothing (PutKeyPolicy, TagResource, …) and on failures.
 * readOnly: true for cryptographic and read-only operations (domain.operations.Kind) and
   GetParametersForImport (as AWS logs it); false for the others.
 * additionalEventData: for cryptographic operations the key material ids the result names
@@ -107,7 +109,8 @@ EVENT_SOURCE = "kms.amazonaws.com"
 LEDGER_EVENT_SOURCE = "keyledger.ledger"
 AWS_INTERNAL = "AWS Internal"
 RESOURCE_TYPE_KEY = "AWS::KMS::Key"
-RESOURCE_TYPE_ALIAS = "AWS::KMS::Alias"
+#: AWS's alias entries in resources carry the key's type too (ct-createalias, ct-updatealias)
+RESOURCE_TYPE_ALIAS = RESOURCE_TYPE_KEY
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 #: CloudTrail's limits on userAgent, errorCode and errorMessage (bytes of UTF-8)
 FIELD_LIMIT = 1024
@@ -264,6 +267,13 @@ def compile_shape(shape: Any, _active: frozenset[str] = frozenset()) -> Converte
 
 #: operations AWS logs with readOnly true although they are not of a read-only kind here
 _READ_ONLY_OVERRIDES = {"GetParametersForImport": True}
+#: operations that return nothing but whose records (AWS's since December 2022) carry the key
+#: ARN as responseElements.keyId: each one's CloudTrail example says so (developerguide
+#: ct-createalias, ct-updatealias, ct-deletealias, ct-enablekey, ct-disablekey,
+#: ct-enablekeyrotation, ct-untagresource). Those of PutKeyPolicy, TagResource,
+#: UpdateKeyDescription, DisableKeyRotation and RetireGrant predate it and say nothing: null.
+_KEY_IN_RESPONSE = frozenset({"CreateAlias", "UpdateAlias", "DeleteAlias", "EnableKey",
+                              "DisableKey", "EnableKeyRotation", "UntagResource"})
 #: request members logged with a default when the request omits them
 _REQUEST_DEFAULTS: dict[str, tuple[tuple[str, Any], ...]] = {
     # AWS's Encrypt and Decrypt records show the algorithm even when it was defaulted
@@ -288,7 +298,7 @@ def _is_read_only(operation: str) -> bool:
 class _Plan:
     """What one operation's record takes from its request and result."""
 
-    __slots__ = ("request", "response", "material_ids", "defaults", "read_only")
+    __slots__ = ("request", "response", "material_ids", "defaults", "read_only", "key_in_response")
 
     def __init__(self, operation: str, model: Any) -> None:
         op_model = model.operation_model(operation)
@@ -303,6 +313,7 @@ class _Plan:
                 (name, camel(name)) for name in output.members if name.endswith("KeyMaterialId")
             )
         self.defaults = _REQUEST_DEFAULTS.get(operation, ())
+        self.key_in_response = operation in _KEY_IN_RESPONSE
 
     @staticmethod
     def _converter(shape: Any) -> Converter | None:
@@ -497,6 +508,9 @@ def api_call_record(*, principal: Principal | None, access_key_id: str, account:
         if result is not None and not error_code:
             if plan.response is not None:
                 response_elements = plan.response(result)
+            elif plan.key_in_response:
+                key = next((arn for arn in resources if ":key/" in arn), None)
+                response_elements = {"keyId": key} if key is not None else None
             for name, logged_name in plan.material_ids:
                 material = result.get(name)
                 if material is not None:

@@ -45,6 +45,8 @@ class Aliases(Handlers):
         check_alias_name(alias_name)
         self._authorize_alias(ctx, CREATE_ALIAS, params, alias_name)
         key = self._target_key(ctx, region, params, CREATE_ALIAS)
+        # the record's resources, in the order of AWS's entry (ct-createalias): key, alias
+        ctx.resources[:] = [key.arn, alias_arn(ctx.region, ctx.account_id, alias_name)]
         self._check_alias_count(ctx, region, key)
         now = self.clock.now()
         alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
@@ -80,6 +82,8 @@ class Aliases(Handlers):
         check_alias_name(alias_name)
         self._authorize_alias(ctx, UPDATE_ALIAS, params, alias_name)
         key = self._target_key(ctx, region, params, UPDATE_ALIAS)
+        # the record's resources, in the order of AWS's entry (ct-updatealias): alias, key
+        ctx.resources[:] = [alias_arn(ctx.region, ctx.account_id, alias_name), key.arn]
 
         def retarget(alias: Alias) -> None:
             self._current_key_authorized(ctx, region, alias, UPDATE_ALIAS, params)
@@ -97,6 +101,11 @@ class Aliases(Handlers):
 
         def delete(alias: Alias) -> None:
             self._current_key_authorized(ctx, region, alias, DELETE_ALIAS, params)
+            # the record's resources, as AWS's entry (ct-deletealias): the alias, its key
+            if alias.exists:
+                target = self.gate.known_key(region, ctx.account_id, alias.target_key_id)
+                ctx.resources[:] = [alias_arn(ctx.region, ctx.account_id, alias_name),
+                                    *([target.arn] if target is not None else [])]
             alias.delete(ctx.actor)
 
         self._change_alias(ctx, region, alias_name, delete)

@@ -121,6 +121,35 @@ def test_retire_grant_names_its_grant_and_key(store_server, e2e):
         resource)
 
 
+def test_alias_records_name_the_alias_and_its_key(store_server, e2e):
+    """AWS's entries (ct-createalias, ct-updatealias, ct-deletealias): the alias and the key in
+    resources (each in AWS's order), the key ARN as responseElements.keyId; and a key's
+    audit query finds them."""
+    kms = store_server.kms()
+    first, second = (kms.create_key()["KeyMetadata"] for _ in range(2))
+    name = f"alias/audited-{first['KeyId'][:8]}"
+    alias = f"arn:aws:kms:us-east-1:{e2e.ACCOUNT_ID}:alias/{name[6:]}"
+
+    def entry(arn: str) -> dict:
+        return {"accountId": e2e.ACCOUNT_ID, "type": "AWS::KMS::Key", "ARN": arn}
+
+    def logged(answer) -> tuple:
+        record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+        return record["resources"], record["responseElements"]
+
+    created = kms.create_alias(AliasName=name, TargetKeyId=first["KeyId"])
+    assert logged(created) == ([entry(first["Arn"]), entry(alias)], {"keyId": first["Arn"]})
+    updated = kms.update_alias(AliasName=name, TargetKeyId=second["KeyId"])
+    assert logged(updated) == ([entry(alias), entry(second["Arn"])], {"keyId": second["Arn"]})
+    deleted = kms.delete_alias(AliasName=name)
+    assert logged(deleted) == ([entry(alias), entry(second["Arn"])], {"keyId": second["Arn"]})
+    enabled = kms.enable_key(KeyId=first["KeyId"])
+    assert logged(enabled) == ([entry(first["Arn"])], {"keyId": first["Arn"]})
+    found = store_server.ledger_get(f"/ledger/v1/audit?key_id={second['KeyId']}&limit=10")
+    assert [r["eventName"] for r in found.json()["Records"]] == [
+        "DeleteAlias", "UpdateAlias", "CreateKey"]
+
+
 def test_an_authentication_failure_is_recorded_without_an_identity(store_server):
     stranger = boto3.client("kms", endpoint_url=store_server.url, region_name="us-east-1",
                             aws_access_key_id="AKIASTRANGER0000000", aws_secret_access_key="x")

@@ -273,7 +273,24 @@ def test_create_alias_names_the_alias_resource():
     got = record("CreateAlias", {"AliasName": "alias/my_alias", "TargetKeyId": KEY_ID}, {},
                  resources=(KEY, alias))
     assert got["requestParameters"] == {"aliasName": "alias/my_alias", "targetKeyId": KEY_ID}
-    assert got["resources"][1] == {"accountId": ACCOUNT, "type": "AWS::KMS::Alias", "ARN": alias}
+    # AWS's entry (ct-createalias): the alias listed with the key's resource type, and the key
+    # ARN as responseElements.keyId (entries since December 2022)
+    assert got["resources"][1] == {"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": alias}
+    assert got["responseElements"] == {"keyId": KEY}
+
+
+def test_operations_returning_nothing_name_their_key_where_aws_does():
+    for operation in ("EnableKey", "DisableKey", "EnableKeyRotation", "UntagResource"):
+        assert record(operation, {"KeyId": KEY_ID}, {}, resources=(KEY,))["responseElements"] == {
+            "keyId": KEY}, operation
+    for operation in ("PutKeyPolicy", "TagResource", "UpdateKeyDescription", "DisableKeyRotation"):
+        assert record(operation, {"KeyId": KEY_ID}, {}, resources=(KEY,))["responseElements"] is None
+    alias = f"arn:aws:kms:us-west-2:{ACCOUNT}:alias/my_alias"
+    deleted = record("DeleteAlias", {"AliasName": "alias/my_alias"}, {}, resources=(alias, KEY))
+    assert deleted["responseElements"] == {"keyId": KEY}
+    failed = record("EnableKey", {"KeyId": KEY_ID}, None, resources=(KEY,),
+                    error_code="KMSInvalidStateException")
+    assert failed["responseElements"] is None
 
 
 # --- failures --------------------------------------------------------------------------
@@ -576,7 +593,10 @@ def test_no_secret_member_is_ever_logged(operation):
                                  if op_model.input_shape is not None else ()):
         if _public(member, member_shape):
             assert audit_records.camel(member) in logged, (operation, member)
-    if built["responseElements"] is not None:
+    if op_model.output_shape is None:  # returns nothing: the key where AWS logs it, else null
+        key_logged = operation in audit_records._KEY_IN_RESPONSE
+        assert built["responseElements"] == ({"keyId": KEY} if key_logged else None), operation
+    elif built["responseElements"] is not None:
         for member, member_shape in op_model.output_shape.members.items():
             if _public(member, member_shape):
                 assert audit_records.camel(member) in built["responseElements"], (operation, member)
