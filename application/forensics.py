@@ -153,18 +153,18 @@ def parse_instant(text: str) -> datetime:
     """An instant given as ISO 8601 (a time without a zone is UTC) or epoch seconds (with up to
     nine decimals, read exactly). ValidationException otherwise."""
     value = text.strip()
-    if _EPOCH.fullmatch(value):
-        seconds = Decimal(value)
-        whole = int(seconds)
-        micros = int((seconds - whole) * 1_000_000)
-        return datetime.fromtimestamp(whole, UTC) + timedelta(microseconds=micros)
-    try:
+    try:  # (an instant past year 9999 or before year 1, in UTC, is no time either)
+        if _EPOCH.fullmatch(value):
+            seconds = Decimal(value)
+            whole = int(seconds)
+            micros = int((seconds - whole) * 1_000_000)
+            return datetime.fromtimestamp(whole, UTC) + timedelta(microseconds=micros)
         when = datetime.fromisoformat(value)
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
         raise errors.ValidationException(
             f"'{text[:64]}' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 # -- versions at an instant ---------------------------------------------------------------------
