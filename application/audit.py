@@ -48,6 +48,8 @@ class AuditQuery:
     account: str | None = None  # the recipient account (whose audit it is)
     key_id: str | None = None
     principal: str | None = None
+    #: the caller ARN begins so: a role's sessions (arn:aws:sts::ACCOUNT:assumed-role/NAME/)
+    principal_prefix: str | None = None
     event_name: str | None = None
     start: float | None = None  # epoch seconds, inclusive
     end: float | None = None  # epoch seconds, inclusive

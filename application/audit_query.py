@@ -88,6 +88,21 @@ def key_filter(key: str | None) -> str | None:
     return key
 
 
+_ROLE_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):role/(?:[^/]+/)*([^/]+)")
+
+
+def principal_filter(principal: str | None) -> tuple[str | None, str | None]:
+    """``(principal, principal_prefix)`` of a caller filter. A role calls only through its
+    sessions, recorded as ``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`` (no path): a role
+    ARN finds the records of all its sessions; any other ARN, its own records."""
+    if not principal:
+        return None, None
+    role = _ROLE_ARN.fullmatch(principal)
+    if role is None:
+        return principal, None
+    return None, f"arn:aws:sts::{role[1]}:assumed-role/{role[2]}/"
+
+
 def page_token(position: int) -> str:
     return base64.urlsafe_b64encode(f"kla:{position}".encode()).decode()
 
@@ -140,10 +155,12 @@ def read_page(store, query_type, wanted: AuditFilter, limit: int,
               next_token: str | None) -> dict[str, Any]:
     """``{"Records": [...], "NextToken": …}``, newest first (``query_type``: the store's query
     value class, infrastructure.audit_store.AuditQuery). ``wanted.key_id`` may be a key ARN
-    (key_filter); a WholeSecond ``wanted.end`` takes in its whole second (end_bound)."""
+    (key_filter), ``wanted.principal`` a role ARN (its sessions: principal_filter); a WholeSecond
+    ``wanted.end`` takes in its whole second (end_bound)."""
+    principal, principal_prefix = principal_filter(wanted.principal)
     rows = store.query(query_type(
-        account=wanted.account, key_id=key_filter(wanted.key_id), principal=wanted.principal,
-        event_name=wanted.event_name, start=wanted.start, end=end_bound(wanted.end),
+        account=wanted.account, key_id=key_filter(wanted.key_id), principal=principal,
+        principal_prefix=principal_prefix, event_name=wanted.event_name, start=wanted.start, end=end_bound(wanted.end),
         errors_only=wanted.errors_only, before_position=position_of(next_token), limit=limit + 1,
     ))
     page = rows[:limit]

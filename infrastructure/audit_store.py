@@ -54,6 +54,9 @@ class AuditStore:
             if value is not None:
                 clauses.append(f"{column} = {placeholder}")
                 args.append(value)
+        if query.principal_prefix is not None:
+            clauses.append(f"substr(principal, 1, {placeholder}) = {placeholder}")
+            args.extend((len(query.principal_prefix), query.principal_prefix))
         if query.start is not None:
             clauses.append(f"event_time >= {placeholder}")
             args.append(query.start)

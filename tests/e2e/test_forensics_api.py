@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.e2e import identities_fixture as ids
 from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer
@@ -313,3 +314,18 @@ def test_last_usage_and_materials_from_the_servers_audit_records(server, kms, aw
         server.kms(credentials=ids.ALICE).get_key_last_usage(KeyId=key_id)
     assert raised.value.response["Error"]["Message"] == denied(
         ALICE_ARN, "kms:GetKeyLastUsage", key["Arn"], NO_IDENTITY)
+
+
+def test_a_role_arn_finds_its_sessions_records(server):
+    """A role acts only through its sessions (recorded as assumed-role/NAME/SESSION): asking the
+    audit for the role's ARN answers with its sessions' records."""
+    with pytest.raises(ClientError) as refused:  # no identity policy: refused, and recorded
+        server.kms(credentials=ids.DEPLOYER).list_keys()
+    request_id = refused.value.response["ResponseMetadata"]["RequestId"]
+    for principal in (ids.DEPLOYER_ROLE_ARN, ids.DEPLOYER_SESSION_ARN):
+        response = server.ledger_get("/ledger/v1/audit?" + urlencode(
+            {"principal": principal, "event_name": "ListKeys", "limit": 1000}))
+        assert response.status_code == 200, response.text
+        records = response.json()["Records"]
+        assert request_id in [r["requestID"] for r in records], principal
+        assert {r["userIdentity"]["arn"] for r in records} == {ids.DEPLOYER_SESSION_ARN}

@@ -82,6 +82,21 @@ def test_queries_filter_and_page_newest_first(open_store):
     store.close()
 
 
+def test_a_principal_prefix_finds_a_roles_sessions(open_store):
+    store = open_store()
+    session = "arn:aws:sts::111122223333:assumed-role/Reader/{}"
+    rows = [_row(0), _row(1), _row(2), _row(3)]
+    rows[1] = AuditRow(*rows[1].values()[:3], session.format("alice"), *rows[1].values()[4:])
+    rows[2] = AuditRow(*rows[2].values()[:3], session.format("bob"), *rows[2].values()[4:])
+    rows[3] = AuditRow(*rows[3].values()[:3], "arn:aws:sts::111122223333:assumed-role/ReaderX/c",
+                       *rows[3].values()[4:])
+    store.append(rows)
+    prefix = "arn:aws:sts::111122223333:assumed-role/Reader/"
+    assert [r for _, r in store.query(AuditQuery(principal_prefix=prefix, limit=10))] == [
+        b'{"n":2}', b'{"n":1}']
+    store.close()
+
+
 class FailingStore:
     def append(self, rows) -> None:
         raise OSError("disk full")

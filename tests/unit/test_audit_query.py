@@ -21,6 +21,7 @@ from application.audit_query import (
     parse_flag,
     parse_time,
     position_of,
+    principal_filter,
     read_page,
 )
 from domain import errors
@@ -197,3 +198,15 @@ def test_export_uses_cloudtrails_layout_one_file_per_account_region_and_five_min
     first = json.loads(gzip.decompress(files[sorted(files)[1]]))
     assert [r["eventTime"] for r in first["Records"]] == ["2026-12-06T09:10:00Z",
                                                           "2026-12-06T09:14:59Z"]
+
+
+def test_a_role_arn_filters_its_sessions():
+    assert principal_filter("arn:aws:iam::111122223333:role/Reader") == (
+        None, "arn:aws:sts::111122223333:assumed-role/Reader/")
+    assert principal_filter("arn:aws:iam::111122223333:role/team/ops/Reader") == (
+        None, "arn:aws:sts::111122223333:assumed-role/Reader/")  # session ARNs carry no path
+    session = "arn:aws:sts::111122223333:assumed-role/Reader/alice"
+    assert principal_filter(session) == (session, None)
+    assert principal_filter("arn:aws:iam::111122223333:user/alice") == (
+        "arn:aws:iam::111122223333:user/alice", None)
+    assert principal_filter(None) == (None, None)
