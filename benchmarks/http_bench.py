@@ -235,21 +235,24 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def _stat_ticks(path: str) -> tuple[str, int] | None:
+    """(name, utime + stime in clock ticks) of a /proc ``stat`` file (None: gone meanwhile)."""
+    try:
+        with open(path, "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    rest = stat[stat.rfind(")") + 2 :].split()  # rest[0] is field 3 (state)
+    try:
+        return stat[stat.find("(") + 1 : stat.rfind(")")], int(rest[11]) + int(rest[12])
+    except (IndexError, ValueError):  # utime (14) + stime (15)
+        return None
+
+
 def tree_cpu_ticks(pid: int) -> int:
     """utime + stime of every process of the tree (their threads included), in clock ticks."""
-    total = 0
-    for p in process_tree(pid):
-        try:
-            with open(f"/proc/{p}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()  # rest[0] is field 3 (state)
-        try:
-            total += int(rest[11]) + int(rest[12])  # utime (14) + stime (15)
-        except (IndexError, ValueError):
-            continue
-    return total
+    return sum(found[1] for p in process_tree(pid)
+               if (found := _stat_ticks(f"/proc/{p}/stat")) is not None)
 
 
 def thread_cpu_ticks(pid: int) -> dict[str, int]:
@@ -264,22 +267,15 @@ def thread_cpu_ticks(pid: int) -> dict[str, int]:
         except OSError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{p}/task/{tid}/stat", "rb") as f:
-                    stat = f.read().decode("ascii", "replace")
-            except OSError:
+            found = _stat_ticks(f"/proc/{p}/task/{tid}/stat")
+            if found is None:
                 continue
+            name, ticks = found
             if p != pid:
                 name = "child processes"
             elif int(tid) == pid:
                 name = "event loop"
-            else:
-                name = stat[stat.find("(") + 1 : stat.rfind(")")]
-            rest = stat[stat.rfind(")") + 2 :].split()
-            try:
-                out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
-            except (IndexError, ValueError):
-                continue
+            out[name] = out.get(name, 0) + ticks
     return out
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import httpx
+import psycopg
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -95,6 +97,24 @@ def raw_kms_call(
                                "X-Amz-Target": f"TrentService.{operation}"}, body, region)
     return httpx.post(url + "/", content=body, headers={**headers, "Connection": "close"},
                       timeout=timeout)
+
+
+def stored_audit_record(server, request_id: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
+    """The one audit record a request left, read straight from the store (no API between)."""
+    if server.store is None:
+        db = sqlite3.connect(f"file:{server.data_dir}/regions/{region}/audit.db?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT record FROM keyledger_audit WHERE request_id = ?",
+                              (request_id,)).fetchall()
+        finally:
+            db.close()
+    else:
+        with psycopg.connect(server.store, autocommit=True) as conn:
+            schema = "keyledger_" + region.replace("-", "_")  # the Region's schema
+            rows = conn.execute(f"SELECT record FROM {schema}.keyledger_audit "
+                                "WHERE request_id = %s", (request_id,)).fetchall()
+    assert len(rows) == 1, rows
+    return json.loads(bytes(rows[0][0]))
 
 
 def until(predicate, timeout: float = 5.0):

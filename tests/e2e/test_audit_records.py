@@ -7,26 +7,10 @@ import json
 import sqlite3
 
 import boto3
-import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-
-def _record(server, request_id: str) -> dict:
-    """The stored record of a request, read straight from the store (no API in between)."""
-    if server.store is None:
-        db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "audit.db")
-        try:
-            rows = db.execute("SELECT record FROM keyledger_audit WHERE request_id = ?",
-                              (request_id,)).fetchall()
-        finally:
-            db.close()
-    else:
-        with psycopg.connect(server.store) as conn:
-            rows = conn.execute("SELECT record FROM keyledger_us_east_1.keyledger_audit "
-                                "WHERE request_id = %s", (request_id,)).fetchall()
-    assert len(rows) == 1, rows
-    return json.loads(bytes(rows[0][0]))
+from tests.e2e.conftest import stored_audit_record
 
 
 def test_a_successful_encrypt_is_recorded_before_its_answer(store_server, e2e):
@@ -34,7 +18,7 @@ def test_a_successful_encrypt_is_recorded_before_its_answer(store_server, e2e):
     key = kms.create_key(Description="audited")["KeyMetadata"]
     answer = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"secret-plaintext",
                          EncryptionContext={"app": "audit"})
-    record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+    record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
     assert record["eventName"] == "Encrypt"
     assert record["userIdentity"] == {"type": "Root", "principalId": e2e.ACCOUNT_ID,
                                       "arn": f"arn:aws:iam::{e2e.ACCOUNT_ID}:root",
@@ -59,7 +43,7 @@ def test_a_management_request_names_the_events_it_wrote(store_server):
     kms = store_server.kms()
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     answer = kms.update_key_description(KeyId=key_id, Description="second")
-    record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+    record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
     assert record["additionalEventData"] == {"ledgerEvents": [{"aggregateId": key_id, "version": 2}]}
     assert record["readOnly"] is False
     assert record["requestParameters"] == {"keyId": key_id, "description": "second"}
@@ -70,7 +54,7 @@ def test_a_client_error_is_recorded_with_its_code_and_message(store_server):
     missing = "00000000-0000-0000-0000-000000000000"
     with pytest.raises(ClientError) as failure:
         kms.describe_key(KeyId=missing)
-    record = _record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
+    record = stored_audit_record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
     assert (record["errorCode"], record["errorMessage"]) == (
         "NotFoundException", f"Key 'arn:aws:kms:us-east-1:111122223333:key/{missing}' does not exist")
     assert record["resources"] == []
@@ -91,7 +75,7 @@ def test_a_request_tried_again_after_catching_up_names_its_key_once(store_server
         with pytest.raises(ClientError) as failure:
             kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")
         assert failure.value.response["Error"]["Code"] == "AccessDeniedException"
-        record = _record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
+        record = stored_audit_record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
         assert record["resources"] == [{"accountId": e2e.ACCOUNT_ID, "type": "AWS::KMS::Key",
                                         "ARN": key["Arn"]}]
 
@@ -107,14 +91,14 @@ def test_retire_grant_names_its_grant_and_key(store_server, e2e):
     by_token = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=root,
                                 RetiringPrincipal=root, Operations=["Decrypt"])
     answer = kms.retire_grant(GrantToken=by_token["GrantToken"])
-    record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+    record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
     assert (record["requestParameters"], record["additionalEventData"], record["resources"]) == (
         None, {"grantId": by_token["GrantId"],
                "ledgerEvents": [{"aggregateId": key["KeyId"], "version": 3}]}, resource)
     by_id = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=root, RetiringPrincipal=root,
                              Operations=["Decrypt"])
     answer = kms.retire_grant(KeyId=key["Arn"], GrantId=by_id["GrantId"])
-    record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+    record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
     assert (record["requestParameters"], record["additionalEventData"], record["resources"]) == (
         {"keyId": key["Arn"], "grantId": by_id["GrantId"]},
         {"grantId": by_id["GrantId"], "ledgerEvents": [{"aggregateId": key["KeyId"], "version": 5}]},
@@ -134,7 +118,7 @@ def test_alias_records_name_the_alias_and_its_key(store_server, e2e):
         return {"accountId": e2e.ACCOUNT_ID, "type": "AWS::KMS::Key", "ARN": arn}
 
     def logged(answer) -> tuple:
-        record = _record(store_server, answer["ResponseMetadata"]["RequestId"])
+        record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
         return record["resources"], record["responseElements"]
 
     created = kms.create_alias(AliasName=name, TargetKeyId=first["KeyId"])
@@ -155,7 +139,7 @@ def test_an_authentication_failure_is_recorded_without_an_identity(store_server)
                             aws_access_key_id="AKIASTRANGER0000000", aws_secret_access_key="x")
     with pytest.raises(ClientError) as failure:
         stranger.list_keys()
-    record = _record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
+    record = stored_audit_record(store_server, failure.value.response["ResponseMetadata"]["RequestId"])
     assert record["userIdentity"] == {"type": "Unknown", "accessKeyId": "AKIASTRANGER0000000"}
     assert (record["eventName"], record["errorCode"]) == ("ListKeys", "UnrecognizedClientException")
 

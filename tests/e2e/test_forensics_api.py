@@ -10,7 +10,6 @@ are the ones the server writes for each request.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e import identities_fixture as ids
-from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer
+from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer, stored_audit_record
 from tests.e2e.identities_fixture import (
     ACCOUNT,
     ALICE_ARN,
@@ -85,25 +84,6 @@ def _cli(server: KeyledgerServer, *args: str) -> subprocess.CompletedProcess:
         cmd += ["--store", server.store]
     return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
                           env=server.child_env())
-
-
-def _audited_event_id(server: KeyledgerServer, request_id: str) -> str:
-    """The eventID of the audit record the server stored for a request."""
-    if server.store:
-        import psycopg
-
-        with psycopg.connect(server.store, autocommit=True) as conn:
-            rows = conn.execute("SELECT event_id FROM keyledger_us_east_1.keyledger_audit "
-                                "WHERE request_id = %s", (request_id,)).fetchall()
-    else:
-        db = sqlite3.connect(f"file:{server.data_dir}/regions/{REGION}/audit.db?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT event_id FROM keyledger_audit WHERE request_id = ?",
-                              (request_id,)).fetchall()
-        finally:
-            db.close()
-    (row,) = rows
-    return row[0]
 
 
 # -- time travel ----------------------------------------------------------------------------------
@@ -269,7 +249,7 @@ def test_last_usage_and_materials_from_the_servers_audit_records(server, kms, aw
     request = encrypted["ResponseMetadata"]["RequestId"]
     operation, first_use, event_id, request_id = last_use(key["Arn"])
     assert (operation, event_id, request_id) == (
-        "Encrypt", _audited_event_id(server, request), request)
+        "Encrypt", stored_audit_record(server, request)["eventID"], request)
     kms.encrypt(KeyId=key_id, Plaintext=b"two")
     kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
     kms.describe_key(KeyId=key_id)  # not cryptographic: no use

@@ -6,38 +6,21 @@ and by key ARN — against the real server on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import base64
-import json
-import sqlite3
 from urllib.parse import urlencode
 
 import pytest
 from botocore.credentials import Credentials
 
-from tests.e2e.conftest import ACCOUNT_ID, DEFAULT_REGION, ROOT_ACCESS_KEY_ID
+from tests.e2e.conftest import (
+    ACCOUNT_ID,
+    DEFAULT_REGION,
+    ROOT_ACCESS_KEY_ID,
+    stored_audit_record,
+)
 
 pytestmark = pytest.mark.e2e
 
 ROOT_ARN = f"arn:aws:iam::{ACCOUNT_ID}:root"
-
-
-def _record(server, request_id: str) -> dict:
-    """The one stored record of a request, read straight from the store."""
-    if server.store is None:
-        db = sqlite3.connect(f"file:{server.data_dir}/regions/{DEFAULT_REGION}/audit.db?mode=ro",
-                             uri=True)
-        try:
-            rows = db.execute("SELECT record FROM keyledger_audit WHERE request_id = ?",
-                              (request_id,)).fetchall()
-        finally:
-            db.close()
-    else:
-        import psycopg
-
-        with psycopg.connect(server.store, autocommit=True) as conn:
-            rows = conn.execute("SELECT record FROM keyledger_us_east_1.keyledger_audit "
-                                "WHERE request_id = %s", (request_id,)).fetchall()
-    assert len(rows) == 1, rows
-    return json.loads(bytes(rows[0][0]))
 
 
 def _audit(server, credentials=None, **query):
@@ -55,7 +38,7 @@ def _answered(server, response, status: int, body: dict | None = None) -> dict:
         assert response.json() == body
     request_id = response.headers.get("x-amzn-RequestId")
     assert request_id, dict(response.headers)
-    record = _record(server, request_id)
+    record = stored_audit_record(server, request_id)
     assert record["requestID"] == request_id
     return record
 
@@ -149,7 +132,7 @@ def test_start_and_end_at_a_records_own_event_time_find_it(store_server):
     kms = store_server.kms()
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     request_id = kms.encrypt(KeyId=key_id, Plaintext=b"x")["ResponseMetadata"]["RequestId"]
-    shown = _record(store_server, request_id)["eventTime"]  # e.g. 2026-12-06T09:14:02Z
+    shown = stored_audit_record(store_server, request_id)["eventTime"]  # e.g. 2026-12-06T09:14:02Z
     found = _audit(store_server, key_id=key_id, event_name="Encrypt", start=shown, end=shown)
     assert found.status_code == 200, found.text
     assert [r["requestID"] for r in found.json()["Records"]] == [request_id]

@@ -574,14 +574,19 @@ def test_prune_before_keeps_a_verifiable_checkpointed_prefix(kms, store, chainer
     assert problem(kms, chainer)[0] == "missing"
 
 
-def test_retention_leaves_a_signed_marker_in_the_chain(kms, store, chainer, clock):
+def prune_five_old_records(store, chainer, clock, recent: int) -> None:
+    """5 old records under checkpoint #1, ``recent`` new ones under #2; retention prunes the 5."""
     store.append_audit(5, event_time=time.time() - 400 * 86400)
     chainer.chain(REGION)  # checkpoint #1
-    store.append_audit(2)
+    store.append_audit(recent)
     clock.now += 61
     chainer.chain(REGION)  # checkpoint #2
-    upto = store.audit_positions()[4]
     assert chainer.prune_before(time.time() - 365 * 86400) == {REGION: 5}
+
+
+def test_retention_leaves_a_signed_marker_in_the_chain(kms, store, chainer, clock):
+    prune_five_old_records(store, chainer, clock, recent=2)
+    upto = store.audit_positions()[0] - 1  # the newest position pruned
     (seq, position, digest), = store.sql(
         "SELECT seq, source_position, digest FROM {chain} WHERE source = ?",
         (ledger_chain.RETENTION,))
@@ -625,12 +630,7 @@ def test_an_unsigned_retention_marker_covers_nothing(kms, store, chainer, clock)
 
 
 def test_a_widened_retention_marker_is_an_edit(kms, store, chainer, clock):
-    store.append_audit(5, event_time=time.time() - 400 * 86400)
-    chainer.chain(REGION)  # checkpoint #1
-    store.append_audit(3)
-    clock.now += 61
-    chainer.chain(REGION)  # checkpoint #2
-    assert chainer.prune_before(time.time() - 365 * 86400) == {REGION: 5}
+    prune_five_old_records(store, chainer, clock, recent=3)
     newest = store.audit_positions()[-1]
     (seq,), = store.sql("SELECT seq FROM {chain} WHERE source = ?", (ledger_chain.RETENTION,))
     store.sql("UPDATE {chain} SET source_position = ?, digest = ? WHERE seq = ?",
