@@ -103,7 +103,10 @@ class StoreConfig:
                 directory = factory.tracking_recorder(PostgresKeyDirectory)
                 keyring: Keyring = PostgresKeyring(factory.datastore)
                 audit = PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"])
-            return RegionStorage(env, directory, keyring, factory, audit)
+            # The application built on this env must not create its tables again, outside the
+            # lock: concurrent CREATE ... IF NOT EXISTS fails with "tuple concurrently updated".
+            return RegionStorage({**env, "CREATE_TABLE": "false"}, directory, keyring, factory,
+                                 audit)
         folder = self.data_dir / "regions" / region
         folder.mkdir(parents=True, exist_ok=True)
         factory = InfrastructureFactory.construct(
