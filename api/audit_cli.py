@@ -44,8 +44,7 @@ def audit(args: argparse.Namespace) -> int:
     from domain.errors import KmsError
 
     os.umask(0o077)
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.of_store(args)
     known = existing_regions(settings, [args.region] if args.region else ())
     service = build_service(settings, read_only=True)
     try:

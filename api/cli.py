@@ -133,8 +133,7 @@ def history(args: argparse.Namespace) -> int:
         return history_at(args)
     os.umask(0o077)
 
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.of_store(args)
     existing_regions(settings, [args.region] if args.region else ())
     service = build_service(settings, read_only=True)
     region = args.region or settings.default_region
@@ -233,8 +232,7 @@ def regions(args: argparse.Namespace) -> int:
         return _regions_of_node(args)
     from api.bootstrap import build_service, existing_regions
 
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.of_store(args)
     names = sorted(existing_regions(settings))
     service = build_service(settings, read_only=True)
     try:
@@ -278,8 +276,7 @@ def promote(args: argparse.Namespace) -> int:
     from domain.values import Actor
 
     os.umask(0o077)
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.of_store(args)
     service = build_service(settings)
     try:
         result = service.promote(args.region, args.key_id,
@@ -318,8 +315,7 @@ def fork(args: argparse.Namespace) -> int:
     from application.forensics import parse_instant
 
     os.umask(0o077)
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.of_store(args)
     out = Path(args.out).expanduser().resolve()
     if out.exists():
         print(f"keyledger fork: {out} exists; name a new directory", file=sys.stderr)
@@ -370,11 +366,6 @@ def _checkpoint_key_parser(sub) -> None:
     _store_arguments(p)
 
 
-def _store_settings(args: argparse.Namespace) -> Settings:
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-
-
 def verify(args: argparse.Namespace) -> int:
     """Exit 0: every region verified; 1: tampering found (or no ledger there); 2: could not run."""
     from api.bootstrap import NoStore, existing_regions
@@ -382,7 +373,7 @@ def verify(args: argparse.Namespace) -> int:
     from infrastructure.ledger_chain import verify as verify_store
     from infrastructure.persistence import StoreConfig
 
-    settings = _store_settings(args)
+    settings = Settings.of_store(args)
     try:
         with open(args.public_key, "rb") as pem:
             public_key = load_public_key(pem.read())
@@ -411,7 +402,7 @@ def checkpoint_key(args: argparse.Namespace) -> int:
     from infrastructure.persistence import StoreConfig
 
     os.umask(0o077)
-    settings = _store_settings(args)
+    settings = Settings.of_store(args)
     existing_regions(settings)  # the signing key is made in an existing store, never a new one
     root_key = existing_root_key(settings)
     try:

@@ -13,11 +13,6 @@ from typing import Any
 from api.settings import Settings
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {"data_dir": args.data_dir, "store": args.store}
-    return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-
-
 def _json(value: Any) -> str:
     def default(item: Any) -> Any:
         if isinstance(item, datetime):
@@ -38,7 +33,7 @@ def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
     from domain.errors import KmsError
 
     os.umask(0o077)
-    settings = _settings(args)
+    settings = Settings.of_store(args)
     existing_regions(settings, [args.region] if args.region else ())
     service = build_service(settings, read_only=True)
     region = args.region or settings.default_region

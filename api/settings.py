@@ -45,6 +45,12 @@ class Settings:
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
 
+    @classmethod
+    def of_store(cls, args) -> Settings:
+        """The settings of a command that works on a store (``--data-dir``, ``--store``)."""
+        overrides = {"data_dir": args.data_dir, "store": args.store}
+        return cls.from_env(**{k: v for k, v in overrides.items() if v is not None})
+
     @staticmethod
     def env_name(field: str) -> str:
         return "KEYLEDGER_" + field.upper()
