@@ -61,6 +61,7 @@ from http_bench import (
     BenchError,
     Wrk,
     WrkResult,
+    _stat_ticks,
     b64,
     check_200,
     fmt,
@@ -188,16 +189,8 @@ class Floor:
 
 
 def _ticks(stat_path: str) -> int | None:
-    try:
-        with open(stat_path, "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    rest = stat[stat.rfind(")") + 2 :].split()  # rest[0] is field 3 (state)
-    try:
-        return int(rest[11]) + int(rest[12])  # utime (14) + stime (15)
-    except (IndexError, ValueError):
-        return None
+    found = _stat_ticks(stat_path)  # (name, utime + stime)
+    return None if found is None else found[1]
 
 
 def cpu_snapshot(pid: int) -> dict[str, Any]:
