@@ -823,13 +823,12 @@ def _audit(region: Region) -> AuditStorePort:
     return region.audit.store
 
 
-def _records(store: AuditStorePort, *, key_id: str | None = None, event_name: str | None = None,
-             start: float | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Records newest first, page by page."""
+def _records(store: AuditStorePort, key_id: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The key's records (those naming it first, and ReEncrypts to it), newest first, page by
+    page."""
     before = None
     while True:
-        rows = store.query(AuditQuery(key_id=key_id, event_name=event_name, start=start,
-                                      before_position=before, limit=_BATCH))
+        rows = store.query(AuditQuery(key_id=key_id, before_position=before, limit=_BATCH))
         for position, record in rows:
             yield position, orjson.loads(record)
         if len(rows) < _BATCH:
@@ -918,18 +917,6 @@ def _lineage(ledger: KeyLedger, key_id: str) -> dict[str, dict[str, Any]]:
     return lineage
 
 
-#: audit records name a key only after it was created; the margin allows for the clocks of
-#: several nodes (records and events are stamped by the wall clock of the node that wrote them)
-_CLOCK_MARGIN = 300.0
-
-
-def _recorded_since(ledger: KeyLedger, key_id: str) -> float:
-    """Epoch seconds from which audit records may name the key: its first event's timestamp
-    (the wall clock of the node that created it), less a margin for other nodes' clocks."""
-    (created,) = ledger.repository.event_store.get(key_id, lte=1)
-    return created.timestamp.timestamp() - _CLOCK_MARGIN
-
-
 def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
                   account: str | None = None) -> dict[str, Any]:
     """Each material version of the key with its lineage and use (see the module docstring).
@@ -959,7 +946,7 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         for entry in use.values():
             entry[group[0]] = dict.fromkeys(group[1], 0)
     store = _audit(region)
-    for _, record in _records(store, key_id=key.id):
+    for _, record in _records(store, key.id):
         if not _succeeded(record):
             continue
         name, extra, when = record.get("eventName"), record.get("additionalEventData") or {}, _record_time(record)
@@ -977,14 +964,6 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
                 count(extra.get("sourceKeyMaterialId"), "Decryptions", "ReEncrypt", when, True)
             if _names_as_destination(record, key.arn) or arns == [key.arn]:
                 count(extra.get("destinationKeyMaterialId"), "Produced", "ReEncrypt", when, False)
-    # ReEncrypt to this key from another: its record is found by its source key
-    for _, record in _records(store, event_name="ReEncrypt",
-                              start=_recorded_since(region.ledger, key.id)):
-        if (_succeeded(record) and _resource_arns(record)[:1] != [key.arn]
-                and _names_as_destination(record, key.arn)):
-            extra = record.get("additionalEventData") or {}
-            count(extra.get("destinationKeyMaterialId"), "Produced", "ReEncrypt",
-                  _record_time(record), False)
 
     since = now - timedelta(days=days)
     materials = []
@@ -1037,16 +1016,8 @@ def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
     """GetKeyLastUsage's answer for ``key`` (B.4 semantics)."""
     store = _audit(region)
     found: tuple[int, dict[str, Any]] | None = None
-    for position, record in _records(store, key_id=key.id):
+    for position, record in _records(store, key.id):
         if _succeeded(record) and record.get("eventName") in TRACKED_OPERATIONS:
-            found = (position, record)
-            break
-    newer_than = found[0] if found is not None else 0
-    for position, record in _records(store, event_name="ReEncrypt",
-                                     start=_recorded_since(region.ledger, key.id)):
-        if position <= newer_than:
-            break
-        if _succeeded(record) and _names_as_destination(record, key.arn):
             found = (position, record)
             break
     usage: dict[str, Any] = {}

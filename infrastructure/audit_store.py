@@ -7,6 +7,11 @@
 A record is stored as its canonical JSON bytes (``record``) beside the columns the queries
 filter on. ``position`` is the store's own order (the order records were committed in), which
 the tamper-evidence chain follows.
+
+A key's records are those naming it first (``key_id``) and the ReEncrypt records naming it as
+their destination (``resources[1]``): a partial index on that expression of the record, built
+by the database from the stored bytes, so the write path and the chained columns stay as they
+are and records stored before the index existed are found too.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from application.audit import AuditQuery, AuditRow
 __all__ = ["AuditQuery", "AuditRow", "AuditStore", "PostgresAuditStore", "SQLiteAuditStore"]
 
 TABLE = "keyledger_audit"
+#: the operation whose records name a second key: ReEncrypt's destination (resources[1])
+SECOND_KEY_OPERATION = "ReEncrypt"
 _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, request_id, event_id, record"
 
 
@@ -46,11 +53,36 @@ class AuditStore:
     def close(self) -> None:
         raise NotImplementedError
 
+    #: SQL of a record's second key id (the destination of a ReEncrypt record), per store
+    SECOND_KEY: str
+    #: the table's name as SQL
+    _table_sql: str
+
+    def _select(self, query: AuditQuery, placeholder: str) -> tuple[str, list[Any]]:
+        """``SELECT position, record ...`` newest first, ``query.limit`` rows: a key's records
+        are the union of those naming it first and the ReEncrypt records naming it second."""
+        clauses, args = self._where(query, placeholder)
+        if query.key_id is None:
+            return self._arm(clauses) + f" ORDER BY position DESC LIMIT {placeholder}", [
+                *args, query.limit]
+        newest = f" ORDER BY position DESC LIMIT {placeholder}"  # each arm stops early
+        first = self._arm([f"key_id = {placeholder}", *clauses]) + newest
+        second = self._arm([f"event_name = '{SECOND_KEY_OPERATION}'",
+                            f"{self.SECOND_KEY} = {placeholder}", *clauses]) + newest
+        return (f"SELECT * FROM ({first}) AS named_first UNION "
+                f"SELECT * FROM ({second}) AS named_second{newest}",
+                [query.key_id, *args, query.limit, query.key_id, *args, query.limit, query.limit])
+
+    def _arm(self, clauses: list[str]) -> str:
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return f"SELECT position, record FROM {self._table_sql}{where}"
+
     @staticmethod
-    def _where(query: AuditQuery, placeholder: str) -> tuple[str, list[Any]]:
+    def _where(query: AuditQuery, placeholder: str) -> tuple[list[str], list[Any]]:
+        """The filters but the key (_select applies it)."""
         clauses, args = [], []
-        for column, value in (("account", query.account), ("key_id", query.key_id),
-                              ("principal", query.principal), ("event_name", query.event_name)):
+        for column, value in (("account", query.account), ("principal", query.principal),
+                              ("event_name", query.event_name)):
             if value is not None:
                 clauses.append(f"{column} = {placeholder}")
                 args.append(value)
@@ -68,10 +100,16 @@ class AuditStore:
         if query.before_position is not None:
             clauses.append(f"position < {placeholder}")
             args.append(query.before_position)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+        return clauses, args
+
+
+_SQLITE_ARN = "json_extract(CAST(record AS TEXT), '$.resources[1].ARN')"
 
 
 class SQLiteAuditStore(AuditStore):
+    SECOND_KEY = f"substr({_SQLITE_ARN}, instr({_SQLITE_ARN}, ':key/') + 5)"
+    _table_sql = TABLE
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
@@ -95,6 +133,8 @@ class SQLiteAuditStore(AuditStore):
             CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (event_time);
             CREATE INDEX IF NOT EXISTS {TABLE}_key ON {TABLE} (key_id, position);
             CREATE INDEX IF NOT EXISTS {TABLE}_principal ON {TABLE} (principal, position);
+            CREATE INDEX IF NOT EXISTS {TABLE}_second_key ON {TABLE} ({self.SECOND_KEY}, position)
+                WHERE event_name = '{SECOND_KEY_OPERATION}';
         """)
 
     def append(self, rows: Sequence[AuditRow]) -> None:
@@ -112,12 +152,9 @@ class SQLiteAuditStore(AuditStore):
                 raise
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
-        where, args = self._where(query, "?")
+        sql, args = self._select(query, "?")
         with self._lock:
-            return self._db.execute(
-                f"SELECT position, record FROM {TABLE}{where} ORDER BY position DESC LIMIT ?",
-                [*args, query.limit],
-            ).fetchall()
+            return self._db.execute(sql, args).fetchall()
 
     def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]:
         with self._lock:
@@ -138,6 +175,13 @@ class PostgresAuditStore(AuditStore):
         self._table = Identifier(schema, TABLE)
         self._lock = threading.Lock()
         self._conn = psycopg.connect(**conninfo, autocommit=True)
+        self._table_sql = self._table.as_string(self._conn)
+        # convert_from is STABLE (its conversion is looked up at run time), so an index
+        # cannot call it; the records are UTF-8 JSON and the database's encoding cannot change
+        # under the index: this wrapper may say IMMUTABLE.
+        text = Identifier(schema, "keyledger_record_text")
+        self.SECOND_KEY = (f"split_part(jsonb_extract_path_text({text.as_string(self._conn)}"
+                           "(record)::jsonb, 'resources', '1', 'ARN'), ':key/', 2)")
         self._conn.execute(SQL("""
             CREATE TABLE IF NOT EXISTS {t} (
                 position BIGSERIAL PRIMARY KEY,
@@ -155,6 +199,13 @@ class PostgresAuditStore(AuditStore):
                               ("principal", "principal, position")):
             self._conn.execute(SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (" + columns + ")").format(
                 i=Identifier(f"{TABLE}_{name}"), t=self._table))
+        self._conn.execute(SQL(
+            "CREATE OR REPLACE FUNCTION {f}(bytea) RETURNS text LANGUAGE sql IMMUTABLE STRICT "
+            "PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$").format(f=text))
+        self._conn.execute(SQL(
+            "CREATE INDEX IF NOT EXISTS {i} ON {t} (" + self.SECOND_KEY + ", position) "
+            f"WHERE event_name = '{SECOND_KEY_OPERATION}'").format(
+                i=Identifier(f"{TABLE}_second_key"), t=self._table))
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
@@ -168,12 +219,9 @@ class PostgresAuditStore(AuditStore):
             )
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
-        where, args = self._where(query, "%s")
+        sql, args = self._select(query, "%s")
         with self._lock:
-            rows = self._conn.execute(
-                SQL("SELECT position, record FROM {t}" + where + " ORDER BY position DESC LIMIT %s")
-                .format(t=self._table), [*args, query.limit],
-            ).fetchall()
+            rows = self._conn.execute(sql, args).fetchall()
         return [(position, bytes(record)) for position, record in rows]
 
     def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]:

@@ -134,6 +134,26 @@ def test_alias_records_name_the_alias_and_its_key(store_server, e2e):
         "DeleteAlias", "UpdateAlias", "CreateKey"]
 
 
+def test_a_keys_audit_finds_re_encryptions_to_it(store_server):
+    """A ReEncrypt names its source key first and its destination second (ct-reencrypt): the
+    destination's audit finds the record too, once."""
+    kms = store_server.kms()
+    source, destination = (kms.create_key()["KeyMetadata"] for _ in range(2))
+    blob = kms.encrypt(KeyId=source["KeyId"], Plaintext=b"moved")["CiphertextBlob"]
+    moved = kms.re_encrypt(CiphertextBlob=blob, DestinationKeyId=destination["Arn"])
+    again = kms.re_encrypt(CiphertextBlob=moved["CiphertextBlob"],
+                           DestinationKeyId=destination["KeyId"])
+    request_ids = [answer["ResponseMetadata"]["RequestId"] for answer in (again, moved)]
+
+    def audit(key: dict) -> list[tuple[str, str]]:
+        found = store_server.ledger_get(f"/ledger/v1/audit?key_id={key['KeyId']}&limit=10")
+        return [(r["eventName"], r["requestID"]) for r in found.json()["Records"]]
+
+    assert audit(destination)[:2] == [("ReEncrypt", request_ids[0]), ("ReEncrypt", request_ids[1])]
+    assert [name for name, _ in audit(destination)] == ["ReEncrypt", "ReEncrypt", "CreateKey"]
+    assert [name for name, _ in audit(source)] == ["ReEncrypt", "Encrypt", "CreateKey"]
+
+
 def test_an_authentication_failure_is_recorded_without_an_identity(store_server):
     stranger = boto3.client("kms", endpoint_url=store_server.url, region_name="us-east-1",
                             aws_access_key_id="AKIASTRANGER0000000", aws_secret_access_key="x")

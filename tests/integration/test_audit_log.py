@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import orjson
 import pytest
 
 from application.audit import AuditLog
@@ -94,6 +95,46 @@ def test_a_principal_prefix_finds_a_roles_sessions(open_store):
     prefix = "arn:aws:sts::111122223333:assumed-role/Reader/"
     assert [r for _, r in store.query(AuditQuery(principal_prefix=prefix, limit=10))] == [
         b'{"n":2}', b'{"n":1}']
+    store.close()
+
+
+def _re_encrypt(i: int, source: str, destination: str) -> AuditRow:
+    arn = "arn:aws:kms:ap-south-2:111122223333:key/{}"
+    record = orjson.dumps({"eventName": "ReEncrypt", "n": i, "resources": [
+        {"ARN": arn.format(source), "accountId": "111122223333", "type": "AWS::KMS::Key"},
+        {"ARN": arn.format(destination), "accountId": "111122223333", "type": "AWS::KMS::Key"}]})
+    return AuditRow(1_700_000_000.0 + i, "111122223333", source, "arn:aws:iam::111122223333:root",
+                    "ReEncrypt", None, f"req-{i}", f"evt-{i}", record)
+
+
+def test_a_keys_records_include_re_encryptions_to_it(open_store):
+    store = open_store()
+    store.append([_row(0, key_id="k1"), _re_encrypt(1, "k1", "k2"), _row(2, key_id="k2"),
+                  _re_encrypt(3, "k2", "k2"), _re_encrypt(4, "k3", "k1")])
+
+    def numbers(limit=10, **filters):
+        return [orjson.loads(r)["n"] for _, r in store.query(AuditQuery(limit=limit, **filters))]
+
+    assert numbers(key_id="k2") == [3, 2, 1]  # ReEncrypt 3 names k2 twice: one record
+    assert numbers(key_id="k1") == [4, 1, 0]
+    assert numbers(key_id="k3") == [4]
+    assert numbers(key_id="k2", event_name="Encrypt") == [2]
+    assert numbers(key_id="k2", limit=2) == [3, 2]
+    positions = [p for p, _ in store.query(AuditQuery(key_id="k2", limit=10))]
+    assert numbers(key_id="k2", before_position=positions[1]) == [1]
+    store.close()
+
+
+def test_a_store_from_before_the_second_key_index_finds_its_re_encryptions(tmp_path):
+    old = SQLiteAuditStore(tmp_path / "audit.db")
+    old.append([_re_encrypt(0, "k1", "k2")])
+    old._db.execute("DROP INDEX keyledger_audit_second_key")  # as a store written before it
+    old.close()
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    assert [orjson.loads(r)["n"] for _, r in store.query(AuditQuery(key_id="k2", limit=10))] == [0]
+    plan = store._db.execute("EXPLAIN QUERY PLAN " + store._select(
+        AuditQuery(key_id="k2", limit=10), "?")[0], ("k2", 10, "k2", 10, 10)).fetchall()
+    assert any("keyledger_audit_second_key" in row[-1] for row in plan)
     store.close()
 
 
