@@ -169,6 +169,14 @@ class SQLiteAuditStore(AuditStore):
             self._db.close()
 
 
+#: the key id of the second ARN in ``resources``, found in the canonical JSON without parsing it:
+#: PostgreSQL's JSON types refuse the escape ``\u0000`` that a caller's encryption context may
+#: hold, and an index expression that fails would fail the record's whole group commit. Keys
+#: are sorted and strings escape their quotes, so only the record's own ``resources`` array
+#: matches; its entries hold no braces.
+_PG_SECOND_ARN = r'"resources":\[\{[^{}]*\},\{"ARN":"[^"]*:key/([^"]+)"'
+
+
 class PostgresAuditStore(AuditStore):
     def __init__(self, conninfo: dict[str, Any], schema: str) -> None:
         self._conninfo = conninfo
@@ -180,8 +188,7 @@ class PostgresAuditStore(AuditStore):
         # cannot call it; the records are UTF-8 JSON and the database's encoding cannot change
         # under the index: this wrapper may say IMMUTABLE.
         text = Identifier(schema, "keyledger_record_text")
-        self.SECOND_KEY = (f"split_part(jsonb_extract_path_text({text.as_string(self._conn)}"
-                           "(record)::jsonb, 'resources', '1', 'ARN'), ':key/', 2)")
+        self.SECOND_KEY = f"substring({text.as_string(self._conn)}(record) from '{_PG_SECOND_ARN}')"
         self._conn.execute(SQL("""
             CREATE TABLE IF NOT EXISTS {t} (
                 position BIGSERIAL PRIMARY KEY,
@@ -202,10 +209,10 @@ class PostgresAuditStore(AuditStore):
         self._conn.execute(SQL(
             "CREATE OR REPLACE FUNCTION {f}(bytea) RETURNS text LANGUAGE sql IMMUTABLE STRICT "
             "PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$").format(f=text))
-        self._conn.execute(SQL(
-            "CREATE INDEX IF NOT EXISTS {i} ON {t} (" + self.SECOND_KEY + ", position) "
-            f"WHERE event_name = '{SECOND_KEY_OPERATION}'").format(
-                i=Identifier(f"{TABLE}_second_key"), t=self._table))
+        index = Identifier(f"{TABLE}_second_key").as_string(self._conn)
+        self._conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self._table_sql} "
+                           f"({self.SECOND_KEY}, position) "
+                           f"WHERE event_name = '{SECOND_KEY_OPERATION}'")
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:

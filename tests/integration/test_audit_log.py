@@ -98,11 +98,13 @@ def test_a_principal_prefix_finds_a_roles_sessions(open_store):
     store.close()
 
 
-def _re_encrypt(i: int, source: str, destination: str) -> AuditRow:
+def _re_encrypt(i: int, source: str, destination: str, context: dict | None = None) -> AuditRow:
     arn = "arn:aws:kms:ap-south-2:111122223333:key/{}"
     record = orjson.dumps({"eventName": "ReEncrypt", "n": i, "resources": [
         {"ARN": arn.format(source), "accountId": "111122223333", "type": "AWS::KMS::Key"},
-        {"ARN": arn.format(destination), "accountId": "111122223333", "type": "AWS::KMS::Key"}]})
+        {"ARN": arn.format(destination), "accountId": "111122223333", "type": "AWS::KMS::Key"}],
+        "requestParameters": {"destinationEncryptionContext": context or {}}},
+        option=orjson.OPT_SORT_KEYS)
     return AuditRow(1_700_000_000.0 + i, "111122223333", source, "arn:aws:iam::111122223333:root",
                     "ReEncrypt", None, f"req-{i}", f"evt-{i}", record)
 
@@ -122,6 +124,20 @@ def test_a_keys_records_include_re_encryptions_to_it(open_store):
     assert numbers(key_id="k2", limit=2) == [3, 2]
     positions = [p for p, _ in store.query(AuditQuery(key_id="k2", limit=10))]
     assert numbers(key_id="k2", before_position=positions[1]) == [1]
+    store.close()
+
+
+def test_a_callers_context_neither_breaks_nor_forges_the_second_key(open_store):
+    """A NUL escape (PostgreSQL's JSON types refuse it) and a value spelling out a resources
+    array: the record is stored, found by its real destination, not by the spelled one."""
+    store = open_store()
+    forged = '"resources":[{"ARN":"arn:aws:kms:ap-south-2:111122223333:key/k9"},{"ARN":' \
+        '"arn:aws:kms:ap-south-2:111122223333:key/k9"}]'
+    store.append([_re_encrypt(0, "k1", "k2", {"nul": "\u0000", "resources": forged})])
+    found = store.query(AuditQuery(key_id="k2", limit=10))
+    assert [orjson.loads(r)["requestParameters"]["destinationEncryptionContext"]["nul"]
+            for _, r in found] == ["\u0000"]
+    assert store.query(AuditQuery(key_id="k9", limit=10)) == []
     store.close()
 
 
