@@ -170,6 +170,7 @@ class KeyledgerServer:
         if auth == "sigv4":
             self.write_identities(identities or root_identities())
         self.proc: subprocess.Popen | None = None
+        self._asked_to_stop = False  # this process was sent SIGTERM
         self._starts = 0
         self.log_path = self.log_dir / f"{name}.log"
 
@@ -200,6 +201,7 @@ class KeyledgerServer:
     def start(self, timeout: float = STARTUP_TIMEOUT) -> KeyledgerServer:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         self._starts += 1
+        self._asked_to_stop = False
         env = self.child_env()
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self._starts}: {' '.join(self.command())}\n".encode())
@@ -268,11 +270,17 @@ class KeyledgerServer:
         except ProcessLookupError:
             pass
 
+    def ask_to_stop(self) -> None:
+        """SIGTERM, once (a second one makes uvicorn skip its graceful shutdown)."""
+        if self.is_running() and not self._asked_to_stop:
+            self.proc.send_signal(signal.SIGTERM)
+            self._asked_to_stop = True
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """Graceful shutdown (SIGTERM). Returns the exit code; SIGKILLs if it hangs."""
         if not self.is_running():
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        self.ask_to_stop()
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -371,9 +379,10 @@ def _make_server(tmp_path_factory, name: str, **kwargs) -> KeyledgerServer:
     return KeyledgerServer(base / "data", base / "logs", name=name, **kwargs)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server_factory(tmp_path_factory):
-    """Start extra servers; all of them are torn down at the end of the session."""
+    """Start extra servers; all of them are torn down at the end of the test module (all at
+    once: each stops gracefully, side by side)."""
     started: list[KeyledgerServer] = []
 
     def factory(name: str = "server", *, start: bool = True, **kwargs) -> KeyledgerServer:
@@ -384,6 +393,8 @@ def server_factory(tmp_path_factory):
         return srv
 
     yield factory
+    for srv in started:
+        srv.ask_to_stop()
     for srv in started:
         srv.cleanup()
 
