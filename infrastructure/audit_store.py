@@ -54,7 +54,7 @@ class AuditStore:
         raise NotImplementedError
 
     #: SQL of a record's second key id (the destination of a ReEncrypt record), per store
-    SECOND_KEY: str
+    _second_key: str
     #: the table's name as SQL
     _table_sql: str
 
@@ -68,7 +68,7 @@ class AuditStore:
         newest = f" ORDER BY position DESC LIMIT {placeholder}"  # each arm stops early
         first = self._arm([f"key_id = {placeholder}", *clauses]) + newest
         second = self._arm([f"event_name = '{SECOND_KEY_OPERATION}'",
-                            f"{self.SECOND_KEY} = {placeholder}", *clauses]) + newest
+                            f"{self._second_key} = {placeholder}", *clauses]) + newest
         return (f"SELECT * FROM ({first}) AS named_first UNION "
                 f"SELECT * FROM ({second}) AS named_second{newest}",
                 [query.key_id, *args, query.limit, query.key_id, *args, query.limit, query.limit])
@@ -107,7 +107,7 @@ _SQLITE_ARN = "json_extract(CAST(record AS TEXT), '$.resources[1].ARN')"
 
 
 class SQLiteAuditStore(AuditStore):
-    SECOND_KEY = f"substr({_SQLITE_ARN}, instr({_SQLITE_ARN}, ':key/') + 5)"
+    _second_key = f"substr({_SQLITE_ARN}, instr({_SQLITE_ARN}, ':key/') + 5)"
     _table_sql = TABLE
 
     def __init__(self, path: Path) -> None:
@@ -133,7 +133,7 @@ class SQLiteAuditStore(AuditStore):
             CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (event_time);
             CREATE INDEX IF NOT EXISTS {TABLE}_key ON {TABLE} (key_id, position);
             CREATE INDEX IF NOT EXISTS {TABLE}_principal ON {TABLE} (principal, position);
-            CREATE INDEX IF NOT EXISTS {TABLE}_second_key ON {TABLE} ({self.SECOND_KEY}, position)
+            CREATE INDEX IF NOT EXISTS {TABLE}_second_key ON {TABLE} ({self._second_key}, position)
                 WHERE event_name = '{SECOND_KEY_OPERATION}';
         """)
 
@@ -188,7 +188,7 @@ class PostgresAuditStore(AuditStore):
         # cannot call it; the records are UTF-8 JSON and the database's encoding cannot change
         # under the index: this wrapper may say IMMUTABLE.
         text = Identifier(schema, "keyledger_record_text")
-        self.SECOND_KEY = f"substring({text.as_string(self._conn)}(record) from '{_PG_SECOND_ARN}')"
+        self._second_key = f"substring({text.as_string(self._conn)}(record) from '{_PG_SECOND_ARN}')"
         self._conn.execute(SQL("""
             CREATE TABLE IF NOT EXISTS {t} (
                 position BIGSERIAL PRIMARY KEY,
@@ -211,7 +211,7 @@ class PostgresAuditStore(AuditStore):
             "PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$").format(f=text))
         index = Identifier(f"{TABLE}_second_key").as_string(self._conn)
         self._conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self._table_sql} "
-                           f"({self.SECOND_KEY}, position) "
+                           f"({self._second_key}, position) "
                            f"WHERE event_name = '{SECOND_KEY_OPERATION}'")
 
     def append(self, rows: Sequence[AuditRow]) -> None:
