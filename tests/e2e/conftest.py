@@ -162,6 +162,8 @@ class KeyledgerServer:
         self.port = port or free_port()
         self.workers = workers
         self.store = store
+        if store:  # stopped before its database is dropped (pg_database)
+            _ON_STORE.setdefault(store, []).append(self)
         self.test_control = test_control
         self.name = name
         self.extra_args = extra_args
@@ -374,6 +376,18 @@ class KeyledgerServer:
                               env=self.child_env())
 
 
+#: the servers started on each PostgreSQL store (URL)
+_ON_STORE: dict[str, list[KeyledgerServer]] = {}
+
+
+def stop_all(servers: list[KeyledgerServer]) -> None:
+    """Stop servers side by side: each is asked to stop gracefully, then each is waited for."""
+    for srv in servers:
+        srv.ask_to_stop()
+    for srv in servers:
+        srv.cleanup()
+
+
 def _make_server(tmp_path_factory, name: str, **kwargs) -> KeyledgerServer:
     base = tmp_path_factory.mktemp(f"keyledger-{name}")
     return KeyledgerServer(base / "data", base / "logs", name=name, **kwargs)
@@ -381,8 +395,8 @@ def _make_server(tmp_path_factory, name: str, **kwargs) -> KeyledgerServer:
 
 @pytest.fixture(scope="module")
 def server_factory(tmp_path_factory):
-    """Start extra servers; all of them are torn down at the end of the test module (all at
-    once: each stops gracefully, side by side)."""
+    """Start extra servers; all of them are torn down at the end of the test module, side by
+    side (those on a PostgreSQL store earlier: before their database is dropped)."""
     started: list[KeyledgerServer] = []
 
     def factory(name: str = "server", *, start: bool = True, **kwargs) -> KeyledgerServer:
@@ -393,10 +407,7 @@ def server_factory(tmp_path_factory):
         return srv
 
     yield factory
-    for srv in started:
-        srv.ask_to_stop()
-    for srv in started:
-        srv.cleanup()
+    stop_all(started)
 
 
 @pytest.fixture(scope="session")
@@ -448,7 +459,10 @@ def pg_database():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL unreachable at {admin_url}: {exc}")
-    yield _with_database(admin_url, database)
+    url = _with_database(admin_url, database)
+    yield url
+    # a server whose database is gone takes seconds to stop (its reads retry the connection)
+    stop_all(_ON_STORE.pop(url, []))
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
