@@ -206,13 +206,17 @@ class PostgresAuditStore(AuditStore):
                               ("principal", "principal, position")):
             self._conn.execute(SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (" + columns + ")").format(
                 i=Identifier(f"{TABLE}_{name}"), t=self._table))
-        self._conn.execute(SQL(
-            "CREATE OR REPLACE FUNCTION {f}(bytea) RETURNS text LANGUAGE sql IMMUTABLE STRICT "
-            "PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$").format(f=text))
-        index = Identifier(f"{TABLE}_second_key").as_string(self._conn)
-        self._conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self._table_sql} "
-                           f"({self._second_key}, position) "
-                           f"WHERE event_name = '{SECOND_KEY_OPERATION}'")
+        index = f"{TABLE}_second_key"
+        qualified = Identifier(schema, index).as_string(self._conn)
+        if self._conn.execute("SELECT to_regclass(%s)", (qualified,)).fetchone()[0] is None:
+            # made once (a new store, or one written before the index), its function with it:
+            # opening a store then writes nothing
+            self._conn.execute(SQL(
+                "CREATE OR REPLACE FUNCTION {f}(bytea) RETURNS text LANGUAGE sql IMMUTABLE "
+                "STRICT PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$").format(f=text))
+            self._conn.execute(f"CREATE INDEX {Identifier(index).as_string(self._conn)} ON "
+                               f"{self._table_sql} ({self._second_key}, position) "
+                               f"WHERE event_name = '{SECOND_KEY_OPERATION}'")
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
