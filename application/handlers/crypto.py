@@ -39,6 +39,8 @@ class Encryption(Handlers):
             algorithm = encryption_algorithm(key, params.get("EncryptionAlgorithm"), "Encrypt")
             dry_run(params)
             blob = self.encrypt(region, key, algorithm, params["Plaintext"], params.get("EncryptionContext"))
+            if algorithm == SYMMETRIC_DEFAULT:  # named in the request: the record names its material too
+                ctx.key_material_id = key.current_key_material_id
             return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
         dry_run(params)
         blob = self.seal(region, key, params["Plaintext"], params.get("EncryptionContext"))

@@ -39,6 +39,18 @@ def test_a_successful_encrypt_is_recorded_before_its_answer(store_server, e2e):
         assert secret not in stored
 
 
+def test_an_encrypt_naming_its_algorithm_records_its_material(store_server):
+    """ct-encrypt: additionalEventData.keyMaterialId, whether or not the request named
+    SYMMETRIC_DEFAULT."""
+    kms = store_server.kms()
+    key = kms.create_key()["KeyMetadata"]
+    answer = kms.encrypt(KeyId=key["Arn"], Plaintext=b"x", EncryptionAlgorithm="SYMMETRIC_DEFAULT")
+    record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
+    assert (record["requestParameters"], record["additionalEventData"]) == (
+        {"keyId": key["Arn"], "encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+        {"keyMaterialId": key["CurrentKeyMaterialId"]})
+
+
 def test_a_management_request_names_the_events_it_wrote(store_server):
     kms = store_server.kms()
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
