@@ -193,9 +193,9 @@ class KmsFrontend:
                      context: RequestContext | None, params, result, failure: KmsError | None,
                      written: list | None) -> None:
         """Build the request's CloudTrail record and wait until it is stored."""
-        if context is None:  # not authenticated (or not even a KMS request): the default Region
-            principal, access_key_id, account = None, _access_key_id(headers), self.settings.account_id
-            region, resources, material_id, extra = self.settings.default_region, (), None, None
+        if context is None:  # not authenticated (or not even a KMS request): the Region it claimed
+            principal, account, resources, material_id, extra = None, self.settings.account_id, (), None, None
+            access_key_id, region = self.authenticator.claimed(scope["headers"], self.service.has_region)
             client = scope.get("client")
             source_ip = client[0] if client else ""
             agent = headers.get(b"user-agent")
@@ -263,15 +263,6 @@ class KmsFrontend:
 
 
 _INTERNAL = Requests.INTERNAL()
-def _access_key_id(headers: dict[bytes, bytes]) -> str:
-    """The access key id an unauthenticated request claimed (for its audit record)."""
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    start = authorization.find("Credential=")
-    if start < 0:
-        return ""
-    return authorization[start + 11:].split("/", 1)[0][:128]
-
-
 async def _read_rest_of_body(receive, message) -> bytes:
     """The body of a request that arrives in several messages (or a disconnect)."""
     chunks, size = [], 0
@@ -502,8 +493,8 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 request.scope["headers"], body,
             )[0]
         except KmsError as error:
-            region = settings.default_region
-            row = ledger_audit(request, None, _access_key_id(dict(request.scope["headers"])),
+            access_key_id, region = authenticator.claimed(request.scope["headers"], service.has_region)
+            row = ledger_audit(request, None, access_key_id,
                                settings.account_id, region, _ledger_event_name(request.url.path),
                                dict(request.query_params), (), error, request_id)
             status, detail = 403, f"{error.code}: {error.message}"

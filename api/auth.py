@@ -14,7 +14,7 @@ from pathlib import Path
 from application.authorization import Caller
 from domain.principals import AccessKey, Directory, Principal, PrincipalKind
 from infrastructure.identities import IdentitiesFile, directory_changes, ensure_identities_file
-from infrastructure.sigv4 import SigV4Verifier, open_mode_identity
+from infrastructure.sigv4 import SigV4Verifier, credential_fields, open_mode_identity
 
 log = logging.getLogger("keyledger.auth")
 
@@ -69,6 +69,16 @@ class Authenticator:
         log.warning("identities reloaded: %d change(s)", len(changes))
         if self.on_change is not None and changes:
             self.on_change(directory_digest(new), changes)
+
+    def claimed(self, headers: Sequence[tuple[bytes, bytes]],
+                is_open: Callable[[str], bool]) -> tuple[str, str]:
+        """(access key id, Region) a request that failed authentication claimed, for its
+        record: its credential scope's Region (awsRegion is the Region the request was made
+        to) if that Region's store is open here (``is_open``: an unauthenticated request opens
+        none), else the default Region."""
+        header = next((value for name, value in headers if name == b"authorization"), b"")
+        access_key_id, region = credential_fields(header)
+        return access_key_id[:128], region if is_open(region) else self.default_region
 
     def authenticate(self, method: str, path: str, query_string: bytes,
                      headers: Sequence[tuple[bytes, bytes]], body: bytes) -> tuple[Caller, str]:

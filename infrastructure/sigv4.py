@@ -634,7 +634,7 @@ _ROOTS: dict[str, Principal] = {}
 _OPEN_CREDENTIALS: dict[bytes, tuple[str, str]] = {}
 
 
-def _credential_fields(header: bytes) -> tuple[str, str]:
+def credential_fields(header: bytes) -> tuple[str, str]:
     """``(access key id, scope region)`` read leniently from an ``Authorization`` header; ``""``
     for what is not there."""
     start = header.find(b"Credential=")
@@ -677,7 +677,7 @@ def open_mode_identity(
             break
     access_key_id = region = ""
     if header:
-        access_key_id, region = _credential_fields(header)
+        access_key_id, region = credential_fields(header)
         if region and region not in regions:
             raise InvalidSignatureException(wrong_region_message(region))
     account = access_key_id if _is_account_id(access_key_id) else default_account

@@ -176,6 +176,19 @@ def test_an_authentication_failure_is_recorded_without_an_identity(store_server)
     assert (record["eventName"], record["errorCode"]) == ("ListKeys", "UnrecognizedClientException")
 
 
+def test_an_authentication_failure_is_recorded_in_the_region_it_was_made_to(store_server):
+    """awsRegion is the Region the request was made to: its credential scope's, where that
+    Region's store is open (a request no one authenticated opens none)."""
+    store_server.kms(region="us-west-2").list_keys()  # us-west-2's store is open
+    stranger = boto3.client("kms", endpoint_url=store_server.url, region_name="us-west-2",
+                            aws_access_key_id="AKIASTRANGER0000000", aws_secret_access_key="x")
+    with pytest.raises(ClientError) as failure:
+        stranger.list_keys()
+    request_id = failure.value.response["ResponseMetadata"]["RequestId"]
+    record = stored_audit_record(store_server, request_id, region="us-west-2")
+    assert (record["awsRegion"], record["errorCode"]) == ("us-west-2", "UnrecognizedClientException")
+
+
 def _service_records(server, event_name: str) -> list[dict]:
     db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "audit.db")
     try:
