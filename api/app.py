@@ -220,6 +220,7 @@ class KmsFrontend:
             user_agent=user_agent, resources=resources,
             additional=({"keyMaterialId": material_id} if material_id is not None else extra),
             ledger_events=written or (), tls=tls,
+            host=headers.get(b"host", b"").decode("latin-1")[:_HOST_LIMIT] if tls else "",
         )
         row = audit_row(record, now, account, resources, principal.arn if principal else None,
                         request_id)
@@ -408,6 +409,10 @@ _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "R
                   "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
 
 
+#: tlsDetails.clientProvidedHostHeader, at most (a DNS name is at most 253 characters, a port 6)
+_HOST_LIMIT = 260
+
+
 def _ledger_event_name(path: str) -> str:
     """The event name of a ledger API path (for the record of a refused request)."""
     return _LEDGER_EVENTS.get(path.rstrip("/").rsplit("/", 1)[-1], "LedgerApi")
@@ -476,6 +481,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             event_id=new_event_id(), request_id=request_id,
             source_ip=client.host if client else "", user_agent=request.headers.get("user-agent", ""),
             resources=resources, tls=request.url.scheme == "https",
+            host=request.headers.get("host", "")[:_HOST_LIMIT],
         )
         return audit_row(record, now, account, resources, principal.arn if principal else None,
                          request_id)

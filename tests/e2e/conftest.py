@@ -154,8 +154,10 @@ class KeyledgerServer:
         extra_args: tuple[str, ...] = (),
         auth: str = "sigv4",
         identities: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.env = env or {}  # the server's environment beyond child_env()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +206,7 @@ class KeyledgerServer:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         self._starts += 1
         self._asked_to_stop = False
-        env = self.child_env()
+        env = {**self.child_env(), **self.env}
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self._starts}: {' '.join(self.command())}\n".encode())
             log.flush()

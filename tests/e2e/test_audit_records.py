@@ -51,6 +51,25 @@ def test_an_encrypt_naming_its_algorithm_records_its_material(store_server):
         {"keyMaterialId": key["CurrentKeyMaterialId"]})
 
 
+def test_a_request_over_tls_records_the_host_it_named(server_factory):
+    """tlsDetails.clientProvidedHostHeader (CloudTrail record contents); here TLS ends at a
+    proxy on loopback that says so (X-Forwarded-Proto), trusted as the deployment says
+    (FORWARDED_ALLOW_IPS). The TLS version and cipher suite are not known to the server: left
+    out, not made up."""
+    store_server = server_factory("tls", env={"FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    kms = store_server.kms()
+
+    def over_tls(request, **_):
+        request.headers["X-Forwarded-Proto"] = "https"
+
+    kms.meta.events.register("before-sign.kms.ListKeys", over_tls)
+    answer = kms.list_keys(Limit=1)
+    record = stored_audit_record(store_server, answer["ResponseMetadata"]["RequestId"])
+    assert record["tlsDetails"] == {"clientProvidedHostHeader": store_server.url.split("://")[1]}
+    plain = store_server.kms().list_keys(Limit=1)
+    assert "tlsDetails" not in stored_audit_record(store_server, plain["ResponseMetadata"]["RequestId"])
+
+
 def test_a_management_request_names_the_events_it_wrote(store_server):
     kms = store_server.kms()
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
