@@ -45,7 +45,7 @@ from application.audit_query import AuditFilter, check_limit, parse_flag, parse_
 from application.audit_records import api_call_record, ledger_api_record
 from application.authorization import Caller
 from application.context import RequestContext
-from application.forensics import Forensics, parse_instant
+from application.forensics import Forensics, past_instant
 from application.region import WRITTEN
 from application.service import KeyManagementService
 from domain.errors import (
@@ -637,7 +637,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     forensics = Forensics(service, settings.default_region)
 
     def instant(at: str | None) -> datetime:
-        return parse_instant(at) if at else datetime.now(UTC)  # the clock events are stamped by
+        return past_instant(at, datetime.now(UTC))  # the clock events are stamped by
 
     @ledger_api.get("/ledger/v1/keys/{key_id}/state")
     def key_state(request: Request, key_id: str, at: str | None = None, region: str | None = None,

@@ -29,7 +29,7 @@ def _when(value: Any) -> str:
 def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
     """``read(forensics, region, at)`` on a service built on the data dir or store."""
     from api.bootstrap import build_service, existing_regions
-    from application.forensics import Forensics, parse_instant
+    from application.forensics import Forensics, past_instant
     from domain.errors import KmsError
 
     os.umask(0o077)
@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
     service = build_service(settings, read_only=True)
     region = args.region or settings.default_region
     try:
-        at = parse_instant(args.at) if args.at else datetime.now(UTC)
+        at = past_instant(args.at, datetime.now(UTC))
         return 0, read(Forensics(service, settings.default_region), region, at)
     except KmsError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
@@ -133,7 +133,9 @@ def who_can(args: argparse.Namespace) -> int:
         return 0
     rows = answer["Principals"]
     print(f"Who could {answer['Action']} {answer['KeyId']} at {answer['At'].isoformat()} "
-          f"(version {answer['Version']}): {len(rows)} route(s)")
+          f"(version {answer['Version']}, {answer['KeyState']}): {len(rows)} route(s)")
+    if "RefusedByKeyState" in answer:
+        print(f"  no one: the key's state refused it ({answer['RefusedByKeyState']})")
     width = max([len(r["Principal"]) for r in rows] + [9])
     for entry in rows:
         print(f"  {entry['Principal']:<{width}}  {_route(entry)}  conditions: {_conditions(entry)}")

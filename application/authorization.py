@@ -183,7 +183,13 @@ class RequestConditions(Mapping[str, Any]):
                 return key.origin
             return params.get("Origin", "AWS_KMS") if op == "CreateKey" else None
         if name == "kms:multiregion":
-            return False if key is not None or op == "CreateKey" else None
+            if key is not None:
+                return key.multi_region
+            return bool(params.get("MultiRegion", False)) if op == "CreateKey" else None
+        if name == "kms:multiregionkeytype":  # absent for single-Region keys
+            if key is not None:
+                return key.multi_region_key_type
+            return "PRIMARY" if op == "CreateKey" and params.get("MultiRegion") else None
         if name == "kms:requestalias":
             return self.alias
         if name == "kms:resourcealiases":

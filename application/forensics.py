@@ -111,9 +111,10 @@ from domain import errors
 from domain.alias import Alias
 from domain.authorization import AuthorizationRequest, authorize, principal_context
 from domain.conditions import compile_condition
-from domain.grants import Grant
+from domain.grants import CONTEXT_OPERATIONS, Grant
 from domain.identity import IDENTITY_DIRECTORY_ID
 from domain.key import KmsKey
+from domain.key_states import KEY_STATE_TABLE, Outcome, outcome
 from domain.operations import OPERATIONS
 from domain.policy import IDENTITY, Policy, PrincipalMatch, Statement
 from domain.policy import Caller as PolicyCaller
@@ -128,6 +129,7 @@ from domain.values import RotationType, alias_arn
 __all__ = [
     "Forensics",
     "KEY_ACTIONS",
+    "past_instant",
     "TRACKED_OPERATIONS",
     "access_review",
     "aliases_at",
@@ -165,6 +167,20 @@ def parse_instant(text: str) -> datetime:
         raise errors.ValidationException(
             f"'{text[:64]}' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."
         ) from None
+
+
+def past_instant(text: str | None, now: datetime) -> datetime:
+    """The instant a forensic read is asked about: ``text`` (parse_instant), or ``now`` when
+    it is absent or empty. ValidationException for an instant after ``now``: the ledger holds
+    what happened, not what will (a scheduled deletion or rotation may not happen)."""
+    if not text:
+        return now
+    at = parse_instant(text)
+    if at > now:
+        raise errors.ValidationException(
+            f"'{text[:64]}' is in the future: the ledger answers for instants up to now "
+            f"({now.isoformat()}).")
+    return at
 
 
 # -- versions at an instant ---------------------------------------------------------------------
@@ -508,6 +524,26 @@ KEY_ACTIONS: dict[str, str] = {
     for action in [member.action for member in op.keys] + ([op.action] if op.alias_resource else [])
 }
 
+#: the operations each action on a key authorizes (kms:ReEncryptFrom: ReEncrypt), by which
+#: the key's state at T decides whether anyone could perform the action then
+_ACTION_OPERATIONS: dict[str, tuple[str, ...]] = {}
+for _op in OPERATIONS.values():
+    for _action in {member.action for member in _op.keys} | ({_op.action} if _op.alias_resource else set()):
+        _ACTION_OPERATIONS[_action] = (*_ACTION_OPERATIONS.get(_action, ()), _op.name)
+
+
+def state_refusal(key: KmsKey, action: str) -> str | None:
+    """The error every request ``action`` authorizes would have met on ``key`` in its state
+    (the key-state table; NotFoundException once deleted); None when its state allows one."""
+    if key.deleted:
+        return "NotFoundException"
+    outcomes = [outcome(name, key.key_state) for name in _ACTION_OPERATIONS[action]
+                if name in KEY_STATE_TABLE]
+    if not outcomes or Outcome.ALLOWED in outcomes:
+        return None
+    return outcomes[0].value
+
+
 #: condition keys whose value a candidate principal fixes (lower case)
 _PRINCIPAL_KEYS = frozenset({
     "aws:principalarn", "aws:principalaccount", "aws:principaltype", "aws:userid",
@@ -516,7 +552,8 @@ _PRINCIPAL_KEYS = frozenset({
 #: condition keys whose value the key (as it was at T), T or the Region fix
 _KEY_KEYS = frozenset({
     "kms:keyspec", "kms:customermasterkeyspec", "kms:keyusage", "kms:customermasterkeyusage",
-    "kms:keyorigin", "kms:multiregion", "kms:resourcealiases", "aws:currenttime",
+    "kms:keyorigin", "kms:multiregion", "kms:multiregionkeytype", "kms:resourcealiases",
+    "aws:currenttime",
     "aws:epochtime", "aws:requestedregion",
 })
 _ACCOUNT = re.compile(r"[0-9]{12}")
@@ -530,7 +567,8 @@ def _key_context(key: KmsKey, aliases: list[str], at: datetime) -> dict[str, Any
     context: dict[str, Any] = {
         "kms:keyspec": key.key_spec, "kms:customermasterkeyspec": key.key_spec,
         "kms:keyusage": key.key_usage, "kms:customermasterkeyusage": key.key_usage,
-        "kms:keyorigin": key.origin, "kms:multiregion": False,
+        "kms:keyorigin": key.origin, "kms:multiregion": key.multi_region,
+        "kms:multiregionkeytype": key.multi_region_key_type,
         "kms:resourcealiases": list(aliases) or None,
         "aws:currenttime": at, "aws:epochtime": int(at.timestamp()),
         "aws:requestedregion": key.region,
@@ -724,7 +762,8 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
             if not decision.allowed:
                 continue
             conditions: dict[str, Any] = {}
-            if grant.constraints is not None:
+            # a constraint binds only operations that take an encryption context
+            if grant.constraints is not None and action[len("kms:"):] in CONTEXT_OPERATIONS:
                 conditions.update(grant.constraints.to_wire())
             if not grant.grantee_is(principal):  # by delegation: an identity policy too
                 statement = _identity_allowing(pass_ids, action, key.arn, context)
@@ -1070,10 +1109,13 @@ class Forensics:
         action = key_action(action)
         region = self._region(region_name, key_id)
         key, version = key_then(region, key_id, at, account)
+        answer: dict[str, Any] = {"KeyId": key.id, "Action": action, "At": at, "Version": version,
+                                  "KeyState": key.key_state.value}
+        refused = state_refusal(key, action)
+        if refused is not None:  # nobody could: the key's state refused every such request
+            return {**answer, "RefusedByKeyState": refused, "Principals": []}
         aliases = [a["AliasName"] for a in aliases_at(region.ledger, key, at)]
-        principals = access_review(key, aliases, self.identities(at), action, at)
-        return {"KeyId": key.id, "Action": action, "At": at, "Version": version,
-                "Principals": principals}
+        return {**answer, "Principals": access_review(key, aliases, self.identities(at), action, at)}
 
     def materials(self, region_name: str, key_id: str, days: int = 30,
                   account: str | None = None, now: datetime | None = None) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def multi_region_configuration(key: KmsKey) -> dict[str, Any]:
     of the others from the primary's stream)."""
     primary = key.primary_region or key.region
     return {
-        "MultiRegionKeyType": "PRIMARY" if key.is_primary else "REPLICA",
+        "MultiRegionKeyType": key.multi_region_key_type,
         "PrimaryKey": {"Arn": key_arn(primary, key.account, key.id), "Region": primary},
         "ReplicaKeys": [{"Arn": key_arn(r, key.account, key.id), "Region": r}
                         for r in key.replica_regions],

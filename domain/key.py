@@ -314,6 +314,14 @@ class KmsKey(StrAggregate):
     def is_replica(self) -> bool:
         return self.multi_region and self.primary_region != self.region
 
+    @property
+    def multi_region_key_type(self) -> str | None:
+        """PRIMARY or REPLICA (MultiRegionConfiguration, kms:MultiRegionKeyType); None for a
+        single-Region key."""
+        if not self.multi_region:
+            return None
+        return "PRIMARY" if self.is_primary else "REPLICA"
+
     def rotation_due(self, now: datetime) -> bool:
         return (
             not self.deleted

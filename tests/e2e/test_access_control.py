@@ -322,6 +322,26 @@ def test_condition_caller_account(acl):
         CAROL_ARN, "kms:Encrypt", key["Arn"], NO_RESOURCE)
 
 
+def test_condition_multi_region(acl):
+    """kms:MultiRegion and kms:MultiRegionKeyType are the key's (KDG conditions-kms): true and
+    PRIMARY for a multi-Region primary; false, and kms:MultiRegionKeyType absent, for a
+    single-Region key."""
+    statements = policy(
+        ROOT_STATEMENT,
+        allow({"AWS": BOB_ARN}, "kms:Encrypt", {"Bool": {"kms:MultiRegion": "true"}}),
+        allow({"AWS": BOB_ARN}, "kms:DescribeKey",
+              {"StringEquals": {"kms:MultiRegionKeyType": "PRIMARY"}}),
+    )
+    primary = acl.key(statements, MultiRegion=True)
+    single = acl.key(statements)
+    assert acl.bob.encrypt(KeyId=primary["Arn"], Plaintext=b"x")["KeyId"] == primary["Arn"]
+    assert acl.bob.describe_key(KeyId=primary["Arn"])["KeyMetadata"]["KeyId"] == primary["KeyId"]
+    assert refused(acl.bob.encrypt, KeyId=single["Arn"], Plaintext=b"x") == access_denied(
+        BOB_ARN, "kms:Encrypt", single["Arn"], NO_IDENTITY)
+    assert refused(acl.bob.describe_key, KeyId=single["Arn"]) == access_denied(
+        BOB_ARN, "kms:DescribeKey", single["Arn"], NO_IDENTITY)
+
+
 def test_condition_principal_tag(acl):
     key = acl.key(policy(ROOT_STATEMENT, allow(
         "*", ["kms:Encrypt", "kms:GetKeyRotationStatus"],

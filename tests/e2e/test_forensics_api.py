@@ -135,6 +135,9 @@ def test_state_at_an_instant_over_http_and_the_cli(server, kms):
         "detail": f"Key '{key_id}' did not exist in {REGION} at {before.isoformat()}"})
     assert _get(server, key_id, "state", at="yesterday") == (400, {
         "detail": "'yesterday' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."})
+    status, answer = _get(server, key_id, "access", action="kms:Decrypt", at="9999-12-31T23:59:59Z")
+    assert (status, answer["detail"].split(": the ledger")[0]) == (
+        400, "'9999-12-31T23:59:59Z' is in the future")
     # keyledger:ReadHistory decides, as for the events route
     resource = key["Arn"]
     assert _get(server, key_id, "state", ids.ALICE) == (403, {"detail": denied(
@@ -219,7 +222,7 @@ def test_who_could_decrypt_then_over_http_and_the_cli(server, kms):
     table = _cli(server, "who-can", "kms:Decrypt", key_id, "--at", _epoch(v1))
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines() == [
-        f"Who could kms:Decrypt {key_id} at {v1.isoformat()} (version 1): 2 route(s)",
+        f"Who could kms:Decrypt {key_id} at {v1.isoformat()} (version 1, Enabled): 2 route(s)",
         f"  {ROOT_ARN.ljust(len(ALICE_ARN))}  key policy Enable IAM User Permissions  "
         "conditions: -",
         f"  {ALICE_ARN}  identity policy AliceUsesKeys / UseKeys "

@@ -18,7 +18,7 @@ import pytest
 from api.auth import directory_digest
 from application.audit import audit_row
 from application.audit_records import api_call_record
-from application.forensics import Forensics, parse_instant
+from application.forensics import Forensics, parse_instant, past_instant
 from domain import errors
 from domain.alias import alias_aggregate_id
 from domain.policy import default_key_policy
@@ -377,6 +377,78 @@ def test_who_can_without_identities_names_accounts_and_grantee_accounts(kms):
         {"Principal": OTHER, "Via": "grant", "GrantId": grant["GrantId"], "Conditions": None},
     ]
     assert default_key_policy(ACCOUNT) == kms.call("GetKeyPolicy", KeyId=key_id)["Policy"]
+
+
+def test_who_can_answers_nobody_when_the_keys_state_refused_the_action(kms):
+    """A disabled key: no one could Decrypt (DisabledException), DescribeKey still had its
+    routes; pending deletion: KMSInvalidStateException; the state is named either way."""
+    key_id = _create(kms)
+    kms.call("DisableKey", KeyId=key_id)
+    disabled = _stamps(kms, key_id)[-1]
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    pending = _stamps(kms, key_id)[-1]
+    forensics = _forensics(kms)
+
+    def answer(action: str, at: datetime) -> tuple:
+        found = forensics.who_can(REGION, key_id, action, at)
+        return found["KeyState"], found.get("RefusedByKeyState"), found["Principals"]
+
+    assert answer("kms:Decrypt", disabled) == ("Disabled", "DisabledException", [])
+    assert answer("kms:DescribeKey", disabled) == ("Disabled", None, [
+        {"Principal": ACCOUNT, "Via": "key-policy", "Statement": "Enable IAM User Permissions",
+         "Conditions": None}])
+    assert answer("kms:Decrypt", pending) == ("PendingDeletion", "KMSInvalidStateException", [])
+    assert answer("kms:CancelKeyDeletion", pending)[1] is None
+
+
+def test_a_grants_constraint_binds_only_operations_that_take_a_context(kms):
+    key_id = _create(kms)
+    grant = kms.call("CreateGrant", KeyId=key_id, GranteePrincipal=OTHER,
+                     Operations=["DescribeKey", "Decrypt"],
+                     Constraints={"EncryptionContextEquals": {"a": "b"}})
+    now = datetime.now(UTC)
+
+    def via_grant(action: str) -> dict:
+        found = _forensics(kms).who_can(REGION, key_id, action, now)["Principals"]
+        return next(route for route in found if route["Via"] == "grant")
+
+    assert via_grant("kms:DescribeKey") == {"Principal": OTHER, "Via": "grant",
+                                            "GrantId": grant["GrantId"], "Conditions": None}
+    assert via_grant("kms:Decrypt")["Conditions"] == {"EncryptionContextEquals": {"a": "b"}}
+
+
+def test_who_can_knows_a_keys_multi_region_condition_keys(kms):
+    _record_identities(kms, Directory(), _identities())
+    mr_policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN}, "Action": "kms:*",
+         "Resource": "*"},
+        {"Sid": "BobMultiRegion", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Decrypt", "Resource": "*", "Condition": {"Bool": {"kms:MultiRegion": "true"}}},
+        {"Sid": "BobPrimary", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"StringEquals": {"kms:MultiRegionKeyType": "PRIMARY"}}},
+    ]})
+    primary = _create(kms, MultiRegion=True, Policy=mr_policy)
+    single = _create(kms, Policy=mr_policy)
+    now = datetime.now(UTC)
+
+    def bob(key_id: str, action: str) -> list[dict]:
+        found = _forensics(kms).who_can(REGION, key_id, action, now)["Principals"]
+        return [route for route in found if route["Principal"] == BOB_ARN]
+
+    assert bob(primary, "kms:Decrypt") == [{"Principal": BOB_ARN, "Via": "key-policy",
+                                            "Statement": "BobMultiRegion", "Conditions": None}]
+    assert bob(primary, "kms:Encrypt") == [{"Principal": BOB_ARN, "Via": "key-policy",
+                                            "Statement": "BobPrimary", "Conditions": None}]
+    assert bob(single, "kms:Decrypt") == bob(single, "kms:Encrypt") == []
+
+
+def test_an_instant_in_the_future_is_refused():
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert past_instant(None, now) == past_instant("", now) == now
+    assert past_instant("2026-12-06T11:59:59Z", now) == now - timedelta(seconds=1)
+    with pytest.raises(errors.ValidationException, match="is in the future"):
+        past_instant("2026-12-06T12:00:00.000001Z", now)
 
 
 # -- material lineage and use ---------------------------------------------------------------------
