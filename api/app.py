@@ -222,11 +222,24 @@ class KmsFrontend:
             ledger_events=written or (), tls=tls,
             host=headers.get(b"host", b"").decode("latin-1")[:_HOST_LIMIT] if tls else "",
         )
-        row = audit_row(record, now, account, resources, principal.arn if principal else None,
-                        request_id)
+        caller_arn = principal.arn if principal else None
         if not self.service.has_region(region):
             await anyio.to_thread.run_sync(self.service.region, region)
-        await self.service.region(region).audit.record(row)
+        audit = self.service.region(region).audit
+        owners = _owners_elsewhere(resources, account, failure)
+        if not owners:
+            await audit.record(audit_row(record, now, account, resources, caller_arn, request_id))
+            return
+        # A cross-account call is logged in the caller's account and in the key owner's, one
+        # copy each sharing a sharedEventID (DG logging-using-cloudtrail), unless access was
+        # denied: then in the caller's only.
+        record["sharedEventID"] = new_event_id()
+        copies = [record] + [{**record, "eventID": new_event_id(), "recipientAccountId": owner}
+                             for owner in owners]
+        await asyncio.gather(*(
+            audit.record(audit_row(copy, now, copy["recipientAccountId"], resources, caller_arn,
+                                   request_id))
+            for copy in copies))
 
     def _route(self, headers: dict[bytes, bytes]) -> _Route:
         """The operation named by X-Amz-Target, once the headers say the request is well formed."""
@@ -407,6 +420,14 @@ READ_REPLICATION = Operation("ReadReplication", "keyledger:ReadReplication", Kin
 LEDGER_REQUEST_ID = "x-amzn-RequestId"  # the header naming a ledger API answer's request id
 _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
                   "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
+
+
+def _owners_elsewhere(resources, account: str, failure: KmsError | None) -> list[str]:
+    """The accounts, other than the caller's, that own the keys a request used and get a copy
+    of its record (none when access was denied)."""
+    if not resources or (failure is not None and failure.code == "AccessDeniedException"):
+        return []
+    return sorted({arn.split(":", 5)[4] for arn in resources} - {account})
 
 
 #: tlsDetails.clientProvidedHostHeader, at most (a DNS name is at most 253 characters, a port 6)

@@ -862,12 +862,14 @@ def _audit(region: Region) -> AuditStorePort:
     return region.audit.store
 
 
-def _records(store: AuditStorePort, key_id: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The key's records (those naming it first, and ReEncrypts to it), newest first, page by
-    page."""
+def _records(store: AuditStorePort, key: KmsKey) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The key's records (those naming it first, and ReEncrypts to it) in its owner's account,
+    newest first, page by page: a cross-account call left a copy in each account; the owner's
+    is the one counted."""
     before = None
     while True:
-        rows = store.query(AuditQuery(key_id=key_id, before_position=before, limit=_BATCH))
+        rows = store.query(AuditQuery(account=key.account, key_id=key.id, before_position=before,
+                                      limit=_BATCH))
         for position, record in rows:
             yield position, orjson.loads(record)
         if len(rows) < _BATCH:
@@ -985,7 +987,7 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         for entry in use.values():
             entry[group[0]] = dict.fromkeys(group[1], 0)
     store = _audit(region)
-    for _, record in _records(store, key.id):
+    for _, record in _records(store, key):
         if not _succeeded(record):
             continue
         name, extra, when = record.get("eventName"), record.get("additionalEventData") or {}, _record_time(record)
@@ -1055,7 +1057,7 @@ def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
     """GetKeyLastUsage's answer for ``key`` (B.4 semantics)."""
     store = _audit(region)
     found: tuple[int, dict[str, Any]] | None = None
-    for position, record in _records(store, key.id):
+    for position, record in _records(store, key):
         if _succeeded(record) and record.get("eventName") in TRACKED_OPERATIONS:
             found = (position, record)
             break

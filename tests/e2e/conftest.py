@@ -101,20 +101,27 @@ def raw_kms_call(
 
 def stored_audit_record(server, request_id: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
     """The one audit record a request left, read straight from the store (no API between)."""
+    records = stored_audit_records(server, request_id, region)
+    assert len(records) == 1, records
+    return records[0]
+
+
+def stored_audit_records(server, request_id: str, region: str = DEFAULT_REGION) -> list[dict[str, Any]]:
+    """Every audit record a request left (a cross-account call: one per account), in the
+    order they were stored."""
     if server.store is None:
         db = sqlite3.connect(f"file:{server.data_dir}/regions/{region}/audit.db?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT record FROM keyledger_audit WHERE request_id = ?",
-                              (request_id,)).fetchall()
+            rows = db.execute("SELECT record FROM keyledger_audit WHERE request_id = ? "
+                              "ORDER BY position", (request_id,)).fetchall()
         finally:
             db.close()
     else:
         with psycopg.connect(server.store, autocommit=True) as conn:
             schema = "keyledger_" + region.replace("-", "_")  # the Region's schema
             rows = conn.execute(f"SELECT record FROM {schema}.keyledger_audit "
-                                "WHERE request_id = %s", (request_id,)).fetchall()
-    assert len(rows) == 1, rows
-    return json.loads(bytes(rows[0][0]))
+                                "WHERE request_id = %s ORDER BY position", (request_id,)).fetchall()
+    return [json.loads(bytes(row[0])) for row in rows]
 
 
 def until(predicate, timeout: float = 5.0):

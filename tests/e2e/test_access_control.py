@@ -32,6 +32,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e import identities_fixture as ids
+from tests.e2e.conftest import stored_audit_records
 from tests.e2e.identities_fixture import (
     ACCOUNT,
     ALICE_ARN,
@@ -399,6 +400,28 @@ def test_cross_account_needs_the_key_policy_and_an_identity_policy(acl):
     assert refused(acl.carol.encrypt, KeyId=key["KeyId"], Plaintext=b"x") == (
         400, "NotFoundException",
         f"Key 'arn:aws:kms:{ids.REGION}:{OTHER_ACCOUNT}:key/{key['KeyId']}' does not exist")
+
+
+def test_a_cross_account_call_is_recorded_in_both_accounts(acl):
+    """DG logging-using-cloudtrail: a cross-account call is logged in the caller's and the key
+    owner's account (copies sharing a sharedEventID); one denied access, in the caller's only."""
+    key = acl.key(policy(ROOT_STATEMENT, allow({"AWS": OTHER_ACCOUNT}, "kms:Encrypt")))
+    answer = acl.carol.encrypt(KeyId=key["Arn"], Plaintext=b"carol")
+    copies = stored_audit_records(acl.server, answer["ResponseMetadata"]["RequestId"])
+    assert [c["recipientAccountId"] for c in copies] == [OTHER_ACCOUNT, ACCOUNT]
+    assert copies[0]["sharedEventID"] == copies[1]["sharedEventID"]
+    assert copies[0]["eventID"] != copies[1]["eventID"]
+    assert all(c["userIdentity"]["arn"] == CAROL_ARN for c in copies)
+    found = acl.server.ledger_get(f"/ledger/v1/audit?key_id={key['KeyId']}&limit=10")
+    assert [(r["eventName"], r["recipientAccountId"]) for r in found.json()["Records"]] == [
+        ("Encrypt", ACCOUNT), ("CreateKey", ACCOUNT)]
+    materials = acl.server.ledger_get(f"/ledger/v1/keys/{key['KeyId']}/materials").json()
+    assert materials["Materials"][0]["Produced"]["Encrypt"] == 1  # one use, counted once
+    with pytest.raises(ClientError) as denied:
+        acl.carol.generate_data_key(KeyId=key["Arn"], NumberOfBytes=16)
+    request_id = denied.value.response["ResponseMetadata"]["RequestId"]
+    assert [(c["recipientAccountId"], "sharedEventID" in c)
+            for c in stored_audit_records(acl.server, request_id)] == [(OTHER_ACCOUNT, False)]
 
 
 def test_cross_account_decrypt_finds_the_key_from_the_symmetric_ciphertext(acl):
