@@ -277,6 +277,8 @@ class KmsFrontend:
 
 
 _INTERNAL = Requests.INTERNAL()
+
+
 async def _read_rest_of_body(receive, message) -> bytes:
     """The body of a request that arrives in several messages (or a disconnect)."""
     chunks, size = [], 0
