@@ -620,6 +620,45 @@ def service_event_record(*, event_name: str, account: str, region: str, key_arn:
     return record
 
 
+#: who a replica Region's own entries name as their caller (DG ct-update-primary-region)
+KMS_SERVICE = "kms.amazonaws.com"
+
+
+def replica_region_record(*, event_name: str, account: str, region: str, key_arn: str,
+                          event_time: datetime, event_id: str, request_id: str,
+                          invoked_by: str,
+                          request_parameters: Mapping[str, Any] | None = None,
+                          with_resources: bool = True) -> dict[str, Any]:
+    """An entry a multi-Region key's replica Region writes when it applies what another Region
+    did (application.replication): ``CreateKey`` for a replica ReplicateKey made,
+    ``UpdatePrimaryRegion`` in the new primary's Region, ``SynchronizeMultiRegionKey`` when
+    the shared properties reach a replica. AwsApiCall records whose userIdentity is
+    ``{"accountId", "invokedBy"}``; ``request_id`` ties the first two to the request that
+    caused them (its own entry, in the primary's Region, names the caller)."""
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account, "invokedBy": invoked_by},
+        "eventTime": _iso(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": invoked_by,
+        "userAgent": invoked_by,
+        "requestParameters": dict(request_parameters) if request_parameters else None,
+        "responseElements": None,
+        "requestID": request_id,
+        "eventID": event_id,
+        "readOnly": False,
+    }
+    if with_resources:
+        record["resources"] = [_resource(key_arn)]
+    record["eventType"] = "AwsApiCall"
+    record["managementEvent"] = True
+    record["recipientAccountId"] = account
+    record["eventCategory"] = "Management"
+    return record
+
+
 def _camel_snake(name: str) -> str:
     head, *rest = str(name).split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)

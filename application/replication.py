@@ -21,9 +21,11 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from application.audit import audit_row, new_event_id
+from application.audit_records import AWS_INTERNAL, KMS_SERVICE, replica_region_record
 from domain.key import KmsKey
 from domain.multi_region import SharedProperties
-from domain.values import BackingKey
+from domain.values import BackingKey, key_arn
 
 log = logging.getLogger("keyledger.replication")
 
@@ -129,6 +131,7 @@ class Replicator:
                         self.target.ledger.save_tracked(changed, tracking)
                         for aggregate in changed:
                             self.target.live.put(aggregate)
+                        self._record(event, changed[0])
                         applied += 1
                         self.applied += 1
                         self.lags.append(time.time() - event.timestamp.timestamp())
@@ -138,6 +141,33 @@ class Replicator:
                     log.debug("replication %s -> %s: %s already applied", self.source,
                               self.target.name, notification_id)
                     break
+
+    def _record(self, event: Any, key: KmsKey) -> None:
+        """This Region's own audit entry for what it applied (audit_records.replica_region_record):
+        written once, by the process whose tracked save succeeded."""
+        now = self.clock.now()
+        if isinstance(event, KmsKey.ReplicaAdded):
+            record = replica_region_record(
+                event_name="CreateKey", account=key.account, region=key.region, key_arn=key.arn,
+                event_time=now, event_id=new_event_id(), request_id=event.actor.request_id,
+                invoked_by=KMS_SERVICE)
+        elif isinstance(event, KmsKey.PrimaryRegionUpdated):
+            record = replica_region_record(
+                event_name="UpdatePrimaryRegion", account=key.account, region=key.region,
+                key_arn=key.arn, event_time=now, event_id=new_event_id(),
+                request_id=event.actor.request_id, invoked_by=KMS_SERVICE,
+                request_parameters={"keyId": key.arn, "primaryRegion": key.region},
+                with_resources=False)
+        elif isinstance(event, KmsKey.SharedPropertiesChanged):
+            primary_arn = key_arn(key.primary_region, key.account, key.id)
+            record = replica_region_record(
+                event_name="SynchronizeMultiRegionKey", account=key.account, region=key.region,
+                key_arn=primary_arn, event_time=now, event_id=new_event_id(),
+                request_id=new_event_id(), invoked_by=AWS_INTERNAL)
+        else:
+            return
+        self.target.audit.record_blocking(
+            audit_row(record, now, key.account, [key.arn], None, record["requestID"]))
 
     def _apply(self, event: Any) -> list[KmsKey]:
         if isinstance(event, KmsKey.ReplicaAdded) and event.region == self.target.name:

@@ -90,3 +90,38 @@ def test_update_primary_region_with_boto3(regions):
     west.rotate_key_on_demand(KeyId=key_id)
     blob = west.encrypt(KeyId=key_id, Plaintext=b"new primary")["CiphertextBlob"]
     assert until(lambda: east.decrypt(CiphertextBlob=blob)["Plaintext"]) == b"new primary"
+
+
+def test_the_replica_region_records_what_it_applied(store_server, regions):
+    """ReplicateKey: ReplicateKey in the primary's Region, CreateKey in the replica's (same
+    requestID); the shared properties reaching the replica: SynchronizeMultiRegionKey there
+    (resources: the primary key); UpdatePrimaryRegion: an entry in each Region, the new
+    primary's without resources (DG ct-replicate-key, ct-synchronize-multi-region-key,
+    ct-update-primary-region)."""
+    east, west = regions
+    primary = east.create_key(MultiRegion=True)["KeyMetadata"]
+    key_id, account = primary["KeyId"], primary["AWSAccountId"]
+    replicated = east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    until(lambda: west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
+
+    def west_records(name: str) -> list[dict]:
+        found = store_server.ledger_get(
+            f"/ledger/v1/audit?region={WEST}&key_id={key_id}&event_name={name}&limit=10", WEST)
+        return found.json()["Records"]
+
+    service = {"accountId": account, "invokedBy": "kms.amazonaws.com"}
+    created = until(lambda: west_records("CreateKey"))
+    assert [(r["requestID"], r["userIdentity"], r["eventType"], r["resources"][0]["ARN"])
+            for r in created] == [(replicated["ResponseMetadata"]["RequestId"], service,
+                                   "AwsApiCall", primary["Arn"].replace(EAST, WEST))]
+    synchronized = until(lambda: west_records("SynchronizeMultiRegionKey"))
+    assert synchronized[0]["userIdentity"] == {"accountId": account, "invokedBy": "AWS Internal"}
+    assert [r["ARN"] for r in synchronized[0]["resources"]] == [primary["Arn"]]
+    assert (synchronized[0]["requestParameters"], synchronized[0]["responseElements"]) == (None, None)
+
+    updated = east.update_primary_region(KeyId=key_id, PrimaryRegion=WEST)
+    entries = until(lambda: west_records("UpdatePrimaryRegion"))
+    west_arn = primary["Arn"].replace(EAST, WEST)
+    assert [(r["requestID"], r["userIdentity"], r["requestParameters"], "resources" in r)
+            for r in entries] == [(updated["ResponseMetadata"]["RequestId"], service,
+                                   {"keyId": west_arn, "primaryRegion": WEST}, False)]
