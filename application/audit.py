@@ -137,23 +137,28 @@ class AuditLog:
             self._pending.extend(turn)
             self._cond.notify()
 
-    def record_blocking(self, row) -> None:
-        """Store ``row`` from a thread (the scheduler); return once it is durable."""
+    def record_blocking(self, *rows) -> None:
+        """Store ``rows`` from a thread (the scheduler, replication); return once they are
+        durable (one group commit for all of them, if the writer is idle)."""
+        if not rows:
+            return
         done = threading.Event()
         outcome: list[BaseException | None] = []
 
         def waiter(error: BaseException | None) -> None:
             outcome.append(error)
-            done.set()
+            if len(outcome) == len(rows):
+                done.set()
 
         with self._cond:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
-            self._pending.append((row, waiter))
+            self._pending.extend((row, waiter) for row in rows)
             self._cond.notify()
         done.wait()
-        if outcome[0] is not None:
-            raise outcome[0]
+        failure = next((error for error in outcome if error is not None), None)
+        if failure is not None:
+            raise failure
 
     def _run(self) -> None:
         while True:

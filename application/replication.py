@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from application.audit import audit_row, new_event_id
+from application.audit import AuditRow, audit_row, new_event_id
 from application.audit_records import AWS_INTERNAL, KMS_SERVICE, replica_region_record
 from domain.key import KmsKey
 from domain.multi_region import SharedProperties
@@ -123,6 +123,7 @@ class Replicator:
             batch = self.feed.read(position, self.BATCH)
             if not batch:
                 return applied
+            entries = []  # this Region's audit entries for what the batch applied
             for notification_id, event in batch:
                 changed = self._apply(event)
                 tracking = Tracking(self.name, notification_id)
@@ -131,7 +132,7 @@ class Replicator:
                         self.target.ledger.save_tracked(changed, tracking)
                         for aggregate in changed:
                             self.target.live.put(aggregate)
-                        self._record(event, changed[0])
+                        entries.append(self._entry(event, changed[0]))
                         applied += 1
                         self.applied += 1
                         self.lags.append(time.time() - event.timestamp.timestamp())
@@ -141,10 +142,12 @@ class Replicator:
                     log.debug("replication %s -> %s: %s already applied", self.source,
                               self.target.name, notification_id)
                     break
+            # written by the process whose tracked saves succeeded, in one group commit
+            self.target.audit.record_blocking(*(entry for entry in entries if entry is not None))
 
-    def _record(self, event: Any, key: KmsKey) -> None:
-        """This Region's own audit entry for what it applied (audit_records.replica_region_record):
-        written once, by the process whose tracked save succeeded."""
+    def _entry(self, event: Any, key: KmsKey) -> AuditRow | None:
+        """This Region's own audit entry for an event it applied, if that has one
+        (audit_records.replica_region_record)."""
         now = self.clock.now()
         if isinstance(event, KmsKey.ReplicaAdded):
             record = replica_region_record(
@@ -165,9 +168,8 @@ class Replicator:
                 key_arn=primary_arn, event_time=now, event_id=new_event_id(),
                 request_id=new_event_id(), invoked_by=AWS_INTERNAL)
         else:
-            return
-        self.target.audit.record_blocking(
-            audit_row(record, now, key.account, [key.arn], None, record["requestID"]))
+            return None
+        return audit_row(record, now, key.account, [key.arn], None, record["requestID"])
 
     def _apply(self, event: Any) -> list[KmsKey]:
         if isinstance(event, KmsKey.ReplicaAdded) and event.region == self.target.name:

@@ -187,3 +187,16 @@ def test_a_store_that_cannot_be_written_fails_every_waiting_request():
     thread.join()
     assert len(failures) == 1
     audit.close()
+
+
+def test_a_thread_stores_several_records_in_one_commit(open_store):
+    counting = CountingStore(open_store())
+    audit = AuditLog(counting)
+    audit.record_blocking(_row(0), _row(1), _row(2))  # returns once all three are durable
+    audit.record_blocking()  # nothing to store: returns at once
+    reader = open_store()
+    assert [r for _, r in reader.query(AuditQuery(limit=10))] == [
+        b'{"n":2}', b'{"n":1}', b'{"n":0}']
+    assert counting.batches == [3]
+    audit.close()
+    reader.close()
