@@ -526,10 +526,12 @@ KEY_ACTIONS: dict[str, str] = {
 
 #: the operations each action on a key authorizes (kms:ReEncryptFrom: ReEncrypt), by which
 #: the key's state at T decides whether anyone could perform the action then
-_ACTION_OPERATIONS: dict[str, tuple[str, ...]] = {}
-for _op in OPERATIONS.values():
-    for _action in {member.action for member in _op.keys} | ({_op.action} if _op.alias_resource else set()):
-        _ACTION_OPERATIONS[_action] = (*_ACTION_OPERATIONS.get(_action, ()), _op.name)
+_ACTION_OPERATIONS: dict[str, tuple[str, ...]] = {
+    action: tuple(op.name for op in OPERATIONS.values()
+                  if action in {member.action for member in op.keys}
+                  or (op.alias_resource and op.action == action))
+    for action in KEY_ACTIONS.values()
+}
 
 
 def state_refusal(key: KmsKey, action: str) -> str | None:
