@@ -427,9 +427,11 @@ _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "R
 def _owners_elsewhere(resources, account: str, failure: KmsError | None) -> list[str]:
     """The accounts, other than the caller's, that own the keys a request used and get a copy
     of its record (none when access was denied)."""
-    if not resources or (failure is not None and failure.code == "AccessDeniedException"):
+    marker = f":{account}:"  # (the account field of an ARN: a Region never has 12 digits)
+    others = [arn for arn in resources if marker not in arn]  # (the usual request: none)
+    if not others or (failure is not None and failure.code == "AccessDeniedException"):
         return []
-    return sorted({arn.split(":", 5)[4] for arn in resources} - {account})
+    return sorted({arn.split(":", 5)[4] for arn in others})
 
 
 #: tlsDetails.clientProvidedHostHeader, at most (a DNS name is at most 253 characters, a port 6)
