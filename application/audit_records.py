@@ -569,6 +569,22 @@ def _api_call_tail(record: dict[str, Any], error_code: str | None, error_message
     return record
 
 
+def _invoked_envelope(event_name: str, account: str, region: str, event_time: datetime,
+                      invoked_by: str) -> dict[str, Any]:
+    """The head of a record KMS itself wrote (no caller): userIdentity ``{"accountId",
+    "invokedBy"}``, and ``invoked_by`` as the source address and user agent."""
+    return {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account, "invokedBy": invoked_by},
+        "eventTime": _iso(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": invoked_by,
+        "userAgent": invoked_by,
+    }
+
+
 def service_event_record(*, event_name: str, account: str, region: str, key_arn: str,
                          event_time: datetime, event_id: str,
                          service_event_details: Mapping[str, Any] | None = None,
@@ -591,18 +607,9 @@ def service_event_record(*, event_name: str, account: str, region: str, key_arn:
         elements: Any = {"keyId": key_arn} if event_name == "DeleteKey" else None
     else:
         elements = _plain(response_elements)
-    record: dict[str, Any] = {
-        "eventVersion": EVENT_VERSION,
-        "userIdentity": {"accountId": account, "invokedBy": AWS_INTERNAL},
-        "eventTime": _iso(event_time),
-        "eventSource": EVENT_SOURCE,
-        "eventName": event_name,
-        "awsRegion": region,
-        "sourceIPAddress": AWS_INTERNAL,
-        "userAgent": AWS_INTERNAL,
-        "requestParameters": None,
-        "responseElements": elements,
-    }
+    record = _invoked_envelope(event_name, account, region, event_time, AWS_INTERNAL)
+    record["requestParameters"] = None
+    record["responseElements"] = elements
     extra = _plain(additional) if additional else None
     if ledger_events:
         extra = extra or {}
@@ -635,21 +642,12 @@ def replica_region_record(*, event_name: str, account: str, region: str, key_arn
     the shared properties reach a replica. AwsApiCall records whose userIdentity is
     ``{"accountId", "invokedBy"}``; ``request_id`` ties the first two to the request that
     caused them (its own entry, in the primary's Region, names the caller)."""
-    record: dict[str, Any] = {
-        "eventVersion": EVENT_VERSION,
-        "userIdentity": {"accountId": account, "invokedBy": invoked_by},
-        "eventTime": _iso(event_time),
-        "eventSource": EVENT_SOURCE,
-        "eventName": event_name,
-        "awsRegion": region,
-        "sourceIPAddress": invoked_by,
-        "userAgent": invoked_by,
-        "requestParameters": dict(request_parameters) if request_parameters else None,
-        "responseElements": None,
-        "requestID": request_id,
-        "eventID": event_id,
-        "readOnly": False,
-    }
+    record = _invoked_envelope(event_name, account, region, event_time, invoked_by)
+    record["requestParameters"] = dict(request_parameters) if request_parameters else None
+    record["responseElements"] = None
+    record["requestID"] = request_id
+    record["eventID"] = event_id
+    record["readOnly"] = False
     if with_resources:
         record["resources"] = [_resource(key_arn)]
     record["eventType"] = "AwsApiCall"
