@@ -642,18 +642,12 @@ def replica_region_record(*, event_name: str, account: str, region: str, key_arn
     the shared properties reach a replica. AwsApiCall records whose userIdentity is
     ``{"accountId", "invokedBy"}``; ``request_id`` ties the first two to the request that
     caused them (its own entry, in the primary's Region, names the caller)."""
-    record = _invoked_envelope(event_name, account, region, event_time, invoked_by)
-    record["requestParameters"] = dict(request_parameters) if request_parameters else None
-    record["responseElements"] = None
-    record["requestID"] = request_id
-    record["eventID"] = event_id
-    record["readOnly"] = False
-    if with_resources:
-        record["resources"] = [_resource(key_arn)]
-    record["eventType"] = "AwsApiCall"
-    record["managementEvent"] = True
-    record["recipientAccountId"] = account
-    record["eventCategory"] = "Management"
+    record = _api_call_tail(
+        _invoked_envelope(event_name, account, region, event_time, invoked_by), None, None,
+        dict(request_parameters) if request_parameters else None, None, None, request_id,
+        event_id, False, (key_arn,), account, False, "", "", "")
+    if not with_resources:  # (the new primary's UpdatePrimaryRegion entry has none)
+        del record["resources"]
     return record
 
 
