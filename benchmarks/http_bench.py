@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -812,14 +813,16 @@ def require_wrk() -> str:
 
 def keyledger_server(port: int, data_dir: Path, tmp: Path, cwd: str, env: dict[str, str], *,
                      auth: str | None = None, name: str = "keyledger",
-                     pinning: Pinning | None = None) -> ServerProcess:
-    """keyledger as the benchmarks run it: one worker, SQLite in ``data_dir``, the bench root key
-    in ``data_dir/identities.json`` (the default identities file). ``auth`` is passed as
-    ``--auth`` (with ``--identities``), unless None: builds before access control have no
-    such flag."""
+                     pinning: Pinning | None = None, store: str | None = None) -> ServerProcess:
+    """keyledger as the benchmarks run it: one worker, SQLite in ``data_dir`` (or the
+    PostgreSQL database ``store``), the bench root key in ``data_dir/identities.json`` (the
+    default identities file). ``auth`` is passed as ``--auth`` (with ``--identities``), unless
+    None: builds before access control have no such flag."""
     identities = write_identities(data_dir / "identities.json")
     cmd = [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
            "--data-dir", str(data_dir), "--workers", "1"]
+    if store is not None:
+        cmd += ["--store", store]
     if auth is not None:
         cmd += ["--auth", auth, "--identities", str(identities)]
     return ServerProcess(name, (pinning or Pinning()).server_cmd(cmd), cwd=Path(cwd),
@@ -974,6 +977,17 @@ def git_describe(tree: str) -> str:
     return f"{head}+dirty({hashlib.sha256(diff).hexdigest()[:8]})"
 
 
+def fresh_postgres_database(url: str, name: str) -> str:
+    """The URL of database ``name`` on the server of ``url``, dropped and created afresh (one
+    per keyledger server of the run: their Regions' schemas would collide in one database)."""
+    import psycopg  # (a keyledger dependency; only this option needs it here)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urllib.parse.urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
 def resolve_tree(spec: str, tmp: Path, worktrees: list[Path]) -> str:
     """A directory as given, or a git revision of this repository checked out in a temporary
     worktree (removed at the end of the run)."""
@@ -1118,6 +1132,9 @@ def print_report(summary: dict[str, Any]) -> None:
           f"-d{cfg['duration_s']}s, 1 server worker, {cfg['cpus']} CPUs, "
           f"python {cfg['python']}, {cfg.get('pool', 1)} distinct pre-signed requests per load")
     print(cfg.get("pinning", "not pinned"))
+    if cfg.get("store") == "postgresql":
+        print("store: PostgreSQL (--store-postgres); its own processes are neither pinned nor "
+              "counted in srv CPU")
     load = summary.get("loadavg_start")
     if load:
         print(f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, at end "
@@ -1293,8 +1310,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             m.port = port()
             data_dir = tmp / f"data-{m.name}"
             data_dir.mkdir()
+            store = (fresh_postgres_database(args.store_postgres, f"keyledger_bench_{m.name}")
+                     if args.store_postgres else None)
             m.server = keyledger_server(m.port, data_dir, tmp, m.cwd, env, auth=m.auth,
-                                        name=f"keyledger-{m.name}", pinning=pinning)
+                                        name=f"keyledger-{m.name}", pinning=pinning, store=store)
         floor = ServerProcess(
             "floor",
             pinning.server_cmd([sys.executable, str(FLOOR_SCRIPT), "--host", HOST,
@@ -1325,6 +1344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "modes": {m.name: {"url": m.url, "auth": m.auth, "cwd": m.cwd, "commit": m.commit}
                           for m in modes},
                 "tmp": str(tmp),
+                "store": "postgresql" if args.store_postgres else "sqlite",
                 "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             },
             "targets": {
@@ -1560,6 +1580,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="another build without --auth, as mode NAME (repeatable)")
     p.add_argument("--pool", type=int, default=256,
                    help="distinct pre-signed requests per load (default 256)")
+    p.add_argument("--store-postgres", metavar="URL",
+                   help="keep every keyledger server's ledger and audit in PostgreSQL (a fresh "
+                        "database keyledger_bench_MODE per server on the server of URL) instead "
+                        "of SQLite; PostgreSQL's own processes are neither pinned nor counted "
+                        "in srv CPU")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin: servers and wrk share every CPU")
     p.add_argument("--server-cpus", default="0", help="CPUs of the servers when pinned (default 0)")
