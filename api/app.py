@@ -41,7 +41,14 @@ from api.protocol import (
 )
 from api.settings import Settings
 from application.audit import AuditQuery, audit_row, new_event_id
-from application.audit_query import AuditFilter, check_limit, parse_flag, parse_time, read_page
+from application.audit_query import (
+    AuditFilter,
+    check_limit,
+    key_reference,
+    parse_flag,
+    parse_time,
+    read_page,
+)
 from application.audit_records import api_call_record, ledger_api_record
 from application.authorization import Caller
 from application.context import RequestContext
@@ -51,6 +58,7 @@ from application.service import KeyManagementService
 from domain.errors import (
     AccessDeniedException,
     KmsError,
+    NotFoundException,
     ValidationException,
 )
 from domain.messages import Protocol, Requests, Unsupported
@@ -438,6 +446,13 @@ def _owners_elsewhere(resources, account: str, failure: KmsError | None) -> list
 _HOST_LIMIT = 260
 
 
+def _signed_path(request: Request) -> str:
+    """The path as the client sent and signed it (percent escapes kept, as
+    infrastructure.sigv4.canonical_uri expects): a key ARN may come URL-encoded."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1") if raw else request.url.path
+
+
 def _ledger_event_name(path: str) -> str:
     """The event name of a ledger API path (for the record of a refused request)."""
     return _LEDGER_EVENTS.get(path.rstrip("/").rsplit("/", 1)[-1], "LedgerApi")
@@ -520,7 +535,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         body = await request.body()
         try:
             return authenticator.authenticate(
-                request.method, request.url.path, request.scope["query_string"],
+                request.method, _signed_path(request), request.scope["query_string"],
                 request.scope["headers"], body,
             )[0]
         except KmsError as error:
@@ -539,45 +554,57 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                                 headers={LEDGER_REQUEST_ID: request_id}) from None
 
     def ledger_read(request: Request, caller: Caller, operation: Operation, region: str | None,
-                    key_id: str | None, read) -> Any:
-        """``read(region, account)`` for the caller's account, authorized by ``operation``'s
-        identity-policy action (on the key ARN, or "*"; an account's root needs none), and
-        audited before the answer leaves, whatever the answer: 400 for a malformed parameter
-        (a Region not served included: recorded in the default Region), 403 refused, 404 no
-        such key (then), 500 a bug of ours or an audit record that could not be stored."""
-        asked = region or settings.default_region
-        region = asked if asked in regions_served else settings.default_region
+                    key: str | None, read) -> Any:
+        """``read(region, account, key_id)`` for the caller's account, authorized by
+        ``operation``'s identity-policy action (on the key ARN, or "*"; an account's root needs
+        none), and audited before the answer leaves, whatever the answer: 400 for a malformed
+        parameter (a Region not served included: recorded in the default Region), 403
+        refused, 404 no such key (then), 500 a bug of ours or an audit record that could not
+        be stored. ``key`` (a key route's; else None) is a key id or key ARN (key_reference,
+        which refuses an alias): a key ARN's Region is the one read (a ``region`` given too
+        must match it), and a key ARN of another account names no key of the caller's."""
         account = caller.principal.account
-        resources = (key_arn(region, account, key_id),) if key_id and region == asked else ()
-        context = RequestContext(account, region, request.state.request_id, caller,
-                                 caller.access_key_id)
+        asked, key_id, resources = region or settings.default_region, None, ()
         failure: KmsError | None = None
+        request_id = request.state.request_id
         try:
-            if region != asked:
+            owner = account
+            if key is not None:
+                named = key_reference(key, "This route", "this route")
+                key_id = named.key_id
+                owner = account if named.account is None else named.account
+                asked = named.region_read(region, settings.default_region)
+            if asked not in regions_served:
                 raise ValidationException(f"invalid region {asked[:64]!r}")
+            if key_id:
+                resources = (key_arn(asked, owner, key_id),)
+            context = RequestContext(account, asked, request_id, caller, caller.access_key_id)
             service.authorizer.check_request(context, operation, {},
                                              resource=resources[0] if resources else "*")
-            answer, status = read(region, account), 200
+            if owner != account:  # as a key id of no key of the caller's account is answered
+                raise NotFoundException(f"Key '{key_id[:64]}' does not exist in {asked}")
+            answer, status = read(asked, account, key_id), 200
         except AccessDeniedException as error:
             failure, status = error, 403
         except KmsError as error:
             failure = error
             status = 400 if error.code in ("ValidationException", "InvalidMarkerException") else 404
         except Exception:  # a bug of ours: log it, never leak a stack trace to the caller
-            log.exception("internal error in ledger API request %s", context.request_id)
+            log.exception("internal error in ledger API request %s", request_id)
             failure, status = _INTERNAL, 500
+        region = asked if asked in regions_served else settings.default_region
         params = {**request.path_params, **request.query_params}
         try:
             service.region(region).audit.record_blocking(ledger_audit(
                 request, caller.principal, caller.access_key_id, account, region,
-                operation.name, params, resources, failure, context.request_id))
+                operation.name, params, resources, failure, request_id))
         except Exception:
             log.exception("ledger API request %s answered 500: its audit record could not be "
-                          "stored", context.request_id)
+                          "stored", request_id)
             failure, status = _INTERNAL, 500
         if failure is not None:
             raise HTTPException(status_code=status, detail=failure.message,
-                                headers={LEDGER_REQUEST_ID: context.request_id})
+                                headers={LEDGER_REQUEST_ID: request_id})
         return answer
 
     # -- the deployment's other nodes: ledger feeds (docs/regions.md) --------------------------
@@ -588,7 +615,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         API calls: they are not audited (what they carry is in the ledger already)."""
         try:
             signed_for = authenticator.authenticate_node(
-                request.method, request.url.path, request.scope["query_string"],
+                request.method, _signed_path(request), request.scope["query_string"],
                 request.scope["headers"], body)
         except KmsError as error:
             raise HTTPException(status_code=403, detail=f"{error.code}: {error.message}") from None
@@ -648,15 +675,19 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         applied and their lag (commit there to commit here, p50/p99/max of the last 1,000, ms).
         Authorized by ``keyledger:ReadReplication`` (an account's root needs none)."""
         return ledger_read(request, caller, READ_REPLICATION, None, None,
-                           lambda r, account: {"Replication": service.replication_status()})
+                           lambda r, account, _: {"Replication": service.replication_status()})
 
-    @ledger_api.get("/ledger/v1/keys/{key_id}/events", response_model=KeyHistory)
+    # The key routes take a key id or a key ARN, whose "/" the path converter lets through
+    # (``.../keys/arn:aws:kms:REGION:ACCOUNT:key/ID/state``); never an alias (ledger_read).
+
+    @ledger_api.get("/ledger/v1/keys/{key_id:path}/events", response_model=KeyHistory)
     def key_events(request: Request, key_id: str, region: str | None = None,
                    caller: Caller = Depends(caller)) -> KeyHistory:  # noqa: B008
-        """Every event of a key, oldest first: the key's audit trail. Authorized by
-        ``keyledger:ReadHistory`` (an account's root reads its own account's keys)."""
-        return ledger_read(request, caller, READ_HISTORY, region, key_id, lambda r, account: KeyHistory(
-            KeyId=key_id, Region=r, Events=service.key_history(r, key_id, account)))
+        """Every event of a key (a key id or key ARN), oldest first: the key's audit trail.
+        Authorized by ``keyledger:ReadHistory`` (an account's root reads its own account's
+        keys)."""
+        return ledger_read(request, caller, READ_HISTORY, region, key_id, lambda r, account, key: KeyHistory(
+            KeyId=key, Region=r, Events=service.key_history(r, key, account)))
 
     # -- forensics: a key as of any instant, who could use it, its material versions --------
     forensics = Forensics(service, settings.default_region)
@@ -664,39 +695,39 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     def instant(at: str | None) -> datetime:
         return past_instant(at, datetime.now(UTC))  # the clock events are stamped by
 
-    @ledger_api.get("/ledger/v1/keys/{key_id}/state")
+    @ledger_api.get("/ledger/v1/keys/{key_id:path}/state")
     def key_state(request: Request, key_id: str, at: str | None = None, region: str | None = None,
                   caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """The key as it was at ``at`` (ISO 8601 or epoch seconds; default now): KeyMetadata
         (DescribeKey's shape), Policy, Tags, Aliases, Grants, KeyRotationStatus, Version,
         Deleted. 404 before the key existed."""
         return ledger_read(request, caller, READ_KEY_STATE, region, key_id,
-                           lambda r, account: forensics.key_state(r, key_id, instant(at), account))
+                           lambda r, account, key: forensics.key_state(r, key, instant(at), account))
 
-    @ledger_api.get("/ledger/v1/keys/{key_id}/access")
+    @ledger_api.get("/ledger/v1/keys/{key_id:path}/access")
     def key_access(request: Request, key_id: str, action: str | None = None, at: str | None = None,
                    region: str | None = None,
                    caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """Every principal that could perform ``action`` (e.g. kms:Decrypt) on the key at
         ``at``, and how: key policy statement, identity policy, or grant, with the request
         conditions it would need (docs/audit.md, access review)."""
-        def read(r: str, account: str) -> dict[str, Any]:
+        def read(r: str, account: str, key: str) -> dict[str, Any]:
             if not action:
                 raise ValidationException("action is required, e.g. action=kms:Decrypt.")
-            return forensics.who_can(r, key_id, action, instant(at), account)
+            return forensics.who_can(r, key, action, instant(at), account)
 
         return ledger_read(request, caller, READ_KEY_ACCESS, region, key_id, read)
 
-    @ledger_api.get("/ledger/v1/keys/{key_id}/materials")
+    @ledger_api.get("/ledger/v1/keys/{key_id:path}/materials")
     def key_materials(request: Request, key_id: str, days: str = "30", region: str | None = None,
                       caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """Each backing-material version of the key: lineage, what it produced and decrypted
         (from the audit records), first and last use; for imported material whether anything
         under it was decrypted in the last ``days`` days (default 30)."""
-        def read(r: str, account: str) -> dict[str, Any]:
+        def read(r: str, account: str, key: str) -> dict[str, Any]:
             if not days.isdigit():
                 raise ValidationException("days must be a whole number of days.")
-            return forensics.materials(r, key_id, int(days), account)
+            return forensics.materials(r, key, int(days), account)
 
         return ledger_read(request, caller, READ_KEY_MATERIALS, region, key_id, read)
 
@@ -711,7 +742,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         "NextToken": "…"}``; ``limit`` ≤ 1000 (default 50); times ISO 8601 or epoch seconds
         (an ``end`` to the whole second takes in that second); ``key_id`` a key id or key
         ARN. Authorized by ``keyledger:ReadAudit`` (an account's root reads its own)."""
-        def read(r: str, account: str) -> dict[str, Any]:
+        def read(r: str, account: str, _: None) -> dict[str, Any]:
             wanted = AuditFilter(account=account, key_id=key_id, principal=principal,
                                  event_name=event_name, start=parse_time(start, "start"),
                                  end=parse_time(end, "end"),

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from api.audit_cli import add_audit_parser, audit
-from api.forensics_cli import add_at_argument, add_who_can_parser, history_at, who_can
+from api.forensics_cli import add_at_argument, add_who_can_parser, history_at, key_named, who_can
 from api.settings import Settings
 
 _DEFAULTS = Settings()
@@ -36,7 +36,7 @@ def _serve_parser(sub) -> None:
 
 def _history_parser(sub) -> None:
     p = sub.add_parser("history", help="print a key's events as a timeline")
-    p.add_argument("key_id")
+    p.add_argument("key_id", metavar="KEY", help="a key id or key ARN (not an alias)")
     p.add_argument("--region", default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--store", default=None)
@@ -126,7 +126,7 @@ def _check_identities(settings: Settings):
 
 
 def history(args: argparse.Namespace) -> int:
-    from api.bootstrap import build_service, existing_regions
+    from api.bootstrap import build_service
     from domain.errors import KmsError
 
     if args.at is not None:
@@ -134,21 +134,24 @@ def history(args: argparse.Namespace) -> int:
     os.umask(0o077)
 
     settings = Settings.of_store(args)
-    existing_regions(settings, [args.region] if args.region else ())
-    service = build_service(settings, read_only=True)
-    region = args.region or settings.default_region
     try:
-        events = service.key_history(region, args.key_id)
+        named, region = key_named(args, settings)  # a key id or key ARN (api.forensics_cli)
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
+    service = build_service(settings, read_only=True)
+    try:
+        events = service.key_history(region, named.key_id, named.account)
     except KmsError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1
     finally:
         service.close()
     if args.json:
-        print(json.dumps({"KeyId": args.key_id, "Region": region, "Events": events},
+        print(json.dumps({"KeyId": named.key_id, "Region": region, "Events": events},
                          default=str, indent=2))
         return 0
-    print(f"History of {args.key_id} in {region} ({len(events)} events)")
+    print(f"History of {named.key_id} in {region} ({len(events)} events)")
     for e in events:
         actor = e["Actor"] or {}
         who = actor.get("principal", "?")

@@ -26,20 +26,40 @@ def _when(value: Any) -> str:
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
 
 
+def key_named(args: argparse.Namespace, settings: Settings):
+    """(the key KEY names, the Region to read): KEY is a key id or key ARN, never an alias
+    (application.audit_query.key_reference, as the ledger API's key routes); a key ARN's
+    Region is the one read (a --region given too must match it), else --region or the default
+    Region. ValidationException for an alias or a mismatch; NoStore if that Region has no
+    ledger in the store (when a Region was named)."""
+    from api.bootstrap import existing_regions
+    from application.audit_query import key_reference
+
+    named = key_reference(args.key_id, f"keyledger {args.command}", "this command")
+    region = named.region_read(args.region, settings.default_region)
+    existing_regions(settings, [region] if args.region or named.region is not None else ())
+    return named, region
+
+
 def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
-    """``read(forensics, region, at)`` on a service built on the data dir or store."""
-    from api.bootstrap import build_service, existing_regions
+    """``read(forensics, region, at, key_id, account)`` on a service built on the data dir or
+    store (``account``: a key ARN's, which must own the key; None for a key id)."""
+    from api.bootstrap import build_service
     from application.forensics import Forensics, past_instant
     from domain.errors import KmsError
 
     os.umask(0o077)
     settings = Settings.of_store(args)
-    existing_regions(settings, [args.region] if args.region else ())
+    try:
+        named, region = key_named(args, settings)
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1, None
     service = build_service(settings, read_only=True)
-    region = args.region or settings.default_region
     try:
         at = past_instant(args.at, datetime.now(UTC))
-        return 0, read(Forensics(service, settings.default_region), region, at)
+        return 0, read(Forensics(service, settings.default_region), region, at, named.key_id,
+                       named.account)
     except KmsError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1, None
@@ -57,7 +77,8 @@ def add_at_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def history_at(args: argparse.Namespace) -> int:
-    status, state = _run(args, lambda f, region, at: (region, at, f.key_state(region, args.key_id, at)))
+    status, state = _run(args, lambda f, region, at, key_id, account: (
+        region, at, f.key_state(region, key_id, at, account)))
     if status:
         return status
     region, at, state = state
@@ -97,7 +118,7 @@ def add_who_can_parser(sub) -> None:
     p = sub.add_parser("who-can", help="every principal that could perform an action on a key "
                                        "(now, or at --at), and through what")
     p.add_argument("action", help="e.g. kms:Decrypt")
-    p.add_argument("key_id")
+    p.add_argument("key_id", metavar="KEY", help="a key id or key ARN (not an alias)")
     p.add_argument("--at", default=None, help="ISO 8601 or epoch seconds (default: now)")
     p.add_argument("--region", default=None)
     p.add_argument("--data-dir", default=None)
@@ -125,7 +146,8 @@ def _conditions(entry: dict[str, Any]) -> str:
 
 
 def who_can(args: argparse.Namespace) -> int:
-    status, answer = _run(args, lambda f, region, at: f.who_can(region, args.key_id, args.action, at))
+    status, answer = _run(args, lambda f, region, at, key_id, account: f.who_can(
+        region, key_id, args.action, at, account))
     if status:
         return status
     if args.json:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -68,24 +68,51 @@ def end_bound(end: float | None) -> float | None:
     return end
 
 
-def key_filter(key: str | None) -> str | None:
-    """The key id a key filter names: a key id as it is, a key ARN's key id. Records are stored
-    under the key id. An alias (name or ARN) is refused: an alias can point at another key
-    than when a record was written, so resolving it now would pick the wrong records."""
-    if key is None or key == "":
-        return None
+class KeyReference(NamedTuple):
+    """A key named by a key id (``region`` and ``account`` None) or by a key ARN."""
+
+    key_id: str
+    region: str | None = None
+    account: str | None = None
+
+    def region_read(self, region: str | None, default: str) -> str:
+        """The Region to read: a key ARN's own, which a Region also given must match; else
+        ``region``, or ``default`` when none is given."""
+        if self.region is None:
+            return region or default
+        if region and region != self.region:
+            raise errors.ValidationException(
+                f"The key ARN names Region {self.region[:64]!r}, but region is {region[:64]!r}.")
+        return self.region
+
+
+def key_reference(key: str, taker: str = "The key filter", reads: str = "") -> KeyReference:
+    """The key a key id or key ARN names (the ARN's Region and account as it gives them).
+    An alias (name or ARN) is refused: an alias can point at another key at another time, so
+    resolving it now would name the wrong key for the past. ``taker`` names what takes the
+    reference in the messages; ``reads`` (a route, a command) says the reason too."""
     parts = key.split(":", 5)
     if key.startswith("alias/") or (len(parts) == 6 and parts[5].startswith("alias/")):
+        because = (f" (an alias can point at another key at another time, and {reads} reads "
+                   f"the past)") if reads else ""
         raise errors.ValidationException(
-            f"The key filter takes a key id or key ARN, not an alias: {key[:300]!r}.")
+            f"{taker} takes a key id or key ARN, not an alias: {key[:300]!r}{because}.")
     if key.startswith("arn:"):
         if (len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms"
                 or not parts[5].startswith("key/") or len(parts[5]) == 4):
             raise errors.ValidationException(
-                f"The key filter takes a key id or key ARN "
+                f"{taker} takes a key id or key ARN "
                 f"(arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), not {key[:300]!r}.")
-        return parts[5][4:]
-    return key
+        return KeyReference(parts[5][4:], parts[3], parts[4])
+    return KeyReference(key)
+
+
+def key_filter(key: str | None) -> str | None:
+    """The key id a key filter names: a key id as it is, a key ARN's key id (key_reference).
+    Records are stored under the key id."""
+    if key is None or key == "":
+        return None
+    return key_reference(key).key_id
 
 
 _ROLE_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):role/(?:[^/]+/)*([^/]+)")

@@ -312,3 +312,194 @@ def test_a_role_arn_finds_its_sessions_records(server):
         records = response.json()["Records"]
         assert request_id in [r["requestID"] for r in records], principal
         assert {r["userIdentity"]["arn"] for r in records} == {ids.DEPLOYER_SESSION_ARN}
+
+
+# -- a key ARN names the key as its key id does; an alias never ------------------------------------
+
+WEST = "us-west-2"
+_LEDGER_EVENT = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
+                 "materials": "ReadMaterials"}  # a key route's eventName
+ALIAS_REFUSED = ("This route takes a key id or key ARN, not an alias: {!r} (an alias can point "
+                 "at another key at another time, and this route reads the past).")
+
+
+def _recorded(server: KeyledgerServer, key_ref: str, route: str, credentials=ids.ROOT,
+              stored_in: str = REGION, **query) -> tuple[int, dict, dict]:
+    """(status, body, the request's one audit record, read from the store of ``stored_in``)."""
+    path = f"/ledger/v1/keys/{key_ref}/{route}"
+    if query:
+        path += "?" + urlencode(query)
+    response = server.ledger_get(path, credentials=credentials)
+    record = stored_audit_record(server, response.headers["x-amzn-RequestId"], stored_in)
+    return response.status_code, response.json(), record
+
+
+def _key_resource(arn: str, account: str = ACCOUNT) -> list[dict[str, str]]:
+    return [{"accountId": account, "type": "AWS::KMS::Key", "ARN": arn}]
+
+
+def test_the_key_routes_answer_a_key_arn_as_its_key_id(server, kms):
+    key = kms.create_key(Description="by arn")["KeyMetadata"]
+    key_id, arn = key["KeyId"], key["Arn"]
+    assert arn == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}"
+    kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "team", "TagValue": "green"}])
+    kms.encrypt(KeyId=key_id, Plaintext=b"x")
+    v1, v2 = _stamps(server, key_id)
+    routes = [("events", {}), ("state", {"at": _epoch(v1)}),
+              ("access", {"action": "kms:Decrypt", "at": _epoch(v2)}), ("materials", {})]
+    for route, query in routes:
+        by_id = _get(server, key_id, route, **query)
+        status, body, record = _recorded(server, arn, route, **query)
+        assert (status, body) == by_id, route
+        # the record names the key ARN, as for a key id; the parameter as it was given
+        assert (record["eventName"], record.get("errorCode"), record["awsRegion"],
+                record["resources"], record["requestParameters"]) == (
+            _LEDGER_EVENT[route], None, REGION, _key_resource(arn), {"keyId": arn, **query}), route
+    # what the four answers said (the same by key id and by key ARN)
+    assert [e["Type"] for e in _get(server, arn, "events")[1]["Events"]] == [
+        "KeyCreated", "TagsAdded"]
+    state = _get(server, arn, "state", at=_epoch(v1))[1]
+    assert (state["KeyMetadata"]["Arn"], state["Version"], state["Tags"]) == (arn, 1, [])
+    access = _get(server, arn, "access", action="kms:Decrypt", at=_epoch(v2))[1]
+    assert (access["KeyId"], access["Version"], access["Principals"]) == (
+        key_id, 2, [ROOT_ROUTE, ALICE_ROUTE])
+    materials = _get(server, arn, "materials")[1]
+    assert (materials["KeyArn"], materials["Materials"][0]["Produced"]["Encrypt"]) == (arn, 1)
+    # region= may repeat the ARN's Region; a refusal names the key ARN as for a key id
+    assert _get(server, arn, "state", at=_epoch(v1), region=REGION) == (200, state)
+    assert _get(server, arn, "state", ids.ALICE) == _get(server, key_id, "state", ids.ALICE) == (
+        403, {"detail": denied(ALICE_ARN, "keyledger:ReadHistory", arn, NO_IDENTITY)})
+    # a URL-encoded ARN is the same path
+    assert _get(server, arn.replace(":", "%3A").replace("/", "%2F"), "state", at=_epoch(v1)) == (
+        200, state)
+
+
+def test_a_key_arns_region_is_the_region_read(server):
+    west = server.kms(region=WEST).create_key(Description="west")["KeyMetadata"]
+    arn = west["Arn"]
+    assert arn.startswith(f"arn:aws:kms:{WEST}:{ACCOUNT}:key/")
+    # no region=: the ARN's Region is read, and the record is that Region's
+    status, body, record = _recorded(server, arn, "state", stored_in=WEST)
+    assert (status, body["KeyMetadata"]["Arn"], body["KeyMetadata"]["Description"]) == (
+        200, arn, "west")
+    assert (record["awsRegion"], record["resources"]) == (WEST, _key_resource(arn))
+    assert _get(server, arn, "events")[1]["Region"] == WEST
+    # by key id the default Region is read, where this key is not
+    assert _get(server, west["KeyId"], "state") == (404, {
+        "detail": f"Key '{west['KeyId']}' does not exist in {REGION}"})
+    # a region= that is not the ARN's: 400, recorded (in the Region asked for)
+    for route, query in (("events", {}), ("state", {}), ("access", {"action": "kms:Decrypt"}),
+                         ("materials", {})):
+        detail = f"The key ARN names Region '{WEST}', but region is '{REGION}'."
+        status, body, record = _recorded(server, arn, route, stored_in=REGION, region=REGION,
+                                         **query)
+        assert (status, body) == (400, {"detail": detail}), route
+        assert (record["eventName"], record["errorCode"], record["errorMessage"],
+                record["awsRegion"], record["resources"]) == (
+            _LEDGER_EVENT[route], "ValidationException", detail, REGION, []), route
+
+
+def test_a_key_arn_of_another_account_is_no_key_of_the_callers(server, kms):
+    mine = kms.create_key(Description="mine")["KeyMetadata"]
+    theirs = server.kms(credentials=ids.OTHER_ROOT).create_key(Description="theirs")["KeyMetadata"]
+    assert theirs["Arn"] == f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/{theirs['KeyId']}"
+    unknown = "00000000-0000-4000-8000-000000000000"
+    # the other account's key by its own ARN, and my key under the other account's ARN: both
+    # answered as a key id of no key of mine is
+    for key_id in (theirs["KeyId"], mine["KeyId"]):
+        other_arn = f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/{key_id}"
+        for route, query in (("events", {}), ("state", {}),
+                             ("access", {"action": "kms:Decrypt"}), ("materials", {})):
+            status, body, record = _recorded(server, other_arn, route, **query)
+            assert (status, body) == (404, {"detail": f"Key '{key_id}' does not exist in {REGION}"})
+            assert _get(server, unknown, route, **query) == (404, {
+                "detail": f"Key '{unknown}' does not exist in {REGION}"})
+            # recorded once, in the caller's account only, naming the ARN it was asked about
+            assert (record["eventName"], record["errorCode"], record["recipientAccountId"],
+                    record["resources"]) == (_LEDGER_EVENT[route], "NotFoundException", ACCOUNT,
+                                             _key_resource(other_arn, OTHER_ACCOUNT)), route
+    # its owner reads it by that ARN
+    assert _get(server, theirs["Arn"], "state", ids.OTHER_ROOT)[1]["KeyMetadata"]["Description"] == (
+        "theirs")
+
+
+def test_an_alias_is_refused_by_the_key_routes(server, kms):
+    key_id = kms.create_key(Description="aliased")["KeyMetadata"]["KeyId"]
+    alias = f"alias/forensic-arn-{key_id[:8]}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    alias_arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:{alias}"
+    for named in (alias, alias_arn):
+        for route, query in (("events", {}), ("state", {}),
+                             ("access", {"action": "kms:Decrypt"}), ("materials", {})):
+            status, body, record = _recorded(server, named, route, **query)
+            assert (status, body) == (400, {"detail": ALIAS_REFUSED.format(named)}), (named, route)
+            assert (record["eventName"], record["errorCode"], record["errorMessage"],
+                    record["resources"], record["requestParameters"]["keyId"]) == (
+                _LEDGER_EVENT[route], "ValidationException", ALIAS_REFUSED.format(named), [],
+                named), (named, route)
+    # an ARN that names no key at all
+    status, body, record = _recorded(server, "arn:aws:s3:::bucket", "state")
+    detail = ("This route takes a key id or key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), "
+              "not 'arn:aws:s3:::bucket'.")
+    assert (status, body, record["errorCode"]) == (400, {"detail": detail}, "ValidationException")
+    # the other ledger routes are not taken for key routes
+    assert server.ledger_get("/ledger/v1/replication").status_code == 200
+    assert server.ledger_get("/ledger/v1/keys/events").status_code == 404
+    assert server.ledger_get("/ledger/v1/keys/events").json() == {"detail": "Not Found"}
+
+
+def test_the_cli_takes_a_key_arn_as_its_key_id(server, kms):
+    key = kms.create_key(Description="cli by arn")["KeyMetadata"]
+    key_id, arn = key["KeyId"], key["Arn"]
+    kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "team", "TagValue": "green"}])
+    v1, v2 = _stamps(server, key_id)
+
+    def commands(key_ref: str) -> list[list[str]]:
+        return [["history", key_ref, "--json"],
+                ["history", key_ref, "--at", _epoch(v1), "--json"],
+                ["who-can", "kms:Decrypt", key_ref, "--at", _epoch(v2), "--json"]]
+
+    printed = []
+    for by_id, by_arn in zip(commands(key_id), commands(arn), strict=True):
+        with_id, with_arn = _cli(server, *by_id), _cli(server, *by_arn)
+        assert (with_arn.returncode, with_arn.stdout) == (0, with_id.stdout), with_arn.stderr
+        printed.append(json.loads(with_arn.stdout))
+    history, state, who = printed
+    assert (history["KeyId"], history["Region"], [e["Type"] for e in history["Events"]]) == (
+        key_id, REGION, ["KeyCreated", "TagsAdded"])
+    assert (state["KeyMetadata"]["Arn"], state["Version"], state["Tags"]) == (arn, 1, [])
+    assert (who["KeyId"], who["Version"], who["Principals"]) == (
+        key_id, 2, [ROOT_ROUTE, ALICE_ROUTE])
+    table = _cli(server, "history", arn, "--at", _epoch(v2))
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0] == f"{key_id} in {REGION} at {v2.isoformat()} (version 2)"
+
+    # the ARN's Region is read; a --region that differs is refused
+    west = server.kms(region=WEST).create_key(Description="cli west")["KeyMetadata"]
+    in_west = _cli(server, "history", west["Arn"], "--json")
+    assert in_west.returncode == 0, in_west.stderr
+    assert (json.loads(in_west.stdout)["KeyId"], json.loads(in_west.stdout)["Region"]) == (
+        west["KeyId"], WEST)
+    mismatch = _cli(server, "who-can", "kms:Decrypt", west["Arn"], "--region", REGION)
+    assert (mismatch.returncode, mismatch.stdout, mismatch.stderr.strip()) == (
+        1, "", f"ValidationException: The key ARN names Region '{WEST}', but region is "
+               f"'{REGION}'.")
+    # a key ARN of another account than the key's names no key
+    other_arn = f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/{key_id}"
+    for args in (["history", other_arn], ["history", other_arn, "--at", _epoch(v2)],
+                 ["who-can", "kms:Decrypt", other_arn]):
+        refused = _cli(server, *args)
+        assert (refused.returncode, refused.stdout, refused.stderr.strip()) == (
+            1, "", f"NotFoundException: Key '{key_id}' does not exist in {REGION}"), args
+    # an alias, by name or ARN
+    alias = f"alias/cli-arn-{key_id[:8]}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    for named in (alias, f"arn:aws:kms:{REGION}:{ACCOUNT}:{alias}"):
+        for command, args in (("history", ["history", named]),
+                              ("history", ["history", named, "--at", _epoch(v2)]),
+                              ("who-can", ["who-can", "kms:Decrypt", named])):
+            refused = _cli(server, *args)
+            assert (refused.returncode, refused.stdout, refused.stderr.strip()) == (
+                1, "", f"ValidationException: keyledger {command} takes a key id or key ARN, "
+                       f"not an alias: {named!r} (an alias can point at another key at another "
+                       "time, and this command reads the past)."), args

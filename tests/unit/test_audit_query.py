@@ -13,10 +13,12 @@ from application.audit import AuditQuery
 from application.audit_query import (
     MAX_POSITION,
     AuditFilter,
+    KeyReference,
     WholeSecond,
     check_limit,
     cloudtrail_files,
     key_filter,
+    key_reference,
     page_token,
     parse_flag,
     parse_time,
@@ -140,6 +142,38 @@ def test_the_key_filter_refuses_another_arn(arn):
     assert refused.value.message == (
         "The key filter takes a key id or key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), "
         f"not {arn!r}.")
+
+
+def test_a_key_reference_keeps_a_key_arns_region_and_account():
+    assert key_reference(KEY) == KeyReference(KEY, None, None)
+    assert key_reference(f"arn:aws:kms:eu-west-1:444455556666:key/{KEY}") == KeyReference(
+        KEY, "eu-west-1", "444455556666")
+    # an empty Region or account stays empty (no Region is "", no account is ""), not absent
+    assert key_reference(f"arn:aws:kms::111122223333:key/{KEY}") == KeyReference(
+        KEY, "", "111122223333")
+
+
+def test_a_key_arns_region_is_the_one_read():
+    arn = key_reference(f"arn:aws:kms:eu-west-1:111122223333:key/{KEY}")
+    assert arn.region_read(None, "us-east-1") == "eu-west-1"
+    assert arn.region_read("", "us-east-1") == "eu-west-1"
+    assert arn.region_read("eu-west-1", "us-east-1") == "eu-west-1"
+    with pytest.raises(errors.ValidationException) as refused:
+        arn.region_read("us-west-2", "us-east-1")
+    assert refused.value.message == (
+        "The key ARN names Region 'eu-west-1', but region is 'us-west-2'.")
+    # a key id: the Region given, else the default
+    assert key_reference(KEY).region_read("us-west-2", "us-east-1") == "us-west-2"
+    assert key_reference(KEY).region_read(None, "us-east-1") == "us-east-1"
+
+
+@pytest.mark.parametrize("alias", ["alias/app", "arn:aws:kms:us-east-1:111122223333:alias/app"])
+def test_a_key_reference_that_reads_the_past_says_why_an_alias_is_refused(alias):
+    with pytest.raises(errors.ValidationException) as refused:
+        key_reference(alias, "This route", "this route")
+    assert refused.value.message == (
+        f"This route takes a key id or key ARN, not an alias: {alias!r} (an alias can point at "
+        "another key at another time, and this route reads the past).")
 
 
 class _Store:
