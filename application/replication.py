@@ -15,19 +15,23 @@ from __future__ import annotations
 import base64
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from application.audit import AuditRow, audit_row, new_event_id
+from application.audit import AuditRow, audit_row
 from application.audit_records import AWS_INTERNAL, KMS_SERVICE, replica_region_record
 from domain.key import KmsKey
 from domain.multi_region import SharedProperties
 from domain.values import BackingKey, key_arn
 
 log = logging.getLogger("keyledger.replication")
+
+#: the namespace of the eventIDs of a replica Region's audit entries (Replicator._entry)
+_ENTRY_IDS = uuid.UUID("6b1d3c2e-5f4a-4e0b-9c7d-2a8e1f3b4c5d")
 
 
 class Feed(Protocol):
@@ -123,16 +127,20 @@ class Replicator:
             batch = self.feed.read(position, self.BATCH)
             if not batch:
                 return applied
-            entries = []  # this Region's audit entries for what the batch applied
             for notification_id, event in batch:
                 changed = self._apply(event)
                 tracking = Tracking(self.name, notification_id)
                 try:
                     if changed:
+                        # this Region's audit entry is durable before the event is applied: a
+                        # crash between the two applies the event again after the restart, and
+                        # its entry's eventID (from the event's position) is stored once
+                        entry = self._entry(event, changed[0], notification_id)
+                        if entry is not None:
+                            self.target.audit.record_blocking(entry)
                         self.target.ledger.save_tracked(changed, tracking)
                         for aggregate in changed:
                             self.target.live.put(aggregate)
-                        entries.append(self._entry(event, changed[0]))
                         applied += 1
                         self.applied += 1
                         self.lags.append(time.time() - event.timestamp.timestamp())
@@ -142,22 +150,23 @@ class Replicator:
                     log.debug("replication %s -> %s: %s already applied", self.source,
                               self.target.name, notification_id)
                     break
-            # written by the process whose tracked saves succeeded, in one group commit
-            self.target.audit.record_blocking(*(entry for entry in entries if entry is not None))
 
-    def _entry(self, event: Any, key: KmsKey) -> AuditRow | None:
-        """This Region's own audit entry for an event it applied, if that has one
-        (audit_records.replica_region_record)."""
+    def _entry(self, event: Any, key: KmsKey, position: int) -> AuditRow | None:
+        """This Region's own audit entry for the event at ``position`` of the source's ledger,
+        if that has one (audit_records.replica_region_record). Its eventID is derived from
+        where the event is, so an entry written again (the event applied again after a crash,
+        or by two processes at once) is the same record, which the store keeps once."""
         now = self.clock.now()
+        event_id = str(uuid.uuid5(_ENTRY_IDS, f"{self.target.name}/{self.source}/{position}"))
         if isinstance(event, KmsKey.ReplicaAdded):
             record = replica_region_record(
                 event_name="CreateKey", account=key.account, region=key.region, key_arn=key.arn,
-                event_time=now, event_id=new_event_id(), request_id=event.actor.request_id,
+                event_time=now, event_id=event_id, request_id=event.actor.request_id,
                 invoked_by=KMS_SERVICE)
         elif isinstance(event, KmsKey.PrimaryRegionUpdated):
             record = replica_region_record(
                 event_name="UpdatePrimaryRegion", account=key.account, region=key.region,
-                key_arn=key.arn, event_time=now, event_id=new_event_id(),
+                key_arn=key.arn, event_time=now, event_id=event_id,
                 request_id=event.actor.request_id, invoked_by=KMS_SERVICE,
                 request_parameters={"keyId": key.arn, "primaryRegion": key.region},
                 with_resources=False)
@@ -165,8 +174,8 @@ class Replicator:
             primary_arn = key_arn(key.primary_region, key.account, key.id)
             record = replica_region_record(
                 event_name="SynchronizeMultiRegionKey", account=key.account, region=key.region,
-                key_arn=primary_arn, event_time=now, event_id=new_event_id(),
-                request_id=new_event_id(), invoked_by=AWS_INTERNAL)
+                key_arn=primary_arn, event_time=now, event_id=event_id,
+                request_id=str(uuid.uuid5(_ENTRY_IDS, event_id)), invoked_by=AWS_INTERNAL)
         else:
             return None
         return audit_row(record, now, key.account, [key.arn], None, record["requestID"])

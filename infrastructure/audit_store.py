@@ -8,6 +8,13 @@ A record is stored as its canonical JSON bytes (``record``) beside the columns t
 filter on. ``position`` is the store's own order (the order records were committed in), which
 the tamper-evidence chain follows.
 
+The records KMS writes itself that a crash could make it write twice (a replica Region's
+entries for the events it applied: written before the events are saved, and again if the
+process dies in between) carry an eventID derived from what they record; a unique partial
+index on ``event_id`` of the records without a caller (``principal IS NULL``) keeps one row
+of each, and ``append`` leaves out a row whose eventID is already stored there. Requests'
+records have random eventIDs and are never left out.
+
 A key's records are those naming it first (``key_id``) and the ReEncrypt records naming it as
 their destination (``resources[1]``): a partial index on that expression of the record, built
 by the database from the stored bytes, so the write path and the chained columns stay as they
@@ -33,6 +40,11 @@ TABLE = "keyledger_audit"
 #: the operation whose records name a second key: ReEncrypt's destination (resources[1])
 SECOND_KEY_OPERATION = "ReEncrypt"
 _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, request_id, event_id, record"
+#: the records whose eventID is unique in the store (AuditStore docstring)
+_ONCE = "principal IS NULL"
+_ONCE_INDEX = f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_once ON {{table}} (event_id) WHERE {_ONCE}"
+_INSERT = (f"INSERT INTO {{table}} ({_COLUMNS}) VALUES ({{values}}) "
+           f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING")
 
 
 class AuditStore:
@@ -135,16 +147,15 @@ class SQLiteAuditStore(AuditStore):
             CREATE INDEX IF NOT EXISTS {TABLE}_principal ON {TABLE} (principal, position);
             CREATE INDEX IF NOT EXISTS {TABLE}_second_key ON {TABLE} ({self._second_key}, position)
                 WHERE event_name = '{SECOND_KEY_OPERATION}';
+            {_ONCE_INDEX.format(table=TABLE)};
         """)
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [row.values() for row in rows],
-                )
+                self._db.executemany(_INSERT.format(table=TABLE, values=", ".join("?" * 9)),
+                                     [row.values() for row in rows])
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -206,6 +217,7 @@ class PostgresAuditStore(AuditStore):
                               ("principal", "principal, position")):
             self._conn.execute(SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (" + columns + ")").format(
                 i=Identifier(f"{TABLE}_{name}"), t=self._table))
+        self._conn.execute(_ONCE_INDEX.format(table=self._table_sql))
         index = f"{TABLE}_second_key"
         qualified = Identifier(schema, index).as_string(self._conn)
         if self._conn.execute("SELECT to_regclass(%s)", (qualified,)).fetchone()[0] is None:
@@ -223,11 +235,8 @@ class PostgresAuditStore(AuditStore):
             # Writers of every process take turns, so positions are committed in order and a
             # reader that follows "position > last seen" never skips a late-committing row.
             cursor.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._table))
-            cursor.executemany(
-                SQL("INSERT INTO {t} (" + _COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
-                .format(t=self._table),
-                [row.values() for row in rows],
-            )
+            cursor.executemany(_INSERT.format(table=self._table_sql, values=", ".join(["%s"] * 9)),
+                               [row.values() for row in rows])
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         sql, args = self._select(query, "%s")

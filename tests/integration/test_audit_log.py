@@ -200,3 +200,20 @@ def test_a_thread_stores_several_records_in_one_commit(open_store):
     assert counting.batches == [3]
     audit.close()
     reader.close()
+
+
+def test_a_record_kms_writes_itself_is_stored_once_by_its_event_id(open_store):
+    """A record without a caller (principal None: KMS's own, e.g. a replica Region's entry)
+    whose eventID is stored already is left out, in its batch or a later one; a request's
+    record (a caller) is always stored, whatever its eventID."""
+    store = open_store()
+    own = [AuditRow(1_700_000_000.0 + i, "111122223333", "k1", None, "CreateKey", None,
+                    f"req-{i}", "evt-own", b'{"own":%d}' % i) for i in range(2)]
+    store.append([own[0], _row(0), own[1]])
+    store.append([own[1], _row(1)])
+    callers = [AuditRow(1_700_000_100.0, "111122223333", "k1", "arn:aws:iam::111122223333:root",
+                        "CreateKey", None, "req-x", "evt-own", b'{"caller":1}')] * 2
+    store.append(callers)
+    stored = [orjson.loads(record) for _, record in store.query(AuditQuery(limit=10))]
+    assert stored == [{"caller": 1}, {"caller": 1}, {"n": 1}, {"n": 0}, {"own": 0}]
+    store.close()

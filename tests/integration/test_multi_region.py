@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import re
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from application.audit import AuditQuery
 from domain import errors
 from domain.policy import default_key_policy
 
@@ -166,6 +168,66 @@ def test_replication_is_applied_exactly_once_across_a_restart(kms):
     assert len(kms.call("ListKeyRotations", west, KeyId=md["KeyId"])["Rotations"]) == 3
     blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"x")["CiphertextBlob"]
     assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"x"
+
+
+def _entries(harness, region: str, key_id: str) -> list[tuple[str, str]]:
+    """(eventName, eventID) of the records KMS wrote itself about the key in ``region``."""
+    rows = harness.service.region(region).audit.store.query(AuditQuery(key_id=key_id, limit=100))
+    records = [orjson.loads(record) for _, record in rows]
+    return sorted((r["eventName"], r["eventID"]) for r in records if "invokedBy" in r["userIdentity"])
+
+
+def test_a_replica_entry_written_before_a_crash_is_kept_once_when_the_event_is_applied_again(kms):
+    """The replica Region's entry is durable before the event it records is applied: a
+    process dying in between applies the event again after its restart, and the entry,
+    written again with the same eventID, is stored once."""
+    md = mrk(kms)
+    west = kms.service.region(REPLICA).ledger
+    save_tracked = west.save_tracked
+
+    def dies_before_saving(*args, **kwargs):
+        west.save_tracked = save_tracked  # the restarted process saves
+        raise SystemExit("killed between the entry and the tracked save")
+
+    west.save_tracked = dies_before_saving
+    with pytest.raises(SystemExit):  # the replica Region applies the ReplicateKey at once
+        kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    assert [name for name, _ in _entries(kms, REPLICA, md["KeyId"])] == ["CreateKey"]
+    with pytest.raises(errors.NotFoundException):  # the crash lost the applied event
+        kms.call("DescribeKey", kms.context(REPLICA), KeyId=md["KeyId"])
+    kms.restart()
+    kms.service.region(PRIMARY)
+    kms.service.region(REPLICA)
+    assert kms.service.replicate() == 2  # the replica's creation, again, and its properties
+    assert kms.call("DescribeKey", kms.context(REPLICA), KeyId=md["KeyId"])["KeyMetadata"][
+        "MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    entries = _entries(kms, REPLICA, md["KeyId"])
+    assert [name for name, _ in entries] == ["CreateKey", "SynchronizeMultiRegionKey"]
+    assert len({event_id for _, event_id in entries}) == 2
+    kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+    kms.service.replicate()
+    assert [name for name, _ in _entries(kms, REPLICA, md["KeyId"])] == [
+        "CreateKey", "SynchronizeMultiRegionKey", "SynchronizeMultiRegionKey"]
+
+
+def test_a_replica_region_that_cannot_write_its_audit_entry_does_not_apply_the_event(kms):
+    """No event applied without its entry: while the replica Region's audit store fails, the
+    replica is not created; once it works, the next pass creates it, entry and all."""
+    md = mrk(kms)
+    audit = kms.service.region(REPLICA).audit
+    record_blocking = audit.record_blocking
+
+    def fails(*rows):
+        raise OSError("disk full")
+
+    audit.record_blocking = fails
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    with pytest.raises(errors.NotFoundException):
+        kms.call("DescribeKey", kms.context(REPLICA), KeyId=md["KeyId"])
+    audit.record_blocking = record_blocking
+    assert kms.service.replicate(REPLICA) == 2
+    assert [name for name, _ in _entries(kms, REPLICA, md["KeyId"])] == [
+        "CreateKey", "SynchronizeMultiRegionKey"]
 
 
 def test_no_material_in_clear_in_the_primary_events(kms):
