@@ -101,6 +101,7 @@ def build_service(settings: Settings,
             hierarchy=KeyHierarchy(root_key, storage.keyring),
             close=storage.close,
             audit=storage.audit,
+            audit_commit_delay=settings.audit_commit_delay_us / 1e6,
         )
 
     key_material.workers.set_niceness(settings.crypto_niceness)

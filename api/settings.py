@@ -32,6 +32,9 @@ class Settings:
     #: audit records older than this are pruned (whole checkpointed prefixes only: export
     #: them first with `keyledger audit export`)
     audit_retention_days: int = 365
+    #: microseconds the audit writer waits before a commit that follows one of several
+    #: records, so that more share it (application.audit); 0: never waits
+    audit_commit_delay_us: int = 100
     #: the Regions this node serves, comma-separated (default: every Region); requests signed
     #: for another Region get AWS's wrong-Region answer
     regions: str | None = None
@@ -42,6 +45,9 @@ class Settings:
         if self.audit_retention_days < 1:
             raise ValueError(f"--audit-retention-days must be at least 1, not "
                              f"{self.audit_retention_days}: audit records are kept that many days")
+        if not 0 <= self.audit_commit_delay_us <= 100_000:
+            raise ValueError(f"--audit-commit-delay-us must be 0 to 100000, not "
+                             f"{self.audit_commit_delay_us}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
 

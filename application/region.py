@@ -41,6 +41,7 @@ class RegionResources:
     hierarchy: KeyHierarchy
     close: Callable[[], None]
     audit: AuditStorePort
+    audit_commit_delay: float = 0.0  # seconds (application.audit.AuditLog)
 
 
 class Region:
@@ -56,7 +57,7 @@ class Region:
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
         self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
         self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)
-        self.audit = AuditLog(resources.audit)
+        self.audit = AuditLog(resources.audit, resources.audit_commit_delay)
         self._writer_locks = [threading.Lock() for _ in range(64)]
         self._follow_lock = threading.Lock()
         self.projection.catch_up()

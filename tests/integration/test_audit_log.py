@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import orjson
 import pytest
@@ -65,6 +66,28 @@ def test_records_are_durable_when_record_returns_and_share_commits(open_store):
     assert sum(counting.batches) == 200 and len(counting.batches) < 200
     audit.close()
     reader.close()
+
+
+def test_a_commit_after_one_of_several_records_waits_for_company(tmp_path):
+    """commit_delay: after a commit of several records the writer waits, so records handed
+    over meanwhile share the next commit; after a commit of one record it does not wait."""
+    counting = CountingStore(SQLiteAuditStore(tmp_path / "audit.db"))
+    audit = AuditLog(counting, commit_delay=0.5)
+    audit.record_blocking(_row(0), _row(1))  # several: the next commit waits 0.5 s
+    writers = [threading.Thread(target=audit.record_blocking, args=(_row(i),))
+               for i in range(2, 6)]
+    for writer in writers:  # one by one, each in its own hand-over, within the delay
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert counting.batches == [2, 4]
+    started = time.monotonic()
+    audit.record_blocking(_row(6))  # follows a commit of several: waits out the delay
+    audit.record_blocking(_row(7))  # follows a commit of one: does not wait
+    audit.record_blocking(_row(8))
+    assert counting.batches == [2, 4, 1, 1, 1]
+    assert 0.5 <= time.monotonic() - started < 1.0
+    audit.close()
 
 
 def test_queries_filter_and_page_newest_first(open_store):

@@ -19,6 +19,13 @@ def test_audit_retention_must_keep_records_at_least_a_day(days):
         Settings.from_env(audit_retention_days=days)
 
 
+@pytest.mark.parametrize("delay", ["-1", "100001"])
+def test_audit_commit_delay_is_0_to_100_ms(delay):
+    with pytest.raises(ValueError, match=f"--audit-commit-delay-us must be 0 to 100000, not {delay}"):
+        Settings.from_env(audit_commit_delay_us=delay)
+    assert Settings.from_env(audit_commit_delay_us="0").audit_commit_delay_us == 0
+
+
 def test_workers_must_be_at_least_one():
     with pytest.raises(ValueError, match="--workers must be at least 1, not 0"):
         Settings.from_env(workers="0")
