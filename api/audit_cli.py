@@ -81,14 +81,19 @@ def _line(record: dict[str, Any]) -> str:
 
 
 def _export(records: list[dict[str, Any]], out: Path) -> int:
-    from application.audit_query import cloudtrail_files
+    from application.audit_query import cloudtrail_file, cloudtrail_files
 
-    files = cloudtrail_files(records, os.urandom(8).hex())
+    files = cloudtrail_files(records)
     show_progress = sys.stderr.isatty()
-    for done, (path, data) in enumerate(sorted(files.items()), 1):
+    for done, (path, window) in enumerate(sorted(files.items()), 1):
         target = out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            already = target.read_bytes() if target.exists() else None
+            target.write_bytes(cloudtrail_file(window, already))
+        except (OSError, ValueError) as error:  # (ValueError: a file there that is not ours)
+            print(f"keyledger audit export: cannot write {target}: {error}", file=sys.stderr)
+            return 1
         if show_progress:
             width = 40
             filled = width * done // len(files)

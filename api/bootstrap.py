@@ -94,7 +94,7 @@ def build_service(settings: Settings,
     store = StoreConfig(data_dir, settings.store)
 
     def open_region(region: str) -> RegionResources:
-        storage = store.open_region(region)
+        storage = store.open_region(region, read_only=read_only)
         return RegionResources(
             ledger_env=storage.ledger_env,
             directory=storage.directory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from dataclasses import fields
 from datetime import datetime
@@ -434,12 +435,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from api.bootstrap import NoStore
 
+    command = args.command + (" export" if getattr(args, "audit_command", None) else "")
+    if args.command != "serve":  # a reader that stops early (| head) ends the command quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         return _dispatch(args)
     except NoStore as error:  # a command that only reads, pointed at no store: nothing created
-        command = args.command + (" export" if getattr(args, "audit_command", None) else "")
         print(f"keyledger {command}: {error}", file=sys.stderr)
-        return 1
+        return 1  # (verify too: no ledger where one was expected is a failed verification)
+    except _unreadable_store_errors() as error:  # unreachable or damaged: verify says which
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"keyledger {command}: cannot read the store: {detail[:300]} (keyledger verify "
+              "checks whether it was tampered with)", file=sys.stderr)
+        return 2
+
+
+def _unreadable_store_errors() -> tuple[type[BaseException], ...]:
+    """What reading an unreachable or damaged store raises: the database's errors, and a stored
+    event or record that no longer decodes (imported only when a command failed)."""
+    import sqlite3
+
+    import orjson
+    import psycopg
+    from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
+
+    return (sqlite3.Error, psycopg.Error, PersistenceError, MapperDeserialisationError,
+            orjson.JSONDecodeError)
+
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -208,13 +209,14 @@ def all_records(store, query_type, wanted: AuditFilter, batch: int = MAX_LIMIT) 
             return
 
 
-def cloudtrail_files(records: Iterable[dict[str, Any]], file_id: str) -> dict[str, bytes]:
-    """CloudTrail's delivery layout: one gzip file of ``{"Records": [...]}`` per account,
-    Region and five-minute window, at
+def cloudtrail_files(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """CloudTrail's delivery layout: the records of one gzip file of ``{"Records": [...]}`` per
+    account, Region and five-minute window, at
     ``AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_ID.json.gz``
-    (records oldest first within a file). ``records`` come newest first, as the audit store
-    reads them (all_records): eventTime shows only the second, so records of one second keep
-    the order they were stored in, oldest first."""
+    (records oldest first within a file; cloudtrail_file makes its bytes). ``ID`` names the
+    window (the same in every export: an export run again writes the same files). ``records``
+    come newest first, as the audit store reads them (all_records): eventTime shows only the
+    second, so records of one second keep the order they were stored in, oldest first."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in records:
         moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
@@ -226,7 +228,19 @@ def cloudtrail_files(records: Iterable[dict[str, Any]], file_id: str) -> dict[st
     for (account, region, stamp), group in sorted(groups.items()):
         group.reverse()  # oldest first: the sort below is stable within a second
         group.sort(key=lambda r: r["eventTime"])
+        file_id = hashlib.sha256(f"{account}/{region}/{stamp}".encode()).hexdigest()[:16]
         path = (f"AWSLogs/{account}/CloudTrail/{region}/{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}/"
                 f"{account}_CloudTrail_{region}_{stamp}_{file_id}.json.gz")
-        files[path] = gzip.compress(orjson.dumps({"Records": group}), mtime=0)
+        files[path] = group
     return files
+
+
+def cloudtrail_file(records: list[dict[str, Any]], already: bytes | None = None) -> bytes:
+    """A file's bytes: ``records`` after those of the file ``already`` exported for the same
+    window, each eventID once (an export run again, or over an overlapping time range, adds
+    what is new and repeats nothing)."""
+    kept = orjson.loads(gzip.decompress(already))["Records"] if already is not None else []
+    seen = {record["eventID"] for record in kept}
+    merged = kept + [record for record in records if record["eventID"] not in seen]
+    merged.sort(key=lambda r: r["eventTime"])  # stable: a second's records keep their order
+    return gzip.compress(orjson.dumps({"Records": merged}), mtime=0)

@@ -115,6 +115,20 @@ class AuditStore:
         return clauses, args
 
 
+def open_sqlite_read_only(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection (never creates the file); an immutable one on read-only media."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
+                               check_same_thread=False, timeout=30)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        return sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True,
+                               check_same_thread=False)
+
+
 _SQLITE_ARN = "json_extract(CAST(record AS TEXT), '$.resources[1].ARN')"
 
 
@@ -122,9 +136,17 @@ class SQLiteAuditStore(AuditStore):
     _second_key = f"substr({_SQLITE_ARN}, instr({_SQLITE_ARN}, ':key/') + 5)"
     _table_sql = TABLE
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """``read_only``: for the commands that read a store (a copied data dir too): the file
+        is opened read-only and nothing is created, not even an index."""
         self.path = Path(path)
         self._lock = threading.Lock()
+        if read_only:
+            db = open_sqlite_read_only(self.path)
+            if db is None:
+                raise sqlite3.OperationalError(f"no audit store at {self.path}")
+            self._db = db
+            return
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -189,17 +211,20 @@ _PG_SECOND_ARN = r'"resources":\[\{[^{}]*\},\{"ARN":"[^"]*:key/([^"]+)"'
 
 
 class PostgresAuditStore(AuditStore):
-    def __init__(self, conninfo: dict[str, Any], schema: str) -> None:
+    def __init__(self, conninfo: dict[str, Any], schema: str, read_only: bool = False) -> None:
+        """``read_only``: nothing is created (SQLiteAuditStore)."""
         self._conninfo = conninfo
         self._table = Identifier(schema, TABLE)
         self._lock = threading.Lock()
         self._conn = psycopg.connect(**conninfo, autocommit=True)
         self._table_sql = self._table.as_string(self._conn)
+        text = Identifier(schema, "keyledger_record_text")
+        self._second_key = f"substring({text.as_string(self._conn)}(record) from '{_PG_SECOND_ARN}')"
+        if read_only:
+            return
         # convert_from is STABLE (its conversion is looked up at run time), so an index
         # cannot call it; the records are UTF-8 JSON and the database's encoding cannot change
         # under the index: this wrapper may say IMMUTABLE.
-        text = Identifier(schema, "keyledger_record_text")
-        self._second_key = f"substring({text.as_string(self._conn)}(record) from '{_PG_SECOND_ARN}')"
         self._conn.execute(SQL("""
             CREATE TABLE IF NOT EXISTS {t} (
                 position BIGSERIAL PRIMARY KEY,

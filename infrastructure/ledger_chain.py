@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
+from infrastructure.audit_store import open_sqlite_read_only
 from infrastructure.persistence import REGION_PATTERN, StoreConfig, schema_name
 from infrastructure.root_key import RootKey
 
@@ -437,20 +438,6 @@ class _RegionDB:
         raise NotImplementedError
 
 
-def _open_sqlite_ro(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection (never creates the file); an immutable one on read-only media."""
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
-                               check_same_thread=False, timeout=30)
-        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        return conn
-    except sqlite3.OperationalError:
-        return sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True,
-                               check_same_thread=False)
-
-
 class _SQLiteRegionDB(_RegionDB):
     names = {"events": "stored_events", "event_position": "rowid", "audit": AUDIT_TABLE,
              "chain": CHAIN_TABLE, "checkpoints": CHECKPOINT_TABLE}
@@ -470,14 +457,14 @@ class _SQLiteRegionDB(_RegionDB):
             # commits in order: no fsync of its own (the audit records' commits have theirs).
             self._main.execute("PRAGMA synchronous=NORMAL")
         else:
-            self._main = _open_sqlite_ro(folder / "audit.db")
+            self._main = open_sqlite_read_only(folder / "audit.db")
         self._ledger: sqlite3.Connection | None = None
         self._keyring: sqlite3.Connection | None = None
         self._lease: Any = None  # the open lock file while this process is the chainer
 
     def _ledger_conn(self) -> sqlite3.Connection | None:
         if self._ledger is None:
-            self._ledger = _open_sqlite_ro(self.folder / "ledger.db")
+            self._ledger = open_sqlite_read_only(self.folder / "ledger.db")
         return self._ledger
 
     def _rows(self, sql: str, args: tuple = (), ledger: bool = False) -> list[tuple]:
@@ -590,7 +577,7 @@ class _SQLiteRegionDB(_RegionDB):
 
 
 def read_sqlite_keyring(path: Path, entry: str) -> bytes | None:
-    conn = _open_sqlite_ro(path)
+    conn = open_sqlite_read_only(path)
     if conn is None:
         return None
     try:

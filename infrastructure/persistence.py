@@ -82,9 +82,19 @@ class StoreConfig:
             "ORIGINATOR_ID_TYPE": "text",
         }
 
-    def open_region(self, region: str) -> RegionStorage:
+    def open_region(self, region: str, read_only: bool = False) -> RegionStorage:
+        """``read_only``: a Region that exists, read by a command: its ledger's and audit's
+        tables are not created (nor their indexes), so a damaged store is reported as one and a
+        copied data dir stays as it was copied."""
         if not REGION_PATTERN.match(region):
             raise ValueError(f"invalid region name {region!r}")
+        if self.is_postgres and read_only:
+            env = {**self._postgres_env(region), "CREATE_TABLE": "false"}
+            factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
+            return RegionStorage(env, factory.tracking_recorder(PostgresKeyDirectory),
+                                 PostgresKeyring(factory.datastore), factory,
+                                 PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"],
+                                                    read_only=True))
         if self.is_postgres:
             env = self._postgres_env(region)
             # Processes starting together (--workers, several nodes on one database) would race
@@ -108,15 +118,17 @@ class StoreConfig:
             return RegionStorage({**env, "CREATE_TABLE": "false"}, directory, keyring, factory,
                                  audit)
         folder = self.data_dir / "regions" / region
-        folder.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            folder.mkdir(parents=True, exist_ok=True)
         factory = InfrastructureFactory.construct(
             Environment("KeyDirectory", self._sqlite_env(folder / "directory.db"))
         )
         directory = factory.tracking_recorder(SQLiteKeyDirectory)
         keyring = SQLiteKeyring(folder / "keyring.db")
-        audit = SQLiteAuditStore(folder / "audit.db")
-        return RegionStorage(self._sqlite_env(folder / "ledger.db"), directory, keyring, factory,
-                             audit)
+        audit = SQLiteAuditStore(folder / "audit.db", read_only=read_only)
+        ledger_env = self._sqlite_env(folder / "ledger.db")
+        return RegionStorage({**ledger_env, "CREATE_TABLE": "false"} if read_only else ledger_env,
+                             directory, keyring, factory, audit)
 
     def region_folder(self, region: str) -> Path:
         """Where a region's SQLite files live."""

@@ -275,8 +275,7 @@ def test_cloudtrail_files_keep_the_records_of_one_second_oldest_first():
     """The audit store reads newest first; eventTime shows only the second."""
     newest_first = [_record("r5", "2026-12-06T09:14:08Z"), _record("r4"), _record("r3"),
                     _record("r2"), _record("r1"), _record("r0", "2026-12-06T09:14:06Z")]
-    (data,) = cloudtrail_files(newest_first, "abc123").values()
-    records = orjson.loads(gzip.decompress(data))["Records"]
+    (records,) = cloudtrail_files(newest_first).values()
     assert [r["requestID"] for r in records] == ["r0", "r1", "r2", "r3", "r4", "r5"]
 
 
@@ -290,3 +289,99 @@ def test_export_writes_the_records_of_one_second_in_the_order_they_were_stored(k
     (path,) = (tmp_path / "out").rglob("*.json.gz")
     records = orjson.loads(gzip.decompress(path.read_bytes()))["Records"]
     assert [r["requestID"] for r in records] == stored
+    again = cli("audit", "export", "--out", str(tmp_path / "out"), *store_args(kms.settings),
+                "--region", "us-east-1")
+    assert again.returncode == 0, again.stderr
+    assert list((tmp_path / "out").rglob("*.json.gz")) == [path]  # the window's own file
+    assert orjson.loads(gzip.decompress(path.read_bytes()))["Records"] == records
+
+
+def test_export_to_a_file_is_refused_on_one_line(sqlite_store, tmp_path):
+    settings, _ = sqlite_store
+    (tmp_path / "a-file").write_text("")
+    result = cli("audit", "export", "--out", str(tmp_path / "a-file"), *store_args(settings))
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.startswith(f"keyledger audit export: cannot write {tmp_path}/a-file/")
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+# -- a damaged or unreachable store: one line, exit 2, nothing written --------------------------
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> tuple[Settings, str]:
+    """An SQLite store with a key and its records, closed (the commands read it offline)."""
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    harness = Harness(settings)
+    key_id = exercise(harness)
+    harness.close()
+    return settings, key_id
+
+
+def _sqlite(settings: Settings, name: str, *statements: str) -> list[str]:
+    """Run ``statements`` on the us-east-1 database ``name``; its tables and indexes after."""
+    import sqlite3
+
+    with sqlite3.connect(settings.data_path / "regions" / "us-east-1" / name) as db:
+        for statement in statements:
+            db.execute(statement)
+        return sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master"))
+
+
+def _unreadable(result: subprocess.CompletedProcess, command: str, detail: str) -> None:
+    assert (result.returncode, result.stdout) == (2, ""), result.args
+    assert result.stderr.startswith(f"keyledger {command}: cannot read the store: {detail}")
+    assert result.stderr.endswith(" (keyledger verify checks whether it was tampered with)\n")
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_damaged_store_is_reported_on_one_line_and_not_repaired(sqlite_store, tmp_path):
+    """A read command never creates what is missing from the store it reads (a copied data
+    dir stays as it was copied): a dropped table is reported, not made again."""
+    settings, key_id = sqlite_store
+    args = store_args(settings)
+    audit_tables = _sqlite(settings, "audit.db", "DROP TABLE keyledger_audit")
+    audit, export = run_all([["audit", *args],
+                             ["audit", "export", "--out", str(tmp_path / "out"), *args]])
+    _unreadable(audit, "audit", "no such table: keyledger_audit")
+    _unreadable(export, "audit export", "no such table: keyledger_audit")
+    assert _sqlite(settings, "audit.db") == audit_tables
+    ledger_tables = _sqlite(settings, "ledger.db", "DROP TABLE stored_events")
+    _unreadable(cli("history", key_id, *args), "history", "no such table: stored_events")
+    assert _sqlite(settings, "ledger.db") == ledger_tables
+
+
+def test_a_record_that_is_not_json_is_reported_on_one_line(sqlite_store):
+    settings, _ = sqlite_store
+    _sqlite(settings, "audit.db", "UPDATE keyledger_audit SET record = x'7b7b'")
+    _unreadable(cli("audit", *store_args(settings)), "audit", "")
+
+
+def test_a_store_from_before_an_index_is_read_without_adding_it(sqlite_store):
+    settings, _ = sqlite_store
+    tables = _sqlite(settings, "audit.db", "DROP INDEX keyledger_audit_once",
+                     "DROP INDEX keyledger_audit_second_key")
+    audit = cli("audit", *store_args(settings))
+    assert audit.returncode == 0 and "Encrypt" in audit.stdout, audit.stderr
+    assert _sqlite(settings, "audit.db") == tables
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(sqlite_store):
+    settings, _ = sqlite_store
+    done = subprocess.run(
+        f"{sys.executable} -m api audit --data-dir {settings.data_path} | head -c 10",
+        shell=True, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True,
+        timeout=120)
+    assert (len(done.stdout), done.stderr) == (10, "")
+
+
+def test_an_unreachable_database_is_reported_on_one_line(tmp_path):
+    store = ["--store", "postgresql://nobody@127.0.0.1:1/nothing", "--data-dir",
+             str(tmp_path / "data")]
+    results = run_all([["audit", *store], ["audit", "export", "--out", str(tmp_path), *store],
+                       ["history", KEY, *store], ["who-can", "kms:Decrypt", KEY, *store],
+                       ["checkpoint-key", *store]])
+    for name, result in zip(["audit", "audit export", "history", "who-can", "checkpoint-key"],
+                            results, strict=True):
+        _unreadable(result, name, "connection failed")
+    assert not (tmp_path / "data").exists()

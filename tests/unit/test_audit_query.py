@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import math
 
@@ -16,6 +17,7 @@ from application.audit_query import (
     KeyReference,
     WholeSecond,
     check_limit,
+    cloudtrail_file,
     cloudtrail_files,
     key_filter,
     key_reference,
@@ -220,18 +222,28 @@ def _record(time: str, region: str = "us-east-1", account: str = "111122223333")
 def test_export_uses_cloudtrails_layout_one_file_per_account_region_and_five_minutes():
     records = [_record("2026-12-06T09:14:59Z"), _record("2026-12-06T09:10:00Z"),
                _record("2026-12-06T09:15:00Z"), _record("2026-12-06T09:11:00Z", "eu-west-1")]
-    files = cloudtrail_files(records, "abc123")
+    files = cloudtrail_files(records)
+    window = {name: hashlib.sha256(name.encode()).hexdigest()[:16] for name in (
+        "111122223333/eu-west-1/20261206T0910Z", "111122223333/us-east-1/20261206T0910Z",
+        "111122223333/us-east-1/20261206T0915Z")}
     assert sorted(files) == [
-        "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/12/06/"
-        "111122223333_CloudTrail_eu-west-1_20261206T0910Z_abc123.json.gz",
-        "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/06/"
-        "111122223333_CloudTrail_us-east-1_20261206T0910Z_abc123.json.gz",
-        "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/06/"
-        "111122223333_CloudTrail_us-east-1_20261206T0915Z_abc123.json.gz",
+        "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/12/06/111122223333_CloudTrail_eu-west-1_"
+        f"20261206T0910Z_{window['111122223333/eu-west-1/20261206T0910Z']}.json.gz",
+        "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/06/111122223333_CloudTrail_us-east-1_"
+        f"20261206T0910Z_{window['111122223333/us-east-1/20261206T0910Z']}.json.gz",
+        "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/06/111122223333_CloudTrail_us-east-1_"
+        f"20261206T0915Z_{window['111122223333/us-east-1/20261206T0915Z']}.json.gz",
     ]
-    first = json.loads(gzip.decompress(files[sorted(files)[1]]))
-    assert [r["eventTime"] for r in first["Records"]] == ["2026-12-06T09:10:00Z",
-                                                          "2026-12-06T09:14:59Z"]
+    assert [r["eventTime"] for r in files[sorted(files)[1]]] == ["2026-12-06T09:10:00Z",
+                                                                 "2026-12-06T09:14:59Z"]
+
+
+def test_an_export_again_adds_what_is_new_and_repeats_nothing():
+    """The file of a window already exported gets the window's new records, each once."""
+    records = [{**_record(f"2026-12-06T09:1{n}:00Z"), "eventID": f"e{n}"} for n in range(4)]
+    earlier = cloudtrail_file(records[1:3])
+    again = json.loads(gzip.decompress(cloudtrail_file(records, earlier)))
+    assert [r["eventID"] for r in again["Records"]] == ["e0", "e1", "e2", "e3"]
 
 
 def test_a_role_arn_filters_its_sessions():
