@@ -906,7 +906,7 @@ _LINEAGE = {
     get_topic(cls): cls for cls in (
         KmsKey.KeyCreated, KmsKey.KeyMaterialRotated, KmsKey.KeyMaterialImported,
         KmsKey.ImportedKeyMaterialRotated, KmsKey.ImportedKeyMaterialShredded,
-        KmsKey.KeyMaterialShredded,
+        KmsKey.KeyMaterialShredded, KmsKey.MultiRegionKeySynchronized,
     )
 }
 #: the operations of a key's usage other than encryption, counted per material (and their group)
@@ -914,6 +914,7 @@ _USAGE_GROUPS = {
     "SIGN_VERIFY": ("Signatures", ("Sign", "Verify")),
     "GENERATE_VERIFY_MAC": ("Macs", ("GenerateMac", "VerifyMac")),
     "KEY_AGREEMENT": ("SharedSecrets", ("DeriveSharedSecret",)),
+    "ENCAPSULATE_DECAPSULATE": ("Encapsulations", ("Encapsulate", "Decapsulate")),
 }
 
 _GENERATE_DATA_KEY = frozenset({
@@ -945,6 +946,9 @@ def _lineage(ledger: KeyLedger, key_id: str) -> dict[str, dict[str, Any]]:
         event = ledger.mapper.to_domain_event(stored)
         if cls in (KmsKey.KeyCreated, KmsKey.KeyMaterialRotated, KmsKey.KeyMaterialImported):
             appear(event.material)
+        elif cls is KmsKey.MultiRegionKeySynchronized:  # a replica's versions: the primary's
+            for material in event.materials:
+                appear(material)
         elif cls is KmsKey.ImportedKeyMaterialRotated:
             entry = lineage.get(event.key_material_id)
             if entry is not None:
@@ -1009,6 +1013,7 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
                 count(extra.get("destinationKeyMaterialId"), "Produced", "ReEncrypt", when, False)
 
     since = now - timedelta(days=days)
+    counted_since = tracking_start(region, key)  # retention pruned what was before
     materials = []
     for material_id, entry in lineage.items():
         counted = use[material_id]
@@ -1032,9 +1037,13 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         if imported is not None:
             item["DecryptedInLastDays"] = {
                 "days": days, "any": any(when >= since for when in counted["decrypted"]),
+                # False: the look-back starts before the oldest record kept (retention), so
+                # "any": false cannot say that nothing was decrypted
+                "Complete": since >= counted_since,
             }
         materials.append(item)
-    return {"KeyId": key.id, "KeyArn": key.arn, "Materials": materials}
+    return {"KeyId": key.id, "KeyArn": key.arn, "TrackingStartDate": counted_since,
+            "Materials": materials}
 
 
 # -- GetKeyLastUsage ----------------------------------------------------------------------------
@@ -1065,8 +1074,11 @@ def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
             break
     usage: dict[str, Any] = {}
     if found is not None:
-        record = found[1]
-        usage = {"Operation": record["eventName"], "Timestamp": _record_time(record),
+        position, record = found
+        # the stored event time (eventTime shows only the second: a use in the second the key
+        # was created would seem to come before its creation)
+        (_, used, _), = store.after(position - 1, 1)
+        usage = {"Operation": record["eventName"], "Timestamp": datetime.fromtimestamp(used, UTC),
                  "CloudTrailEventId": record.get("eventID")}
         if record.get("requestID"):
             usage["KmsRequestId"] = record["requestID"]

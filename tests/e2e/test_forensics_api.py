@@ -271,7 +271,8 @@ def test_last_usage_and_materials_from_the_servers_audit_records(server, kms, aw
 
     status, body = _get(server, key_id, "materials")
     assert status == 200
-    assert body == {"KeyId": key_id, "KeyArn": key["Arn"], "Materials": [{
+    assert body == {"KeyId": key_id, "KeyArn": key["Arn"],
+                    "TrackingStartDate": body["TrackingStartDate"], "Materials": [{
         "KeyMaterialId": key["CurrentKeyMaterialId"],
         "Created": server.events(key_id)["Events"][0]["Details"]["created_at"],
         "RotationType": None, "RotationDate": None, "KeyMaterialState": "CURRENT",
@@ -280,14 +281,18 @@ def test_last_usage_and_materials_from_the_servers_audit_records(server, kms, aw
         "Decryptions": {"Decrypt": 1, "ReEncrypt": 1},
         "FirstUsed": body["Materials"][0]["FirstUsed"], "LastUsed": body["Materials"][0]["LastUsed"],
     }]}
+    # the records' eventTime (to the second); GetKeyLastUsage's Timestamp is the stored instant
     assert (_iso(body["Materials"][0]["FirstUsed"]), _iso(body["Materials"][0]["LastUsed"])) == (
-        first_use, reencrypt_use)
+        first_use.replace(microsecond=0), reencrypt_use.replace(microsecond=0))
+    assert _iso(body["TrackingStartDate"]) == key["CreationDate"]  # (records began before it)
     status, destination = _get(server, other["KeyId"], "materials", days="7")
     assert (status, destination["Materials"][0]["Produced"],
             destination["Materials"][0]["Decryptions"]) == (
         200, {"Encrypt": 0, "GenerateDataKey*": 0, "ReEncrypt": 1}, {"Decrypt": 0, "ReEncrypt": 0})
     assert _get(server, key_id, "materials", days="soon") == (400, {
         "detail": "days must be a whole number of days."})
+    assert _get(server, key_id, "materials", days="9" * 5000) == (400, {  # (int() refuses it)
+        "detail": "days must be between 1 and 3650."})
 
     # GetKeyLastUsage as AWS answers it: no aliases, the key policy decides
     kms.create_alias(AliasName=f"alias/used-{key_id[:8]}", TargetKeyId=key_id)

@@ -503,7 +503,8 @@ def test_materials_count_what_each_version_produced_and_decrypted(kms):
     rotations = kms.call("ListKeyRotations", KeyId=key_id)["Rotations"]
     created = kms.service.key_history(REGION, key_id)[0]["Details"]["created_at"]
     answer = _forensics(kms).materials(REGION, key_id)
-    assert answer == {"KeyId": key_id, "KeyArn": _arn(key_id), "Materials": [
+    assert answer == {"KeyId": key_id, "KeyArn": _arn(key_id), "TrackingStartDate": t(1),
+                      "Materials": [
         {"KeyMaterialId": m1, "Created": created, "RotationType": None, "RotationDate": None,
          "KeyMaterialState": "NON_CURRENT", "Destroyed": False,
          "Produced": {"Encrypt": 1, "GenerateDataKey*": 1, "ReEncrypt": 0},
@@ -538,16 +539,50 @@ def test_imported_material_says_whether_it_was_decrypted_lately(kms):
                  m["Destroyed"], m["DecryptedInLastDays"]) for m in materials["Materials"]]
 
     assert view(30) == [
-        (first, None, "NON_CURRENT", "PENDING_IMPORT", True, {"days": 30, "any": False}),
-        (second, "ON_DEMAND", "CURRENT", "IMPORTED", False, {"days": 30, "any": True}),
+        (first, None, "NON_CURRENT", "PENDING_IMPORT", True,
+         {"days": 30, "any": False, "Complete": True}),
+        (second, "ON_DEMAND", "CURRENT", "IMPORTED", False,
+         {"days": 30, "any": True, "Complete": True}),
     ]
-    assert view(36)[0][5] == {"days": 36, "any": True}
-    assert view(24)[1][5] == {"days": 24, "any": False}
+    assert view(36)[0][5] == {"days": 36, "any": True, "Complete": False}  # before the key
+    assert view(24)[1][5] == {"days": 24, "any": False, "Complete": True}
     with pytest.raises(errors.ValidationException):
         forensics.materials(REGION, key_id, 0)
 
 
+def test_a_replica_lists_the_material_versions_it_took_from_its_primary(kms):
+    """A replica's versions come in MultiRegionKeySynchronized events, not KeyCreated."""
+    key_id = kms.call("CreateKey", MultiRegion=True)["KeyMetadata"]["KeyId"]
+    kms.call("ReplicateKey", KeyId=key_id, ReplicaRegion="us-west-2")
+    kms.call("RotateKeyOnDemand", KeyId=key_id)
+    kms.service.replicate()
+    primary = [m["KeyMaterialId"] for m in _forensics(kms).materials(REGION, key_id)["Materials"]]
+    replica = _forensics(kms).materials("us-west-2", key_id)["Materials"]
+    assert [(m["KeyMaterialId"], m["KeyMaterialState"]) for m in replica] == [
+        (primary[0], "NON_CURRENT"), (primary[1], "CURRENT")]
+
+
+def test_an_ml_kem_keys_encapsulations_are_counted_per_material(kms):
+    key_id = _create(kms, KeySpec="ML_KEM_768", KeyUsage="ENCAPSULATE_DECAPSULATE")
+    base = datetime.now(UTC).replace(microsecond=0)  # (an asymmetric key has one version)
+    _audit(kms, "Encapsulate", [key_id], base)
+    _audit(kms, "Decapsulate", [key_id], base + timedelta(seconds=1))
+    (only,) = _forensics(kms).materials(REGION, key_id)["Materials"]
+    assert (only["Encapsulations"], only["FirstUsed"], only["LastUsed"]) == (
+        {"Encapsulate": 1, "Decapsulate": 1}, base, base + timedelta(seconds=1))
+
+
 # -- GetKeyLastUsage ------------------------------------------------------------------------------
+
+
+def test_last_usage_in_the_second_the_key_was_created_is_not_before_its_creation(kms):
+    """eventTime shows the second; the answer's Timestamp is the stored instant."""
+    key_id = _create(kms)
+    created = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CreationDate"]
+    used = created + timedelta(microseconds=1)
+    _audit(kms, "Encrypt", [key_id], used)
+    answer = kms.call("GetKeyLastUsage", KeyId=key_id)
+    assert answer["KeyLastUsage"]["Timestamp"] == used >= answer["KeyCreationDate"]
 
 
 def test_get_key_last_usage_reads_the_audit_store(kms):
