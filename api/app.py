@@ -744,6 +744,11 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         (an ``end`` to the whole second takes in that second); ``key_id`` a key id or key
         ARN. Authorized by ``keyledger:ReadAudit`` (an account's root reads its own)."""
         def read(r: str, account: str, _: None) -> dict[str, Any]:
+            named = key_reference(key_id) if key_id else None
+            if named is not None and named.region not in (None, r):  # (one Region per page)
+                raise ValidationException(
+                    f"The key ARN names Region {named.region[:64]!r}: read it with "
+                    f"region={named.region[:64]}.")
             wanted = AuditFilter(account=account, key_id=key_id, principal=principal,
                                  event_name=event_name, start=parse_time(start, "start"),
                                  end=parse_time(end, "end"),

@@ -28,7 +28,7 @@ def _filters(p: argparse.ArgumentParser, default: object = None) -> None:
     p.add_argument("--data-dir", default=default)
     p.add_argument("--store", default=default, help="postgresql://user:pass@host:port/db")
     p.add_argument("--region", default=default, help="default: every region of the store")
-    p.add_argument("--key", default=default, help="a key id")
+    p.add_argument("--key", default=default, help="a key id or key ARN (its Region and account)")
     p.add_argument("--principal", default=default, help="a caller's ARN")
     p.add_argument("--event-name", default=default, help="e.g. Decrypt")
     p.add_argument("--since", default=default, help="ISO 8601 or epoch seconds")
@@ -40,18 +40,26 @@ def _filters(p: argparse.ArgumentParser, default: object = None) -> None:
 def audit(args: argparse.Namespace) -> int:
     from api.bootstrap import build_service, existing_regions
     from application.audit import AuditQuery
-    from application.audit_query import AuditFilter, all_records, parse_time
+    from application.audit_query import AuditFilter, all_records, key_reference, parse_time
     from domain.errors import KmsError
 
     os.umask(0o077)
     settings = Settings.of_store(args)
-    known = existing_regions(settings, [args.region] if args.region else ())
+    try:  # a key ARN names its Region (a --region given too must match) and its account
+        named = key_reference(args.key, "keyledger audit --key") if args.key else None
+        region = named.region_read(args.region, None) if named is not None else args.region
+    except KmsError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
+    known = existing_regions(settings, [region] if region else ())
     service = build_service(settings, read_only=True)
     try:
-        wanted = AuditFilter(key_id=args.key, principal=args.principal,
-                             event_name=args.event_name, start=parse_time(args.since, "--since"),
+        wanted = AuditFilter(account=named.account if named is not None else None,
+                             key_id=named.key_id if named is not None else None,
+                             principal=args.principal, event_name=args.event_name,
+                             start=parse_time(args.since, "--since"),
                              end=parse_time(args.until, "--until"), errors_only=args.errors)
-        regions = [args.region] if args.region else known
+        regions = [region] if region else known
         records: list[dict[str, Any]] = []
         for region in regions:
             records.extend(all_records(service.region(region).audit.store, AuditQuery, wanted))

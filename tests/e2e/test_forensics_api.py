@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from botocore.exceptions import ClientError
@@ -402,6 +402,17 @@ def test_a_key_arns_region_is_the_region_read(server):
         assert (record["eventName"], record["errorCode"], record["errorMessage"],
                 record["awsRegion"], record["resources"]) == (
             _LEDGER_EVENT[route], "ValidationException", detail, REGION, []), route
+
+
+def test_the_audit_of_a_key_arn_is_read_in_its_region(server):
+    west = server.kms(region=WEST).create_key(Description="west")["KeyMetadata"]
+    arn = quote(west["Arn"], safe="")
+    found = server.ledger_get(f"/ledger/v1/audit?key_id={arn}&region={WEST}")
+    assert found.status_code == 200, found.text
+    assert [r["eventName"] for r in found.json()["Records"]] == ["CreateKey"]
+    elsewhere = server.ledger_get(f"/ledger/v1/audit?key_id={arn}")  # the default Region
+    assert (elsewhere.status_code, elsewhere.json()) == (400, {
+        "detail": f"The key ARN names Region '{WEST}': read it with region={WEST}."})
 
 
 def test_a_key_arn_of_another_account_is_no_key_of_the_callers(server, kms):

@@ -385,3 +385,22 @@ def test_an_unreachable_database_is_reported_on_one_line(tmp_path):
                             results, strict=True):
         _unreadable(result, name, "connection failed")
     assert not (tmp_path / "data").exists()
+
+
+def test_audit_key_arn_reads_its_region_and_account(sqlite_store):
+    settings, key_id = sqlite_store
+    args = store_args(settings)
+    arn = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"
+    by_arn, by_id, other_account, other_region, mismatch = run_all([
+        ["audit", "--key", arn, "--json", *args], ["audit", "--key", key_id, "--json", *args],
+        ["audit", "--key", arn.replace(ACCOUNT, "444455556666"), "--json", *args],
+        ["audit", "--key", arn.replace("us-east-1", "us-west-2"), *args],
+        ["audit", "--key", arn, "--region", "eu-west-1", *args]])
+    assert by_arn.returncode == 0 and by_arn.stdout == by_id.stdout
+    assert '"eventName": "Encrypt"' in by_arn.stdout, by_arn.stdout
+    assert (other_account.returncode, other_account.stdout) == (0, "")  # no record of that key
+    assert (other_region.returncode, other_region.stderr) == (
+        1, "keyledger audit: region us-west-2 has no ledger in this store\n")
+    assert (mismatch.returncode, mismatch.stderr) == (
+        1, "ValidationException: The key ARN names Region 'us-east-1', but region is "
+           "'eu-west-1'.\n")
