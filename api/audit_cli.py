@@ -44,6 +44,9 @@ def audit(args: argparse.Namespace) -> int:
     from domain.errors import KmsError
 
     os.umask(0o077)
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        print(f"keyledger audit: --limit must be at least 1, not {args.limit}", file=sys.stderr)
+        return 1
     settings = Settings.of_store(args)
     try:  # a key ARN names its Region (a --region given too must match) and its account
         named = key_reference(args.key, "keyledger audit --key") if args.key else None

@@ -438,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command + (" export" if getattr(args, "audit_command", None) else "")
     if args.command != "serve":  # a reader that stops early (| head) ends the command quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    store = getattr(args, "store", None)
+    if store and not store.startswith(("postgresql://", "postgres://")):
+        print(f"keyledger {command}: --store takes a postgresql:// URL, not {store[:100]!r}",
+              file=sys.stderr)
+        return 1
     try:
         return _dispatch(args)
     except NoStore as error:  # a command that only reads, pointed at no store: nothing created

@@ -1201,9 +1201,10 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         out = [self.headline()]
+        first = self.first_problem  # (the headline names it already)
         for report in self.regions:
             out.append("  " + report.summary())
-            if report.problem is not None:
+            if report.problem is not None and (report.region, report.problem) != first:
                 out.append("    FAILED: " + report.problem.message(report.region))
         return out
 

@@ -88,6 +88,7 @@ def test_verify_a_stopped_server_then_tamper_with_it(store, server_factory, tmp_
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.match(rf"^FAILED: region us-east-1, event at notification id {position} "
                     r"\(chain seq \d+\): edited \(", result.stdout), result.stdout
+    assert result.stdout.count("FAILED") == 1, result.stdout  # (the headline names it)
 
 
 def test_verify_after_a_crash_and_a_restart(server_factory, tmp_path):

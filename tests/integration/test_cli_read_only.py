@@ -404,3 +404,17 @@ def test_audit_key_arn_reads_its_region_and_account(sqlite_store):
     assert (mismatch.returncode, mismatch.stderr) == (
         1, "ValidationException: The key ARN names Region 'us-east-1', but region is "
            "'eu-west-1'.\n")
+
+
+def test_a_store_that_is_not_a_postgresql_url_and_a_limit_below_one_are_refused(sqlite_store):
+    settings, key_id = sqlite_store
+    garbage, history, limit = run_all([
+        ["audit", "--store", "garbage", *store_args(settings)],
+        ["history", key_id, "--store", "mysql://x/y", *store_args(settings)],
+        ["audit", "--limit", "0", *store_args(settings)]])
+    assert (garbage.returncode, garbage.stdout, garbage.stderr) == (
+        1, "", "keyledger audit: --store takes a postgresql:// URL, not 'garbage'\n")
+    assert (history.returncode, history.stderr) == (
+        1, "keyledger history: --store takes a postgresql:// URL, not 'mysql://x/y'\n")
+    assert (limit.returncode, limit.stdout, limit.stderr) == (
+        1, "", "keyledger audit: --limit must be at least 1, not 0\n")
