@@ -102,7 +102,8 @@ def _export(records: list[dict[str, Any]], out: Path) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             already = target.read_bytes() if target.exists() else None
             target.write_bytes(cloudtrail_file(window, already))
-        except (OSError, ValueError) as error:  # (ValueError: a file there that is not ours)
+        except (OSError, ValueError, KeyError, TypeError) as error:  # (the last three: a
+            # file already there that is not an export)
             print(f"keyledger audit export: cannot write {target}: {error}", file=sys.stderr)
             return 1
         if show_progress:

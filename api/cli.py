@@ -468,7 +468,6 @@ def _unreadable_store_errors() -> tuple[type[BaseException], ...]:
             orjson.JSONDecodeError)
 
 
-
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         serve(args)
