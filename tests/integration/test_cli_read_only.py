@@ -366,10 +366,15 @@ def test_a_store_from_before_an_index_is_read_without_adding_it(sqlite_store):
     assert _sqlite(settings, "audit.db") == tables
 
 
-def test_a_reader_that_stops_early_ends_the_command_quietly(sqlite_store):
-    settings, _ = sqlite_store
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    harness = Harness(settings)
+    key_id = exercise(harness)
+    # more than a pipe holds: the command is still writing when the reader goes
+    store_audit_records(harness, key_id, [f"req-{n}" for n in range(600)], datetime.now(UTC))
+    harness.close()
     done = subprocess.run(
-        f"{sys.executable} -m api audit --data-dir {settings.data_path} | head -c 10",
+        f"{sys.executable} -m api audit --json --data-dir {settings.data_path} | head -c 10",
         shell=True, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True,
         timeout=120)
     assert (len(done.stdout), done.stderr) == (10, "")
