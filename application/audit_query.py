@@ -11,7 +11,8 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
@@ -21,7 +22,6 @@ from domain import errors
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 MAX_POSITION = 2**63 - 1  # a store position is a signed 64-bit integer (SQLite, BIGSERIAL)
-_WHOLE_EPOCH = re.compile(r"[+-]?[0-9]+")
 _TOKEN = re.compile(r"kla:([0-9]{1,19})")
 _TRUE, _FALSE = ("true", "t", "yes", "y", "on", "1"), ("false", "f", "no", "n", "off", "0")
 
@@ -33,31 +33,39 @@ class WholeSecond(float):
     __slots__ = ()
 
 
+_EPOCH = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+
+
+def parse_instant(text: str) -> datetime:
+    """An instant given as ISO 8601 (a time without a zone is UTC) or epoch seconds (with up to
+    nine decimals, read exactly). ValidationException otherwise."""
+    value = text.strip()
+    try:  # (an instant past year 9999 or before year 1, in UTC, is no time either)
+        if _EPOCH.fullmatch(value):
+            seconds = Decimal(value)
+            whole = int(seconds)
+            micros = int((seconds - whole) * 1_000_000)
+            return datetime.fromtimestamp(whole, UTC) + timedelta(microseconds=micros)
+        when = datetime.fromisoformat(value)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        raise errors.ValidationException(
+            f"'{text[:64]}' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."
+        ) from None
+
+
 def parse_time(value: str | None, name: str) -> float | None:
-    """ISO 8601 (``2026-12-06T09:14:00Z``, a date, an offset) or epoch seconds; a
-    WholeSecond when it has no fractional part. NaN and infinities are refused."""
+    """Epoch seconds of a time given as parse_instant reads it (the forensic reads' ``at``
+    too); a WholeSecond when it has no fractional part."""
     if value is None or value == "":
         return None
     try:
-        seconds = float(value)
-        whole = _WHOLE_EPOCH.fullmatch(value.strip()) is not None
-    except ValueError:
-        seconds, whole = _iso_seconds(value), "." not in value and "," not in value
-    if seconds is None or not math.isfinite(seconds):
+        seconds = parse_instant(value).timestamp()
+    except errors.ValidationException:
         raise errors.ValidationException(
-            f"{name} must be ISO 8601 or epoch seconds, not {value[:64]!r}."
-        )
+            f"{name} must be ISO 8601 or epoch seconds, not {value[:64]!r}.") from None
+    whole = "." not in value and "," not in value
     return WholeSecond(seconds) if whole else seconds
-
-
-def _iso_seconds(value: str) -> float | None:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def end_bound(end: float | None) -> float | None:

@@ -93,7 +93,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -101,6 +100,7 @@ from eventsourcing.persistence import DataError, ProgrammingError
 from eventsourcing.utils import get_topic
 
 from application.audit import AuditQuery, AuditStorePort
+from application.audit_query import parse_instant
 from application.authorization import compiled
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
@@ -147,27 +147,6 @@ __all__ = [
 log = logging.getLogger("keyledger.forensics")
 
 # -- instants ---------------------------------------------------------------------------------
-
-_EPOCH = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
-
-
-def parse_instant(text: str) -> datetime:
-    """An instant given as ISO 8601 (a time without a zone is UTC) or epoch seconds (with up to
-    nine decimals, read exactly). ValidationException otherwise."""
-    value = text.strip()
-    try:  # (an instant past year 9999 or before year 1, in UTC, is no time either)
-        if _EPOCH.fullmatch(value):
-            seconds = Decimal(value)
-            whole = int(seconds)
-            micros = int((seconds - whole) * 1_000_000)
-            return datetime.fromtimestamp(whole, UTC) + timedelta(microseconds=micros)
-        when = datetime.fromisoformat(value)
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    except (ValueError, OverflowError, OSError):
-        raise errors.ValidationException(
-            f"'{text[:64]}' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."
-        ) from None
-
 
 def past_instant(text: str | None, now: datetime) -> datetime:
     """The instant a forensic read is asked about: ``text`` (parse_instant), or ``now`` when

@@ -23,6 +23,7 @@ from application.audit_query import (
     key_reference,
     page_token,
     parse_flag,
+    parse_instant,
     parse_time,
     position_of,
     principal_filter,
@@ -63,6 +64,17 @@ def test_a_time_that_is_not_finite_is_refused(text):
     with pytest.raises(errors.ValidationException) as refused:
         parse_time(text, "start")
     assert refused.value.message == f"start must be ISO 8601 or epoch seconds, not {text!r}."
+
+
+@pytest.mark.parametrize("text", ["1e5", "-5", "+5", "1.7965954e9", "1796595112000"])
+def test_start_and_end_read_times_as_at_does(text):
+    """One reading of a time for every query (parse_instant): an exponent, a sign or epoch
+    milliseconds are refused for start and end as for at."""
+    with pytest.raises(errors.ValidationException) as refused:
+        parse_time(text, "start")
+    assert refused.value.message == f"start must be ISO 8601 or epoch seconds, not {text!r}."
+    with pytest.raises(errors.ValidationException):
+        parse_instant(text)
 
 
 @pytest.mark.parametrize(("text", "whole"), [
