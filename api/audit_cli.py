@@ -84,7 +84,8 @@ def audit(args: argparse.Namespace) -> int:
 def _line(record: dict[str, Any]) -> str:
     who = record["userIdentity"].get("arn") or record["userIdentity"].get("invokedBy") or (
         f"unauthenticated ({record['userIdentity'].get('accessKeyId', '-')})")
-    keys = ",".join(r["ARN"].rsplit("/", 1)[-1] for r in record.get("resources", [])) or "-"
+    keys = ",".join(r["ARN"].split(":", 5)[-1].removeprefix("key/")  # key id, alias/NAME
+                    for r in record.get("resources", [])) or "-"
     outcome = record.get("errorCode", "OK")
     return (f"{record['eventTime']}  {record['awsRegion']:<14} {record['eventName']:<28} "
             f"{outcome:<28} {keys:<38} {who}  ({record.get('sourceIPAddress', '-')}, "

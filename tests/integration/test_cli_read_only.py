@@ -423,3 +423,13 @@ def test_a_store_that_is_not_a_postgresql_url_and_a_limit_below_one_are_refused(
         1, "keyledger history: --store takes a postgresql:// URL, not 'mysql://x/y'\n")
     assert (limit.returncode, limit.stdout, limit.stderr) == (
         1, "", "keyledger audit: --limit must be at least 1, not 0\n")
+
+
+def test_the_audit_table_names_an_alias_as_an_alias_and_a_key_by_its_id():
+    from api.audit_cli import _line
+
+    record = {"eventTime": "2026-12-06T09:14:00Z", "awsRegion": "us-east-1",
+              "eventName": "CreateAlias", "userIdentity": {"arn": f"arn:aws:iam::{ACCOUNT}:root"},
+              "resources": [{"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/app"},
+                            {"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{KEY}"}]}
+    assert f" alias/app,{KEY} " in _line(record)
