@@ -11,6 +11,7 @@ Each region is its own ledger, created on first use:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,31 +89,30 @@ class StoreConfig:
         copied data dir stays as it was copied."""
         if not REGION_PATTERN.match(region):
             raise ValueError(f"invalid region name {region!r}")
-        if self.is_postgres and read_only:
-            env = {**self._postgres_env(region), "CREATE_TABLE": "false"}
-            factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
-            return RegionStorage(env, factory.tracking_recorder(PostgresKeyDirectory),
-                                 PostgresKeyring(factory.datastore), factory,
-                                 PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"],
-                                                    read_only=True))
         if self.is_postgres:
             env = self._postgres_env(region)
-            # Processes starting together (--workers, several nodes on one database) would race
-            # to create the same tables, and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
-            # against that: each Region's tables are created under one advisory lock.
-            with self._connect(env) as lock:
-                lock.execute("SELECT pg_advisory_lock(hashtext(%s))", ("keyledger:" + region,))
-                self._create_schema(env)
-                ledger = InfrastructureFactory.construct(Environment("KeyLedger", env))
-                try:  # the ledger's tables (events, tracking, snapshots), made here once
-                    ledger.process_recorder()
-                    ledger.aggregate_recorder("snapshots")
-                finally:
-                    ledger.close()
+            if read_only:  # (what follows then creates no table: the env says so)
+                env, lock = {**env, "CREATE_TABLE": "false"}, contextlib.nullcontext()
+            else:
+                # Processes starting together (--workers, several nodes on one database) would
+                # race to create the same tables, and PostgreSQL's CREATE TABLE IF NOT EXISTS is
+                # not safe against that: each Region's tables are created under one advisory lock.
+                lock = self._connect(env)
+            with lock as conn:
+                if not read_only:
+                    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", ("keyledger:" + region,))
+                    self._create_schema(env)
+                    ledger = InfrastructureFactory.construct(Environment("KeyLedger", env))
+                    try:  # the ledger's tables (events, tracking, snapshots), made here once
+                        ledger.process_recorder()
+                        ledger.aggregate_recorder("snapshots")
+                    finally:
+                        ledger.close()
                 factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
                 directory = factory.tracking_recorder(PostgresKeyDirectory)
                 keyring: Keyring = PostgresKeyring(factory.datastore)
-                audit = PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"])
+                audit = PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"],
+                                           read_only=read_only)
             # The application built on this env must not create its tables again, outside the
             # lock: concurrent CREATE ... IF NOT EXISTS fails with "tuple concurrently updated".
             return RegionStorage({**env, "CREATE_TABLE": "false"}, directory, keyring, factory,
