@@ -328,7 +328,7 @@ def fork(args: argparse.Namespace) -> int:
         print("keyledger fork: --position is a position of one Region's ledger: name it with "
               "--region", file=sys.stderr)
         return 1
-    at = parse_instant(args.at) if args.at is not None else None
+    at = parse_instant(args.at, "--at") if args.at is not None else None
     source = build_service(settings)
     try:
         regions = args.region or sorted(source.known_regions())
@@ -434,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     add_audit_parser(sub)
     args = parser.parse_args(argv)
     from api.bootstrap import NoStore
+    from domain.errors import KmsError
 
     command = args.command + (" export" if getattr(args, "audit_command", None) else "")
     if args.command != "serve":  # a reader that stops early (| head) ends the command quietly
@@ -448,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     except NoStore as error:  # a command that only reads, pointed at no store: nothing created
         print(f"keyledger {command}: {error}", file=sys.stderr)
         return 1  # (verify too: no ledger where one was expected is a failed verification)
+    except KmsError as error:  # a bad argument (fork --at yesterday), as audit and history say it
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
     except _unreadable_store_errors() as error:  # unreachable or damaged: verify says which
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"keyledger {command}: cannot read the store: {detail[:300]} (keyledger verify "

@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
         return 1, None
     service = build_service(settings, read_only=True)
     try:
-        at = past_instant(args.at, datetime.now(UTC))
+        at = past_instant(args.at, datetime.now(UTC), "--at")
         return 0, read(Forensics(service, settings.default_region), region, at, named.key_id,
                        named.account)
     except KmsError as error:

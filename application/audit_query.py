@@ -36,9 +36,10 @@ class WholeSecond(float):
 _EPOCH = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 
 
-def parse_instant(text: str) -> datetime:
+def parse_instant(text: str, name: str = "at") -> datetime:
     """An instant given as ISO 8601 (a time without a zone is UTC) or epoch seconds (with up to
-    nine decimals, read exactly). ValidationException otherwise."""
+    nine decimals, read exactly). ValidationException otherwise, naming the parameter ``name``
+    (one wording for every time a read takes: at, start, end, --since, --until)."""
     value = text.strip()
     try:  # (an instant past year 9999 or before year 1, in UTC, is no time either)
         if _EPOCH.fullmatch(value):
@@ -50,7 +51,7 @@ def parse_instant(text: str) -> datetime:
         return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         raise errors.ValidationException(
-            f"'{text[:64]}' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."
+            f"{name} must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not {text[:64]!r}."
         ) from None
 
 
@@ -59,11 +60,7 @@ def parse_time(value: str | None, name: str) -> float | None:
     too); a WholeSecond when it has no fractional part."""
     if value is None or value == "":
         return None
-    try:
-        seconds = parse_instant(value).timestamp()
-    except errors.ValidationException:
-        raise errors.ValidationException(
-            f"{name} must be ISO 8601 or epoch seconds, not {value[:64]!r}.") from None
+    seconds = parse_instant(value, name).timestamp()
     whole = "." not in value and "," not in value
     return WholeSecond(seconds) if whole else seconds
 

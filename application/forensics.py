@@ -148,13 +148,13 @@ log = logging.getLogger("keyledger.forensics")
 
 # -- instants ---------------------------------------------------------------------------------
 
-def past_instant(text: str | None, now: datetime) -> datetime:
+def past_instant(text: str | None, now: datetime, name: str = "at") -> datetime:
     """The instant a forensic read is asked about: ``text`` (parse_instant), or ``now`` when
     it is absent or empty. ValidationException for an instant after ``now``: the ledger holds
     what happened, not what will (a scheduled deletion or rotation may not happen)."""
     if not text:
         return now
-    at = parse_instant(text)
+    at = parse_instant(text, name)
     if at > now:
         raise errors.ValidationException(
             f"'{text[:64]}' is in the future: the ledger answers for instants up to now "

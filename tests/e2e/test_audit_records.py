@@ -262,7 +262,7 @@ def test_the_audit_api_pages_newest_first_and_filters(store_server, e2e):
     assert future == {"Records": []}
     bad = store_server.ledger_get("/ledger/v1/audit?start=yesterday")
     assert (bad.status_code, bad.json()) == (
-        400, {"detail": "start must be ISO 8601 or epoch seconds, not 'yesterday'."})
+        400, {"detail": "start must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not 'yesterday'."})
     # the ledger API requests themselves are audited
     reads = store_server.ledger_get("/ledger/v1/audit?event_name=ReadAudit&limit=1").json()
     (read,) = reads["Records"]

@@ -134,7 +134,7 @@ def test_state_at_an_instant_over_http_and_the_cli(server, kms):
     assert _get(server, key_id, "state", at=_epoch(before)) == (404, {
         "detail": f"Key '{key_id}' did not exist in {REGION} at {before.isoformat()}"})
     assert _get(server, key_id, "state", at="yesterday") == (400, {
-        "detail": "'yesterday' is not a time: use ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds."})
+        "detail": "at must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not 'yesterday'."})
     status, answer = _get(server, key_id, "access", action="kms:Decrypt", at="9999-12-31T23:59:59Z")
     assert (status, answer["detail"].split(": the ledger")[0]) == (
         400, "'9999-12-31T23:59:59Z' is in the future")

@@ -64,9 +64,9 @@ def test_a_paging_token_beyond_any_position_is_an_invalid_token(store_server):
     ({"limit": "abc"}, "limit must be between 1 and 1000."),
     ({"limit": "0"}, "limit must be between 1 and 1000."),
     ({"errors_only": "maybe"}, "errors_only must be true or false, not 'maybe'."),
-    ({"start": "nan"}, "start must be ISO 8601 or epoch seconds, not 'nan'."),
-    ({"start": "inf"}, "start must be ISO 8601 or epoch seconds, not 'inf'."),
-    ({"end": "-Infinity"}, "end must be ISO 8601 or epoch seconds, not '-Infinity'."),
+    ({"start": "nan"}, "start must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not 'nan'."),
+    ({"start": "inf"}, "start must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not 'inf'."),
+    ({"end": "-Infinity"}, "end must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not '-Infinity'."),
     ({"region": "xx-fake-1"}, "invalid region 'xx-fake-1'"),
 ])
 def test_a_malformed_parameter_is_a_400_and_is_audited(store_server, query, detail):

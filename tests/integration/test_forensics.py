@@ -73,14 +73,14 @@ def test_instants_are_iso_8601_or_exact_epoch_seconds():
                                                                    tzinfo=UTC)
     with pytest.raises(errors.ValidationException) as raised:
         parse_instant("last tuesday")
-    assert raised.value.message == ("'last tuesday' is not a time: use ISO 8601 "
-                                    "(2024-05-01T09:14:00Z) or epoch seconds.")
+    assert raised.value.message == ("at must be ISO 8601 (2024-05-01T09:14:00Z) or epoch "
+                                    "seconds, not 'last tuesday'.")
     assert parse_instant("253402300799") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
     for outside in ("253402300800", "0001-01-01T00:00:00+14:00"):  # past 9999, before year 1
         with pytest.raises(errors.ValidationException) as raised:
             parse_instant(outside)
-        assert raised.value.message == (f"'{outside}' is not a time: use ISO 8601 "
-                                        "(2024-05-01T09:14:00Z) or epoch seconds.")
+        assert raised.value.message == ("at must be ISO 8601 (2024-05-01T09:14:00Z) or epoch "
+                                        f"seconds, not '{outside}'.")
 
 
 # -- time travel ----------------------------------------------------------------------------------

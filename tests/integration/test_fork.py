@@ -74,3 +74,13 @@ def test_fork_at_a_position_of_one_region(kms, settings, tmp_path, capsys):
         assert ledger.get_key(first) is not None and ledger.get_key(second) is None
     finally:
         service.close()
+
+
+def test_fork_refuses_a_time_it_cannot_read_in_one_line(kms, settings, tmp_path, capsys):
+    kms.call("CreateKey")
+    kms.close()
+    out = tmp_path / "fork"
+    assert main(_args(settings, "--at", "yesterday", "--out", str(out))) == 1
+    assert capsys.readouterr().err == ("ValidationException: --at must be ISO 8601 "
+                                       "(2024-05-01T09:14:00Z) or epoch seconds, not 'yesterday'.\n")
+    assert not out.exists()

@@ -47,7 +47,8 @@ def test_times_are_iso_8601_or_epoch_seconds(text, epoch):
 def test_a_time_that_is_neither_is_refused():
     with pytest.raises(errors.ValidationException) as refused:
         parse_time("last tuesday", "start")
-    assert refused.value.message == "start must be ISO 8601 or epoch seconds, not 'last tuesday'."
+    assert refused.value.message == (
+        "start must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not 'last tuesday'.")
     assert parse_time(None, "start") is None and parse_time("", "end") is None
 
 
@@ -63,7 +64,8 @@ def test_paging_tokens_round_trip_and_forgeries_are_refused():
 def test_a_time_that_is_not_finite_is_refused(text):
     with pytest.raises(errors.ValidationException) as refused:
         parse_time(text, "start")
-    assert refused.value.message == f"start must be ISO 8601 or epoch seconds, not {text!r}."
+    assert refused.value.message == (
+        f"start must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not {text!r}.")
 
 
 @pytest.mark.parametrize("text", ["1e5", "-5", "+5", "1.7965954e9", "1796595112000"])
@@ -72,7 +74,8 @@ def test_start_and_end_read_times_as_at_does(text):
     milliseconds are refused for start and end as for at."""
     with pytest.raises(errors.ValidationException) as refused:
         parse_time(text, "start")
-    assert refused.value.message == f"start must be ISO 8601 or epoch seconds, not {text!r}."
+    assert refused.value.message == (
+        f"start must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not {text!r}.")
     with pytest.raises(errors.ValidationException):
         parse_instant(text)
 
