@@ -76,20 +76,32 @@ def audit(args: argparse.Namespace) -> int:
         return _export(records, Path(args.out))
     if args.limit is not None:
         records = records[: args.limit]
-    for record in records:
-        print(json.dumps(record, sort_keys=True) if args.json else _line(record))
+    if args.json:
+        for record in records:
+            print(json.dumps(record, sort_keys=True))
+    else:
+        for line in _table(records):
+            print(line)
     return 0
 
 
-def _line(record: dict[str, Any]) -> str:
+def _cells(record: dict[str, Any]) -> tuple[str, ...]:
+    """A record's columns in the table: time, Region, operation, outcome, keys, who, where."""
     who = record["userIdentity"].get("arn") or record["userIdentity"].get("invokedBy") or (
         f"unauthenticated ({record['userIdentity'].get('accessKeyId', '-')})")
     keys = ",".join(r["ARN"].split(":", 5)[-1].removeprefix("key/")  # key id, alias/NAME
                     for r in record.get("resources", [])) or "-"
-    outcome = record.get("errorCode", "OK")
-    return (f"{record['eventTime']}  {record['awsRegion']:<14} {record['eventName']:<28} "
-            f"{outcome:<28} {keys:<38} {who}  ({record.get('sourceIPAddress', '-')}, "
-            f"request {record.get('requestID', '-')})")
+    return (record["eventTime"], record["awsRegion"], record["eventName"],
+            record.get("errorCode", "OK"), keys, who,
+            f"({record.get('sourceIPAddress', '-')}, request {record.get('requestID', '-')})")
+
+
+def _table(records: list[dict[str, Any]]) -> list[str]:
+    """The records as lines whose columns line up (each as wide as its widest cell)."""
+    rows = [_cells(record) for record in records]
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)] if rows else []
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False))
+            + "  " + row[-1] for row in rows]
 
 
 def _export(records: list[dict[str, Any]], out: Path) -> int:

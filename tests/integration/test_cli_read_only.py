@@ -425,11 +425,20 @@ def test_a_store_that_is_not_a_postgresql_url_and_a_limit_below_one_are_refused(
         1, "", "keyledger audit: --limit must be at least 1, not 0\n")
 
 
-def test_the_audit_table_names_an_alias_as_an_alias_and_a_key_by_its_id():
-    from api.audit_cli import _line
+def test_the_audit_table_names_an_alias_as_an_alias_and_a_key_by_its_id_and_lines_up():
+    from api.audit_cli import _table
 
-    record = {"eventTime": "2026-12-06T09:14:00Z", "awsRegion": "us-east-1",
-              "eventName": "CreateAlias", "userIdentity": {"arn": f"arn:aws:iam::{ACCOUNT}:root"},
-              "resources": [{"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/app"},
-                            {"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{KEY}"}]}
-    assert f" alias/app,{KEY} " in _line(record)
+    root = {"arn": f"arn:aws:iam::{ACCOUNT}:root"}
+    two = {"eventTime": "2026-12-06T09:14:00Z", "awsRegion": "us-east-1",
+           "eventName": "CreateAlias", "userIdentity": root, "requestID": "r1",
+           "sourceIPAddress": "127.0.0.1",
+           "resources": [{"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/app"},
+                         {"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{KEY}"}]}
+    one = {**two, "eventName": "Decrypt", "errorCode": "AccessDeniedException", "requestID": "r2",
+           "resources": [{"ARN": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{KEY}"}]}
+    assert _table([two, one]) == [
+        f"2026-12-06T09:14:00Z  us-east-1  CreateAlias  OK                     alias/app,{KEY}  "
+        f"{root['arn']}  (127.0.0.1, request r1)",
+        f"2026-12-06T09:14:00Z  us-east-1  Decrypt      AccessDeniedException  {KEY}"
+        f"{' ' * 12}{root['arn']}  (127.0.0.1, request r2)",
+    ]
