@@ -602,8 +602,9 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             log.exception("ledger API request %s answered 500: its audit record could not be "
                           "stored", request_id)
             failure, status = _INTERNAL, 500
-        if failure is not None:
-            raise HTTPException(status_code=status, detail=failure.message,
+        if failure is not None:  # a refusal names its code, as an authentication failure does
+            detail = f"{failure.code}: {failure.message}" if status == 403 else failure.message
+            raise HTTPException(status_code=status, detail=detail,
                                 headers={LEDGER_REQUEST_ID: request_id})
         return answer
 

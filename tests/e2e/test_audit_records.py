@@ -283,7 +283,7 @@ def test_reading_the_audit_needs_keyledger_read_audit(server_factory, e2e):
     server = server_factory("audit-authz", identities=identities)
     bob = server.ledger_get("/ledger/v1/audit", credentials=Credentials("AKIABOBAUDIT0000001", "b"))
     assert (bob.status_code, bob.json()["detail"]) == (403, (
-        f"User: arn:aws:iam::{e2e.ACCOUNT_ID}:user/bob is not authorized to perform: "
+        f"AccessDeniedException: User: arn:aws:iam::{e2e.ACCOUNT_ID}:user/bob is not authorized to perform: "
         "keyledger:ReadAudit on resource: * because no identity-based policy allows the "
         "keyledger:ReadAudit action"))
     auditor = server.ledger_get("/ledger/v1/audit?event_name=ReadAudit",

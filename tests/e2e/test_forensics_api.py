@@ -140,7 +140,7 @@ def test_state_at_an_instant_over_http_and_the_cli(server, kms):
         400, "'9999-12-31T23:59:59Z' is in the future")
     # keyledger:ReadHistory decides, as for the events route
     resource = key["Arn"]
-    assert _get(server, key_id, "state", ids.ALICE) == (403, {"detail": denied(
+    assert _get(server, key_id, "state", ids.ALICE) == (403, {"detail": "AccessDeniedException: " + denied(
         ALICE_ARN, "keyledger:ReadHistory", resource, NO_IDENTITY)})
     assert _get(server, key_id, "state", ids.AUDITOR)[1]["Version"] == 3
     # another account's root needs no identity policy, and finds no such key in its account
@@ -206,7 +206,7 @@ def test_who_could_decrypt_then_over_http_and_the_cli(server, kms):
     assert who(v1) == (1, [ROOT_ROUTE, ALICE_ROUTE])  # the past stays as it was
     # refused and malformed requests
     assert _get(server, key_id, "access", ids.ALICE, action="kms:Decrypt") == (403, {
-        "detail": denied(ALICE_ARN, "keyledger:ReadHistory",
+        "detail": "AccessDeniedException: " + denied(ALICE_ARN, "keyledger:ReadHistory",
                          f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}", NO_IDENTITY)})
     assert _get(server, key_id, "access") == (400, {
         "detail": "action is required, e.g. action=kms:Decrypt."})
@@ -373,7 +373,7 @@ def test_the_key_routes_answer_a_key_arn_as_its_key_id(server, kms):
     # region= may repeat the ARN's Region; a refusal names the key ARN as for a key id
     assert _get(server, arn, "state", at=_epoch(v1), region=REGION) == (200, state)
     assert _get(server, arn, "state", ids.ALICE) == _get(server, key_id, "state", ids.ALICE) == (
-        403, {"detail": denied(ALICE_ARN, "keyledger:ReadHistory", arn, NO_IDENTITY)})
+        403, {"detail": "AccessDeniedException: " + denied(ALICE_ARN, "keyledger:ReadHistory", arn, NO_IDENTITY)})
     # a URL-encoded ARN is the same path
     assert _get(server, arn.replace(":", "%3A").replace("/", "%2F"), "state", at=_epoch(v1)) == (
         200, state)

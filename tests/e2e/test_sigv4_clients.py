@@ -428,12 +428,12 @@ def test_curl_aws_sigv4_ledger_api(server, key):
     assert [e["Type"] for e in audited["Events"]][:1] == ["KeyCreated"]
     # alice's identity policy allows no keyledger:ReadHistory
     resource = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key['KeyId']}"
-    assert curl(url, ALICE) == (403, {"detail": denied(
+    assert curl(url, ALICE) == (403, {"detail": "AccessDeniedException: " + denied(
         ALICE_ARN, "keyledger:ReadHistory", resource, NO_IDENTITY)})
     # another account: a key id names a key of the caller's own account, so carol (a user
     # without keyledger:ReadHistory) is refused on her account's key ARN (403), and her
     # account's root, who needs no identity policy, finds no such key there (404)
-    assert curl(url, CAROL) == (403, {"detail": denied(
+    assert curl(url, CAROL) == (403, {"detail": "AccessDeniedException: " + denied(
         CAROL_ARN, "keyledger:ReadHistory",
         f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/{key['KeyId']}", NO_IDENTITY)})
     assert curl(url, OTHER_ROOT) == (
