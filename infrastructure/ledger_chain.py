@@ -353,10 +353,19 @@ class _RegionDB:
                                  "{position} > ? ORDER BY {position} LIMIT ?", (after, limit))
         return [(row[0], _digest(source, row[0], canonical(row[1:]))) for row in rows]
 
+    def _rests(self, source: str, where: str, args: tuple) -> list[tuple[int, bytes]]:
+        """(position, the canonical bytes of the row's other fields) of the rows ``where``."""
+        return [(row[0], canonical(row[1:]))
+                for row in self._source_rows(source, self._COLUMNS[source], where, args)]
+
     def source_rest(self, source: str, position: int) -> bytes | None:
         """The canonical bytes of a row's fields but its position (None: no such row)."""
-        rows = self._source_rows(source, self._COLUMNS[source], "{position} = ?", (position,))
-        return canonical(rows[0][1:]) if rows else None
+        rows = self._rests(source, "{position} = ?", (position,))
+        return rows[0][1] if rows else None
+
+    def source_rests(self, source: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(position, canonical bytes of the other fields) of a source's rows after ``after``."""
+        return self._rests(source, "{position} > ? ORDER BY {position} LIMIT ?", (after, limit))
 
     def count_after(self, source: str, after: int) -> int:
         if source == EVENT:
@@ -647,9 +656,9 @@ class _PostgresRegionDB(_RegionDB):
             "{position} > ? ORDER BY {position} LIMIT ?", (after, limit))
         return [(p, bytes(d)) for p, d in rows]
 
-    def source_rest(self, source: str, position: int) -> bytes | None:
-        rows = self._source_rows(source, _PG_REST[source], "{position} = ?", (position,))
-        return bytes(rows[0][1]) if rows else None
+    def _rests(self, source: str, where: str, args: tuple) -> list[tuple[int, bytes]]:
+        return [(p, bytes(rest)) for p, rest in self._source_rows(source, _PG_REST[source],
+                                                                  where, args)]
 
     def source_heads(self) -> dict[str, int]:
         if not (self.has("events") and self.has("audit")):
@@ -1367,7 +1376,7 @@ class _RegionVerifier:
                     raise _Failed("missing", _where(source, gone, gone_seq),
                                   "it was chained, and is no longer in the store")
                 if row[1] != digest:
-                    self._edited_or_reordered(source, position, seq)
+                    self._edited_or_reordered(source, position, seq, bytes(digest))
                 if source == EVENT:
                     report.events += 1
                 else:
@@ -1402,15 +1411,31 @@ class _RegionVerifier:
             extra = rows[source].peek()
             report.unchained[source] = db.count_after(source, extra[0] - 1) if extra else 0
 
-    def _edited_or_reordered(self, source: str, position: int, seq: int) -> None:
-        """A row whose digest does not match: another position's record moved here, or an edit."""
-        rest = self.db.source_rest(source, position)
+    def _edited_or_reordered(self, source: str, position: int, seq: int, digest: bytes) -> None:
+        """A row whose digest does not match ``digest``, the one chained for its position: the
+        records were reordered (this row holds another position's record, and this position's
+        record is further on), renumbered to hide a deletion (it holds another's, and this
+        position's is gone) or to make room for a record (this position's record is further
+        on, and this row holds none that was chained), or the row was edited."""
+        where = _where(source, position, seq)
+        here = self.db.source_rest(source, position)
+        moved_to = next((other for other, rest in self.db.source_rests(source, position,
+                                                                       _REORDER_WINDOW)
+                         if _digest(source, position, rest) == digest), None)
         for other, other_digest in self.db.chained_after(source, position, _REORDER_WINDOW):
-            if _digest(source, other, rest) == bytes(other_digest):
-                raise _Failed("reordered", _where(source, position, seq),
+            if _digest(source, other, here) == bytes(other_digest):
+                if moved_to is None:
+                    raise _Failed("missing", where,
+                                  f"the record chained here is gone, and the later records were "
+                                  f"renumbered over it (this row holds the one chained at "
+                                  f"position {other})")
+                raise _Failed("reordered", where,
                               f"it holds the record chained at position {other}")
-        raise _Failed("edited", _where(source, position, seq),
-                      "its stored fields do not match the digest chained for it")
+        if moved_to is not None:
+            raise _Failed("inserted", where,
+                          f"this row is not in the chain: the record chained here is now at "
+                          f"position {moved_to}, the later records renumbered to make room")
+        raise _Failed("edited", where, "its stored fields do not match the digest chained for it")
 
 
 def verify(store: StoreConfig, public_key: Ed25519PublicKey | bytes,

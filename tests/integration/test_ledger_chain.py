@@ -410,6 +410,43 @@ def test_inserted_event(kms, populated, chainer):
     assert problem(kms, chainer) == ("inserted", "event at notification id 0")
 
 
+def _renumber_audit_from(store, position: int, by: int) -> None:
+    """Move every audit record from ``position`` on by ``by`` positions (in two steps: the
+    positions are unique at every row)."""
+    store.sql("UPDATE {audit} SET position = position + 1000000 WHERE position >= ?", (position,))
+    store.sql("UPDATE {audit} SET position = position - 1000000 + ? WHERE position >= 1000000",
+              (by,))
+
+
+def test_a_record_inserted_by_renumbering_the_later_ones_is_inserted(kms, populated, chainer):
+    store = populated
+    positions = store.audit_positions()
+    at = positions[2]
+    (row,) = store.sql(f"SELECT {ledger_chain._AUDIT_COLUMNS} FROM {{audit}} WHERE position = ?",
+                       (positions[0],))
+    _renumber_audit_from(store, at, 1)
+    store.sql(f"INSERT INTO {{audit}} ({ledger_chain._AUDIT_COLUMNS}) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              (at, row[1], *row[2:8], str(uuid.uuid4()), row[9]))
+    seq = store.chain_seq_of(AUDIT, at)
+    assert problem(kms, chainer) == ("inserted", f"audit record at position {at} (chain seq {seq})")
+    assert report(kms, chainer).headline().endswith(
+        f"inserted (this row is not in the chain: the record chained here is now at position "
+        f"{at + 1}, the later records renumbered to make room)")
+
+
+def test_a_record_deleted_by_renumbering_the_later_ones_is_missing(kms, populated, chainer):
+    store = populated
+    at = store.audit_positions()[2]
+    store.sql("DELETE FROM {audit} WHERE position = ?", (at,))
+    _renumber_audit_from(store, at + 1, -1)
+    seq = store.chain_seq_of(AUDIT, at)
+    assert problem(kms, chainer) == ("missing", f"audit record at position {at} (chain seq {seq})")
+    assert report(kms, chainer).headline().endswith(
+        f"missing (the record chained here is gone, and the later records were renumbered over "
+        f"it (this row holds the one chained at position {at + 1}))")
+
+
 def test_swapped_audit_records(kms, populated, chainer):
     store = populated
     first, second = store.audit_positions()[1:3]
