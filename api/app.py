@@ -235,8 +235,10 @@ class KmsFrontend:
             await anyio.to_thread.run_sync(self.service.region, region)
         audit = self.service.region(region).audit
         owners = _owners_elsewhere(resources, account, failure)
+        kept = bool(written)  # it changed the ledger: its record is kept (AuditLog)
         if not owners:
-            await audit.record(audit_row(record, now, account, resources, caller_arn, request_id))
+            await audit.record(audit_row(record, now, account, resources, caller_arn, request_id),
+                               kept)
             return
         # A cross-account call is logged in the caller's account and in the key owner's, one
         # copy each sharing a sharedEventID (DG logging-using-cloudtrail), unless access was
@@ -246,7 +248,7 @@ class KmsFrontend:
                              for owner in owners]
         await asyncio.gather(*(
             audit.record(audit_row(copy, now, copy["recipientAccountId"], resources, caller_arn,
-                                   request_id))
+                                   request_id), kept)
             for copy in copies))
 
     def _route(self, headers: dict[bytes, bytes]) -> _Route:

@@ -11,6 +11,8 @@ from application.authorization import Authorizer
 from application.clock import AdjustableClock, Clock
 from application.service import KeyManagementService, RegionResources
 from infrastructure import ciphertext, key_material
+from infrastructure.audit_spool import FILE_NAME as SPOOL_FILE_NAME
+from infrastructure.audit_spool import AuditSpool
 from infrastructure.key_hierarchy import KeyHierarchy
 from infrastructure.persistence import StoreConfig, schema_name
 from infrastructure.root_key import RootKey
@@ -102,6 +104,8 @@ def build_service(settings: Settings,
             close=storage.close,
             audit=storage.audit,
             audit_commit_delay=settings.audit_commit_delay_us / 1e6,
+            audit_spool=None if read_only else AuditSpool(
+                store.region_folder(region) / SPOOL_FILE_NAME),
         )
 
     key_material.workers.set_niceness(settings.crypto_niceness)

@@ -4,7 +4,12 @@ Records are group-committed: the requests of one event-loop turn hand their reco
 writer thread together (one hand-over per turn, not per request); the writer takes every record
 waiting, stores them in one transaction, and then wakes their requests — one wake-up per event
 loop per batch. If the store cannot be written, every request of the batch fails (the front end
-answers KMSInternalException): no use goes unaudited.
+answers KMSInternalException): no use goes unaudited — but for the records of requests that have
+already changed the ledger (``kept``: a management request's events are committed before its
+record, which names them). Failing those would not undo the change and would lose its record;
+they go to the spool instead (infrastructure.audit_spool: a local file, fsynced), and their
+requests are answered as they ended. The writer moves spooled records into the store before its
+next commit and when the log opens; only if the spool cannot be written either do they fail.
 
 Under concurrent load the writer waits ``commit_delay`` before a commit that follows one of
 several records, so that more records share it (PostgreSQL's ``commit_delay`` with
@@ -90,9 +95,18 @@ class AuditStorePort(Protocol):
     """What the application needs of the audit store (infrastructure.audit_store)."""
 
     def append(self, rows: list[AuditRow]) -> None: ...
+    def append_missing(self, rows: list[AuditRow]) -> None: ...
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]: ...
     def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]: ...
     def close(self) -> None: ...
+
+
+class AuditSpoolPort(Protocol):
+    """Where kept records wait when the store fails (infrastructure.audit_spool)."""
+
+    def add(self, rows: list[AuditRow]) -> None: ...
+    def waiting(self) -> bool: ...
+    def drain(self, store: Callable[[list[AuditRow]], None]) -> int: ...
 
 
 def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
@@ -107,19 +121,23 @@ def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
 class AuditLog:
     """Group commit of one region's audit records."""
 
-    def __init__(self, store: AuditStorePort, commit_delay: float = 0.0) -> None:
+    def __init__(self, store: AuditStorePort, commit_delay: float = 0.0,
+                 spool: AuditSpoolPort | None = None) -> None:
         self.store = store
         self.commit_delay = commit_delay  # seconds (module docstring)
-        self._pending: list[tuple[object, object]] = []  # (row, waiter)
+        self.spool = spool
+        self._drain_due = spool is not None and spool.waiting()
+        self._pending: list[tuple[object, object, bool]] = []  # (row, waiter, kept)
         self._cond = threading.Condition()
         self._closed = False
         # this turn's records per event loop, handed to the writer at the end of the turn
-        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[object, object]]] = {}
+        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[object, object, bool]]] = {}
         self._thread = threading.Thread(target=self._run, name="keyledger-audit", daemon=True)
         self._thread.start()
 
-    async def record(self, row) -> None:
-        """Store ``row``; return once it is durable (raise if it could not be stored)."""
+    async def record(self, row, kept: bool = False) -> None:
+        """Store ``row``; return once it is durable (raise if it could not be stored).
+        ``kept``: its request has changed the ledger (module docstring)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         turn = self._turns.get(loop)
@@ -128,7 +146,7 @@ class AuditLog:
                 raise RuntimeError("the audit log is closed")
             turn = self._turns[loop] = []
             loop.call_soon(self._hand_over, loop)
-        turn.append((row, future))
+        turn.append((row, future, kept))
         await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -137,16 +155,17 @@ class AuditLog:
         with self._cond:
             if self._closed:
                 error = RuntimeError("the audit log is closed")
-                for _, future in turn:
+                for _, future, _ in turn:
                     if not future.done():
                         future.set_exception(error)
                 return
             self._pending.extend(turn)
             self._cond.notify()
 
-    def record_blocking(self, *rows) -> None:
+    def record_blocking(self, *rows, kept: bool = False) -> None:
         """Store ``rows`` from a thread (the scheduler, replication); return once they are
-        durable (one group commit for all of them, if the writer is idle)."""
+        durable (one group commit for all of them, if the writer is idle). ``kept``: as for
+        :meth:`record`."""
         if not rows:
             return
         done = threading.Event()
@@ -160,7 +179,7 @@ class AuditLog:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
-            self._pending.extend((row, waiter) for row in rows)
+            self._pending.extend((row, waiter, kept) for row in rows)
             self._cond.notify()
         done.wait()
         failure = next((error for error in outcome if error is not None), None)
@@ -179,18 +198,54 @@ class AuditLog:
                     return
                 batch, self._pending = self._pending, []
             shared = len(batch) > 1
+            if self._drain_due:
+                self._drain()
             error: BaseException | None = None
             try:
-                self.store.append([row for row, _ in batch])
+                self.store.append([row for row, _, _ in batch])
             except Exception as failure:  # the requests fail; the log says why
                 log.exception("audit records could not be stored (%d requests fail)", len(batch))
                 error = failure
-            self._wake(batch, error)
+            if error is None or not any(kept for _, _, kept in batch):
+                self._wake(batch, error)
+            else:
+                self._wake(*self._spool_kept(batch, error))
+
+    def _drain(self) -> None:
+        """Move the spooled records into the store, before the records that came after them."""
+        try:
+            moved = self.spool.drain(self.store.append_missing)
+        except Exception:
+            log.exception("spooled audit records could not be moved into the store yet")
+            return
+        self._drain_due = False
+        if moved:
+            log.warning("%d spooled audit records moved into the store", moved)
+
+    def _spool_kept(self, batch, error: BaseException) -> tuple[list, BaseException | None]:
+        """The batch's kept records to the spool: their requests end as they ended; the others
+        (and the kept ones, if the spool fails too) fail with ``error``. Returns what to wake
+        with which outcome, as two batches."""
+        if self.spool is None:
+            return batch, error
+        kept = [item for item in batch if item[2]]
+        failed = [item for item in batch if not item[2]]
+        try:
+            self.spool.add([row for row, _, _ in kept])
+        except Exception:
+            log.exception("%d audit records of requests that changed the ledger could not be "
+                          "spooled either: %s", len(kept),
+                          b"\n".join(row.record for row, _, _ in kept).decode())
+            return batch, error
+        self._drain_due = True
+        log.warning("%d audit records spooled: the audit store cannot be written", len(kept))
+        self._wake(kept, None)
+        return failed, error
 
     @staticmethod
     def _wake(batch, error: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
-        for _, waiter in batch:
+        for _, waiter, _ in batch:
             if isinstance(waiter, asyncio.Future):
                 by_loop.setdefault(waiter.get_loop(), []).append(waiter)
             else:
@@ -206,6 +261,8 @@ class AuditLog:
             self._closed = True
             self._cond.notify()
         self._thread.join(timeout=10)
+        if self._drain_due:  # (the writer has stopped: this thread may use the store)
+            self._drain()
         self.store.close()
 
 

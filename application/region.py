@@ -13,7 +13,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from application.audit import AuditLog, AuditStorePort
+from application.audit import AuditLog, AuditSpoolPort, AuditStorePort
 from application.ledger import (
     DirectoryProjection,
     GroupCommitter,
@@ -42,6 +42,7 @@ class RegionResources:
     close: Callable[[], None]
     audit: AuditStorePort
     audit_commit_delay: float = 0.0  # seconds (application.audit.AuditLog)
+    audit_spool: AuditSpoolPort | None = None  # (application.audit.AuditLog)
 
 
 class Region:
@@ -57,7 +58,8 @@ class Region:
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)
         self.follower = LogFollower(self.ledger, self.ledger.recorder.max_notification_id() or 0)
         self.committer = GroupCommitter(self.ledger, self.hierarchy.store_data_keys)
-        self.audit = AuditLog(resources.audit, resources.audit_commit_delay)
+        self.audit = AuditLog(resources.audit, resources.audit_commit_delay,
+                              resources.audit_spool)
         self._writer_locks = [threading.Lock() for _ in range(64)]
         self._follow_lock = threading.Lock()
         self.projection.catch_up()

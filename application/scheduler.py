@@ -53,7 +53,8 @@ class Scheduler:
             event_time=now, event_id=new_event_id(), service_event_details=details,
             ledger_events=tuple(written),
         )
-        region.audit.record_blocking(audit_row(record, now, key.account, (key.arn,), None, None))
+        region.audit.record_blocking(audit_row(record, now, key.account, (key.arn,), None, None),
+                                     kept=True)  # the change is saved: its record is kept
         written.clear()
 
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:

@@ -45,6 +45,10 @@ _ONCE = "principal IS NULL"
 _ONCE_INDEX = f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_once ON {{table}} (event_id) WHERE {_ONCE}"
 _INSERT = (f"INSERT INTO {{table}} ({_COLUMNS}) VALUES ({{values}}) "
            f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING")
+#: a record unless it is stored already (found by its time, then its eventID: the time index)
+_INSERT_MISSING = (f"INSERT INTO {{table}} ({_COLUMNS}) SELECT {{values}} WHERE NOT EXISTS "
+                   "(SELECT 1 FROM {table} WHERE event_time = {p} AND event_id = {p}) "
+                   f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING")
 
 
 class AuditStore:
@@ -52,6 +56,14 @@ class AuditStore:
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         raise NotImplementedError
+
+    def append_missing(self, rows: Sequence[AuditRow]) -> None:
+        """Append the rows not stored already (a spool drained twice: application.audit)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _missing_args(rows: Sequence[AuditRow]) -> list[tuple[Any, ...]]:
+        return [(*row.values(), row.event_time, row.event_id) for row in rows]
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         """(position, record) newest first."""
@@ -173,11 +185,18 @@ class SQLiteAuditStore(AuditStore):
         """)
 
     def append(self, rows: Sequence[AuditRow]) -> None:
+        self._insert(_INSERT.format(table=TABLE, values=", ".join("?" * 9)),
+                     [row.values() for row in rows])
+
+    def append_missing(self, rows: Sequence[AuditRow]) -> None:
+        self._insert(_INSERT_MISSING.format(table=TABLE, values=", ".join("?" * 9), p="?"),
+                     self._missing_args(rows))
+
+    def _insert(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(_INSERT.format(table=TABLE, values=", ".join("?" * 9)),
-                                     [row.values() for row in rows])
+                self._db.executemany(sql, args)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -256,12 +275,19 @@ class PostgresAuditStore(AuditStore):
                                f"WHERE event_name = '{SECOND_KEY_OPERATION}'")
 
     def append(self, rows: Sequence[AuditRow]) -> None:
+        self._insert(_INSERT.format(table=self._table_sql, values=", ".join(["%s"] * 9)),
+                     [row.values() for row in rows])
+
+    def append_missing(self, rows: Sequence[AuditRow]) -> None:
+        self._insert(_INSERT_MISSING.format(table=self._table_sql, values=", ".join(["%s"] * 9),
+                                            p="%s"), self._missing_args(rows))
+
+    def _insert(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
             # Writers of every process take turns, so positions are committed in order and a
             # reader that follows "position > last seen" never skips a late-committing row.
             cursor.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._table))
-            cursor.executemany(_INSERT.format(table=self._table_sql, values=", ".join(["%s"] * 9)),
-                               [row.values() for row in rows])
+            cursor.executemany(sql, args)
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         sql, args = self._select(query, "%s")

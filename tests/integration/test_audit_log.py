@@ -240,3 +240,96 @@ def test_a_record_kms_writes_itself_is_stored_once_by_its_event_id(open_store):
     stored = [orjson.loads(record) for _, record in store.query(AuditQuery(limit=10))]
     assert stored == [{"caller": 1}, {"caller": 1}, {"n": 1}, {"n": 0}, {"own": 0}]
     store.close()
+
+
+# -- the spool: records of requests that changed the ledger are kept when the store fails --------
+
+class SwitchableStore:
+    """A real store that refuses writes while ``broken`` (a held lock, a full disk ...)."""
+
+    def __init__(self, store) -> None:
+        self.store, self.broken = store, True
+
+    def append(self, rows) -> None:
+        if self.broken:
+            raise OSError("disk I/O error")
+        self.store.append(rows)
+
+    def append_missing(self, rows) -> None:
+        if self.broken:
+            raise OSError("disk I/O error")
+        self.store.append_missing(rows)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _stored(store) -> list[dict]:
+    return [orjson.loads(r) for _, r in reversed(store.query(AuditQuery(limit=100)))]
+
+
+def test_a_kept_record_is_spooled_when_the_store_fails_and_stored_before_the_next(open_store,
+                                                                                   tmp_path):
+    from infrastructure.audit_spool import AuditSpool
+
+    spool = AuditSpool(tmp_path / "spool" / "audit-spool.jsonl")
+    store = SwitchableStore(open_store())
+    audit = AuditLog(store, spool=spool)
+
+    async def batch():  # one batch: a management request's record and a read's
+        return await asyncio.gather(audit.record(_row(1), kept=True), audit.record(_row(2)),
+                                    return_exceptions=True)
+
+    assert [type(o) for o in asyncio.run(batch())] == [type(None), OSError]
+    audit.record_blocking(_row(3), kept=True)  # the scheduler's service events: kept too
+    with pytest.raises(OSError):
+        audit.record_blocking(_row(4))
+    assert spool.waiting()
+    assert (tmp_path / "spool" / "audit-spool.jsonl").stat().st_mode & 0o777 == 0o600
+    store.broken = False
+    audit.record_blocking(_row(5))  # the spooled records go first, then this one
+    assert not spool.waiting()
+    assert _stored(store.store) == [{"n": 1}, {"n": 3}, {"n": 5}]
+    audit.close()
+
+
+def test_spooled_records_are_stored_once_if_the_spool_is_drained_twice(open_store, tmp_path):
+    """A crash between the store's commit and the spool's truncation drains it again."""
+    from infrastructure.audit_spool import AuditSpool
+
+    store = open_store()
+    spool = AuditSpool(tmp_path / "audit-spool.jsonl")
+    spool.add([_row(1), _row(2, key_id=None, error="AccessDeniedException")])
+    spool.add([_row(3)])
+    copy = (tmp_path / "audit-spool.jsonl").read_bytes()
+    assert spool.drain(store.append_missing) == 3
+    (tmp_path / "audit-spool.jsonl").write_bytes(copy)  # as if never truncated
+    store.append([_row(4)])
+    assert spool.drain(store.append_missing) == 3
+    rows = store.query(AuditQuery(limit=100))
+    assert [orjson.loads(r) for _, r in reversed(rows)] == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]
+    assert store.query(AuditQuery(errors_only=True, limit=10))[0][1] == b'{"n":2}'
+    store.close()
+
+
+def test_spooled_records_left_by_a_process_are_stored_when_the_log_opens(open_store, tmp_path):
+    from infrastructure.audit_spool import AuditSpool
+
+    spool = AuditSpool(tmp_path / "audit-spool.jsonl")
+    spool.add([_row(1)])
+    store = open_store()
+    audit = AuditLog(store, spool=spool)
+    audit.record_blocking(_row(2))
+    assert _stored(store) == [{"n": 1}, {"n": 2}]
+    audit.close()
+
+
+def test_a_kept_record_fails_if_the_spool_cannot_be_written_either(open_store, tmp_path):
+    from infrastructure.audit_spool import AuditSpool
+
+    (tmp_path / "a-file").write_bytes(b"")
+    audit = AuditLog(SwitchableStore(open_store()),
+                     spool=AuditSpool(tmp_path / "a-file" / "audit-spool.jsonl"))
+    with pytest.raises(OSError):
+        audit.record_blocking(_row(1), kept=True)
+    audit.close()
