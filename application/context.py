@@ -30,8 +30,8 @@ class RequestContext:
     source_ip: str = ""
     user_agent: str = ""
     secure_transport: bool = False
-    #: for the audit record: the key ARNs the gate let the request use, in order, and the
-    #: material version a symmetric Encrypt used
+    #: for the audit record: the key ARNs the request used (or named, when refused before
+    #: using it), in order, and the material version a symmetric Encrypt used
     resources: list[str] = field(default_factory=list)
     key_material_id: str | None = None
     #: for the audit record: additionalEventData the use case adds (RetireGrant's grantId)

@@ -84,13 +84,18 @@ class Encryption(Handlers):
                 account, key_id, _ = gate.reference(ctx, region, params[key_param],
                                                     cross_account=operation.cross_account)
                 named = gate.known_key(region, account, key_id)
-                if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
-                    encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
+                if named is not None:  # the record names the key the request named
+                    ctx.resources.append(named.arn)
+                    if named.key_spec != SYMMETRIC_DEFAULT:
+                        encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise Ciphertext.INVALID() from None
         if key_param in params:
             account, requested, _ = gate.reference(ctx, region, params[key_param],
                                                    cross_account=operation.cross_account)
             if requested != header.key_id:
+                named = gate.known_key(region, account, requested)
+                if named is not None:  # the record names the key the request named
+                    ctx.resources.append(named.arn)
                 raise Ciphertext.INCORRECT_KEY()
         # The blob names the key by id; a key of another account is found too ("Cross-account
         # use: Yes"), and its key policy decides whether this caller may use it.

@@ -91,6 +91,25 @@ def test_a_client_error_is_recorded_with_its_code_and_message(store_server):
     assert record["resources"] == []
 
 
+def test_a_decrypt_refused_before_its_key_is_used_names_the_key_it_named(store_server):
+    """IncorrectKeyException and InvalidCiphertextException are refused before the key is
+    used, and their records still name the key the request named: a key's audit lists them."""
+    kms = store_server.kms()
+    key = kms.create_key()["KeyMetadata"]
+    other = kms.create_key()["KeyMetadata"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    for named, ciphertext, code in ((other, blob, "IncorrectKeyException"),
+                                    (key, b"\0" * 40, "InvalidCiphertextException")):
+        with pytest.raises(ClientError) as failure:
+            kms.decrypt(KeyId=named["KeyId"], CiphertextBlob=ciphertext)
+        request_id = failure.value.response["ResponseMetadata"]["RequestId"]
+        record = stored_audit_record(store_server, request_id)
+        assert (record["errorCode"], [r["ARN"] for r in record["resources"]]) == (
+            code, [named["Arn"]])
+        found = store_server.ledger_get(f"/ledger/v1/audit?key_id={named['KeyId']}&errors_only=true")
+        assert [r["requestID"] for r in found.json()["Records"]][:1] == [request_id]
+
+
 def test_a_request_tried_again_after_catching_up_names_its_key_once(store_server, e2e):
     """A refused Encrypt right after CreateKey is tried once more after the server catches up
     with the ledger (the policy may have changed in another process): its record names the key
