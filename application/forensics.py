@@ -79,8 +79,9 @@ GetKeyLastUsage
 The newest successful cryptographic record of the key (the operations of the model's
 ``KeyLastUsageTrackingOperation``) in the region's audit store: the records that name it first
 (``key_id``) and the ReEncrypt records that name it as destination. TrackingStartDate is the
-later of the key's creation and the oldest audit record of the region (tracking starts with
-the audit store, and moves on when retention prunes it).
+key's creation when the store keeps its CreateKey record (a replica's: the replica Region's
+own CreateKey entry); otherwise the later of the key's creation and the oldest audit record of
+the region (tracking starts with the audit store, and moves on when retention prunes it).
 """
 
 from __future__ import annotations
@@ -1016,9 +1017,10 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         if imported is not None:
             item["DecryptedInLastDays"] = {
                 "days": days, "any": any(when >= since for when in counted["decrypted"]),
-                # False: the look-back starts before the oldest record kept (retention), so
-                # "any": false cannot say that nothing was decrypted
-                "Complete": since >= counted_since,
+                # False: the look-back starts before tracking did, and tracking started after
+                # the key was created (retention pruned, or the key is older than the audit),
+                # so "any": false cannot say that nothing was decrypted
+                "Complete": counted_since <= max(since, key.creation_date),
             }
         materials.append(item)
     return {"KeyId": key.id, "KeyArn": key.arn, "TrackingStartDate": counted_since,
@@ -1036,8 +1038,17 @@ TRACKED_OPERATIONS = frozenset({
 
 
 def tracking_start(region: Region, key: KmsKey) -> datetime:
-    """The later of the key's creation and the region's oldest audit record."""
-    oldest = _audit(region).after(0, 1)
+    """The key's creation when its CreateKey record is kept (every use since is in the
+    store: the first key of a Region too, whose record is the store's first, written after
+    the key was made); else the later of its creation and the region's oldest audit record
+    (a key older than the audit, or retention pruned its first records)."""
+    store = _audit(region)
+    first = store.first_of_key(key.account, key.id)
+    if first is not None:
+        record = orjson.loads(first)
+        if record.get("eventName") == "CreateKey" and "errorCode" not in record:
+            return key.creation_date
+    oldest = store.after(0, 1)
     if not oldest:
         return key.creation_date
     return max(key.creation_date, datetime.fromtimestamp(oldest[0][1], UTC))

@@ -73,6 +73,15 @@ class AuditStore:
         """(position, event_time, record) after ``position``, oldest first (chain, export)."""
         raise NotImplementedError
 
+    def first_of_key(self, account: str, key_id: str) -> bytes | None:
+        """The oldest record kept that names the key first (its CreateKey, unless retention
+        pruned it or the key is older than the audit)."""
+        raise NotImplementedError
+
+    def _first_of_key_sql(self, placeholder: str) -> str:
+        return (f"SELECT record FROM {self._table_sql} WHERE key_id = {placeholder} "
+                f"AND account = {placeholder} ORDER BY position LIMIT 1")
+
 
     def close(self) -> None:
         raise NotImplementedError
@@ -208,6 +217,11 @@ class SQLiteAuditStore(AuditStore):
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def first_of_key(self, account: str, key_id: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(self._first_of_key_sql("?"), (key_id, account)).fetchone()
+        return None if row is None else row[0]
+
     def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]:
         with self._lock:
             return self._db.execute(
@@ -294,6 +308,11 @@ class PostgresAuditStore(AuditStore):
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [(position, bytes(record)) for position, record in rows]
+
+    def first_of_key(self, account: str, key_id: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(self._first_of_key_sql("%s"), (key_id, account)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]:
         with self._lock:

@@ -10,6 +10,7 @@ are the ones the server writes for each request.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -519,3 +520,21 @@ def test_the_cli_takes_a_key_arn_as_its_key_id(server, kms):
                 1, "", f"ValidationException: keyledger {command} takes a key id or key ARN, "
                        f"not an alias: {named!r} (an alias can point at another key at another "
                        "time, and this command reads the past)."), args
+
+
+def test_a_regions_first_key_is_tracked_from_its_creation(server_factory, store):
+    """The first key of a Region: its CreateKey record is the store's first, written after
+    the key was made; tracking still covers the key's whole life, so a look-back from before
+    it was made is complete ("safe to delete?" can say no decryption happened)."""
+    from tests.e2e.test_imported_material import import_material
+
+    fresh = server_factory("first-key", identities=ids.identities(), store=store)
+    kms = fresh.kms()
+    key = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]  # the Region's first request
+    import_material(kms, key["KeyId"], os.urandom(32))
+    usage = kms.get_key_last_usage(KeyId=key["KeyId"])
+    assert usage["TrackingStartDate"] == usage["KeyCreationDate"] == key["CreationDate"]
+    status, body = _get(fresh, key["KeyId"], "materials", days="30")
+    assert (status, _iso(body["TrackingStartDate"])) == (200, key["CreationDate"])
+    assert [m["DecryptedInLastDays"] for m in body["Materials"]] == [
+        {"days": 30, "any": False, "Complete": True}]

@@ -528,7 +528,8 @@ def test_imported_material_says_whether_it_was_decrypted_lately(kms):
                      ImportType="NEW_KEY_MATERIAL")
     kms.call("RotateKeyOnDemand", KeyId=key_id)
     kms.call("DeleteImportedKeyMaterial", KeyId=key_id, KeyMaterialId=first)
-    base = datetime.now(UTC).replace(microsecond=0)
+    created = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CreationDate"]
+    base = created + timedelta(seconds=1)
     _audit(kms, "Decrypt", [key_id], base, result={"KeyMaterialId": first})
     _audit(kms, "Decrypt", [key_id], base + timedelta(days=10), result={"KeyMaterialId": second})
     forensics = _forensics(kms)
@@ -544,10 +545,28 @@ def test_imported_material_says_whether_it_was_decrypted_lately(kms):
         (second, "ON_DEMAND", "CURRENT", "IMPORTED", False,
          {"days": 30, "any": True, "Complete": True}),
     ]
-    assert view(36)[0][5] == {"days": 36, "any": True, "Complete": False}  # before the key
     assert view(24)[1][5] == {"days": 24, "any": False, "Complete": True}
+    # tracking began 1 s after the key was made (its first record; the in-process harness
+    # writes no CreateKey record): a look-back from before then cannot be complete
+    assert view(36)[0][5] == {"days": 36, "any": True, "Complete": False}
     with pytest.raises(errors.ValidationException):
         forensics.materials(REGION, key_id, 0)
+
+
+def test_a_look_back_is_complete_when_tracking_began_with_the_key(kms):
+    """A key whose first record is its CreateKey is tracked from its creation: a look-back
+    reaching before the key existed misses nothing ("safe to delete?" can say so)."""
+    key_id = _create(kms, Origin="EXTERNAL")
+    material = _import(kms, key_id, os.urandom(32))
+    created = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["CreationDate"]
+    _audit(kms, "CreateKey", [key_id], created + timedelta(milliseconds=5))
+    answer = _forensics(kms).materials(REGION, key_id, 30, now=created + timedelta(days=2))
+    assert answer["TrackingStartDate"] == created
+    assert [m["DecryptedInLastDays"] for m in answer["Materials"]] == [
+        {"days": 30, "any": False, "Complete": True}]
+    assert answer["Materials"][0]["KeyMaterialId"] == material
+    usage = kms.call("GetKeyLastUsage", KeyId=key_id)
+    assert usage["TrackingStartDate"] == usage["KeyCreationDate"] == created
 
 
 def test_a_replica_lists_the_material_versions_it_took_from_its_primary(kms):
