@@ -20,9 +20,9 @@ userIdentity:
 * role session: ``{"type": "AssumedRole", "principalId": "AROA…:SESSION", "arn":
   "arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION", "accountId", "accessKeyId",
   "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROA…", "arn":
-  "arn:aws:iam::ACCOUNT:role/PATH/ROLE", "accountId", "userName": ROLE}}}`` (plus
-  ``sessionContext.attributes {"creationDate", "mfaAuthenticated": "false"}`` when the
-  caller passes ``session_created``);
+  "arn:aws:iam::ACCOUNT:role/PATH/ROLE", "accountId", "userName": ROLE}, "attributes":
+  {"creationDate", "mfaAuthenticated": "false"}}}`` (``creationDate``: when the session began,
+  the principal's ``session_created``; left out when not known);
 * authentication failed (no principal): ``{"type": "Unknown", "accessKeyId": …}`` — the
   access key id the request claimed (omitted when it named none); no account, ARN or
   principal id, since none was proven. ``recipientAccountId`` is the ``account`` passed.
@@ -359,27 +359,23 @@ _IDENTITIES: dict[tuple[int, str], tuple[Principal, dict[str, Any]]] = {}
 _RESOURCES: dict[str, dict[str, str]] = {}
 
 
-def user_identity(principal: Principal | None, access_key_id: str,
-                  session_created: datetime | None = None) -> dict[str, Any]:
+def user_identity(principal: Principal | None, access_key_id: str) -> dict[str, Any]:
     """The userIdentity of a caller (see the module docstring); shared between records of the
     same principal and access key (principals live as long as their identities file)."""
     if principal is None:
         return {"type": "Unknown", "accessKeyId": access_key_id} if access_key_id else {"type": "Unknown"}
-    if session_created is not None:
-        return _build_identity(principal, access_key_id, session_created)
     cache_key = (id(principal), access_key_id)
     hit = _IDENTITIES.get(cache_key)
     if hit is not None and hit[0] is principal:  # holding it, its id is not reused
         return hit[1]
-    identity = _build_identity(principal, access_key_id, None)
+    identity = _build_identity(principal, access_key_id)
     if len(_IDENTITIES) >= _CACHE_LIMIT:
         _IDENTITIES.clear()
     _IDENTITIES[cache_key] = (principal, identity)
     return identity
 
 
-def _build_identity(principal: Principal, access_key_id: str,
-                    session_created: datetime | None) -> dict[str, Any]:
+def _build_identity(principal: Principal, access_key_id: str) -> dict[str, Any]:
     account = principal.account
     kind = principal.kind
     if kind is PrincipalKind.ROOT:
@@ -405,9 +401,10 @@ def _build_identity(principal: Principal, access_key_id: str,
                           "arn": principal.principal_arn, "accountId": account,
                           "userName": principal.name},
     }
-    if session_created is not None:
-        session["attributes"] = {"creationDate": _iso(session_created),
-                                 "mfaAuthenticated": "false"}
+    attributes = {"mfaAuthenticated": "false"}  # (keyledger knows no MFA)
+    if principal.session_created is not None:
+        attributes["creationDate"] = _iso(datetime.fromtimestamp(principal.session_created, UTC))
+    session["attributes"] = attributes
     identity["sessionContext"] = session
     return identity
 
@@ -474,8 +471,7 @@ def api_call_record(*, principal: Principal | None, access_key_id: str, account:
                     request_id: str, source_ip: str, user_agent: str, resources: Sequence[str],
                     additional: Mapping[str, Any] | None = None,
                     ledger_events: Sequence[tuple[str, int]] = (), tls: bool = False,
-                    tls_version: str = "", cipher_suite: str = "", host: str = "",
-                    session_created: datetime | None = None) -> dict[str, Any]:
+                    tls_version: str = "", cipher_suite: str = "", host: str = "") -> dict[str, Any]:
     """The record of one KMS request (success or failure).
 
     ``params``: the request as the protocol parsed it (model member names, blobs as bytes,
@@ -528,7 +524,7 @@ def api_call_record(*, principal: Principal | None, access_key_id: str, account:
         user_agent = _clip(user_agent)
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(principal, access_key_id, session_created),
+        "userIdentity": user_identity(principal, access_key_id),
         "eventTime": _iso(event_time),
         "eventSource": EVENT_SOURCE,
         "eventName": event_name,
@@ -662,8 +658,7 @@ def ledger_api_record(*, principal: Principal | None, access_key_id: str, accoun
                       event_id: str, request_id: str, source_ip: str, user_agent: str,
                       resources: Sequence[str] = (), read_only: bool = True,
                       additional: Mapping[str, Any] | None = None, tls: bool = False,
-                      tls_version: str = "", cipher_suite: str = "", host: str = "",
-                      session_created: datetime | None = None) -> dict[str, Any]:
+                      tls_version: str = "", cipher_suite: str = "", host: str = "") -> dict[str, Any]:
     """The record of one ledger REST API request (``GET /ledger/v1/...``): the envelope of an
     API call with ``eventSource`` ``keyledger.ledger``, ``event_name`` e.g. ``ReadHistory`` /
     ``ReadAudit``, requestParameters the path and query parameters (names in camelCase,
@@ -679,7 +674,7 @@ def ledger_api_record(*, principal: Principal | None, access_key_id: str, accoun
     extra = _plain(additional) if additional else None
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(principal, access_key_id, session_created),
+        "userIdentity": user_identity(principal, access_key_id),
         "eventTime": _iso(event_time),
         "eventSource": LEDGER_EVENT_SOURCE,
         "eventName": _clip(event_name, 128),

@@ -62,6 +62,8 @@ class Principal:
     policies: Mapping[str, Any] = field(default_factory=dict)
     #: a stable unique id (AIDA… for users, AROA… for roles), derived from the ARN
     unique_id: str = ""
+    #: role sessions: when the session began (epoch seconds; None: not known)
+    session_created: float | None = None
 
     @property
     def arn(self) -> str:

@@ -12,6 +12,7 @@ silently missing key)::
                              "path": "/"}},
          "roles": {"deployer": {"access_keys": [{"access_key_id": "…", "secret_access_key": "…",
                                                  "session_name": "ci", "session_token": "…",
+                                                 "session_created": "2029-12-31T00:00:00Z",
                                                  "expiration": "2030-01-01T00:00:00Z"}],
                                 "policies": {…}, "tags": {…}, "path": "/"}}}}}
 
@@ -22,7 +23,10 @@ Optional: ``root``, ``users``, ``roles``, and in a user or role ``access_keys``,
 ``tags`` and ``path`` (default ``/``). A role's access key acts as a session of that role
 (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``); its ``session_name`` defaults to
 ``keyledger``, its ``session_token`` is optional (when set, requests must carry it) and
-``expiration`` (ISO 8601, needs a ``session_token``) ends the session. Users' and roles'
+``expiration`` (ISO 8601, needs a ``session_token``) ends the session. ``session_created``
+(ISO 8601) is when the session began, as audit records show it (CloudTrail's
+``sessionContext.attributes.creationDate``); without it, the time the identities file was
+written (its modification time when read). Users' and roles'
 unique ids (``AIDA…``/``AROA…``) are derived from their ARNs
 (:func:`domain.principals.unique_id_for`).
 
@@ -94,7 +98,7 @@ _ACCOUNT_FIELDS = ("root", "users", "roles")
 _ROOT_FIELDS = ("access_keys",)
 _ENTITY_FIELDS = ("access_keys", "policies", "tags", "path")
 _KEY_FIELDS = ("access_key_id", "secret_access_key")
-_SESSION_FIELDS = ("session_name", "session_token", "expiration")
+_SESSION_FIELDS = ("session_name", "session_token", "session_created", "expiration")
 
 _KEY_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -166,7 +170,8 @@ def _join(where: str, name: str) -> str:
 class _Loader:
     """One pass over a parsed identities document."""
 
-    def __init__(self) -> None:
+    def __init__(self, written: float | None) -> None:
+        self.written = written  # when the file was written: a session's default creation time
         self.access_keys: dict[str, AccessKey] = {}
         self.key_places: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
@@ -255,7 +260,10 @@ class _Loader:
 
         def session(_index: int, key: Mapping[str, Any]) -> Principal:
             session_name = key.get("session_name", DEFAULT_SESSION_NAME)
-            if session_name not in sessions:
+            if session_name not in sessions:  # (its first key says when it began)
+                created = (_timestamp(key["session_created"],
+                                      f"{_join(where, 'access_keys')}[{_index}]", "session_created")
+                           if "session_created" in key else self.written)
                 sessions[session_name] = Principal(
                     account=account,
                     kind=kind,
@@ -265,6 +273,7 @@ class _Loader:
                     tags=tags,
                     policies=policies,
                     unique_id=template.unique_id,
+                    session_created=created,
                 )
             return sessions[session_name]
 
@@ -318,7 +327,7 @@ class _Loader:
                 if "expiration" in entry:
                     if token is None:
                         raise IdentitiesError(f'{key_where}: "expiration" needs a "session_token"')
-                    expiration = _timestamp(entry["expiration"], key_where)
+                    expiration = _timestamp(entry["expiration"], key_where, "expiration")
             self.key_places[key_id] = key_where
             (self.access_keys if into is None else into)[key_id] = AccessKey(
                 access_key_id=key_id,
@@ -375,9 +384,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _timestamp(value: Any, where: str) -> float:
+def _timestamp(value: Any, where: str, name: str) -> float:
     message = (
-        f'{where}: "expiration" must be an ISO 8601 date and time with a time zone, like '
+        f'{where}: "{name}" must be an ISO 8601 date and time with a time zone, like '
         '"2030-01-01T00:00:00Z"'
     )
     if not isinstance(value, str):
@@ -391,8 +400,9 @@ def _timestamp(value: Any, where: str) -> float:
     return when.timestamp()
 
 
-def parse_directory(text: str | bytes) -> Directory:
-    """The :class:`Directory` an identities document describes, or :class:`IdentitiesError`."""
+def parse_directory(text: str | bytes, written: float | None = None) -> Directory:
+    """The :class:`Directory` an identities document describes, or :class:`IdentitiesError`.
+    ``written``: when the document was written (a role session's default creation time)."""
     try:
         document = json.loads(text, object_pairs_hook=_object_pairs)
     except json.JSONDecodeError as error:
@@ -401,16 +411,17 @@ def parse_directory(text: str | bytes) -> Directory:
         ) from None
     except UnicodeDecodeError as error:
         raise IdentitiesError(f"not UTF-8 text: {error.reason}") from None
-    return _Loader().load(document)
+    return _Loader(written).load(document)
 
 
 def load_directory(path: str | os.PathLike[str]) -> Directory:
     """Read the identities file at ``path``; :class:`IdentitiesError` says what is wrong."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data, written = file.read(), os.fstat(file.fileno()).st_mtime
     except OSError as error:
         raise IdentitiesError(f"cannot read {os.fspath(path)}: {error.strerror or error}") from None
-    return parse_directory(data)
+    return parse_directory(data, written)
 
 
 # -- creating -----------------------------------------------------------------------------------

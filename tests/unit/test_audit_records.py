@@ -4,6 +4,7 @@ ledger API's records, canonical bytes, and that no secret member ever reaches a 
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -427,8 +428,9 @@ def test_role_session_identity():
         "sessionContext": {"sessionIssuer": {
             "type": "Role", "principalId": "AROAEXAMPLEAPPROLE001",
             "arn": f"arn:aws:iam::{ACCOUNT}:role/svc/App", "accountId": ACCOUNT,
-            "userName": "App"}}}
-    created = user_identity(ROLE, "ASIAROLE", datetime(2025, 3, 7, 22, 0, tzinfo=UTC))
+            "userName": "App"}, "attributes": {"mfaAuthenticated": "false"}}}
+    began = datetime(2025, 3, 7, 22, 0, tzinfo=UTC).timestamp()
+    created = user_identity(replace(ROLE, session_created=began), "ASIAROLE")
     assert created["sessionContext"]["attributes"] == {"creationDate": "2025-03-07T22:00:00Z",
                                                        "mfaAuthenticated": "false"}
     got = record("Encrypt", {"KeyId": KEY}, principal=ROLE, access_key_id="ASIAROLE")

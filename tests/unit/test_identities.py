@@ -122,6 +122,16 @@ def test_a_good_file_loads_every_principal_and_key(tmp_path):
     assert default.session_token is None
     assert directory.access_key("ASIAEXPIRING").expiration == 1893456000.0
 
+    # a session began when the file says, else when the file was written
+    assert ci.principal.session_created == path.stat().st_mtime
+    assert directory.access_key("ASIAEXPIRING").principal.session_created == (
+        path.stat().st_mtime)  # (the default session, as ASIADEFAULT's)
+    document = good_document()
+    document["accounts"][A]["roles"]["deployer"]["access_keys"][0]["session_created"] = (
+        "2029-12-31T00:00:00Z")
+    write(path, document)
+    assert load_directory(path).access_key("ASIACI").principal.session_created == 1893369600.0
+
     template = directory.principals[f"arn:aws:iam::{A}:role/service/deployer"]
     assert template.session_name == ""
     assert template.unique_id == ci.principal.unique_id
@@ -305,6 +315,11 @@ MALFORMED = [
         mutate(_set(f"{_ROLE}/access_keys/2/expiration", "soon")),
         f'{ROLE}.access_keys[2]: "expiration" must be an ISO 8601 date and time with a time zone, '
         'like "2030-01-01T00:00:00Z"',
+    ),
+    (
+        mutate(_set(f"{_ROLE}/access_keys/0/session_created", "yesterday")),
+        f'{ROLE}.access_keys[0]: "session_created" must be an ISO 8601 date and time with a time '
+        'zone, like "2030-01-01T00:00:00Z"',
     ),
     (
         mutate(_set(f"{_ROLE}/access_keys/0/session_token", None)),
