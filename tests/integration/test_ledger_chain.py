@@ -418,6 +418,13 @@ def _renumber_audit_from(store, position: int, by: int) -> None:
               (by,))
 
 
+def _first_problem_is(kms, chainer, store, position: int, kind: str, why: str) -> None:
+    """verify's first problem: ``kind`` at the audit record at ``position``, because ``why``."""
+    seq = store.chain_seq_of(AUDIT, position)
+    assert problem(kms, chainer) == (kind, f"audit record at position {position} (chain seq {seq})")
+    assert report(kms, chainer).headline().endswith(f"{kind} ({why})")
+
+
 def test_a_record_inserted_by_renumbering_the_later_ones_is_inserted(kms, populated, chainer):
     store = populated
     positions = store.audit_positions()
@@ -428,11 +435,9 @@ def test_a_record_inserted_by_renumbering_the_later_ones_is_inserted(kms, popula
     store.sql(f"INSERT INTO {{audit}} ({ledger_chain._AUDIT_COLUMNS}) "
               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
               (at, row[1], *row[2:8], str(uuid.uuid4()), row[9]))
-    seq = store.chain_seq_of(AUDIT, at)
-    assert problem(kms, chainer) == ("inserted", f"audit record at position {at} (chain seq {seq})")
-    assert report(kms, chainer).headline().endswith(
-        f"inserted (this row is not in the chain: the record chained here is now at position "
-        f"{at + 1}, the later records renumbered to make room)")
+    _first_problem_is(kms, chainer, store, at, "inserted", (
+        f"this row is not in the chain: the record chained here is now at position {at + 1}, "
+        "the later records renumbered to make room"))
 
 
 def test_a_record_deleted_by_renumbering_the_later_ones_is_missing(kms, populated, chainer):
@@ -440,11 +445,9 @@ def test_a_record_deleted_by_renumbering_the_later_ones_is_missing(kms, populate
     at = store.audit_positions()[2]
     store.sql("DELETE FROM {audit} WHERE position = ?", (at,))
     _renumber_audit_from(store, at + 1, -1)
-    seq = store.chain_seq_of(AUDIT, at)
-    assert problem(kms, chainer) == ("missing", f"audit record at position {at} (chain seq {seq})")
-    assert report(kms, chainer).headline().endswith(
-        f"missing (the record chained here is gone, and the later records were renumbered over "
-        f"it (this row holds the one chained at position {at + 1}))")
+    _first_problem_is(kms, chainer, store, at, "missing", (
+        "the record chained here is gone, and the later records were renumbered over it (this "
+        f"row holds the one chained at position {at + 1})"))
 
 
 def test_swapped_audit_records(kms, populated, chainer):
