@@ -12,13 +12,16 @@ commit, and when it opens.
 The spool is a file of the node (``<data-dir>/regions/<region>/audit-spool.jsonl``, mode 0600),
 whatever the store: with PostgreSQL gone it is still writable. Processes sharing it (the
 workers of one server) take an exclusive ``flock`` to append and to drain. Records hold no
-secret (application.audit_records), so the spool holds none.
+secret (application.audit_records), so the spool holds none. A line that is no record (the
+torn last line of a write a crash cut short: its request was never answered) is set aside in
+``audit-spool.jsonl.unreadable`` when the spool is drained, and logged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +31,8 @@ import orjson
 from application.audit import AuditRow
 
 FILE_NAME = "audit-spool.jsonl"
+
+log = logging.getLogger("keyledger.audit")
 
 
 class AuditSpool:
@@ -76,14 +81,28 @@ class AuditSpool:
         with self._locked() as fd:
             with open(fd, "rb", closefd=False) as spool:
                 data = spool.read()
-            rows = [_row(line) for line in data.splitlines() if line.strip()]
+            rows, unreadable = [], []
+            for line in data.splitlines():
+                try:
+                    *columns, record = orjson.loads(line)
+                    rows.append(AuditRow(*columns, record.encode()))
+                except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+                    unreadable.append(line)  # (a torn last line: its request was not answered)
+            if unreadable:
+                self._set_aside(unreadable)
             if rows:
                 store(rows)
             os.ftruncate(fd, 0)
             os.fsync(fd)
         return len(rows)
 
-
-def _row(line: bytes) -> AuditRow:
-    *columns, record = orjson.loads(line)
-    return AuditRow(*columns, record.encode())
+    def _set_aside(self, lines: list[bytes]) -> None:
+        """Lines that are no record go to ``<spool>.unreadable`` for the operator, not away."""
+        aside = self.path.with_name(self.path.name + ".unreadable")
+        fd = os.open(aside, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, b"".join(line + b"\n" for line in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.error("%d unreadable lines of %s set aside in %s", len(lines), self.path, aside)

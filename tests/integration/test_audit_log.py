@@ -333,3 +333,21 @@ def test_a_kept_record_fails_if_the_spool_cannot_be_written_either(open_store, t
     with pytest.raises(OSError):
         audit.record_blocking(_row(1), kept=True)
     audit.close()
+
+
+def test_a_torn_spool_line_is_set_aside_and_the_rest_stored(open_store, tmp_path):
+    """A crash in the middle of a spool write leaves a torn last line (its request was never
+    answered): it is set aside for the operator, and the records before it are stored."""
+    from infrastructure.audit_spool import AuditSpool
+
+    path = tmp_path / "audit-spool.jsonl"
+    spool = AuditSpool(path)
+    spool.add([_row(1), _row(2)])
+    torn = path.read_bytes().splitlines(keepends=True)[1][:40]
+    path.write_bytes(path.read_bytes().splitlines(keepends=True)[0] + torn)
+    store = open_store()
+    assert spool.drain(store.append_missing) == 1
+    assert _stored(store) == [{"n": 1}]
+    assert (tmp_path / "audit-spool.jsonl.unreadable").read_bytes() == torn + b"\n"
+    assert not spool.waiting()
+    store.close()
