@@ -625,22 +625,28 @@ def service_event_record(*, event_name: str, account: str, region: str, key_arn:
 
 #: who a replica Region's own entries name as their caller (DG ct-update-primary-region)
 KMS_SERVICE = "kms.amazonaws.com"
+#: who invoked the record ``keyledger promote`` writes (replica_region_record)
+PROMOTE_COMMAND = "keyledger promote"
 
 
 def replica_region_record(*, event_name: str, account: str, region: str, key_arn: str,
                           event_time: datetime, event_id: str, request_id: str,
                           invoked_by: str,
                           request_parameters: Mapping[str, Any] | None = None,
-                          with_resources: bool = True) -> dict[str, Any]:
+                          with_resources: bool = True,
+                          ledger_events: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
     """An entry a multi-Region key's replica Region writes when it applies what another Region
     did (application.replication): ``CreateKey`` for a replica ReplicateKey made,
     ``UpdatePrimaryRegion`` in the new primary's Region, ``SynchronizeMultiRegionKey`` when
     the shared properties reach a replica. AwsApiCall records whose userIdentity is
     ``{"accountId", "invokedBy"}``; ``request_id`` ties the first two to the request that
-    caused them (its own entry, in the primary's Region, names the caller)."""
+    caused them (its own entry, in the primary's Region, names the caller). ``keyledger
+    promote`` writes an ``UpdatePrimaryRegion`` of this shape too, invoked by the command,
+    naming the ``ledger_events`` it wrote."""
+    extra = {"ledgerEvents": _ledger_events(ledger_events)} if ledger_events else None
     record = _api_call_tail(
         _invoked_envelope(event_name, account, region, event_time, invoked_by), None, None,
-        dict(request_parameters) if request_parameters else None, None, None, request_id,
+        dict(request_parameters) if request_parameters else None, None, extra, request_id,
         event_id, False, (key_arn,), account, False, "", "", "")
     if not with_resources:  # (the new primary's UpdatePrimaryRegion entry has none)
         del record["resources"]

@@ -9,11 +9,14 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from application.audit import audit_row, new_event_id
+from application.audit_records import PROMOTE_COMMAND, replica_region_record
 from application.authorization import Authorizer
 from application.clock import Clock
 from application.context import RequestContext
@@ -32,7 +35,7 @@ from application.handlers.tags_policies import TagsAndPolicies
 from application.handlers.usage import KeyUsage
 from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
-from application.region import Region, RegionResources
+from application.region import WRITTEN, Region, RegionResources
 from application.replication import LocalFeed, Replicator, share_with_replicas, stored_event
 from application.scheduler import Scheduler
 from domain import errors
@@ -200,7 +203,23 @@ class KeyManagementService:
                     f"{key.arn} is not a multi-Region replica key: only a replica is promoted")
             return key
 
-        key = region.change(key_id, load, promote)
+        written: list[tuple[str, int]] = []
+        token = WRITTEN.set(written)
+        try:
+            key = region.change(key_id, load, promote)
+        finally:
+            WRITTEN.reset(token)
+        # its record, as the new primary's Region records an UpdatePrimaryRegion, invoked by
+        # the command (no caller was authenticated: whoever ran it held the data dir)
+        now = self.clock.now()
+        record = replica_region_record(
+            event_name="UpdatePrimaryRegion", account=key.account, region=region_name,
+            key_arn=key.arn, event_time=now, event_id=new_event_id(),
+            request_id=str(uuid.uuid4()), invoked_by=PROMOTE_COMMAND,
+            request_parameters={"keyId": key.arn, "primaryRegion": region_name},
+            ledger_events=written)
+        region.audit.record_blocking(
+            audit_row(record, now, key.account, (key.arn,), None, record["requestID"]), kept=True)
         return {"KeyId": key.arn, "Epoch": key.epoch,
                 "ReplicaRegions": list(key.replica_regions)}
 

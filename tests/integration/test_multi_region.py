@@ -349,6 +349,15 @@ def test_promote_fences_the_old_primary_which_rejoins_as_a_replica(kms, settings
     assert main(args) == 0
     assert "is the primary now (epoch 1)" in capsys.readouterr().out
     kms.restart()
+    # the new primary's Region records the promotion, naming the events it wrote
+    (promoted,) = [orjson.loads(r) for _, r in kms.service.region(REPLICA).audit.store.query(
+        AuditQuery(event_name="UpdatePrimaryRegion", limit=10))]
+    key_arn = f"arn:aws:kms:{REPLICA}:{md['Arn'].split(':')[4]}:key/{md['KeyId']}"
+    assert (promoted["userIdentity"]["invokedBy"], promoted["requestParameters"],
+            [r["ARN"] for r in promoted["resources"]]) == (
+        "keyledger promote", {"keyId": key_arn, "primaryRegion": REPLICA}, [key_arn])
+    assert [e["aggregateId"] for e in promoted["additionalEventData"]["ledgerEvents"]] == [
+        md["KeyId"]]
     for name in (PRIMARY, REPLICA, THIRD):
         kms.service.region(name)
     west, third = kms.context(REPLICA), kms.context(THIRD)
