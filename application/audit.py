@@ -8,8 +8,10 @@ answers KMSInternalException): no use goes unaudited — but for the records of 
 already changed the ledger (``kept``: a management request's events are committed before its
 record, which names them). Failing those would not undo the change and would lose its record;
 they go to the spool instead (infrastructure.audit_spool: a local file, fsynced), and their
-requests are answered as they ended. The writer moves spooled records into the store before its
-next commit and when the log opens; only if the spool cannot be written either do they fail.
+requests are answered as they ended; only if the spool cannot be written either do they fail.
+The spool is moved into the store when the log opens, before every commit (whichever process
+spooled: one ``stat`` per commit tells) and, while it cannot be, retried every second; a batch
+whose commit would have to go before spooled records it cannot move fails as the store does.
 
 Under concurrent load the writer waits ``commit_delay`` before a commit that follows one of
 several records, so that more records share it (PostgreSQL's ``commit_delay`` with
@@ -33,6 +35,8 @@ from typing import Any, Protocol
 from application.audit_records import canonical_bytes
 
 log = logging.getLogger("keyledger.audit")
+
+_DRAIN_RETRY = 1.0  # seconds between attempts to move spooled records while none arrive
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,7 @@ class AuditLog:
         self.store = store
         self.commit_delay = commit_delay  # seconds (module docstring)
         self.spool = spool
-        self._drain_due = spool is not None and spool.waiting()
+        self._drain_failing = False  # (logged once until the spool moves again)
         self._pending: list[tuple[object, object, bool]] = []  # (row, waiter, kept)
         self._cond = threading.Condition()
         self._closed = False
@@ -189,39 +193,52 @@ class AuditLog:
 
     def _run(self) -> None:
         shared = False  # the last commit stored several records
+        stuck = self._drain()  # what a crash or another process left (None: nothing waits)
         while True:
             if shared and self.commit_delay:
                 time.sleep(self.commit_delay)
             with self._cond:
                 while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending and self._closed:
-                    return
+                    if stuck is None:
+                        self._cond.wait()
+                    elif not self._cond.wait(timeout=_DRAIN_RETRY):
+                        break  # idle, with records spooled: try to move them again
+                if not self._pending:
+                    if self._closed:
+                        return
+                    stuck = self._drain()
+                    continue
                 batch, self._pending = self._pending, []
             shared = len(batch) > 1
-            if self._drain_due:
-                self._drain()
-            error: BaseException | None = None
-            try:
-                self.store.append([row for row, _, _ in batch])
-            except Exception as failure:  # the requests fail; the log says why
-                log.exception("audit records could not be stored (%d requests fail)", len(batch))
-                error = failure
+            error = stuck = self._drain()  # spooled records go first, or nothing does
+            if error is None:
+                try:
+                    self.store.append([row for row, _, _ in batch])
+                except Exception as failure:  # the requests fail; the log says why
+                    log.exception("audit records could not be stored (%d requests fail)",
+                                  len(batch))
+                    error = failure
             if error is None or not any(kept for _, _, kept in batch):
                 self._wake(batch, error)
             else:
                 self._wake(*self._spool_kept(batch, error))
 
-    def _drain(self) -> None:
-        """Move the spooled records into the store, before the records that came after them."""
+    def _drain(self) -> BaseException | None:
+        """Move the spooled records into the store, before the records that came after them;
+        None when none wait (any more), else why they could not be moved."""
+        if self.spool is None or not self.spool.waiting():
+            return None
         try:
             moved = self.spool.drain(self.store.append_missing)
-        except Exception:
-            log.exception("spooled audit records could not be moved into the store yet")
-            return
-        self._drain_due = False
+        except Exception as failure:
+            if not self._drain_failing:
+                log.exception("spooled audit records could not be moved into the store yet")
+            self._drain_failing = True
+            return failure
+        self._drain_failing = False
         if moved:
             log.warning("%d spooled audit records moved into the store", moved)
+        return None
 
     def _spool_kept(self, batch, error: BaseException) -> tuple[list, BaseException | None]:
         """The batch's kept records to the spool: their requests end as they ended; the others
@@ -238,7 +255,6 @@ class AuditLog:
                           "spooled either: %s", len(kept),
                           b"\n".join(row.record for row, _, _ in kept).decode())
             return batch, error
-        self._drain_due = True
         log.warning("%d audit records spooled: the audit store cannot be written", len(kept))
         self._wake(kept, None)
         return failed, error
@@ -262,8 +278,7 @@ class AuditLog:
             self._closed = True
             self._cond.notify()
         self._thread.join(timeout=10)
-        if self._drain_due:  # (the writer has stopped: this thread may use the store)
-            self._drain()
+        self._drain()  # (the writer has stopped: this thread may use the store)
         self.store.close()
 
 

@@ -57,14 +57,24 @@ class AuditSpool:
             os.close(fd)  # (releases the lock)
 
     def add(self, rows: list[AuditRow]) -> None:
-        """Append ``rows``; return once they are on disk."""
+        """Append ``rows``; return once they are on disk. A torn line left by a write a crash
+        or a full disk cut short is ended first, so these rows start lines of their own; if
+        this write fails, the file is cut back to what it held."""
         lines = b"".join(orjson.dumps([*row.values()[:-1], row.record.decode()]) + b"\n"
                          for row in rows)
         with self._locked() as fd:
-            view = memoryview(lines)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                lines = b"\n" + lines
+            try:
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
 
     def waiting(self) -> bool:
         """Whether records wait here (read without the lock: a hint)."""
@@ -83,15 +93,17 @@ class AuditSpool:
                 data = spool.read()
             rows, unreadable = [], []
             for line in data.splitlines():
+                if not line:
+                    continue
                 try:
                     *columns, record = orjson.loads(line)
                     rows.append(AuditRow(*columns, record.encode()))
                 except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
                     unreadable.append(line)  # (a torn last line: its request was not answered)
-            if unreadable:
-                self._set_aside(unreadable)
             if rows:
                 store(rows)
+            if unreadable:  # (once the rest is stored: a failed drain sets nothing aside twice)
+                self._set_aside(unreadable)
             os.ftruncate(fd, 0)
             os.fsync(fd)
         return len(rows)

@@ -23,6 +23,7 @@ are and records stored before the index existed are found too.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -296,27 +297,39 @@ class PostgresAuditStore(AuditStore):
         self._insert(_INSERT_MISSING.format(table=self._table_sql, values=", ".join(["%s"] * 9),
                                             p="%s"), self._missing_args(rows))
 
+    def _live(self) -> psycopg.Connection:
+        """The connection, made again if it was lost (PostgreSQL restarted, or was out of
+        reach): the request that found it lost failed; the next one goes through. (Under the
+        lock.)"""
+        if self._conn.closed or self._conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = psycopg.connect(**self._conninfo, autocommit=True)
+        return self._conn
+
     def _insert(self, sql: str, args: list[tuple[Any, ...]]) -> None:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
-            # Writers of every process take turns, so positions are committed in order and a
-            # reader that follows "position > last seen" never skips a late-committing row.
-            cursor.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._table))
-            cursor.executemany(sql, args)
+        with self._lock:
+            conn = self._live()
+            with conn.transaction(), conn.cursor() as cursor:
+                # Writers of every process take turns, so positions are committed in order and
+                # a reader that follows "position > last seen" never skips a late-committing row.
+                cursor.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._table))
+                cursor.executemany(sql, args)
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         sql, args = self._select(query, "%s")
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+            rows = self._live().execute(sql, args).fetchall()
         return [(position, bytes(record)) for position, record in rows]
 
     def first_of_key(self, account: str, key_id: str) -> bytes | None:
         with self._lock:
-            row = self._conn.execute(self._first_of_key_sql("%s"), (key_id, account)).fetchone()
+            row = self._live().execute(self._first_of_key_sql("%s"), (key_id, account)).fetchone()
         return None if row is None else bytes(row[0])
 
     def after(self, position: int, limit: int) -> list[tuple[int, float, bytes]]:
         with self._lock:
-            rows = self._conn.execute(
+            rows = self._live().execute(
                 SQL("SELECT position, event_time, record FROM {t} WHERE position > %s "
                     "ORDER BY position LIMIT %s").format(t=self._table), (position, limit),
             ).fetchall()

@@ -84,8 +84,8 @@ class Encryption(Handlers):
                 account, key_id, _ = gate.reference(ctx, region, params[key_param],
                                                     cross_account=operation.cross_account)
                 named = gate.known_key(region, account, key_id)
-                if named is not None:  # the record names the key the request named
-                    ctx.resources.append(named.arn)
+                if named is not None:
+                    _name_in_record(ctx, named)
                     if named.key_spec != SYMMETRIC_DEFAULT:
                         encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise Ciphertext.INVALID() from None
@@ -94,8 +94,8 @@ class Encryption(Handlers):
                                                    cross_account=operation.cross_account)
             if requested != header.key_id:
                 named = gate.known_key(region, account, requested)
-                if named is not None:  # the record names the key the request named
-                    ctx.resources.append(named.arn)
+                if named is not None:
+                    _name_in_record(ctx, named)
                 raise Ciphertext.INCORRECT_KEY()
         # The blob names the key by id; a key of another account is found too ("Cross-account
         # use: Yes"), and its key policy decides whether this caller may use it.
@@ -170,3 +170,12 @@ class Encryption(Handlers):
             raise Validation.NUMBER_OF_BYTES_REQUIRED()
         self.authorizer.check_request(ctx, GENERATE_RANDOM, params)
         return {"Plaintext": os.urandom(number)}
+
+
+def _name_in_record(ctx, key: KmsKey) -> None:
+    """A request refused before it used ``key``: its record names the key, so the key's audit
+    lists the attempt, if the key is the caller's own. Another account's key is not named: the
+    record would be copied into that account's audit (a cross-account call), and a caller the
+    key's policy never allowed must not write there."""
+    if key.account == ctx.account_id:
+        ctx.resources.append(key.arn)

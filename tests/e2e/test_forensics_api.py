@@ -20,7 +20,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e import identities_fixture as ids
-from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer, stored_audit_record
+from tests.e2e.conftest import (
+    PROJECT_ROOT,
+    KeyledgerServer,
+    stored_audit_record,
+    stored_audit_records,
+)
 from tests.e2e.identities_fixture import (
     ACCOUNT,
     ALICE_ARN,
@@ -544,3 +549,25 @@ def test_a_regions_first_key_is_tracked_from_its_creation(server_factory, store)
     assert (status, _iso(body["TrackingStartDate"])) == (200, key["CreationDate"])
     assert [m["DecryptedInLastDays"] for m in body["Materials"]] == [
         {"days": 30, "any": False, "Complete": True}]
+
+
+def test_a_decrypt_refused_before_it_used_another_accounts_key_names_no_key(server, kms):
+    """A caller names a key of another account and is refused before any policy was read: its
+    own record names no key, and the key's account gets no copy (the key's policy never let
+    this caller write into that account's audit)."""
+    key = kms.create_key()["KeyMetadata"]
+    other = server.kms(credentials=ids.OTHER_ROOT)
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    other_key = other.create_key()["KeyMetadata"]
+    for named, ciphertext, code in ((key, b"\0" * 40, "InvalidCiphertextException"),
+                                    (key, other.encrypt(KeyId=other_key["KeyId"], Plaintext=b"y")[
+                                        "CiphertextBlob"], "IncorrectKeyException"),
+                                    (other_key, blob, "IncorrectKeyException")):
+        with pytest.raises(ClientError) as refused:
+            other.decrypt(KeyId=named["Arn"], CiphertextBlob=ciphertext)
+        assert refused.value.response["Error"]["Code"] == code
+        request_id = refused.value.response["ResponseMetadata"]["RequestId"]
+        records = stored_audit_records(server, request_id)
+        own = named is other_key  # the caller's own key is named; another account's never
+        assert [(r["recipientAccountId"], [x["ARN"] for x in r["resources"]]) for r in records] == [
+            (ids.OTHER_ACCOUNT, [other_key["Arn"]] if own else [])]

@@ -312,15 +312,72 @@ def test_spooled_records_are_stored_once_if_the_spool_is_drained_twice(open_stor
     store.close()
 
 
-def test_spooled_records_left_by_a_process_are_stored_when_the_log_opens(open_store, tmp_path):
+def _until(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.02)
+    return value
+
+
+def test_spooled_records_are_stored_when_the_log_opens_with_nothing_to_record(open_store,
+                                                                              tmp_path):
+    from infrastructure.audit_spool import AuditSpool
+
+    spool = AuditSpool(tmp_path / "audit-spool.jsonl")
+    spool.add([_row(1)])  # left by a process that stopped before its store came back
+    store = open_store()
+    audit = AuditLog(store, spool=spool)
+    assert _until(lambda: _stored(store)) == [{"n": 1}]
+    assert not spool.waiting()
+    audit.close()
+
+
+def test_a_process_stores_what_another_spooled_before_its_own_records(open_store, tmp_path):
+    """Workers share the spool: whichever commits next moves it in first."""
+    from infrastructure.audit_spool import AuditSpool
+
+    spool_path = tmp_path / "audit-spool.jsonl"
+    broken = SwitchableStore(open_store())  # worker A's connection cannot write
+    worker_a = AuditLog(broken, spool=AuditSpool(spool_path))
+    store = open_store()
+    worker_b = AuditLog(store, spool=AuditSpool(spool_path))  # opened before A spools
+    worker_a.record_blocking(_row(1), kept=True)
+    worker_b.record_blocking(_row(2))
+    assert _stored(store) == [{"n": 1}, {"n": 2}]
+    worker_a.close()
+    worker_b.close()
+
+
+class StuckSpoolStore(SwitchableStore):
+    """Appends work; moving spooled records in does not (yet)."""
+
+    def __init__(self, store) -> None:
+        super().__init__(store)
+        self.broken = False
+        self.stuck = True
+
+    def append_missing(self, rows) -> None:
+        if self.stuck:
+            raise OSError("database is locked")
+        self.store.append_missing(rows)
+
+
+def test_nothing_is_stored_ahead_of_spooled_records_that_cannot_be_moved(open_store, tmp_path):
     from infrastructure.audit_spool import AuditSpool
 
     spool = AuditSpool(tmp_path / "audit-spool.jsonl")
     spool.add([_row(1)])
-    store = open_store()
+    store = StuckSpoolStore(open_store())
     audit = AuditLog(store, spool=spool)
-    audit.record_blocking(_row(2))
-    assert _stored(store) == [{"n": 1}, {"n": 2}]
+    with pytest.raises(OSError):  # a use: it fails, as when the store cannot be written
+        audit.record_blocking(_row(2))
+    audit.record_blocking(_row(3), kept=True)  # a change: spooled behind the first
+    assert _stored(store.store) == []
+    store.stuck = False
+    assert _until(lambda: _stored(store.store)) == [{"n": 1}, {"n": 3}]  # (retried while idle)
+    audit.record_blocking(_row(4))
+    assert _stored(store.store) == [{"n": 1}, {"n": 3}, {"n": 4}]
     audit.close()
 
 
@@ -350,4 +407,44 @@ def test_a_torn_spool_line_is_set_aside_and_the_rest_stored(open_store, tmp_path
     assert _stored(store) == [{"n": 1}]
     assert (tmp_path / "audit-spool.jsonl.unreadable").read_bytes() == torn + b"\n"
     assert not spool.waiting()
+    store.close()
+
+
+def test_a_record_spooled_after_a_torn_line_starts_a_line_of_its_own(open_store, tmp_path):
+    """The next kept record after a cut-short write is an answered request's: it is stored,
+    and only the torn line is set aside (once, though the first drain fails)."""
+    from infrastructure.audit_spool import AuditSpool
+
+    path = tmp_path / "audit-spool.jsonl"
+    spool = AuditSpool(path)
+    spool.add([_row(1)])
+    path.write_bytes(path.read_bytes() + b'[1700000000.5, "1111')  # a write cut short
+    spool.add([_row(2)])
+    store = SwitchableStore(open_store())
+    with pytest.raises(OSError):
+        spool.drain(store.append_missing)
+    assert not (tmp_path / "audit-spool.jsonl.unreadable").exists()
+    store.broken = False
+    assert spool.drain(store.append_missing) == 2
+    assert _stored(store.store) == [{"n": 1}, {"n": 2}]
+    assert (tmp_path / "audit-spool.jsonl.unreadable").read_bytes() == b'[1700000000.5, "1111\n'
+    store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("open_store", ["postgres"], indirect=True)
+def test_a_postgres_store_connects_again_after_its_connection_was_lost(open_store):
+    """PostgreSQL restarted (here: the server ended the connection): the commit that found
+    the connection lost fails, the next one connects again."""
+    import psycopg
+
+    store = open_store()
+    store.append([_row(1)])
+    with psycopg.connect(**store._conninfo, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+    with pytest.raises(psycopg.OperationalError):
+        store.append([_row(2)])
+    store.append([_row(3)])
+    store.append_missing([_row(3), _row(4)])
+    assert _stored(store) == [{"n": 1}, {"n": 3}, {"n": 4}]
     store.close()
