@@ -25,8 +25,8 @@ Optional: ``root``, ``users``, ``roles``, and in a user or role ``access_keys``,
 ``keyledger``, its ``session_token`` is optional (when set, requests must carry it) and
 ``expiration`` (ISO 8601, needs a ``session_token``) ends the session. ``session_created``
 (ISO 8601) is when the session began, as audit records show it (CloudTrail's
-``sessionContext.attributes.creationDate``); without it, the time the identities file was
-written (its modification time when read). Users' and roles'
+``sessionContext.attributes.creationDate``; without it they show none); the keys of one
+session must agree on it. Users' and roles'
 unique ids (``AIDA…``/``AROA…``) are derived from their ARNs
 (:func:`domain.principals.unique_id_for`).
 
@@ -170,8 +170,7 @@ def _join(where: str, name: str) -> str:
 class _Loader:
     """One pass over a parsed identities document."""
 
-    def __init__(self, written: float | None) -> None:
-        self.written = written  # when the file was written: a session's default creation time
+    def __init__(self) -> None:
         self.access_keys: dict[str, AccessKey] = {}
         self.key_places: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
@@ -260,10 +259,15 @@ class _Loader:
 
         def session(_index: int, key: Mapping[str, Any]) -> Principal:
             session_name = key.get("session_name", DEFAULT_SESSION_NAME)
-            if session_name not in sessions:  # (its first key says when it began)
-                created = (_timestamp(key["session_created"],
-                                      f"{_join(where, 'access_keys')}[{_index}]", "session_created")
-                           if "session_created" in key else self.written)
+            key_where = f"{_join(where, 'access_keys')}[{_index}]"
+            created = (_timestamp(key["session_created"], key_where, "session_created")
+                       if "session_created" in key else None)
+            if session_name in sessions:
+                if sessions[session_name].session_created != created:
+                    raise IdentitiesError(
+                        f'{key_where}: "session_created" differs from that of the other keys of '
+                        f"session {json.dumps(session_name)}")
+            else:
                 sessions[session_name] = Principal(
                     account=account,
                     kind=kind,
@@ -400,9 +404,8 @@ def _timestamp(value: Any, where: str, name: str) -> float:
     return when.timestamp()
 
 
-def parse_directory(text: str | bytes, written: float | None = None) -> Directory:
-    """The :class:`Directory` an identities document describes, or :class:`IdentitiesError`.
-    ``written``: when the document was written (a role session's default creation time)."""
+def parse_directory(text: str | bytes) -> Directory:
+    """The :class:`Directory` an identities document describes, or :class:`IdentitiesError`."""
     try:
         document = json.loads(text, object_pairs_hook=_object_pairs)
     except json.JSONDecodeError as error:
@@ -411,17 +414,16 @@ def parse_directory(text: str | bytes, written: float | None = None) -> Director
         ) from None
     except UnicodeDecodeError as error:
         raise IdentitiesError(f"not UTF-8 text: {error.reason}") from None
-    return _Loader(written).load(document)
+    return _Loader().load(document)
 
 
 def load_directory(path: str | os.PathLike[str]) -> Directory:
     """Read the identities file at ``path``; :class:`IdentitiesError` says what is wrong."""
     try:
-        with open(path, "rb") as file:
-            data, written = file.read(), os.fstat(file.fileno()).st_mtime
+        data = Path(path).read_bytes()
     except OSError as error:
         raise IdentitiesError(f"cannot read {os.fspath(path)}: {error.strerror or error}") from None
-    return parse_directory(data, written)
+    return parse_directory(data)
 
 
 # -- creating -----------------------------------------------------------------------------------
@@ -637,6 +639,7 @@ def _key_fields(key: AccessKey) -> dict[str, Any]:
         "secret_access_key": key.secret_access_key,
         "session_token": key.session_token,
         "session_name": key.principal.session_name,
+        "session_created": key.principal.session_created,
         "expiration": key.expiration,
     }
 

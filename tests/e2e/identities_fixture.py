@@ -57,6 +57,7 @@ BOB_ARN = f"arn:aws:iam::{ACCOUNT}:user/bob"
 AUDITOR_ARN = f"arn:aws:iam::{ACCOUNT}:user/auditor"
 DEPLOYER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/deployer"
 DEPLOYER_SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci"
+DEPLOYER_SESSION_CREATED = "2026-12-01T08:00:00Z"  # when the ci session began
 OTHER_ROOT_ARN = f"arn:aws:iam::{OTHER_ACCOUNT}:root"
 CAROL_ARN = f"arn:aws:iam::{OTHER_ACCOUNT}:user/carol"
 FRANK_ARN = f"arn:aws:iam::{OTHER_ACCOUNT}:user/frank"
@@ -112,7 +113,8 @@ def identities(*, dave: bool = False) -> dict[str, Any]:
             "roles": {
                 "deployer": {
                     "access_keys": [
-                        {**_key(DEPLOYER), "session_name": "ci", "session_token": DEPLOYER_TOKEN},
+                        {**_key(DEPLOYER), "session_name": "ci", "session_token": DEPLOYER_TOKEN,
+                         "session_created": DEPLOYER_SESSION_CREATED},
                         {**_key(EXPIRED_SESSION), "session_name": "old",
                          "session_token": EXPIRED_TOKEN, "expiration": "2020-01-01T00:00:00Z"},
                     ],

@@ -122,10 +122,8 @@ def test_a_good_file_loads_every_principal_and_key(tmp_path):
     assert default.session_token is None
     assert directory.access_key("ASIAEXPIRING").expiration == 1893456000.0
 
-    # a session began when the file says, else when the file was written
-    assert ci.principal.session_created == path.stat().st_mtime
-    assert directory.access_key("ASIAEXPIRING").principal.session_created == (
-        path.stat().st_mtime)  # (the default session, as ASIADEFAULT's)
+    # a session began when the file says (audit records show no creationDate without it)
+    assert ci.principal.session_created is None
     document = good_document()
     document["accounts"][A]["roles"]["deployer"]["access_keys"][0]["session_created"] = (
         "2029-12-31T00:00:00Z")
@@ -315,6 +313,11 @@ MALFORMED = [
         mutate(_set(f"{_ROLE}/access_keys/2/expiration", "soon")),
         f'{ROLE}.access_keys[2]: "expiration" must be an ISO 8601 date and time with a time zone, '
         'like "2030-01-01T00:00:00Z"',
+    ),
+    (  # the keys of one session agree on when it began (ASIADEFAULT and ASIAEXPIRING)
+        mutate(_set(f"{_ROLE}/access_keys/2/session_created", "2029-12-31T00:00:00Z")),
+        f'{ROLE}.access_keys[2]: "session_created" differs from that of the other keys of '
+        'session "keyledger"',
     ),
     (
         mutate(_set(f"{_ROLE}/access_keys/0/session_created", "yesterday")),
@@ -557,6 +560,7 @@ def test_directory_changes_describes_additions_removals_and_changes():
     deployer = accounts[A]["roles"]["deployer"]
     deployer["access_keys"][0]["secret_access_key"] = "new-secret"
     deployer["access_keys"][0]["session_token"] = "new-token"
+    deployer["access_keys"][0]["session_created"] = "2029-12-31T00:00:00Z"
     del deployer["access_keys"][2]
     del deployer["policies"]["Deploy"]
     accounts[B]["root"] = {
@@ -573,7 +577,8 @@ def test_directory_changes_describes_additions_removals_and_changes():
             "kind": "role",
             "access_keys_removed": ["ASIAEXPIRING"],
             "access_keys_changed": [
-                {"access_key_id": "ASIACI", "fields": ["secret_access_key", "session_token"]}
+                {"access_key_id": "ASIACI",
+                 "fields": ["secret_access_key", "session_token", "session_created"]}
             ],
             "policies_removed": ["Deploy"],
         },
