@@ -62,5 +62,22 @@ def test_a_change_the_store_cannot_record_is_answered_and_its_record_kept(server
     assert (record["eventName"], record["responseElements"]["keyMetadata"]["keyId"]) == (
         "CreateKey", key_id)
     assert spool.stat().st_size == 0
-    later = stored_audit_record(server, described["ResponseMetadata"]["RequestId"])
-    assert record["eventTime"] <= later["eventTime"]
+    assert _position(server, request_id) < _position(
+        server, described["ResponseMetadata"]["RequestId"])  # stored before what came after
+
+
+def _position(server, request_id: str) -> int:
+    """Where the store put a request's record (its commit order)."""
+    sql = "SELECT position FROM {table} WHERE request_id = {p}"
+    if server.store is None:
+        db = sqlite3.connect(server.data_dir / "regions" / DEFAULT_REGION / "audit.db")
+        try:
+            ((position,),) = db.execute(sql.format(table="keyledger_audit", p="?"),
+                                        (request_id,)).fetchall()
+        finally:
+            db.close()
+        return position
+    table = "keyledger_" + DEFAULT_REGION.replace("-", "_") + ".keyledger_audit"
+    with psycopg.connect(server.store, autocommit=True) as conn:
+        ((position,),) = conn.execute(sql.format(table=table, p="%s"), (request_id,)).fetchall()
+    return position
