@@ -38,6 +38,7 @@ log = logging.getLogger("keyledger.audit")
 class AuditSpool:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._name = os.fspath(self.path)  # (waiting() runs before every commit)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -79,7 +80,7 @@ class AuditSpool:
     def waiting(self) -> bool:
         """Whether records wait here (read without the lock: a hint)."""
         try:
-            return self.path.stat().st_size > 0
+            return os.stat(self._name).st_size > 0
         except OSError:  # none, or none can be: adding one will say why
             return False
 
