@@ -10,8 +10,9 @@ record, which names them). Failing those would not undo the change and would los
 they go to the spool instead (infrastructure.audit_spool: a local file, fsynced), and their
 requests are answered as they ended; only if the spool cannot be written either do they fail.
 The spool is moved into the store when the log opens, before every commit (whichever process
-spooled: one ``stat`` per commit tells) and, while it cannot be, retried every second; a batch
-whose commit would have to go before spooled records it cannot move fails as the store does.
+spooled: one ``stat`` per commit tells) and every second while none arrive. Spooled records
+that cannot be moved do not hold the commits after them back (one the store refused for good
+would stop every request): those commit, and the spool is tried again before the next.
 
 Under concurrent load the writer waits ``commit_delay`` before a commit that follows one of
 several records, so that more records share it (PostgreSQL's ``commit_delay`` with
@@ -131,7 +132,7 @@ class AuditLog:
         self.store = store
         self.commit_delay = commit_delay  # seconds (module docstring)
         self.spool = spool
-        self._drain_failing = False  # (logged once until the spool moves again)
+        self._drain_failing = False  # (the first failure is logged with its traceback)
         self._pending: list[tuple[object, object, bool]] = []  # (row, waiter, kept)
         self._cond = threading.Condition()
         self._closed = False
@@ -193,52 +194,55 @@ class AuditLog:
 
     def _run(self) -> None:
         shared = False  # the last commit stored several records
-        stuck = self._drain()  # what a crash or another process left (None: nothing waits)
+        self._drain()  # what a crash or another process left
         while True:
             if shared and self.commit_delay:
                 time.sleep(self.commit_delay)
             with self._cond:
                 while not self._pending and not self._closed:
-                    if stuck is None:
+                    if self.spool is None:
                         self._cond.wait()
                     elif not self._cond.wait(timeout=_DRAIN_RETRY):
-                        break  # idle, with records spooled: try to move them again
+                        break  # idle: move what this or another process spooled meanwhile
                 if not self._pending:
                     if self._closed:
                         return
-                    stuck = self._drain()
+                    self._drain()
                     continue
                 batch, self._pending = self._pending, []
             shared = len(batch) > 1
-            error = stuck = self._drain()  # spooled records go first, or nothing does
-            if error is None:
-                try:
-                    self.store.append([row for row, _, _ in batch])
-                except Exception as failure:  # the requests fail; the log says why
-                    log.exception("audit records could not be stored (%d requests fail)",
-                                  len(batch))
-                    error = failure
+            self._drain()  # spooled records go first when they can
+            error: BaseException | None = None
+            try:
+                self.store.append([row for row, _, _ in batch])
+            except Exception as failure:  # the requests fail; the log says why
+                log.exception("audit records could not be stored (%d requests fail)", len(batch))
+                error = failure
             if error is None or not any(kept for _, _, kept in batch):
                 self._wake(batch, error)
             else:
                 self._wake(*self._spool_kept(batch, error))
 
-    def _drain(self) -> BaseException | None:
-        """Move the spooled records into the store, before the records that came after them;
-        None when none wait (any more), else why they could not be moved."""
+    def _drain(self) -> None:
+        """Move the spooled records into the store, before the records that come after them.
+        If they cannot be moved, the records after them are stored without waiting for them
+        (a record the store refuses for good must not stop every request): the log says so,
+        every time, until they move."""
         if self.spool is None or not self.spool.waiting():
-            return None
+            return
         try:
             moved = self.spool.drain(self.store.append_missing)
         except Exception as failure:
             if not self._drain_failing:
                 log.exception("spooled audit records could not be moved into the store yet")
+            else:
+                log.warning("spooled audit records could not be moved into the store yet: %s",
+                            failure)
             self._drain_failing = True
-            return failure
+            return
         self._drain_failing = False
         if moved:
             log.warning("%d spooled audit records moved into the store", moved)
-        return None
 
     def _spool_kept(self, batch, error: BaseException) -> tuple[list, BaseException | None]:
         """The batch's kept records to the spool: their requests end as they ended; the others
