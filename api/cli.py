@@ -292,6 +292,11 @@ def promote(args: argparse.Namespace) -> int:
         service.close()
     print(f"{result['KeyId']} is the primary now (epoch {result['Epoch']}); replicas: "
           f"{', '.join(result['ReplicaRegions']) or 'none'}")
+    if not result["AuditRecordKept"]:
+        print("keyledger promote: promoted, but its audit record could not be kept (neither the "
+              "audit store nor the spool took it); the record is in the log above",
+              file=sys.stderr)
+        return 1
     return 0
 
 

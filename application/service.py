@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from application.audit import audit_row, new_event_id
@@ -218,10 +219,17 @@ class KeyManagementService:
             request_id=str(uuid.uuid4()), invoked_by=PROMOTE_COMMAND,
             request_parameters={"keyId": key.arn, "primaryRegion": region_name},
             ledger_events=written)
-        region.audit.record_blocking(
-            audit_row(record, now, key.account, (key.arn,), None, record["requestID"]), kept=True)
-        return {"KeyId": key.arn, "Epoch": key.epoch,
-                "ReplicaRegions": list(key.replica_regions)}
+        result = {"KeyId": key.arn, "Epoch": key.epoch,
+                  "ReplicaRegions": list(key.replica_regions), "AuditRecordKept": True}
+        try:  # (the store, or else the spool: AuditLog)
+            region.audit.record_blocking(
+                audit_row(record, now, key.account, (key.arn,), None, record["requestID"]),
+                kept=True)
+        except Exception:  # promoted all the same: say so, and keep the record in the log
+            log.exception("the promotion of %s is done, but its audit record could not be kept: "
+                          "%s", key.arn, orjson.dumps(record).decode())
+            result["AuditRecordKept"] = False
+        return result
 
     def fork_into(self, other: KeyManagementService, regions: list[str],
                   keep: Callable[[str, int, Any], bool]) -> dict[str, int]:

@@ -83,9 +83,12 @@ class Encryption(Handlers):
             if key_param in params:  # asymmetric key named without its algorithm?
                 account, key_id, _ = gate.reference(ctx, region, params[key_param],
                                                     cross_account=operation.cross_account)
+                # The caller's own key only: another account's is not looked at before its
+                # policy is (not even whether it exists), nor named in the record, which would
+                # be copied into that account's audit by a caller it never allowed.
                 named = gate.known_key(region, account, key_id)
-                if named is not None:
-                    _name_in_record(ctx, named)
+                if named is not None and named.account == ctx.account_id:
+                    ctx.resources.append(named.arn)  # the record names the key it named
                     if named.key_spec != SYMMETRIC_DEFAULT:
                         encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise Ciphertext.INVALID() from None
@@ -94,8 +97,8 @@ class Encryption(Handlers):
                                                    cross_account=operation.cross_account)
             if requested != header.key_id:
                 named = gate.known_key(region, account, requested)
-                if named is not None:
-                    _name_in_record(ctx, named)
+                if named is not None and named.account == ctx.account_id:  # (as above)
+                    ctx.resources.append(named.arn)  # the record names the key it named
                 raise Ciphertext.INCORRECT_KEY()
         # The blob names the key by id; a key of another account is found too ("Cross-account
         # use: Yes"), and its key policy decides whether this caller may use it.
@@ -170,12 +173,3 @@ class Encryption(Handlers):
             raise Validation.NUMBER_OF_BYTES_REQUIRED()
         self.authorizer.check_request(ctx, GENERATE_RANDOM, params)
         return {"Plaintext": os.urandom(number)}
-
-
-def _name_in_record(ctx, key: KmsKey) -> None:
-    """A request refused before it used ``key``: its record names the key, so the key's audit
-    lists the attempt, if the key is the caller's own. Another account's key is not named: the
-    record would be copied into that account's audit (a cross-account call), and a caller the
-    key's policy never allowed must not write there."""
-    if key.account == ctx.account_id:
-        ctx.resources.append(key.arn)

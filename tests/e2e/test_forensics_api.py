@@ -569,3 +569,10 @@ def test_a_decrypt_refused_before_it_used_another_accounts_key_names_no_key(serv
         own = named is other_key  # the caller's own key is named; another account's never
         assert [(r["recipientAccountId"], [x["ARN"] for x in r["resources"]]) for r in records] == [
             (ids.OTHER_ACCOUNT, [other_key["Arn"]] if own else [])]
+    # nor is another account's key looked at: that it is asymmetric shows to its owner only
+    rsa = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    for caller, code in ((kms, "InvalidKeyUsageException"),
+                         (other, "InvalidCiphertextException")):
+        with pytest.raises(ClientError) as refused:
+            caller.decrypt(KeyId=rsa["Arn"], CiphertextBlob=b"\0" * 40)
+        assert refused.value.response["Error"]["Code"] == code

@@ -375,6 +375,44 @@ def test_promote_fences_the_old_primary_which_rejoins_as_a_replica(kms, settings
     assert third_md["MultiRegionConfiguration"]["PrimaryKey"]["Region"] == REPLICA
 
 
+def _refuse_audit_writes(settings, region: str) -> None:
+    """The Region's audit store refuses every insert, and its spool cannot be made."""
+    import sqlite3
+
+    import psycopg
+
+    from infrastructure.persistence import StoreConfig, schema_name
+
+    config = StoreConfig(settings.data_path, settings.store)
+    if settings.store:
+        with psycopg.connect(settings.store, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {schema_name(region)}.keyledger_audit "
+                         "ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+    else:
+        db = sqlite3.connect(config.region_folder(region) / "audit.db", isolation_level=None)
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON keyledger_audit BEGIN "
+                   "SELECT RAISE(ABORT, 'refused'); END")
+        db.close()
+    (config.region_folder(region) / "audit-spool.jsonl").mkdir(parents=True)  # not a file
+
+
+def test_promote_whose_record_cannot_be_kept_says_so_and_fails(kms, settings, capsys):
+    from api.cli import main
+
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.service.replicate()
+    kms.close()
+    _refuse_audit_writes(settings, REPLICA)
+    args = ["promote", md["KeyId"], "--region", REPLICA, "--data-dir", settings.data_dir]
+    assert main(args + (["--store", settings.store] if settings.store else [])) == 1
+    out, err = capsys.readouterr()
+    assert "is the primary now (epoch 1)" in out  # done all the same
+    assert err.endswith("keyledger promote: promoted, but its audit record could not be kept "
+                        "(neither the audit store nor the spool took it); the record is in the "
+                        "log above\n")
+
+
 def test_imported_material_multi_region_keys_take_the_same_material_in_every_region(kms):
     """AWS: replicas of a primary with imported material start PendingImport and need the same
     material imported into each (the material id is the same in every Region)."""
