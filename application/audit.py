@@ -204,12 +204,12 @@ class AuditLog:
                         self._cond.wait()
                     elif not self._cond.wait(timeout=_DRAIN_RETRY):
                         break  # idle: move what this or another process spooled meanwhile
-                if not self._pending:
-                    if self._closed:
-                        return
-                    self._drain()
-                    continue
+                if not self._pending and self._closed:
+                    return
                 batch, self._pending = self._pending, []
+            if not batch:  # (outside the lock: the event loop hands records over under it)
+                self._drain()
+                continue
             shared = len(batch) > 1
             self._drain()  # spooled records go first when they can
             error: BaseException | None = None

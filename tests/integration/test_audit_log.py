@@ -464,3 +464,42 @@ def test_a_postgres_store_connects_again_after_its_connection_was_lost(open_stor
     store.append_missing([_row(3), _row(4)])
     assert _stored(store) == [{"n": 1}, {"n": 3}, {"n": 4}]
     store.close()
+
+
+class SlowSpoolStore(SwitchableStore):
+    """Moving spooled records in takes a while (a lock held by another process)."""
+
+    def __init__(self, store) -> None:
+        super().__init__(store)
+        self.broken = False
+        self.moving = threading.Event()
+
+    def append_missing(self, rows) -> None:
+        self.moving.set()
+        time.sleep(1.0)
+        self.store.append_missing(rows)
+
+
+def test_an_idle_writer_moving_the_spool_does_not_block_the_event_loop(open_store, tmp_path):
+    """The writer tries the spool outside the lock the event loop hands records over under:
+    the loop goes on while the writer waits on the store."""
+    from infrastructure.audit_spool import AuditSpool
+
+    spool = AuditSpool(tmp_path / "audit-spool.jsonl")
+    store = SlowSpoolStore(open_store())
+    audit = AuditLog(store, spool=spool)
+    _until(lambda: not spool.waiting())  # (the start's pass: nothing waits)
+    spool.add([_row(1)])  # another process spooled it: the idle writer's next pass moves it
+    assert store.moving.wait(5)
+
+    async def main():
+        recorded = asyncio.ensure_future(audit.record(_row(2)))
+        started = time.monotonic()
+        await asyncio.sleep(0.05)  # the loop runs while the record waits for the writer
+        ticked = time.monotonic() - started
+        await recorded
+        return ticked
+
+    assert asyncio.run(main()) < 0.5
+    assert _stored(store.store) == [{"n": 1}, {"n": 2}]
+    audit.close()
