@@ -355,9 +355,8 @@ class _RegionDB:
 
     def source_digests(self, source: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """(position, digest) of a source's rows after ``position``, in order."""
-        rows = self._source_rows(source, self._COLUMNS[source],
-                                 "{position} > ? ORDER BY {position} LIMIT ?", (after, limit))
-        return [(row[0], _digest(source, row[0], canonical(row[1:]))) for row in rows]
+        return [(position, _digest(source, position, rest))
+                for position, rest in self.source_rests(source, after, limit)]
 
     def _rests(self, source: str, where: str, args: tuple) -> list[tuple[int, bytes]]:
         """(position, the canonical bytes of the row's other fields) of the rows ``where``."""

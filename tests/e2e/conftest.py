@@ -109,19 +109,23 @@ def stored_audit_record(server, request_id: str, region: str = DEFAULT_REGION) -
 def stored_audit_records(server, request_id: str, region: str = DEFAULT_REGION) -> list[dict[str, Any]]:
     """Every audit record a request left (a cross-account call: one per account), in the
     order they were stored."""
+    return [json.loads(bytes(record)) for _, record in stored_audit_rows(server, request_id, region)]
+
+
+def stored_audit_rows(server, request_id: str, region: str = DEFAULT_REGION) -> list[tuple]:
+    """(position, record bytes) of a request's audit records, read straight from the store, in
+    the order they were stored."""
     if server.store is None:
         db = sqlite3.connect(f"file:{server.data_dir}/regions/{region}/audit.db?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT record FROM keyledger_audit WHERE request_id = ? "
+            return db.execute("SELECT position, record FROM keyledger_audit WHERE request_id = ? "
                               "ORDER BY position", (request_id,)).fetchall()
         finally:
             db.close()
-    else:
-        with psycopg.connect(server.store, autocommit=True) as conn:
-            schema = "keyledger_" + region.replace("-", "_")  # the Region's schema
-            rows = conn.execute(f"SELECT record FROM {schema}.keyledger_audit "
-                                "WHERE request_id = %s ORDER BY position", (request_id,)).fetchall()
-    return [json.loads(bytes(row[0])) for row in rows]
+    with psycopg.connect(server.store, autocommit=True) as conn:
+        schema = "keyledger_" + region.replace("-", "_")  # the Region's schema
+        return conn.execute(f"SELECT position, record FROM {schema}.keyledger_audit "
+                            "WHERE request_id = %s ORDER BY position", (request_id,)).fetchall()
 
 
 def until(predicate, timeout: float = 5.0):

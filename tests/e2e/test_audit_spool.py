@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import DEFAULT_REGION, stored_audit_record
+from tests.e2e.conftest import DEFAULT_REGION, stored_audit_record, stored_audit_rows
 
 REFUSE = "keyledger_test_refuse"
 
@@ -68,16 +68,5 @@ def test_a_change_the_store_cannot_record_is_answered_and_its_record_kept(server
 
 def _position(server, request_id: str) -> int:
     """Where the store put a request's record (its commit order)."""
-    sql = "SELECT position FROM {table} WHERE request_id = {p}"
-    if server.store is None:
-        db = sqlite3.connect(server.data_dir / "regions" / DEFAULT_REGION / "audit.db")
-        try:
-            ((position,),) = db.execute(sql.format(table="keyledger_audit", p="?"),
-                                        (request_id,)).fetchall()
-        finally:
-            db.close()
-        return position
-    table = "keyledger_" + DEFAULT_REGION.replace("-", "_") + ".keyledger_audit"
-    with psycopg.connect(server.store, autocommit=True) as conn:
-        ((position,),) = conn.execute(sql.format(table=table, p="%s"), (request_id,)).fetchall()
+    ((position, _),) = stored_audit_rows(server, request_id)
     return position
