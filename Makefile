@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
+# compileall: bytecode for the project's own modules, as pip writes it for installed packages
+# (an editable install writes none); where PYTHONDONTWRITEBYTECODE is set, every command and
+# every server process would otherwise compile them again (~0.17 s each on the CI machine).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q domain application infrastructure api
 	touch $@
 
 install: $(VENV)/.installed

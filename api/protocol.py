@@ -20,6 +20,7 @@ import orjson
 import pybase64
 from botocore.model import Shape
 
+from application.kms_model import service_model
 from domain.errors import SerializationException, UnknownOperationException  # noqa: F401
 from domain.messages import Protocol, Validation
 
@@ -32,11 +33,6 @@ TARGET_PREFIX = "TrentService."
 AWS_ENUM_ORDER = {
     "MacAlgorithmSpec": ("HMAC_SHA_384", "HMAC_SHA_256", "HMAC_SHA_224", "HMAC_SHA_512"),
 }
-
-
-@lru_cache(maxsize=1)
-def service_model():
-    return botocore.session.get_session().get_service_model("kms")
 
 
 @lru_cache(maxsize=1)

@@ -96,11 +96,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-import botocore.session
 import orjson
 
+from application.kms_model import service_model
 from domain.operations import OPERATIONS, Kind
 from domain.principals import Principal, PrincipalKind, unique_id_for
 
@@ -323,17 +324,16 @@ class _Plan:
         return None if converter is _DROP or converter is None else converter
 
 
-def _load_plans() -> dict[str, _Plan]:
-    model = botocore.session.get_session().get_service_model("kms")
+@cache
+def _plans() -> dict[str, _Plan]:
+    """Each operation's plan, made from the model when the first record is built."""
+    model = service_model()
     return {name: _Plan(name, model) for name in model.operation_names}
-
-
-_PLANS: dict[str, _Plan] = _load_plans()
 
 
 def describe(operation: str) -> dict[str, Any]:
     """The table for docs and tests: the top-level members an operation's record logs."""
-    plan = _PLANS[operation]
+    plan = _plans()[operation]
 
     def names(converter: Converter | None) -> list[str] | None:
         return None if converter is None else [m[1] for m in converter.members]  # type: ignore[attr-defined]
@@ -480,7 +480,7 @@ def api_call_record(*, principal: Principal | None, access_key_id: str, account:
     request touched, in order (ReEncrypt: source then destination); ``tls_version``,
     ``cipher_suite``, ``host`` fill tlsDetails when ``tls``.
     """
-    plan = _PLANS.get(operation)
+    plan = _plans().get(operation)
     if plan is None:  # not a KMS operation: nothing of the request is logged
         request_parameters = response_elements = None
         read_only = False
