@@ -35,7 +35,6 @@ from api.protocol import (
     encode_error,
     encode_response,
     input_rules,
-    kms_regions,
     operation_names,
     parse_body,
 )
@@ -53,6 +52,7 @@ from application.audit_records import api_call_record, ledger_api_record
 from application.authorization import Caller
 from application.context import RequestContext
 from application.forensics import Forensics, past_instant
+from application.kms_model import kms_regions
 from application.region import WRITTEN
 from application.service import KeyManagementService
 from domain.errors import (

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
 
-import botocore.session
 import orjson
 import pybase64
 from botocore.model import Shape
@@ -38,12 +37,6 @@ AWS_ENUM_ORDER = {
 @lru_cache(maxsize=1)
 def operation_names() -> frozenset[str]:
     return frozenset(service_model().operation_names)
-
-
-@lru_cache(maxsize=1)
-def kms_regions() -> frozenset[str]:
-    """The commercial ("aws" partition) Regions where botocore knows a KMS endpoint."""
-    return frozenset(botocore.session.get_session().get_available_regions("kms"))
 
 
 def _java_style(value: Any) -> str:

@@ -1,9 +1,12 @@
-"""botocore's model of the KMS API (``kms/2014-11-01/service-2.json``), loaded once, when first
-asked for: the wire protocol validates requests against it (api.protocol) and the audit records
-log what it says an operation's request and response hold (application.audit_records).
+"""botocore's data for the KMS API, read once, when first asked for: the model
+(``kms/2014-11-01/service-2.json``) the wire protocol validates requests against (api.protocol)
+and the audit records log by (application.audit_records), and the Regions botocore knows a KMS
+endpoint in.
 
-botocore is imported only then: a command that needs neither (``keyledger history``,
-``who-can``) starts without it.
+Read with botocore's loader, model and endpoint resolver, not a ``botocore.session`` (whose
+client, waiter and docs modules cost ~0.1 s to import and are not needed); botocore is imported
+only then, so a command that needs none of it (``keyledger history``, ``who-can``) starts
+without it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,28 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from botocore.loaders import Loader
     from botocore.model import ServiceModel
 
 
 @cache
-def service_model() -> ServiceModel:
-    import botocore.session
+def _loader() -> Loader:
+    from botocore.loaders import create_loader
 
-    return botocore.session.get_session().get_service_model("kms")
+    return create_loader()
+
+
+@cache
+def service_model() -> ServiceModel:
+    from botocore.model import ServiceModel
+
+    return ServiceModel(_loader().load_service_model("kms", "service-2"), service_name="kms")
+
+
+@cache
+def kms_regions() -> frozenset[str]:
+    """The commercial ("aws" partition) Regions where botocore knows a KMS endpoint."""
+    from botocore.regions import EndpointResolver
+
+    endpoints = EndpointResolver(_loader().load_data("endpoints"))
+    return frozenset(endpoints.get_available_endpoints("kms", "aws"))
