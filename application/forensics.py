@@ -1041,7 +1041,8 @@ def tracking_start(region: Region, key: KmsKey) -> datetime:
     """The key's creation when its CreateKey record is kept (every use since is in the
     store: the first key of a Region too, whose record is the store's first, written after
     the key was made); else the later of its creation and the region's oldest audit record
-    (a key older than the audit, or retention pruned its first records)."""
+    (a key older than the audit, or retention pruned its first records), or now when the
+    store holds no record at all (retention pruned every one: nothing before now is known)."""
     store = _audit(region)
     first = store.first_of_key(key.account, key.id)
     if first is not None:
@@ -1049,9 +1050,8 @@ def tracking_start(region: Region, key: KmsKey) -> datetime:
         if record.get("eventName") == "CreateKey" and "errorCode" not in record:
             return key.creation_date
     oldest = store.after(0, 1)
-    if not oldest:
-        return key.creation_date
-    return max(key.creation_date, datetime.fromtimestamp(oldest[0][1], UTC))
+    since = datetime.fromtimestamp(oldest[0][1], UTC) if oldest else datetime.now(UTC)
+    return max(key.creation_date, since)
 
 
 def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
