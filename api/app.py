@@ -26,6 +26,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel
+from starlette.routing import Match
 
 from api.auth import Authenticator
 from api.bootstrap import build_service, serve_crypto_helpers_on, stop_crypto_helpers
@@ -59,6 +60,7 @@ from domain.errors import (
     AccessDeniedException,
     KmsError,
     NotFoundException,
+    UnknownOperationException,
     ValidationException,
 )
 from domain.messages import Protocol, Requests, Unsupported
@@ -430,6 +432,7 @@ READ_KEY_MATERIALS = Operation("ReadMaterials", "keyledger:ReadHistory", Kind.RE
 READ_AUDIT = Operation("ReadAudit", "keyledger:ReadAudit", Kind.READ_ONLY)
 READ_REPLICATION = Operation("ReadReplication", "keyledger:ReadReplication", Kind.READ_ONLY)
 LEDGER_REQUEST_ID = "x-amzn-RequestId"  # the header naming a ledger API answer's request id
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
                   "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
 
@@ -778,5 +781,30 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             """TEST ONLY (``--enable-test-control``): a maintenance pass now, checkpoint and
             audit retention included on request (retention otherwise runs once an hour)."""
             return maintenance.run_now(checkpoint=body.checkpoint, prune=body.prune)
+
+    # -- last: a path or method the ledger API does not have, answered and audited as any
+    # ledger API request is (a route above that takes the path with another method says 405)
+    @ledger_api.api_route("/ledger/v1/{path:path}", methods=list(_HTTP_METHODS),
+                          include_in_schema=False)
+    def no_such_route(request: Request, caller: Caller = Depends(caller)) -> None:  # noqa: B008
+        allowed = sorted({method for route in ledger_api.routes
+                          if getattr(route, "endpoint", None) is not no_such_route
+                          and route.matches(request.scope)[0] is Match.PARTIAL
+                          for method in getattr(route, "methods", None) or ()})
+        status, detail = (405, "Method Not Allowed") if allowed else (404, "Not Found")
+        failure = UnknownOperationException(
+            f"The ledger API has no {request.method} {request.url.path[:256]}.")
+        request_id = request.state.request_id
+        headers = {LEDGER_REQUEST_ID: request_id, **({"Allow": ", ".join(allowed)} if allowed else {})}
+        account = caller.principal.account
+        try:
+            service.region(settings.default_region).audit.record_blocking(ledger_audit(
+                request, caller.principal, caller.access_key_id, account, settings.default_region,
+                "LedgerApi", dict(request.query_params), (), failure, request_id))
+        except Exception:
+            log.exception("ledger API request %s answered 500: its audit record could not be "
+                          "stored", request_id)
+            status, detail, headers = 500, _INTERNAL.message, {LEDGER_REQUEST_ID: request_id}
+        raise HTTPException(status_code=status, detail=detail, headers=headers)
 
     return KmsFrontend(service, settings, ledger_api, authenticator)

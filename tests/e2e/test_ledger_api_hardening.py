@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from botocore.credentials import Credentials
 
@@ -15,6 +16,7 @@ from tests.e2e.conftest import (
     ACCOUNT_ID,
     DEFAULT_REGION,
     ROOT_ACCESS_KEY_ID,
+    sign,
     stored_audit_record,
 )
 
@@ -154,3 +156,28 @@ def test_a_key_arn_filters_as_its_key_id_and_an_alias_is_refused(store_server):
         detail = f"The key filter takes a key id or key ARN, not an alias: {named!r}."
         record = _answered(store_server, _audit(store_server, key_id=named), 400, {"detail": detail})
         assert record["errorCode"] == "ValidationException"
+
+
+# -- 7. a path or method the ledger API does not have --------------------------------------------
+
+
+def test_an_unknown_path_or_method_is_answered_and_audited(store_server):
+    missing = _answered(store_server, store_server.ledger_get("/ledger/v1/nope?x=1"), 404,
+                        {"detail": "Not Found"})
+    assert (missing["eventName"], missing["errorCode"], missing["errorMessage"]) == (
+        "LedgerApi", "UnknownOperationException", "The ledger API has no GET /ledger/v1/nope.")
+    assert (missing["userIdentity"]["arn"], missing["requestParameters"]) == (ROOT_ARN, {"x": "1"})
+    # a route that takes the path with another method: 405, naming the methods it takes
+    url = store_server.url + "/ledger/v1/audit"
+    posted = httpx.post(url, content=b"{}", timeout=10, headers=sign(
+        url, {"content-type": "application/json"}, b"{}", method="POST"))
+    record = _answered(store_server, posted, 405, {"detail": "Method Not Allowed"})
+    assert posted.headers["allow"] == "GET"
+    assert (record["eventName"], record["errorMessage"]) == (
+        "LedgerApi", "The ledger API has no POST /ledger/v1/audit.")
+    # an unauthenticated caller is refused first, as on every route
+    stranger = Credentials("AKIASTRANGER0000000", "x")
+    refused = _answered(store_server, store_server.ledger_get("/ledger/v1/nope",
+                                                              credentials=stranger), 403)
+    assert (refused["eventName"], refused["errorCode"]) == ("LedgerApi",
+                                                           "UnrecognizedClientException")

@@ -189,11 +189,15 @@ def test_an_unsigned_request_is_refused(http, e2e, shared_server):
 
 
 def test_method_and_path_errors_are_not_5xx(http, e2e):
-    """Only ``POST /`` speaks KMS; anything else is FastAPI's 404 (no such route)."""
-    for method, path in (("GET", "/"), ("PUT", "/"), ("POST", "/nope"), ("GET", "/ledger/v1/keys")):
-        r = http.request(method, path, headers=_headers(e2e, "TrentService.ListKeys",
-                                                        url=str(http.base_url)))
+    """Only ``POST /`` speaks KMS; anything else is FastAPI's 404 (no such route), but under
+    ``/ledger/v1/``, where the caller is authenticated first (a path the ledger API does not
+    have is answered 404 and audited: test_ledger_api_hardening.py)."""
+    headers = _headers(e2e, "TrentService.ListKeys", url=str(http.base_url))  # signed for POST /
+    for method, path in (("GET", "/"), ("PUT", "/"), ("POST", "/nope")):
+        r = http.request(method, path, headers=headers)
         assert (r.status_code, r.json()) == (404, {"detail": "Not Found"}), (method, path, r.text[:200])
+    r = http.request("GET", "/ledger/v1/keys", headers=headers)
+    assert (r.status_code, r.json()["detail"].split(":")[0]) == (403, "InvalidSignatureException")
 
 
 def test_healthz_and_startup_banner(shared_server):
