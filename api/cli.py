@@ -367,6 +367,10 @@ def _verify_parser(sub) -> None:
                    help="the checkpoint public key (PEM) exported by `keyledger checkpoint-key`")
     p.add_argument("--region", action="append", default=None,
                    help="only this region (repeatable); default: every region of the store")
+    p.add_argument("--anchored", action="store_true",
+                   help="fail when any record is covered by no signed checkpoint (a stopped "
+                        "server's store has none; a store whose checkpoints or chain were "
+                        "deleted has them)")
 
 
 def _checkpoint_key_parser(sub) -> None:
@@ -393,7 +397,7 @@ def verify(args: argparse.Namespace) -> int:
     try:
         existing_regions(settings, args.region or ())
         report = verify_store(StoreConfig(settings.data_path, settings.store), public_key,
-                              args.region)
+                              args.region, anchored=args.anchored)
     except NoStore:
         raise  # (main)
     except Exception as error:  # an unreachable or unreadable store: not a verdict

@@ -1135,7 +1135,7 @@ def prune_before(store: StoreConfig, root_key: RootKey, cutoff_time: float,
 @dataclass(frozen=True)
 class Problem:
     kind: str  # edited | missing | inserted | reordered | truncated | truncated after the last
-    #            checkpoint | bad signature
+    #            checkpoint | bad signature | unanchored (verify's ``anchored`` only)
     where: str  # e.g. "audit record at position 17 (chain seq 40)"
     detail: str
 
@@ -1444,8 +1444,13 @@ class _RegionVerifier:
 
 
 def verify(store: StoreConfig, public_key: Ed25519PublicKey | bytes,
-           regions: Iterable[str] | None = None) -> VerifyReport:
-    """Check every region of a store (offline: the files or the database, no server)."""
+           regions: Iterable[str] | None = None, anchored: bool = False) -> VerifyReport:
+    """Check every region of a store (offline: the files or the database, no server).
+
+    ``anchored``: records no signed checkpoint covers are a failure, not only counted. A
+    stopped server's store has none (a server checkpoints when it stops); without the flag,
+    a store whose chain or checkpoints were deleted with its ledger left verifies as
+    unanchored records, which is all a verifier can see of it."""
     if isinstance(public_key, bytes):
         public_key = load_public_key(public_key)
     names = list(regions) if regions is not None else store.known_regions()
@@ -1453,7 +1458,15 @@ def verify(store: StoreConfig, public_key: Ed25519PublicKey | bytes,
     for name in names:
         db = _open_region_db(store, name, writable=False)
         try:
-            reports.append(_RegionVerifier(db, public_key).run())
+            report = _RegionVerifier(db, public_key).run()
         finally:
             db.close()
+        if anchored and report.problem is None and report.unanchored:
+            report.problem = Problem(
+                "unanchored", "after the last checkpoint" if report.checkpoints else
+                "every record (no checkpoint)",
+                f"{report.unanchored} records are covered by no signed checkpoint "
+                f"({report.after_checkpoint} chained, {sum(report.unchained.values())} not "
+                "chained): a running server writes one every 60 s and one when it stops")
+        reports.append(report)
     return VerifyReport(reports)

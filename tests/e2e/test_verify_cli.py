@@ -91,6 +91,28 @@ def test_verify_a_stopped_server_then_tamper_with_it(store, server_factory, tmp_
     assert result.stdout.count("FAILED") == 1, result.stdout  # (the headline names it)
 
 
+def test_anchored_fails_where_the_audit_file_was_deleted_with_its_chain(server_factory, tmp_path):
+    """Deleting a Region's audit.db takes its audit, chain and checkpoints: what is left, the
+    ledger, verifies as unanchored records, all a verifier can see; --anchored fails on it."""
+    server = server_factory("verify-anchored")
+    exercise(server)
+    server.stop()
+    public_key = export_public_key(server, tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(server.data_dir, copy)
+    args = ["verify", "--data-dir", str(copy), "--public-key", public_key]
+    assert cli(*args, "--anchored").returncode == 0  # a stopped server's store: all anchored
+    for stored in (copy / "regions" / "us-east-1").glob("audit.db*"):
+        stored.unlink()
+    plain = cli(*args)
+    assert plain.returncode == 0 and "not yet chained" in plain.stdout, plain.stdout
+    anchored = cli(*args, "--anchored")
+    assert anchored.returncode == 1, anchored.stdout + anchored.stderr
+    assert re.match(r"^FAILED: region us-east-1, every record \(no checkpoint\): unanchored "
+                    r"\(\d+ records are covered by no signed checkpoint \(0 chained, \d+ not "
+                    r"chained\)", anchored.stdout), anchored.stdout
+
+
 def test_verify_after_a_crash_and_a_restart(server_factory, tmp_path):
     server = server_factory("verify-crash")
     exercise(server, keys=3)

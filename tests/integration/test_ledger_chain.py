@@ -500,6 +500,47 @@ def test_records_not_yet_chained_are_reported_unanchored(kms, populated, chainer
         "\n".join(result.lines())
 
 
+def anchored_problem(kms, chainer) -> tuple[str, str, str] | None:
+    """The first problem of a verify with ``anchored`` (None: it passed)."""
+    result = verify(StoreConfig(kms.settings.data_path, kms.settings.store),
+                    chainer.public_key_pem(REGION), [REGION], anchored=True)
+    return None if result.ok else (result.first_problem[1].kind, result.first_problem[1].where,
+                                   result.first_problem[1].detail)
+
+
+def test_anchored_fails_on_records_no_checkpoint_covers_and_passes_once_one_does(
+        kms, populated, chainer):
+    assert report(kms, chainer).ok
+    assert anchored_problem(kms, chainer) == (
+        "unanchored", "after the last checkpoint", "8 records are covered by no signed "
+        "checkpoint (8 chained, 0 not chained): a running server writes one every 60 s and one "
+        "when it stops")
+    chainer.run([REGION], final=True)  # a stopping server's last pass
+    assert anchored_problem(kms, chainer) is None
+
+
+def test_deleting_every_checkpoint_leaves_records_only_anchored_fails_on(kms, populated, chainer):
+    """Without a checkpoint nothing in the chain is signed: verify can say only that every
+    record is unanchored; with ``anchored`` that is a failure."""
+    chainer.run([REGION], final=True)
+    populated.sql("DELETE FROM {cps}")
+    result = report(kms, chainer)
+    assert result.ok and result.regions[0].unanchored == result.regions[0].records == 22
+    assert anchored_problem(kms, chainer)[:2] == ("unanchored", "every record (no checkpoint)")
+
+
+def test_deleting_the_audit_chain_and_checkpoints_leaves_events_anchored_fails_on(
+        kms, populated, chainer):
+    chainer.run([REGION], final=True)
+    for table in ("{audit}", "{chain}", "{cps}"):
+        populated.sql(f"DELETE FROM {table}")
+    assert report(kms, chainer).regions[0].unchained == {EVENT: 12, AUDIT: 0}
+    assert anchored_problem(kms, chainer) == (
+        "unanchored", "every record (no checkpoint)", "12 records are covered by no signed "
+        "checkpoint (0 chained, 12 not chained): a running server writes one every 60 s and one "
+        "when it stops")
+
+
 # -- tampering with the chain and the checkpoints ---------------------------------------------------
 
 def test_corrupted_checkpoint_signature(kms, populated, chainer, clock):
