@@ -25,8 +25,9 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel
-from starlette.routing import Match
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Authenticator
 from api.bootstrap import build_service, serve_crypto_helpers_on, stop_crypto_helpers
@@ -50,6 +51,7 @@ from application.audit_query import (
     read_page,
 )
 from application.audit_records import api_call_record, ledger_api_record
+from application.audit_records import prepare as prepare_audit_records
 from application.authorization import Caller
 from application.context import RequestContext
 from application.forensics import Forensics, past_instant
@@ -432,7 +434,10 @@ READ_KEY_MATERIALS = Operation("ReadMaterials", "keyledger:ReadHistory", Kind.RE
 READ_AUDIT = Operation("ReadAudit", "keyledger:ReadAudit", Kind.READ_ONLY)
 READ_REPLICATION = Operation("ReadReplication", "keyledger:ReadReplication", Kind.READ_ONLY)
 LEDGER_REQUEST_ID = "x-amzn-RequestId"  # the header naming a ledger API answer's request id
-_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+#: the nodes' replication routes: not API calls, not audited (docs/regions.md)
+_NODE_ROUTES = frozenset({"/ledger/v1/feed", "/ledger/v1/authorize", "/ledger/v1/transport-key"})
+#: the event name of a request for a path or method the ledger API does not have
+NO_SUCH_ROUTE = "LedgerApi"
 _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
                   "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
 
@@ -482,6 +487,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         if region in regions_served:
             service.region(region)
     service.serve_regions(settings.served_regions, peers_of(settings, authenticator))
+    prepare_audit_records()  # before the first request, and before gc.freeze()
     maintenance = Maintenance(service, settings.maintenance_interval, LedgerChainer.for_store(
         settings.data_path, settings.store, settings.root_key_file), settings.audit_retention_days)
 
@@ -531,12 +537,21 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         return audit_row(record, now, account, resources, principal.arn if principal else None,
                          request_id)
 
-    async def caller(request: Request, response: Response):
+    async def kept(region: str, row: Any, request_id: str) -> bool:
+        """Store a ledger API request's record before its answer leaves; False (logged: the
+        request is answered 500) when it could not be stored."""
+        try:
+            await service.region(region).audit.record(row)
+            return True
+        except Exception:
+            log.exception("ledger API request %s answered 500: its audit record could not be "
+                          "stored", request_id)
+            return False
+
+    async def authenticated(request: Request, event_name: str) -> Caller:
         """The ledger API is authenticated as the KMS API is (SigV4, service ``kms``); a
-        refused request is audited too. Each request gets its request id here: every answer
-        carries it (``x-amzn-RequestId``), as its audit record does."""
-        request_id = request.state.request_id = _request_id()
-        response.headers[LEDGER_REQUEST_ID] = request_id  # the successful answer's
+        refused request is audited too (as ``event_name``), then answered 403."""
+        request_id = request.state.request_id
         body = await request.body()
         try:
             return authenticator.authenticate(
@@ -545,18 +560,19 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             )[0]
         except KmsError as error:
             access_key_id, region = authenticator.claimed(request.scope["headers"], service.has_region)
-            row = ledger_audit(request, None, access_key_id,
-                               settings.account_id, region, _ledger_event_name(request.url.path),
-                               dict(request.query_params), (), error, request_id)
-            status, detail = 403, f"{error.code}: {error.message}"
-            try:
-                await service.region(region).audit.record(row)
-            except Exception:
-                log.exception("ledger API request %s answered 500: its audit record could not "
-                              "be stored", request_id)
-                status, detail = 500, _INTERNAL.message
+            row = ledger_audit(request, None, access_key_id, settings.account_id, region,
+                               event_name, dict(request.query_params), (), error, request_id)
+            status, detail = ((403, f"{error.code}: {error.message}")
+                              if await kept(region, row, request_id) else (500, _INTERNAL.message))
             raise HTTPException(status_code=status, detail=detail,
                                 headers={LEDGER_REQUEST_ID: request_id}) from None
+
+    async def caller(request: Request, response: Response) -> Caller:
+        """A route's caller (:func:`authenticated`). Each request gets its request id here:
+        every answer carries it (``x-amzn-RequestId``), as its audit record does."""
+        request_id = request.state.request_id = _request_id()
+        response.headers[LEDGER_REQUEST_ID] = request_id  # the successful answer's
+        return await authenticated(request, _ledger_event_name(request.url.path))
 
     def ledger_read(request: Request, caller: Caller, operation: Operation, region: str | None,
                     key: str | None, read) -> Any:
@@ -782,29 +798,26 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             audit retention included on request (retention otherwise runs once an hour)."""
             return maintenance.run_now(checkpoint=body.checkpoint, prune=body.prune)
 
-    # -- last: a path or method the ledger API does not have, answered and audited as any
-    # ledger API request is (a route above that takes the path with another method says 405)
-    @ledger_api.api_route("/ledger/v1/{path:path}", methods=list(_HTTP_METHODS),
-                          include_in_schema=False)
-    def no_such_route(request: Request, caller: Caller = Depends(caller)) -> None:  # noqa: B008
-        allowed = sorted({method for route in ledger_api.routes
-                          if getattr(route, "endpoint", None) is not no_such_route
-                          and route.matches(request.scope)[0] is Match.PARTIAL
-                          for method in getattr(route, "methods", None) or ()})
-        status, detail = (405, "Method Not Allowed") if allowed else (404, "Not Found")
-        failure = UnknownOperationException(
-            f"The ledger API has no {request.method} {request.url.path[:256]}.")
-        request_id = request.state.request_id
-        headers = {LEDGER_REQUEST_ID: request_id, **({"Allow": ", ".join(allowed)} if allowed else {})}
-        account = caller.principal.account
+    # -- a path under /ledger/v1/ the API does not have (the router's 404), or a method its
+    # route does not take (405, with Allow): answered and audited as any ledger API request
+    @ledger_api.exception_handler(StarletteHTTPException)
+    async def no_such_route(request: Request, error: StarletteHTTPException) -> Response:
+        path = request.url.path
+        if (error.status_code not in (404, 405) or LEDGER_REQUEST_ID in (error.headers or {})
+                or not path.startswith("/ledger/v1/") or path in _NODE_ROUTES):
+            return await http_exception_handler(request, error)
+        request_id = request.state.request_id = _request_id()
         try:
-            service.region(settings.default_region).audit.record_blocking(ledger_audit(
-                request, caller.principal, caller.access_key_id, account, settings.default_region,
-                "LedgerApi", dict(request.query_params), (), failure, request_id))
-        except Exception:
-            log.exception("ledger API request %s answered 500: its audit record could not be "
-                          "stored", request_id)
-            status, detail, headers = 500, _INTERNAL.message, {LEDGER_REQUEST_ID: request_id}
-        raise HTTPException(status_code=status, detail=detail, headers=headers)
+            caller = await authenticated(request, NO_SUCH_ROUTE)
+        except HTTPException as refused:
+            return await http_exception_handler(request, refused)
+        failure = UnknownOperationException(f"The ledger API has no {request.method} {path[:256]}.")
+        row = ledger_audit(request, caller.principal, caller.access_key_id,
+                           caller.principal.account, settings.default_region, NO_SUCH_ROUTE,
+                           dict(request.query_params), (), failure, request_id)
+        if not await kept(settings.default_region, row, request_id):
+            error = HTTPException(status_code=500, detail=_INTERNAL.message)
+        return await http_exception_handler(request, StarletteHTTPException(
+            error.status_code, error.detail, {**(error.headers or {}), LEDGER_REQUEST_ID: request_id}))
 
     return KmsFrontend(service, settings, ledger_api, authenticator)

@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     ACCOUNT_ID,
     DEFAULT_REGION,
     ROOT_ACCESS_KEY_ID,
+    ROOT_CREDENTIALS,
     sign,
     stored_audit_record,
 )
@@ -161,23 +162,42 @@ def test_a_key_arn_filters_as_its_key_id_and_an_alias_is_refused(store_server):
 # -- 7. a path or method the ledger API does not have --------------------------------------------
 
 
+def _signed(server, method: str, path: str, credentials=ROOT_CREDENTIALS) -> httpx.Response:
+    url = server.url + path
+    return httpx.request(method, url, timeout=10, follow_redirects=False,
+                         headers=sign(url, {}, b"", credentials=credentials, method=method))
+
+
 def test_an_unknown_path_or_method_is_answered_and_audited(store_server):
     missing = _answered(store_server, store_server.ledger_get("/ledger/v1/nope?x=1"), 404,
                         {"detail": "Not Found"})
     assert (missing["eventName"], missing["errorCode"], missing["errorMessage"]) == (
         "LedgerApi", "UnknownOperationException", "The ledger API has no GET /ledger/v1/nope.")
     assert (missing["userIdentity"]["arn"], missing["requestParameters"]) == (ROOT_ARN, {"x": "1"})
+    # any method on a path no route has is a 404
+    for method in ("TRACE", "DELETE", "HEAD"):
+        answer = _signed(store_server, method, "/ledger/v1/nope")
+        record = _answered(store_server, answer, 404)
+        assert (record["eventName"], record["errorMessage"]) == (
+            "LedgerApi", f"The ledger API has no {method} /ledger/v1/nope."), method
     # a route that takes the path with another method: 405, naming the methods it takes
-    url = store_server.url + "/ledger/v1/audit"
-    posted = httpx.post(url, content=b"{}", timeout=10, headers=sign(
-        url, {"content-type": "application/json"}, b"{}", method="POST"))
-    record = _answered(store_server, posted, 405, {"detail": "Method Not Allowed"})
-    assert posted.headers["allow"] == "GET"
-    assert (record["eventName"], record["errorMessage"]) == (
-        "LedgerApi", "The ledger API has no POST /ledger/v1/audit.")
-    # an unauthenticated caller is refused first, as on every route
+    for method in ("POST", "TRACE"):
+        answer = _signed(store_server, method, "/ledger/v1/audit")
+        record = _answered(store_server, answer, 405, {"detail": "Method Not Allowed"})
+        assert answer.headers["allow"] == "GET", method
+        assert (record["eventName"], record["errorMessage"]) == (
+            "LedgerApi", f"The ledger API has no {method} /ledger/v1/audit."), method
+    # an unauthenticated caller is refused first, named as an authenticated one is
     stranger = Credentials("AKIASTRANGER0000000", "x")
-    refused = _answered(store_server, store_server.ledger_get("/ledger/v1/nope",
-                                                              credentials=stranger), 403)
-    assert (refused["eventName"], refused["errorCode"]) == ("LedgerApi",
-                                                           "UnrecognizedClientException")
+    for path in ("/ledger/v1/nope", "/ledger/v1/audit"):
+        refused = _answered(store_server, _signed(store_server, "POST", path, stranger), 403)
+        assert (refused["eventName"], refused["errorCode"]) == (
+            "LedgerApi", "UnrecognizedClientException"), path
+    # the nodes' routes are not API calls: a wrong method is Starlette's 405, not audited
+    feed = _signed(store_server, "POST", "/ledger/v1/feed")
+    assert (feed.status_code, feed.headers["allow"], feed.headers.get("x-amzn-RequestId")) == (
+        405, "GET", None)
+    # a path with a slash too many is redirected to its route, as before
+    slash = _signed(store_server, "GET", "/ledger/v1/audit/")
+    assert (slash.status_code, slash.headers["location"]) == (
+        307, store_server.url + "/ledger/v1/audit")
