@@ -326,9 +326,15 @@ class _Plan:
 
 @cache
 def _plans() -> dict[str, _Plan]:
-    """Each operation's plan, made from the model when the first record is built."""
+    """Each operation's plan, made from the model when first asked for (a server asks before
+    it serves: :func:`prepare`)."""
     model = service_model()
     return {name: _Plan(name, model) for name in model.operation_names}
+
+
+def prepare() -> None:
+    """Make the plans now (~9 ms), not while the first request's record is built."""
+    _plans()
 
 
 def describe(operation: str) -> dict[str, Any]:

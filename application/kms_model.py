@@ -11,6 +11,7 @@ without it.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def _loader() -> Loader:
     from botocore.loaders import create_loader
 
-    return create_loader()
+    return create_loader(os.environ.get("AWS_DATA_PATH"))  # where a session would look too
 
 
 @cache
