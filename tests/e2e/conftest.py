@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -61,10 +63,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
+# Each test process (pytest-xdist worker gwN) takes its servers' ports from a block of its own,
+# below the ephemeral range the kernel hands clients' ports (and bind(("", 0))'s) from: two
+# processes never pick the same port, and a server restarted on its port does not find it
+# taken by another process's server.
+_PORTS_PER_PROCESS = 2000
+_FIRST_PORT = 20000
+_port_offsets = itertools.count(random.randrange(_PORTS_PER_PROCESS))
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base = _FIRST_PORT + int(worker.removeprefix("gw") or 0) * _PORTS_PER_PROCESS
+    for offset in itertools.islice(_port_offsets, _PORTS_PER_PROCESS):
+        port = base + offset % _PORTS_PER_PROCESS
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use (another service of the machine's)
+                continue
+        return port
+    raise RuntimeError(f"no free port in {base}..{base + _PORTS_PER_PROCESS - 1}")
 
 
 def sign(url: str, headers: dict[str, str], body: bytes, region: str = DEFAULT_REGION,
