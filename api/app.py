@@ -465,7 +465,7 @@ def _signed_path(request: Request) -> str:
 
 def _ledger_event_name(path: str) -> str:
     """The event name of a ledger API path (for the record of a refused request)."""
-    return _LEDGER_EVENTS.get(path.rstrip("/").rsplit("/", 1)[-1], "LedgerApi")
+    return _LEDGER_EVENTS.get(path.rstrip("/").rsplit("/", 1)[-1], NO_SUCH_ROUTE)
 
 
 def create_app(settings: Settings | None = None) -> KmsFrontend:
