@@ -83,22 +83,15 @@ class Encryption(Handlers):
             if key_param in params:  # asymmetric key named without its algorithm?
                 account, key_id, _ = gate.reference(ctx, region, params[key_param],
                                                     cross_account=operation.cross_account)
-                # The caller's own key only: another account's is not looked at before its
-                # policy is (not even whether it exists), nor named in the record, which would
-                # be copied into that account's audit by a caller it never allowed.
-                named = gate.known_key(region, account, key_id)
-                if named is not None and named.account == ctx.account_id:
-                    ctx.resources.append(named.arn)  # the record names the key it named
-                    if named.key_spec != SYMMETRIC_DEFAULT:
-                        encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
+                named = _own_key_named(gate, ctx, region, account, key_id)
+                if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
+                    encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise Ciphertext.INVALID() from None
         if key_param in params:
             account, requested, _ = gate.reference(ctx, region, params[key_param],
                                                    cross_account=operation.cross_account)
             if requested != header.key_id:
-                named = gate.known_key(region, account, requested)
-                if named is not None and named.account == ctx.account_id:  # (as above)
-                    ctx.resources.append(named.arn)  # the record names the key it named
+                _own_key_named(gate, ctx, region, account, requested)
                 raise Ciphertext.INCORRECT_KEY()
         # The blob names the key by id; a key of another account is found too ("Cross-account
         # use: Yes"), and its key policy decides whether this caller may use it.
@@ -173,3 +166,15 @@ class Encryption(Handlers):
             raise Validation.NUMBER_OF_BYTES_REQUIRED()
         self.authorizer.check_request(ctx, GENERATE_RANDOM, params)
         return {"Plaintext": os.urandom(number)}
+
+
+def _own_key_named(gate, ctx, region: Region, account: str | None, key_id: str) -> KmsKey | None:
+    """The caller's own key that a request refused before using it named, now named in its
+    record too (the key's audit lists the attempt); None for no such key or another account's:
+    that one is not examined before its policy is, nor named in the record, which would be
+    copied into that account's audit by a caller it never allowed."""
+    named = gate.known_key(region, account, key_id)
+    if named is None or named.account != ctx.account_id:
+        return None
+    ctx.resources.append(named.arn)
+    return named
