@@ -1,7 +1,8 @@
 """Where the durable audit record's CPU goes, per Encrypt request, in process.
 
-keyledger's ASGI front (``KmsFrontend.__call__``) is driven directly, with 16 requests in
-flight on one event loop (as wrk's 16 connections keep them in ``http_bench.py``), from a pool
+keyledger's ASGI front (``KmsFrontend.__call__``) is driven directly, with 16 requests
+(``--in-flight``) in flight on one event loop (as wrk's connections keep them in
+``http_bench.py``), from a pool
 of 256 distinct pre-signed 1 KiB Encrypt requests (``auth_bench.build``: SigV4 verified, the
 default key policy evaluated). The process is pinned to one CPU and its CPU time (every
 thread: the loop, the audit writer) is divided by the requests. Each variant runs in a process
@@ -38,7 +39,7 @@ sys.path.insert(0, str(BENCH_DIR.parent))
 sys.path.insert(0, str(BENCH_DIR))
 
 VARIANTS = ("no-audit", "build", "no-store", "served")
-IN_FLIGHT = 16
+IN_FLIGHT = 16  # requests in flight (--in-flight): as wrk's connections
 
 
 def _patch(variant: str) -> None:
@@ -53,7 +54,7 @@ def _patch(variant: str) -> None:
     elif variant == "build":
         from application.audit import AuditLog
 
-        async def record(self, row) -> None:
+        async def record(self, row, kept: bool = False) -> None:
             return None
 
         AuditLog.record = record
@@ -63,7 +64,7 @@ def _patch(variant: str) -> None:
         SQLiteAuditStore.append = lambda self, rows: None
 
 
-def one(variant: str, requests: int, cpu: int) -> dict:
+def one(variant: str, requests: int, cpu: int, in_flight: int) -> dict:
     import auth_bench
 
     os.sched_setaffinity(0, {cpu})
@@ -74,12 +75,12 @@ def one(variant: str, requests: int, cpu: int) -> dict:
 
     async def connection(offset: int, n: int) -> None:
         for i in range(n):
-            scope, receive = items[(i * IN_FLIGHT + offset) % len(items)]
+            scope, receive = items[(i * in_flight + offset) % len(items)]
             await app(scope, receive, send)
             driver.sent.clear()
 
     async def load() -> None:
-        await asyncio.gather(*(connection(c, requests // IN_FLIGHT) for c in range(IN_FLIGHT)))
+        await asyncio.gather(*(connection(c, requests // in_flight) for c in range(in_flight)))
 
     cpu_started = time.process_time()
     wall_started = time.perf_counter()
@@ -105,21 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=16000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", type=int, default=1)
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT)
     parser.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.requests, args.cpu)))
+        print(json.dumps(one(args.one, args.requests, args.cpu, args.in_flight)))
         return 0
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for _ in range(args.rounds):
         for variant in VARIANTS:
             out = subprocess.run(
                 [sys.executable, __file__, "--one", variant, "--requests", str(args.requests),
-                 "--cpu", str(args.cpu)], check=True, capture_output=True, text=True).stdout
+                 "--cpu", str(args.cpu), "--in-flight", str(args.in_flight)],
+                check=True, capture_output=True, text=True).stdout
             runs[variant].append(json.loads(out.strip().splitlines()[-1]))
     best = {v: min(r["cpu_us"] for r in rs) for v, rs in runs.items()}
     median = {v: sorted(r["cpu_us"] for r in rs)[len(rs) // 2] for v, rs in runs.items()}
-    print(f"audit cost per Encrypt, in process: {IN_FLIGHT} in flight, {args.requests} requests "
+    print(f"audit cost per Encrypt, in process: {args.in_flight} in flight, {args.requests} requests "
           f"a round, {args.rounds} rounds, CPU {args.cpu}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'variant':10} {'CPU µs/req (best)':>18} {'median':>8}")
     for v in VARIANTS:
