@@ -70,6 +70,7 @@ from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
 from infrastructure.ledger_chain import LedgerChainer
 from infrastructure.os_threads import name_os_threads
+from infrastructure.supervision import end_with_supervisor
 from infrastructure.peers import peers_of
 
 log = logging.getLogger("keyledger.api")
@@ -469,6 +470,7 @@ def _ledger_event_name(path: str) -> str:
 
 
 def create_app(settings: Settings | None = None) -> KmsFrontend:
+    end_with_supervisor()  # a worker of `serve --workers N` does not outlive the supervisor
     settings = settings or Settings.from_env()
     regions_served = settings.served_regions or (kms_regions() | {settings.default_region})
     authenticator = Authenticator(

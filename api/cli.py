@@ -53,6 +53,7 @@ def serve(args: argparse.Namespace) -> None:
     os.umask(0o077)  # the ledger, keyring and root key are readable by this user only
 
     from infrastructure.key_material import workers
+    from infrastructure.supervision import SUPERVISOR_ENV
 
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
     try:
@@ -62,6 +63,10 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"keyledger serve: {error}") from None
     created = _check_identities(settings)
     os.environ.update(settings.to_env())  # workers build their settings from the environment
+    if settings.workers > 1:  # the workers end with this process (infrastructure.supervision)
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    else:  # serving in this process: no supervisor (nor one named by whoever started it)
+        os.environ.pop(SUPERVISOR_ENV, None)
     url = f"http://{settings.host}:{settings.port}"
     print(f"keyledger: KMS endpoint {url}  (account {settings.account_id}, default region "
           f"{settings.default_region}, data in {settings.data_path}"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer, until
 
 pytestmark = pytest.mark.e2e
 
@@ -198,5 +206,64 @@ def test_multi_worker_server(server_factory, e2e, aws_error):
 
     # SIGKILL of the whole process group, then restart with the same settings
     srv.kill()
+    srv.start()
+    assert srv.kms().describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def _workers_of(supervisor: int) -> list[int]:
+    """The worker processes of a ``serve --workers N`` supervisor (uvicorn spawns them with
+    multiprocessing; its resource tracker is a child too, and not a worker)."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):  # not a process, or it ended meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == supervisor and b"spawn_main" in cmdline:
+            workers.append(int(entry.name))
+    return workers
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not ended (an ended one nobody reaped yet is a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _keyledger(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api", *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=KeyledgerServer.child_env())
+
+
+def test_workers_end_with_their_supervisor(server_factory, tmp_path):
+    """``kill -9`` of the supervisor alone (an operator's ``kill -9 PID``, the OOM killer), not
+    of its process group: its workers get SIGTERM from the kernel and stop as on a graceful
+    stop. The port is free again, what they stored is chained and anchored by a signed
+    checkpoint, and a server started again on the port and data dir serves the key."""
+    srv = server_factory("supervised", workers=2)
+    kms = srv.kms()
+    key_id = kms.create_key(Description="outlives its server")["KeyMetadata"]["KeyId"]
+    kms.encrypt(KeyId=key_id, Plaintext=b"x")
+    workers = _workers_of(srv.proc.pid)
+    assert len(workers) == 2, workers
+
+    os.kill(srv.proc.pid, signal.SIGKILL)
+    srv.proc.wait(timeout=10)
+    until(lambda: not any(_running(pid) for pid in workers), timeout=15)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(srv.url + "/healthz", timeout=2)
+
+    public_key = tmp_path / "ledger.pub"
+    exported = _keyledger("checkpoint-key", "--data-dir", str(srv.data_dir))
+    assert exported.returncode == 0, exported.stderr
+    public_key.write_text(exported.stdout)
+    verified = _keyledger("verify", "--data-dir", str(srv.data_dir), "--public-key",
+                          str(public_key), "--anchored")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
     srv.start()
     assert srv.kms().describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
