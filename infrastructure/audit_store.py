@@ -111,18 +111,22 @@ class AuditStore:
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return f"SELECT position, record FROM {self._table_sql}{where}"
 
-    @staticmethod
-    def _where(query: AuditQuery, placeholder: str) -> tuple[list[str], list[Any]]:
+    #: the principal column as its index orders it: by the bytes of its UTF-8 (code points)
+    _principal: str = "principal"
+
+    def _where(self, query: AuditQuery, placeholder: str) -> tuple[list[str], list[Any]]:
         """The filters but the key (_select applies it)."""
         clauses, args = [], []
-        for column, value in (("account", query.account), ("principal", query.principal),
+        for column, value in (("account", query.account), (self._principal, query.principal),
                               ("event_name", query.event_name)):
             if value is not None:
                 clauses.append(f"{column} = {placeholder}")
                 args.append(value)
-        if query.principal_prefix is not None:
-            clauses.append(f"substr(principal, 1, {placeholder}) = {placeholder}")
-            args.extend((len(query.principal_prefix), query.principal_prefix))
+        if query.principal_prefix:  # the ARNs that begin so: a range of the principal index
+            prefix = query.principal_prefix
+            clauses.append(f"{self._principal} >= {placeholder} AND "
+                           f"{self._principal} < {placeholder}")
+            args.extend((prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
         if query.start is not None:
             clauses.append(f"event_time >= {placeholder}")
             args.append(query.start)
@@ -245,6 +249,9 @@ _PG_SECOND_ARN = r'"resources":\[\{[^{}]*\},\{"ARN":"[^"]*:key/([^"]+)"'
 
 
 class PostgresAuditStore(AuditStore):
+    #: byte order whatever the database's collation, so a role's sessions are a range
+    _principal = 'principal COLLATE "C"'
+
     def __init__(self, conninfo: dict[str, Any], schema: str, read_only: bool = False) -> None:
         """``read_only``: nothing is created (SQLiteAuditStore)."""
         self._conninfo = conninfo
@@ -273,9 +280,13 @@ class PostgresAuditStore(AuditStore):
                 record BYTEA NOT NULL
             )""").format(t=self._table))
         for name, columns in (("time", "event_time"), ("key", "key_id, position"),
-                              ("principal", "principal, position")):
+                              ("principal_bytes", f"{self._principal}, position")):
             self._conn.execute(SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (" + columns + ")").format(
                 i=Identifier(f"{TABLE}_{name}"), t=self._table))
+        # before 2026-12-07 the principal index had the database's collation, which orders
+        # ARNs by the locale's rules (a role's sessions are no range of it): replaced
+        self._conn.execute(SQL("DROP INDEX IF EXISTS {i}").format(
+            i=Identifier(schema, f"{TABLE}_principal")))
         self._conn.execute(_ONCE_INDEX.format(table=self._table_sql))
         index = f"{TABLE}_second_key"
         qualified = Identifier(schema, index).as_string(self._conn)
