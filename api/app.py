@@ -70,8 +70,8 @@ from domain.operations import OPERATIONS, Kind, Operation
 from domain.values import key_arn
 from infrastructure.ledger_chain import LedgerChainer
 from infrastructure.os_threads import name_os_threads
-from infrastructure.supervision import end_with_supervisor
 from infrastructure.peers import peers_of
+from infrastructure.supervision import end_with_supervisor
 
 log = logging.getLogger("keyledger.api")
 

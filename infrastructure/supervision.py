@@ -9,8 +9,8 @@ it then shuts down as on ``kill -TERM`` — requests in flight are answered, the
 stored, the chain checkpointed.
 
 The supervisor's pid reaches the workers in the environment (:data:`SUPERVISOR_ENV`), as their
-settings do: a worker whose parent already ended before it asked (the parent's pid is no
-longer its parent's) ends at once. Elsewhere than on Linux this does nothing.
+settings do: a worker whose supervisor ended before it asked (its parent is no longer the
+supervisor) ends at once. Elsewhere than on Linux this does nothing.
 """
 
 from __future__ import annotations
