@@ -404,11 +404,12 @@ class _RegionDB:
 
     def retention_upto(self, max_seq: int) -> int:
         """The newest audit position a retention marker at or before chain entry ``max_seq``
-        says was pruned (the minimum position when none does)."""
+        says was pruned (the minimum position when none does). The chain is numbered from 1:
+        a row below is none of its entries, whatever it says."""
         if not self.has("chain"):
             return _MIN_POSITION
-        upto = self._value("SELECT MAX(source_position) FROM {chain} WHERE source = ? AND seq <= ?",
-                           (RETENTION, max_seq))
+        upto = self._value("SELECT MAX(source_position) FROM {chain} WHERE source = ? AND "
+                           "seq BETWEEN 1 AND ?", (RETENTION, max_seq))
         return _MIN_POSITION if upto is None else upto
 
     def chained_after(self, source: str, position: int, limit: int) -> list[tuple]:
@@ -433,10 +434,16 @@ class _RegionDB:
     def last_checkpoint(self) -> _Checkpoint | None:
         if not self.has("checkpoints"):
             return None
-        rows = self._rows(self.sql(
+        rows = self._rows(self.sql(  # (numbered from 1: a row below is no checkpoint)
             "SELECT seq, chain_seq, head_hash, created, prev_hash, key_id, signature "
-            "FROM {checkpoints} ORDER BY seq DESC LIMIT 1"))
+            "FROM {checkpoints} WHERE seq >= 1 ORDER BY seq DESC LIMIT 1"))
         return _checkpoint_of(rows[0]) if rows else None
+
+    def row_count(self, table: str) -> int:
+        """Every row of a table (``names``), whatever its position."""
+        if not self.has(table):
+            return 0
+        return self._value(f"SELECT COUNT(*) FROM {{{table}}}", ledger=table == "events")
 
     def insert_checkpoint(self, cp: _Checkpoint) -> None:
         self._execute(self.sql(
@@ -1415,6 +1422,25 @@ class _RegionVerifier:
         for source in SOURCES:
             extra = rows[source].peek()
             report.unchained[source] = db.count_after(source, extra[0] - 1) if extra else 0
+        self._met_every_row({"events": report.events + report.unchained[EVENT],
+                             "audit": report.audit + report.unchained[AUDIT],
+                             "chain": chained, "checkpoints": report.checkpoints})
+
+    _TABLES = {"events": "the ledger's events", "audit": "the audit records",
+               "chain": "the chain", "checkpoints": "the checkpoints"}
+
+    def _met_every_row(self, met: dict[str, int]) -> None:
+        """Every row of every table was met by the walk, which reads each table in position
+        order, a page after another, from above the lowest integer: a row with no position,
+        a repeated one or the lowest integer is never met, yet queries show it
+        (``keyledger audit``, the ledger a server loads). The walk meets no row twice."""
+        for table, walked in met.items():
+            stored = self.db.row_count(table)
+            if stored != walked:
+                raise _Failed("inserted", self._TABLES[table],
+                              f"{stored} rows are stored, the walk in position order met "
+                              f"{walked}: {stored - walked} were added where no walk reaches "
+                              "them (with no position, a repeated one, or the lowest integer)")
 
     def _edited_or_reordered(self, source: str, position: int, seq: int, digest: bytes) -> None:
         """A row whose digest does not match ``digest``, the one chained for its position: the

@@ -743,3 +743,104 @@ def test_a_gap_that_does_not_end_at_a_checkpoint_is_not_a_pruned_prefix(kms, sto
     store.sql("DELETE FROM {audit} WHERE position <= ?", (first + 2,))  # half of checkpoint #1's
     assert problem(kms, chainer) == (
         "missing", f"audit record at position {first} (chain seq {store.chain_seq_of(AUDIT, first)})")
+
+
+# -- rows where no walk in position order reaches them ----------------------------------------------
+
+LOWEST = -(2**63)  # the lowest integer of SQLite and PostgreSQL: below where the walk's pages start
+
+
+def _copy_of_first_audit_row(store) -> tuple:
+    (row,) = store.sql(f"SELECT {ledger_chain._AUDIT_COLUMNS} FROM {{audit}} ORDER BY position "
+                       "LIMIT 1")
+    return row
+
+
+def _insert_audit_row(store, position, row: tuple) -> None:
+    store.sql(f"INSERT INTO {{audit}} ({ledger_chain._AUDIT_COLUMNS}) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (position, *row[1:]))
+
+
+def test_an_audit_record_at_the_lowest_position_is_inserted(kms, populated, chainer):
+    """``keyledger audit`` lists it (the oldest record), though the walk never met it."""
+    _insert_audit_row(populated, LOWEST, _copy_of_first_audit_row(populated))
+    assert problem(kms, chainer) == ("inserted", "the audit records")
+    assert "11 rows are stored, the walk in position order met 10" in report(
+        kms, chainer).headline()
+
+
+def test_an_event_at_the_lowest_notification_id_is_inserted(kms, populated, chainer):
+    """A server loads it into the key's state (a forged KeyEnabled, say): it is no less an
+    insertion for being where the walk does not look."""
+    (row,) = populated.events("SELECT originator_id, originator_version, topic, state FROM "
+                              "{events} ORDER BY {pos} LIMIT 1")
+    populated.events("INSERT INTO {events} ({pos}, originator_id, originator_version, topic, "
+                     "state) VALUES (?, ?, ?, ?, ?)", (LOWEST, "forged-key", *row[1:]))
+    assert problem(kms, chainer) == ("inserted", "the ledger's events")
+
+
+def test_a_retention_marker_at_the_lowest_seq_covers_nothing(kms, populated, chainer):
+    """A forged marker below the chain's first entry does not make deleted records pruned."""
+    chainer.run([REGION], final=True)  # every record under a checkpoint
+    store = populated
+    store.sql("INSERT INTO {chain} (seq, source, source_position, digest, prev_hash, hash) "
+              "VALUES (?, ?, ?, ?, ?, ?)",
+              (LOWEST, ledger_chain.RETENTION, 10**6, ledger_chain.retention_digest(10**6),
+               bytes(32), bytes(32)))
+    assert problem(kms, chainer) == ("inserted", "the chain")
+    position = store.audit_positions()[3]
+    store.sql("DELETE FROM {audit} WHERE position = ?", (position,))
+    assert problem(kms, chainer) == (
+        "missing", f"audit record at position {position} "
+                   f"(chain seq {store.chain_seq_of(AUDIT, position)})")
+
+
+def test_a_checkpoint_at_the_lowest_seq_anchors_nothing(kms, populated, chainer):
+    """Every checkpoint replaced by an unsigned one where the walk does not look: no record is
+    anchored, and the stray checkpoint is an insertion (it made ``--anchored`` pass)."""
+    chainer.run([REGION], final=True)
+    store = populated
+    (head,), = store.sql("SELECT MAX(seq) FROM {chain}")
+    store.sql("DELETE FROM {cps}")
+    store.sql("INSERT INTO {cps} (seq, chain_seq, head_hash, created, prev_hash, key_id, "
+              "signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+              (LOWEST, head, bytes(32), 0.0, bytes(32), "x", bytes(64)))
+    assert problem(kms, chainer) == ("inserted", "the checkpoints")
+    assert anchored_problem(kms, chainer)[:2] == ("inserted", "the checkpoints")
+
+
+def _rebuilt_without_keys(store) -> None:
+    """The audit table as someone who rebuilt it may leave it: no primary key, so a position
+    may be missing or repeated."""
+    if store.postgres:
+        (name,), = store.sql("SELECT conname FROM pg_constraint WHERE contype = 'p' AND "
+                             "conrelid = '{audit}'::regclass")
+        store.sql(f"ALTER TABLE {{audit}} DROP CONSTRAINT {name}")
+        store.sql("ALTER TABLE {audit} ALTER COLUMN position DROP NOT NULL")
+    else:
+        store.sql("CREATE TABLE rebuilt AS SELECT * FROM keyledger_audit")
+        store.sql("DROP TABLE keyledger_audit")
+        store.sql("ALTER TABLE rebuilt RENAME TO keyledger_audit")
+
+
+def test_an_audit_record_with_no_position_is_inserted(kms, populated, chainer):
+    store = populated
+    _rebuilt_without_keys(store)
+    assert report(kms, chainer).ok
+    _insert_audit_row(store, None, _copy_of_first_audit_row(store))
+    assert problem(kms, chainer) == ("inserted", "the audit records")
+
+
+def test_an_audit_record_repeating_the_last_position_of_a_page_is_inserted(
+        kms, populated, chainer, monkeypatch):
+    """The walk reads page after page from after the last position it read: a second row at
+    that position is never met (with 5,000-row pages, a store of over 5,000 records)."""
+    monkeypatch.setattr(ledger_chain, "_PAGE", 4)
+    store = populated
+    _rebuilt_without_keys(store)
+    assert report(kms, chainer).ok
+    positions = store.audit_positions()
+    (row,) = store.sql(f"SELECT {ledger_chain._AUDIT_COLUMNS} FROM {{audit}} WHERE position = ?",
+                       (positions[3],))
+    _insert_audit_row(store, positions[3], row)  # the last of the first page, again
+    assert problem(kms, chainer) == ("inserted", "the audit records")
