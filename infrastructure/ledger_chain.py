@@ -1241,6 +1241,11 @@ def _where(source: str, position: int, seq: int | None = None) -> str:
     return f"{name} {position}" + (f" (chain seq {seq})" if seq is not None else "")
 
 
+#: what a problem with a whole table names (by its name in ``_RegionDB.names``)
+_TABLES = {"events": "the ledger's events", "audit": "the audit records",
+           "chain": "the chain", "checkpoints": "the checkpoints"}
+
+
 class _Rows:
     """One source's rows in position order, read a page at a time."""
 
@@ -1254,7 +1259,12 @@ class _Rows:
 
     def peek(self) -> tuple | None:
         if not self._buffer and not self._done:
-            rows = self._db.source_digests(self._source, self._after, _PAGE)
+            try:
+                rows = self._db.source_digests(self._source, self._after, _PAGE)
+            except (struct.error, TypeError):  # a position that does not pack as an integer
+                table = _TABLES["events" if self._source == EVENT else "audit"]
+                raise _Failed("edited", table, "a row's position is not an integer (SQLite "
+                              "keeps whatever type is written)") from None
             if rows:
                 self._buffer.extend(rows)
                 self._after = rows[-1][0]
@@ -1426,9 +1436,6 @@ class _RegionVerifier:
                              "audit": report.audit + report.unchained[AUDIT],
                              "chain": chained, "checkpoints": report.checkpoints})
 
-    _TABLES = {"events": "the ledger's events", "audit": "the audit records",
-               "chain": "the chain", "checkpoints": "the checkpoints"}
-
     def _met_every_row(self, met: dict[str, int]) -> None:
         """Every row of every table was met by the walk, which reads each table in position
         order, a page after another, from above the lowest integer: a row with no position,
@@ -1437,7 +1444,7 @@ class _RegionVerifier:
         for table, walked in met.items():
             stored = self.db.row_count(table)
             if stored != walked:
-                raise _Failed("inserted", self._TABLES[table],
+                raise _Failed("inserted", _TABLES[table],
                               f"{stored} rows are stored, the walk in position order met "
                               f"{walked}: {stored - walked} were added where no walk reaches "
                               "them (with no position, a repeated one, or the lowest integer)")

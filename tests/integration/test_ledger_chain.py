@@ -844,3 +844,14 @@ def test_an_audit_record_repeating_the_last_position_of_a_page_is_inserted(
                        (positions[3],))
     _insert_audit_row(store, positions[3], row)  # the last of the first page, again
     assert problem(kms, chainer) == ("inserted", "the audit records")
+
+
+def test_an_audit_record_whose_position_is_no_integer_is_an_edit(kms, populated, chainer):
+    """SQLite keeps whatever type is written in a rebuilt table's column."""
+    store = populated
+    if store.postgres:
+        pytest.skip("PostgreSQL columns keep their types")
+    _rebuilt_without_keys(store)
+    newest = store.audit_positions()[-1]
+    store.sql("UPDATE {audit} SET position = ? WHERE position = ?", (newest + 0.5, newest))
+    assert problem(kms, chainer) == ("edited", "the audit records")
