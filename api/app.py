@@ -12,7 +12,6 @@ import asyncio
 import base64
 import gc
 import itertools
-import json
 import logging
 import os
 import threading
@@ -24,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel
@@ -326,6 +326,9 @@ class KeyHistory(BaseModel):
 
 class ClockAdvance(BaseModel):
     advance_seconds: float
+
+
+_MAX_CLOCK_ADVANCE = 100 * 366 * 86400.0  # seconds: dates stay within datetime's years
 
 
 class MaintenancePass(BaseModel):
@@ -651,8 +654,8 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         """The Region's ledger after position ``after`` (at most ``limit`` ≤ 1000 events, oldest
         first), as stored: what another node's replicators read."""
         node(request, region)
-        if after < 0 or not 1 <= limit <= 1000:
-            raise HTTPException(status_code=400, detail="after ≥ 0 and 1 ≤ limit ≤ 1000")
+        if not 0 <= after < 2**63 or not 1 <= limit <= 1000:  # (positions are 64-bit)
+            raise HTTPException(status_code=400, detail="0 ≤ after < 2^63 and 1 ≤ limit ≤ 1000")
         return {"Region": region, "Events": service.feed(region, after, limit)}
 
     @ledger_api.post("/ledger/v1/authorize")
@@ -662,7 +665,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         ``{"Allowed": true}`` or ``{"Error": {"Code", "Message"}}``."""
         body = await request.body()
         try:
-            asked = json.loads(body)
+            asked = orjson.loads(body)  # (a nesting too deep for json is a ValueError here)
             region = str(asked["Region"])
         except (ValueError, KeyError, TypeError):
             raise HTTPException(status_code=400, detail="expected a JSON object with Region") from None
@@ -749,7 +752,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         (from the audit records), first and last use; for imported material whether anything
         under it was decrypted in the last ``days`` days (default 30)."""
         def read(r: str, account: str, key: str) -> dict[str, Any]:
-            if not days.isdigit():
+            if not (days.isascii() and days.isdigit()):  # (isdigit() takes "²", int() not)
                 raise ValidationException("days must be a whole number of days.")
             # (a number of thousands of digits would not convert: out of range all the same)
             return forensics.materials(r, key, int(days) if len(days) < 10 else 0, account)
@@ -787,8 +790,9 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         @ledger_api.post("/_test/clock", include_in_schema=False)
         def advance_clock(body: ClockAdvance) -> dict[str, float]:
             """TEST ONLY (``--enable-test-control``): move the clock, run due changes."""
-            if body.advance_seconds < 0:
-                raise HTTPException(status_code=400, detail="the clock only moves forward")
+            if not 0 <= body.advance_seconds <= _MAX_CLOCK_ADVANCE:  # (NaN is neither)
+                raise HTTPException(status_code=400, detail="the clock only moves forward, by "
+                                    "at most 100 years at a time")
             now = service.clock.advance(timedelta(seconds=body.advance_seconds))
             service.follow()
             service.run_scheduled()

@@ -41,6 +41,15 @@ def test_clock_endpoint_advances_time(clock_server):
     assert abs(md["CreationDate"].timestamp() - t1) < 60
 
 
+@pytest.mark.parametrize("seconds", ["-1", "NaN", "Infinity", "1e300", "3200000000"])
+def test_the_clock_moves_forward_by_at_most_a_century(clock_server, seconds):
+    """Backward, not a number or past a century (datetime's years end at 9999): a 400."""
+    r = httpx.post(clock_server.url + "/_test/clock", content=f'{{"advance_seconds": {seconds}}}',
+                   headers={"Content-Type": "application/json"}, timeout=10)
+    assert (r.status_code, r.json()) == (400, {
+        "detail": "the clock only moves forward, by at most 100 years at a time"})
+
+
 def test_test_clock_is_disabled_without_flag(server_factory):
     srv = server_factory("noclock", test_control=False)
     r = httpx.post(srv.url + "/_test/clock", json={"advance_seconds": 10}, timeout=10)

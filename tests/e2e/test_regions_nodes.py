@@ -77,6 +77,20 @@ def test_the_feed_is_for_nodes_only(nodes):
     assert kms_call.value.response["Error"]["Code"] == "UnrecognizedClientException"
 
 
+def test_a_nodes_malformed_request_is_a_400(nodes):
+    """A position past 64 bits, and a body nested too deep to parse (read before the
+    signature is checked): answered as any malformed node request, not a 500."""
+    east, _ = nodes
+    url = f"{east.url}/ledger/v1/feed?region={EAST}&after={2**63}&limit=5"
+    far = httpx.get(url, headers=sign(url, {}, b"", EAST, method="GET",
+                                      credentials=Credentials(*NODE_KEY)))
+    assert (far.status_code, far.json()) == (400, {
+        "detail": "0 ≤ after < 2^63 and 1 ≤ limit ≤ 1000"})
+    deep = httpx.post(f"{east.url}/ledger/v1/authorize",
+                      content=b'{"a":' * 100_000 + b"1" + b"}" * 100_000)
+    assert (deep.status_code, deep.json()) == (400, {"detail": "expected a JSON object with Region"})
+
+
 def test_replicate_rotate_and_decrypt_across_nodes_with_a_crash(nodes):
     east, west = nodes
     e, w = east.kms(EAST), west.kms(WEST)
