@@ -203,15 +203,28 @@ class PrincipalSet:
             return True
         return bool(caller.unique_id) and caller.unique_id in self.unique_ids
 
+    def _excepts(self, caller: Caller) -> bool:
+        """Whether a NotPrincipal names every identity of the caller. AWS may check them in
+        turn — the account, then the user or role, then the role's session (IAM User Guide,
+        reference_policies_elements_notprincipal) — and a Deny applies at the first one not
+        named: a session is excepted only with its account, its role (ARN or unique id) and its
+        own session ARN named; a user with its account and its ARN or unique id."""
+        if caller.account not in self.accounts:
+            return False
+        if caller.root:
+            return True
+        arns = self.arns
+        if not (caller.principal_arn in arns
+                or (bool(caller.unique_id) and caller.unique_id in self.unique_ids)):
+            return False
+        return caller.arn == caller.principal_arn or caller.arn in arns  # (a session's own)
+
     def match(self, principal: Principal | Caller) -> PrincipalMatch:
         caller = principal if isinstance(principal, Caller) else Caller(principal)
         if self.negated:
-            if self.wildcard:
+            if self.wildcard or self._excepts(caller):
                 return PrincipalMatch.NONE
-            excluded = caller.account in self.accounts
-            if not caller.root:
-                excluded = excluded and self._names_identity(caller)
-            return PrincipalMatch.NONE if excluded else PrincipalMatch.DIRECT
+            return PrincipalMatch.DIRECT
         if self.wildcard or self._names_identity(caller):
             return PrincipalMatch.DIRECT
         if caller.account in self.accounts:

@@ -303,6 +303,32 @@ def test_principal_matching():
     assert match({"Service": "ec2.amazonaws.com"}, ROOT) is PrincipalMatch.NONE
 
 
+def test_not_principal_excepts_a_caller_only_with_each_of_its_identities_named():
+    """IAM:reference_policies_elements_notprincipal: AWS may check the account, then the user
+    or role, then the role's session; a Deny with NotPrincipal applies to the first not named."""
+    def denied(named: list[str], who) -> bool:
+        policy = Policy.parse(key_policy({"Effect": "Deny", "NotPrincipal": {"AWS": named},
+                                          "Action": "kms:*", "Resource": "*"}))
+        return policy.statements[0].principals.match(who) is PrincipalMatch.DIRECT
+
+    account = f"arn:aws:iam::{ACCT}:root"
+    role = f"arn:aws:iam::{ACCT}:role/ExampleRole"
+    session = f"arn:aws:sts::{ACCT}:assumed-role/ExampleRole/s1"
+    alice = f"arn:aws:iam::{ACCT}:user/alice"
+    assert not denied([account], ROOT)
+    assert denied([f"arn:aws:iam::{OTHER}:root"], ROOT)
+    assert not denied([alice, account], ALICE)
+    assert not denied(["AIDAALICE000000000001", ACCT], ALICE)  # (a unique id names the user)
+    assert denied([alice], ALICE)  # the account is not named
+    assert denied([account], ALICE)  # nor the user
+    assert not denied([session, role, account], SESSION)  # the IAM guide's example
+    assert not denied([session, "AROAEXAMPLEROLE000001", ACCT], SESSION)
+    assert denied([role, account], SESSION)  # not this session
+    assert denied([session, account], SESSION)  # not its role
+    assert denied([session, role], SESSION)  # not its account
+    assert denied([f"arn:aws:sts::{ACCT}:assumed-role/ExampleRole/s2", role, account], SESSION)
+
+
 # -- actions and resources ---------------------------------------------------------------------------
 
 
