@@ -142,7 +142,10 @@ class AuditStore:
 
 
 def open_sqlite_read_only(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection (never creates the file); an immutable one on read-only media."""
+    """A read-only connection (never creates the file); an immutable one on read-only media,
+    unless a rollback journal or write-ahead log lies beside the file: an immutable connection
+    would read past it, while any writable one applies it first (what it reads would not be
+    what every other reader of the store sees)."""
     if not path.exists():
         return None
     try:
@@ -150,7 +153,13 @@ def open_sqlite_read_only(path: Path) -> sqlite3.Connection | None:
                                check_same_thread=False, timeout=30)
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return conn
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as error:
+        for suffix in ("-journal", "-wal"):
+            pending = path.with_name(path.name + suffix)
+            if pending.exists() and pending.stat().st_size > 0:
+                raise sqlite3.OperationalError(
+                    f"{pending} holds changes a read-only reader cannot apply ({error}): read "
+                    "a copy of the store on writable storage") from None
         return sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True,
                                check_same_thread=False)
 
@@ -240,6 +249,11 @@ class SQLiteAuditStore(AuditStore):
             self._db.close()
 
 
+#: the function (in the region's schema) the second-key index and queries read a record's text
+#: through, and its body (``keyledger verify`` checks that it is still this one)
+RECORD_TEXT = "keyledger_record_text"
+RECORD_TEXT_BODY = "SELECT convert_from($1, 'UTF8')"
+
 #: the key id of the second ARN in ``resources``, found in the canonical JSON without parsing it:
 #: PostgreSQL's JSON types refuse the escape ``\u0000`` that a caller's encryption context may
 #: hold, and an index expression that fails would fail the record's whole group commit. Keys
@@ -259,7 +273,7 @@ class PostgresAuditStore(AuditStore):
         self._lock = threading.Lock()
         self._conn = psycopg.connect(**conninfo, autocommit=True)
         self._table_sql = self._table.as_string(self._conn)
-        text = Identifier(schema, "keyledger_record_text")
+        text = Identifier(schema, RECORD_TEXT)
         self._second_key = f"substring({text.as_string(self._conn)}(record) from '{_PG_SECOND_ARN}')"
         if read_only:
             return
@@ -295,7 +309,7 @@ class PostgresAuditStore(AuditStore):
             # opening a store then writes nothing
             self._conn.execute(SQL(
                 "CREATE OR REPLACE FUNCTION {f}(bytea) RETURNS text LANGUAGE sql IMMUTABLE "
-                "STRICT PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$").format(f=text))
+                "STRICT PARALLEL SAFE AS $$" + RECORD_TEXT_BODY + "$$").format(f=text))
             self._conn.execute(f"CREATE INDEX {Identifier(index).as_string(self._conn)} ON "
                                f"{self._table_sql} ({self._second_key}, position) "
                                f"WHERE event_name = '{SECOND_KEY_OPERATION}'")

@@ -45,6 +45,7 @@ import sqlite3
 import struct
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -57,8 +58,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from infrastructure.audit_store import RECORD_TEXT, RECORD_TEXT_BODY, open_sqlite_read_only
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
-from infrastructure.audit_store import open_sqlite_read_only
 from infrastructure.persistence import REGION_PATTERN, StoreConfig, schema_name
 from infrastructure.root_key import RootKey
 
@@ -296,6 +297,11 @@ class _RegionDB:
         raise NotImplementedError
 
     def create_tables(self) -> None:
+        raise NotImplementedError
+
+    def structure_problem(self) -> str | None:
+        """What is wrong with the store beneath its rows, that a walk of the rows cannot see
+        (None: nothing): its tables not tables, a file or function that is not what it says."""
         raise NotImplementedError
 
     def _try_lease(self) -> bool:
@@ -558,6 +564,23 @@ class _SQLiteRegionDB(_RegionDB):
             );
         """)
 
+    def structure_problem(self) -> str | None:
+        files = (("audit.db", self._main, ("audit", "chain", "checkpoints")),
+                 ("ledger.db", self._ledger_conn(), ("events",)))
+        for name, conn, tables in files:
+            if conn is None:
+                continue
+            for table in tables:
+                kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ?",
+                                    (self._TABLE_NAMES[table],)).fetchone()
+                if kind is not None and kind[0] != "table":
+                    return f"{name}: {self._TABLE_NAMES[table]} is a {kind[0]}, not a table"
+            # indexes that agree with their tables (a query may read either), pages, records
+            found = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
+            if found != ["ok"]:
+                return f"{name}: SQLite's integrity check: " + "; ".join(found)
+        return None
+
     def _try_lease(self) -> bool:
         if self._lease is not None:
             return True
@@ -653,14 +676,22 @@ class _PostgresRegionDB(_RegionDB):
                              "chain": CHAIN_TABLE, "checkpoints": CHECKPOINT_TABLE}
         self._conn = psycopg.connect(**conninfo, autocommit=True)
         self._leased = False  # a session advisory lock: released when the connection closes
+        #: the chainer has the database hash its rows (pure-Python psycopg decodes slowly);
+        #: the verifier trusts nothing the store defines: it hashes in Python, and names no
+        #: function a schema on the search path could shadow (the database's may be set)
+        self._hash_in_database = writable
         if writable:
             # as on SQLite: a lost newest chain commit is rebuilt; PostgreSQL's WAL keeps order
             self._conn.execute("SET synchronous_commit = off")
+        else:
+            self._conn.execute("SET search_path TO pg_catalog")
 
     def _rows(self, sql: str, args: tuple = (), ledger: bool = False) -> list[tuple]:
         return self._conn.execute(sql, args).fetchall()
 
     def source_digests(self, source: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        if not self._hash_in_database:
+            return super().source_digests(source, after, limit)
         position = "{event_position}" if source == EVENT else "position"
         prefix = f"'\\x{(_PREFIX[source] + b'I').hex()}'::bytea"
         rows = self._source_rows(
@@ -669,8 +700,29 @@ class _PostgresRegionDB(_RegionDB):
         return [(p, bytes(d)) for p, d in rows]
 
     def _rests(self, source: str, where: str, args: tuple) -> list[tuple[int, bytes]]:
-        return [(p, bytes(rest)) for p, rest in self._source_rows(source, _PG_REST[source],
-                                                                  where, args)]
+        if self._hash_in_database:
+            return [(p, bytes(rest)) for p, rest in self._source_rows(source, _PG_REST[source],
+                                                                      where, args)]
+        return [(row[0], canonical(str(v) if isinstance(v, uuid.UUID) else v for v in row[1:]))
+                for row in self._source_rows(source, self._COLUMNS[source], where, args)]
+
+    def structure_problem(self) -> str | None:
+        for name in self._table_names.values():
+            found = self._conn.execute(
+                "SELECT c.relkind, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                (self.schema, name)).fetchone()
+            if found is not None and tuple(found) != ("r", False):
+                return (f"{self.schema}.{name} is not a plain table (relkind {found[0]!r}, "
+                        f"row security {'on' if found[1] else 'off'}): what a reader sees of it "
+                        "may not be what is stored")
+        bodies = self._conn.execute(
+            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.proname = %s", (self.schema, RECORD_TEXT)).fetchall()
+        if any(body != RECORD_TEXT_BODY for body, in bodies):
+            return (f"{self.schema}.{RECORD_TEXT} is not the function keyledger defines: the "
+                    "audit's queries by key read records through it")
+        return None
 
     def source_heads(self) -> dict[str, int]:
         if not (self.has("events") and self.has("audit")):
@@ -1339,6 +1391,8 @@ class _RegionVerifier:
 
     def _walk(self) -> None:
         db, report = self.db, self.report
+        if (problem := db.structure_problem()) is not None:
+            raise _Failed("edited", "the store's structure", problem)
         last_cp = db.last_checkpoint()
         last_cp_chain_seq = last_cp.chain_seq if last_cp and _well_typed(last_cp) else 0
         checkpoints = _paged(db.checkpoints_after, lambda cp: cp.seq, _MIN_POSITION)

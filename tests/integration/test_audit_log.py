@@ -4,6 +4,9 @@ that cannot be written fails every request of the batch."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,7 +14,13 @@ import orjson
 import pytest
 
 from application.audit import AuditLog
-from infrastructure.audit_store import AuditQuery, AuditRow, PostgresAuditStore, SQLiteAuditStore
+from infrastructure.audit_store import (
+    AuditQuery,
+    AuditRow,
+    PostgresAuditStore,
+    SQLiteAuditStore,
+    open_sqlite_read_only,
+)
 from infrastructure.persistence import StoreConfig, schema_name
 
 
@@ -546,3 +555,28 @@ def test_a_postgres_store_of_the_old_principal_index_gets_the_bytewise_one(open_
     query = AuditQuery(principal_prefix="arn:aws:sts::111122223333:assumed-role/Reader/")
     assert len(store.query(query)) == 1
     store.close()
+
+
+def test_a_read_only_reader_refuses_a_file_with_a_journal_it_cannot_apply(tmp_path):
+    """A process that died mid-transaction leaves a hot rollback journal: a writable
+    connection rolls it back before reading; an immutable one would read the file as it lies.
+    The readers of a store (verify, audit, history) refuse rather than see what no one else
+    sees."""
+    path = tmp_path / "ledger.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b BLOB)")
+    conn.executemany("INSERT INTO t (b) VALUES (?)", [(bytes(3000),)] * 200)
+    conn.commit()
+    conn.close()
+    dies_mid_transaction = (  # a small cache: the change reaches the file before a commit
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size=2'); c.execute('BEGIN')\n"
+        "c.execute('UPDATE t SET b = zeroblob(2999)')\n"
+        "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", dies_mid_transaction, str(path)], check=True)
+    assert (tmp_path / "ledger.db-journal").stat().st_size > 0
+    with pytest.raises(sqlite3.OperationalError, match="ledger.db-journal holds changes a "
+                       "read-only reader cannot apply"):
+        open_sqlite_read_only(path)

@@ -855,3 +855,75 @@ def test_an_audit_record_whose_position_is_no_integer_is_an_edit(kms, populated,
     newest = store.audit_positions()[-1]
     store.sql("UPDATE {audit} SET position = ? WHERE position = ?", (newest + 0.5, newest))
     assert problem(kms, chainer) == ("edited", "the audit records")
+
+
+# -- what lies beneath the rows: the store's structure ----------------------------------------------
+
+def test_an_edit_hidden_by_a_shadowed_sha256_is_found(kms, populated, chainer):
+    """PostgreSQL: a database whose search path puts a schema before pg_catalog, with a
+    sha256() there that answers the chained digest for the edited event. The verifier hashes in
+    Python, and reads with pg_catalog first."""
+    store = populated
+    if not store.postgres:
+        pytest.skip("a PostgreSQL store's search path")
+    position = store.event_positions()[2]
+    (row,) = store.events("SELECT {pos}, originator_id, originator_version, topic, state "
+                          "FROM {events} WHERE {pos} = ?", (position,))
+    chained = bytes(store.sql("SELECT digest FROM {chain} WHERE source = ? AND "
+                              "source_position = ?", (EVENT, position))[0][0])
+    edited = (row[0], str(row[1]), row[2], "domain.key:KmsKey.KeyEnabled", bytes(row[4]))
+    hashed = ledger_chain._PREFIX[EVENT] + ledger_chain.canonical(edited)
+    store.events("UPDATE {events} SET topic = ? WHERE {pos} = ?", (edited[3], position))
+    store.sql("CREATE SCHEMA evil")
+    store.sql("CREATE TABLE evil.fix (h BYTEA PRIMARY KEY, d BYTEA NOT NULL)")
+    store.sql("INSERT INTO evil.fix VALUES (pg_catalog.sha256(?), ?)", (hashed, chained))
+    store.sql("CREATE FUNCTION evil.sha256(x BYTEA) RETURNS BYTEA LANGUAGE sql STABLE AS "
+              "$$SELECT coalesce((SELECT d FROM evil.fix WHERE h = pg_catalog.sha256(x)), "
+              "pg_catalog.sha256(x))$$")
+    dbname = store.config.postgres_conninfo()["dbname"]
+    store.sql(f'ALTER DATABASE "{dbname}" SET search_path = evil, pg_catalog, public')
+    assert problem(kms, chainer) == (
+        "edited", f"event at notification id {position} "
+                  f"(chain seq {store.chain_seq_of(EVENT, position)})")
+
+
+def test_a_view_in_place_of_a_table_is_an_edit(kms, populated, chainer):
+    """A view can show the verifier one thing and every other reader another."""
+    store = populated
+    schema = store.names["audit"].rsplit(".", 1)[0] + "." if store.postgres else ""
+    store.sql("ALTER TABLE {audit} RENAME TO audit_real")
+    store.sql(f"CREATE VIEW {{audit}} AS SELECT * FROM {schema}audit_real")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    said = ("keyledger_audit is not a plain table (relkind 'v', row security off)"
+            if store.postgres else "audit.db: keyledger_audit is a view, not a table")
+    assert said in report(kms, chainer).headline()
+
+
+def test_a_redefined_record_text_function_is_an_edit(kms, populated, chainer):
+    """PostgreSQL: the audit's queries by key read records through a function of the region's
+    schema: one that hides ReEncrypt destinations changes what readers see."""
+    store = populated
+    if not store.postgres:
+        pytest.skip("a function of a PostgreSQL schema")
+    schema = store.names["audit"].rsplit(".", 1)[0]
+    store.sql(f"CREATE OR REPLACE FUNCTION {schema}.keyledger_record_text(bytea) RETURNS text "
+              "LANGUAGE sql IMMUTABLE AS $$SELECT ''$$")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+
+
+def test_an_index_that_leaves_out_a_record_is_an_edit(kms, populated, chainer):
+    """SQLite: an index rewritten (writable_schema) to leave out a record: queries that read
+    the index miss it, a walk of the table does not. SQLite's integrity check finds it."""
+    store = populated
+    if store.postgres:
+        pytest.skip("SQLite's schema table")
+    (hidden,), = store.sql("SELECT request_id FROM {audit} ORDER BY position LIMIT 1")
+    store.sql("DROP INDEX keyledger_audit_principal")
+    store.sql("CREATE INDEX keyledger_audit_principal ON keyledger_audit (principal, position) "
+              "WHERE request_id <> ?".replace("?", f"'{hidden}'"))
+    store.sql("PRAGMA writable_schema = ON")
+    store.sql("UPDATE sqlite_master SET sql = 'CREATE INDEX keyledger_audit_principal ON "
+              "keyledger_audit (principal, position)' WHERE name = 'keyledger_audit_principal'")
+    store.sql("PRAGMA writable_schema = OFF")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert "SQLite's integrity check" in report(kms, chainer).headline()
