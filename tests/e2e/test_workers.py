@@ -248,8 +248,11 @@ def test_workers_end_with_their_supervisor(server_factory, tmp_path):
     kms = srv.kms()
     key_id = kms.create_key(Description="outlives its server")["KeyMetadata"]["KeyId"]
     kms.encrypt(KeyId=key_id, Plaintext=b"x")
-    workers = _workers_of(srv.proc.pid)
-    assert len(workers) == 2, workers
+    def both_started() -> list[int] | None:  # (the server answers once one worker does)
+        found = _workers_of(srv.proc.pid)
+        return found if len(found) == 2 else None
+
+    workers = until(both_started, timeout=30)
 
     os.kill(srv.proc.pid, signal.SIGKILL)
     srv.proc.wait(timeout=10)
