@@ -20,8 +20,9 @@ The chainer runs on each server process's maintenance thread. One process per re
 the chainer's lease (SQLite: an flock on ``<region>/.chainer.lock``; PostgreSQL: a session
 advisory lock), so workers do not hash the same rows; the OS or the server releases it when
 the process dies, and another process takes over on its next pass. The chainer reads new
-rows and hashes them without a lock (on PostgreSQL the server computes each row's digest
-with ``sha256()`` over the same canonical bytes), then appends under the store's lock
+rows and hashes them without a lock (on PostgreSQL the database computes each row's digest
+with ``sha256()`` over the same canonical bytes; the verifier hashes in Python, trusting no
+function of the store), then appends under the store's lock
 (SQLite ``BEGIN IMMEDIATE`` on ``audit.db``; PostgreSQL ``LOCK TABLE keyledger_chain IN
 EXCLUSIVE MODE``) only if the chain's tip is still the one it built on: even without the
 lease, processes sharing a store never fork the chain and never chain a row twice.
@@ -112,9 +113,12 @@ def _blob(value: Any) -> bytes:
 
 
 def _tagged(value: Any) -> bytes:
-    """Any value, by the same rules as the fast paths (subclasses, bool, bytearray ...)."""
+    """Any value, by the same rules as the fast paths (subclasses, bool, bytearray ...); a
+    UUID (an event's originator id read from PostgreSQL) as its text, as ``_PG_REST`` takes it."""
     if value is None:
         return b"N"
+    if isinstance(value, uuid.UUID):
+        return _text(str(value))
     if isinstance(value, int):
         return b"I" + _INT(value)
     if isinstance(value, float):
@@ -661,7 +665,8 @@ _PG_REST = {
 
 
 class _PostgresRegionDB(_RegionDB):
-    """The server computes each row's digest (pure-Python psycopg decodes values slowly)."""
+    """For the chainer the database computes each row's digest (pure-Python psycopg decodes
+    values slowly); the verifier computes them itself (``_hash_in_database``)."""
 
     placeholder = "%s"
 
@@ -700,11 +705,10 @@ class _PostgresRegionDB(_RegionDB):
         return [(p, bytes(d)) for p, d in rows]
 
     def _rests(self, source: str, where: str, args: tuple) -> list[tuple[int, bytes]]:
-        if self._hash_in_database:
-            return [(p, bytes(rest)) for p, rest in self._source_rows(source, _PG_REST[source],
-                                                                      where, args)]
-        return [(row[0], canonical(str(v) if isinstance(v, uuid.UUID) else v for v in row[1:]))
-                for row in self._source_rows(source, self._COLUMNS[source], where, args)]
+        if not self._hash_in_database:
+            return super()._rests(source, where, args)
+        return [(p, bytes(rest)) for p, rest in self._source_rows(source, _PG_REST[source],
+                                                                  where, args)]
 
     def structure_problem(self) -> str | None:
         for name in self._table_names.values():
