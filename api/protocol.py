@@ -19,6 +19,7 @@ import orjson
 import pybase64
 from botocore.model import Shape
 
+from application.audit_records import TOKEN_SHAPES
 from application.kms_model import service_model
 from domain.errors import SerializationException, UnknownOperationException  # noqa: F401
 from domain.messages import Protocol, Validation
@@ -68,6 +69,8 @@ class _Rules:
         self.pattern_text = meta.get("pattern")
         self.pattern = re.compile(self.pattern_text) if self.pattern_text else None
         self.secret = self.kind == "blob" or bool(meta.get("sensitive"))
+        #: shown in the answer, but not in the audit record (a grant token: audit_records)
+        self.unlogged = not self.secret and shape.name in TOKEN_SHAPES
         #: a string whose only constraints are its length
         self.plain = self.kind == "string" and self.enum is None and self.pattern is None
         if self.kind == "structure":
@@ -103,6 +106,13 @@ def _b64decode(value: str, path: str) -> bytes:
         raise Protocol.BAD_BASE64(path=path) from None
 
 
+class _Quoting(str):
+    """A validation detail that quotes what the audit record leaves out; ``logged`` is the
+    detail without it."""
+
+    logged: str
+
+
 def _constraint(errors: list[str], value: Any, path: str, rules: _Rules, rule: str) -> None:
     if value is None:
         shown = "Value null"
@@ -110,7 +120,11 @@ def _constraint(errors: list[str], value: Any, path: str, rules: _Rules, rule: s
         shown = "Value"
     else:
         shown = f"Value '{_java_style(value)}'"
-    errors.append(f"{shown} at '{path}' failed to satisfy constraint: Member must {rule}")
+    detail = f"{shown} at '{path}' failed to satisfy constraint: Member must {rule}"
+    if rules.unlogged and value is not None:
+        detail = _Quoting(detail)
+        detail.logged = f"Value at '{path}' failed to satisfy constraint: Member must {rule}"
+    errors.append(detail)
 
 
 def _convert(value: Any, rules: _Rules, path: str, errors: list[str]) -> Any:
@@ -245,7 +259,11 @@ def parse_body(rules: _Rules | None, body: bytes) -> dict[str, Any]:
     if errors:
         count = len(errors)
         noun = "error" if count == 1 else "errors"
-        raise Validation.MODEL(count=count, noun=noun, details="; ".join(errors))
+        error = Validation.MODEL(count=count, noun=noun, details="; ".join(errors))
+        if any(isinstance(detail, _Quoting) for detail in errors):
+            error.logged = Validation.MODEL(count=count, noun=noun, details="; ".join(
+                getattr(detail, "logged", detail) for detail in errors)).message
+        raise error
     return params
 
 

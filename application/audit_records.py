@@ -123,7 +123,7 @@ _CACHE_LIMIT = 4096  # entries of each of the small caches below
 # --- what may be logged: derived from the botocore model --------------------------------
 
 #: token shapes that are strings in the model (the grant token); ImportToken is a blob
-_TOKEN_SHAPES = frozenset({"GrantTokenType", "GrantTokenList"})
+TOKEN_SHAPES = frozenset({"GrantTokenType", "GrantTokenList"})
 
 
 def is_secret(member_name: str, shape: Any) -> bool:
@@ -131,7 +131,7 @@ def is_secret(member_name: str, shape: Any) -> bool:
     return (
         shape.type_name == "blob"
         or bool(shape.metadata.get("sensitive"))
-        or shape.name in _TOKEN_SHAPES
+        or shape.name in TOKEN_SHAPES
         or member_name.endswith(("Token", "Tokens"))
     )
 
@@ -664,6 +664,12 @@ def _camel_snake(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+#: query parameters of a presigned request that are secrets: a signature a reader of the audit
+#: could replay while it is valid, a session token (X-Amz-Credential names the access key
+#: only, as userIdentity does)
+_UNLOGGED_QUERY = frozenset({"x-amz-signature", "x-amz-security-token"})
+
+
 def ledger_api_record(*, principal: Principal | None, access_key_id: str, account: str,
                       region: str, event_name: str, params: Mapping[str, Any] | None,
                       error_code: str | None, error_message: str | None, event_time: datetime,
@@ -674,13 +680,13 @@ def ledger_api_record(*, principal: Principal | None, access_key_id: str, accoun
     """The record of one ledger REST API request (``GET /ledger/v1/...``): the envelope of an
     API call with ``eventSource`` ``keyledger.ledger``, ``event_name`` e.g. ``ReadHistory`` /
     ``ReadAudit``, requestParameters the path and query parameters (names in camelCase,
-    values as given; bytes never), responseElements null."""
+    values as given; bytes, signatures and session tokens never), responseElements null."""
     request_parameters = None
     if params:
         request_parameters = {}
         for name, value in params.items():
             value = _plain(value)
-            if value is not None:
+            if value is not None and str(name).lower() not in _UNLOGGED_QUERY:
                 request_parameters[_camel_snake(name)] = value
         request_parameters = request_parameters or None
     extra = _plain(additional) if additional else None

@@ -8,12 +8,19 @@ class KmsError(Exception):
 
     code = "KMSInternalException"
     status = 400
+    #: the message as the audit record keeps it, where the answer's quotes a secret of the
+    #: request (a grant token, a signature); None: the message itself
+    logged: str | None = None
 
     def __init__(self, message: str | None) -> None:
         """``message`` None: AWS sends this error without a ``message`` member (the protocol
         layer leaves it out); the texts themselves are domain.messages'."""
         super().__init__(message if message is not None else self.code)
         self.message = message
+
+    @property
+    def logged_message(self) -> str | None:
+        return self.message if self.logged is None else self.logged
 
 
 #: error code -> class, for the message catalogue (domain.messages)

@@ -109,6 +109,7 @@ import calendar
 import datetime
 import hashlib
 import hmac
+import re
 import time
 from binascii import hexlify
 from collections.abc import Callable, Container, Sequence
@@ -350,6 +351,18 @@ def _joined(value: Any) -> bytes:
     return b",".join(value) if type(value) is list else value
 
 
+_SIGNATURE_VALUE = re.compile(r"Signature=[^,\s']*")
+
+
+def _echoing(before: str, header: str, after: str = "") -> IncompleteSignatureException:
+    """An error whose message repeats the Authorization header, as AWS's does; the audit
+    record keeps it without the signature (one that a reader of the audit could replay, with
+    the request's guessable body, for the minutes it stays valid)."""
+    error = IncompleteSignatureException(before + header + after)
+    error.logged = before + _SIGNATURE_VALUE.sub("Signature=(not logged)", header) + after
+    return error
+
+
 class SigV4Verifier:
     """Checks SigV4 ``Authorization`` headers against the access keys of a :class:`Directory`.
 
@@ -498,10 +511,8 @@ class SigV4Verifier:
                 continue
             name, equals, value = fragment.partition("=")
             if not equals:
-                raise IncompleteSignatureException(
-                    f"'{fragment}' not a valid key=value pair (missing equal-sign) in "
-                    f"Authorization header: '{header}'."
-                )
+                raise _echoing(f"'{fragment}' not a valid key=value pair (missing equal-sign) "
+                               "in Authorization header: '", header, "'.")
             params[name] = value
         missing = [
             message
@@ -514,7 +525,7 @@ class SigV4Verifier:
             if not present
         ]
         if missing:
-            raise IncompleteSignatureException(f"{' '.join(missing)} Authorization={header}")
+            raise _echoing(" ".join(missing) + " Authorization=", header)
         if algorithm != ALGORITHM:
             raise IncompleteSignatureException(f"Unsupported AWS 'algorithm': '{algorithm}'.")
         signed = params["SignedHeaders"].split(";")
@@ -535,7 +546,7 @@ class SigV4Verifier:
 
     @staticmethod
     def _missing_date(header: str) -> None:
-        raise IncompleteSignatureException(f"{_MSG_REQUIRES_DATE} Authorization={header}")
+        raise _echoing(_MSG_REQUIRES_DATE + " Authorization=", header)
 
     def _timestamp(self, raw: bytes, iso_only: bool) -> tuple[int, bytes]:
         stamp = _parse_timestamp(raw, iso_only)

@@ -7,10 +7,11 @@ import json
 import sqlite3
 
 import boto3
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import stored_audit_record
+from tests.e2e.conftest import JSON_CONTENT_TYPE, raw_kms_call, sign, stored_audit_record
 
 
 def test_a_successful_encrypt_is_recorded_before_its_answer(store_server, e2e):
@@ -225,6 +226,48 @@ def test_an_authentication_failure_is_recorded_in_the_region_it_was_made_to(stor
     request_id = failure.value.response["ResponseMetadata"]["RequestId"]
     record = stored_audit_record(store_server, request_id, region="us-west-2")
     assert (record["awsRegion"], record["errorCode"]) == ("us-west-2", "UnrecognizedClientException")
+
+
+def test_a_validation_error_quoting_grant_tokens_is_recorded_without_them(store_server):
+    """The answer quotes the request's values as AWS's does; grant tokens are not shown in the
+    record (audit_records.is_secret), their values left out of its errorMessage."""
+    key_id = store_server.kms().create_key()["KeyMetadata"]["KeyId"]
+    tokens = [f"GRANTTOKENSECRET{i:02d}" for i in range(11)]
+    answer = raw_kms_call(store_server.url, "Encrypt",
+                          {"KeyId": key_id, "Plaintext": "eA==", "GrantTokens": tokens})
+    rule = "failed to satisfy constraint: Member must have length less than or equal to 10"
+    assert (answer.status_code, answer.json()["message"]) == (400, (
+        f"1 validation error detected: Value '[{', '.join(tokens)}]' at 'grantTokens' {rule}"))
+    record = stored_audit_record(store_server, answer.headers["x-amzn-RequestId"])
+    assert (record["errorCode"], record["errorMessage"]) == (
+        "ValidationException", f"1 validation error detected: Value at 'grantTokens' {rule}")
+    assert "GRANTTOKENSECRET" not in json.dumps(record)
+
+
+def test_a_signature_error_quoting_the_authorization_header_is_recorded_without_its_signature(
+        store_server):
+    """AWS's message repeats the Authorization header; a reader of the audit could replay its
+    signature (the body of a ListKeys is guessable) while it is valid: the record has it not."""
+    url = store_server.url + "/"
+    headers = sign(url, {"Content-Type": JSON_CONTENT_TYPE,
+                         "X-Amz-Target": "TrentService.ListKeys"}, b"{}")
+    del headers["X-Amz-Date"]
+    answer = httpx.post(url, content=b"{}", headers=headers, timeout=10)
+    signature = headers["Authorization"].rsplit("Signature=", 1)[1]
+    assert (answer.status_code, answer.json()["__type"]) == (400, "IncompleteSignatureException")
+    assert f"Signature={signature}" in answer.json()["message"]
+    record = stored_audit_record(store_server, answer.headers["x-amzn-RequestId"])
+    assert record["errorMessage"] == answer.json()["message"].replace(
+        f"Signature={signature}", "Signature=(not logged)")
+    assert signature not in json.dumps(record)
+
+
+def test_a_ledger_request_is_recorded_without_a_query_strings_signature_or_session_token(
+        store_server):
+    answer = store_server.ledger_get("/ledger/v1/audit?limit=1&X-Amz-Security-Token=SESSIONSECRET"
+                                     "&X-Amz-Signature=0123456789abcdef")
+    record = stored_audit_record(store_server, answer.headers["x-amzn-RequestId"])
+    assert record["requestParameters"] == {"limit": "1"}, record
 
 
 def _service_records(server, event_name: str) -> list[dict]:
