@@ -28,6 +28,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import RedirectResponse
+from starlette.routing import Match
 
 from api.auth import Authenticator
 from api.bootstrap import build_service, serve_crypto_helpers_on, stop_crypto_helpers
@@ -525,7 +527,8 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
 
     def ledger_audit(request: Request, principal, access_key_id: str, account: str, region: str,
                      event_name: str, params: dict[str, Any], resources: tuple[str, ...],
-                     failure: KmsError | None, request_id: str) -> Any:
+                     failure: KmsError | None, request_id: str,
+                     additional: dict[str, Any] | None = None) -> Any:
         """The audit row of one ledger API request (ledger_api_record)."""
         now = datetime.now(UTC)
         client = request.client
@@ -536,7 +539,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             error_message=failure.logged_message if failure is not None else None, event_time=now,
             event_id=new_event_id(), request_id=request_id,
             source_ip=client.host if client else "", user_agent=request.headers.get("user-agent", ""),
-            resources=resources, tls=request.url.scheme == "https",
+            resources=resources, additional=additional, tls=request.url.scheme == "https",
             host=request.headers.get("host", "")[:_HOST_LIMIT],
         )
         return audit_row(record, now, account, resources, principal.arn if principal else None,
@@ -805,7 +808,20 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             return maintenance.run_now(checkpoint=body.checkpoint, prune=body.prune)
 
     # -- a path under /ledger/v1/ the API does not have (the router's 404), or a method its
-    # route does not take (405, with Allow): answered and audited as any ledger API request
+    # route does not take (405, with Allow): answered and audited as any ledger API request;
+    # a path with a slash too many or too few is redirected to its route, audited too (the
+    # router's own redirect would answer it unaudited, with no request id)
+    ledger_api.router.redirect_slashes = False
+
+    def slash_variant(request: Request) -> str | None:
+        """The URL of the route the path names but for a trailing slash (None: none)."""
+        path = request.url.path
+        other = path.rstrip("/") if path.endswith("/") else path + "/"
+        scope = {**request.scope, "path": other}
+        if any(route.matches(scope)[0] is not Match.NONE for route in ledger_api.router.routes):
+            return str(request.url.replace(path=other))
+        return None
+
     @ledger_api.exception_handler(StarletteHTTPException)
     async def no_such_route(request: Request, error: StarletteHTTPException) -> Response:
         path = request.url.path
@@ -817,12 +833,17 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             caller = await authenticated(request, NO_SUCH_ROUTE)
         except HTTPException as refused:
             return await http_exception_handler(request, refused)
-        failure = UnknownOperationException(f"The ledger API has no {request.method} {path[:256]}.")
+        moved = slash_variant(request) if error.status_code == 404 else None
+        failure = None if moved else UnknownOperationException(
+            f"The ledger API has no {request.method} {path[:256]}.")
         row = ledger_audit(request, caller.principal, caller.access_key_id,
                            caller.principal.account, settings.default_region, NO_SUCH_ROUTE,
-                           dict(request.query_params), (), failure, request_id)
+                           dict(request.query_params), (), failure, request_id,
+                           {"redirectedTo": moved} if moved else None)
         if not await kept(settings.default_region, row, request_id):
             error = HTTPException(status_code=500, detail=_INTERNAL.message)
+        elif moved:
+            return RedirectResponse(moved, headers={LEDGER_REQUEST_ID: request_id})
         return await http_exception_handler(request, StarletteHTTPException(
             error.status_code, error.detail, {**(error.headers or {}), LEDGER_REQUEST_ID: request_id}))
 

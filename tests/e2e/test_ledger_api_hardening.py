@@ -197,7 +197,10 @@ def test_an_unknown_path_or_method_is_answered_and_audited(store_server):
     feed = _signed(store_server, "POST", "/ledger/v1/feed")
     assert (feed.status_code, feed.headers["allow"], feed.headers.get("x-amzn-RequestId")) == (
         405, "GET", None)
-    # a path with a slash too many is redirected to its route, as before
-    slash = _signed(store_server, "GET", "/ledger/v1/audit/")
-    assert (slash.status_code, slash.headers["location"]) == (
-        307, store_server.url + "/ledger/v1/audit")
+    # a path with a slash too many is redirected to its route, as before, and audited
+    slash = _signed(store_server, "GET", "/ledger/v1/audit/?limit=2")
+    moved = store_server.url + "/ledger/v1/audit?limit=2"
+    assert (slash.status_code, slash.headers["location"]) == (307, moved)
+    record = _answered(store_server, slash, 307)
+    assert (record["eventName"], record.get("errorCode"), record["additionalEventData"]) == (
+        "LedgerApi", None, {"redirectedTo": moved})
