@@ -140,7 +140,7 @@ class KmsFrontend:
             await self.fallback(scope, receive, send)
             return
         request_id = _request_id()
-        headers = dict(scope["headers"])  # ASGI header names are lower-case bytes
+        headers = _request_headers(scope["headers"])
         operation = context = params = result = failure = written = None
         try:
             route = self._route(headers)
@@ -294,6 +294,18 @@ class KmsFrontend:
 
 
 _INTERNAL = Requests.INTERNAL()
+
+
+def _request_headers(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """A request's headers by (lower-case) name; a repeated one's values joined with commas,
+    as HTTP reads a repeated field (RFC 9110 5.3) and SigV4 signs it: two X-Amz-Target
+    headers name no one operation (the last of them ran before)."""
+    headers = dict(pairs)
+    if len(headers) != len(pairs):
+        headers = {}
+        for name, value in pairs:
+            headers[name] = headers[name] + b"," + value if name in headers else value
+    return headers
 
 
 async def _read_rest_of_body(receive, message) -> bytes:

@@ -94,6 +94,17 @@ def test_unknown_operation(http, e2e):
     _assert_error(_post(http, e2e, "WrongService.CreateKey", {}), e2e, "UnknownOperationException")
 
 
+def test_two_target_headers_name_no_operation(http, e2e):
+    """A repeated header's values are read joined (RFC 9110 5.3), as SigV4 signs them: two
+    X-Amz-Target headers name no one operation (the last one named used to run)."""
+    joined = "TrentService.ListKeys,TrentService.DescribeKey"
+    signed = _headers(e2e, joined, body=b"{}", url=str(http.base_url))
+    pairs = [(name, value) for name, value in signed.items() if name != "X-Amz-Target"]
+    pairs += [("X-Amz-Target", target) for target in joined.split(",")]
+    _assert_error(http.post("/", content=b"{}", headers=pairs), e2e, "UnknownOperationException",
+                  message="Unknown operation ListKeys,TrentService.DescribeKey.")
+
+
 def test_unsupported_operation(http, e2e):
     key_id = _post(http, e2e, "TrentService.CreateKey", {}).json()["KeyMetadata"]["KeyId"]
     r = _post(http, e2e, "TrentService.UpdatePrimaryRegion", {"KeyId": key_id, "PrimaryRegion": "eu-west-1"})
