@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -682,14 +683,12 @@ class _PostgresRegionDB(_RegionDB):
         self._conn = psycopg.connect(**conninfo, autocommit=True)
         self._leased = False  # a session advisory lock: released when the connection closes
         #: the chainer has the database hash its rows (pure-Python psycopg decodes slowly);
-        #: the verifier trusts nothing the store defines: it hashes in Python, and names no
-        #: function a schema on the search path could shadow (the database's may be set)
+        #: the verifier trusts nothing the store defines: it hashes in Python (and, as every
+        #: keyledger connection, reads on a search path of pg_catalog alone: persistence)
         self._hash_in_database = writable
         if writable:
             # as on SQLite: a lost newest chain commit is rebuilt; PostgreSQL's WAL keeps order
             self._conn.execute("SET synchronous_commit = off")
-        else:
-            self._conn.execute("SET search_path TO pg_catalog")
 
     def _rows(self, sql: str, args: tuple = (), ledger: bool = False) -> list[tuple]:
         return self._conn.execute(sql, args).fetchall()
@@ -713,19 +712,60 @@ class _PostgresRegionDB(_RegionDB):
     def structure_problem(self) -> str | None:
         for name in self._table_names.values():
             found = self._conn.execute(
-                "SELECT c.relkind, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON "
-                "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                "SELECT c.oid, c.relkind, c.relrowsecurity FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
                 (self.schema, name)).fetchone()
-            if found is not None and tuple(found) != ("r", False):
-                return (f"{self.schema}.{name} is not a plain table (relkind {found[0]!r}, "
-                        f"row security {'on' if found[1] else 'off'}): what a reader sees of it "
-                        "may not be what is stored")
-        bodies = self._conn.execute(
-            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            if found is None:
+                continue
+            table, kind, row_security = found
+            if (kind, row_security) != ("r", False):
+                return (f"{self.schema}.{name} is not a plain table (relkind {kind!r}, "
+                        f"row security {'on' if row_security else 'off'}): what a reader sees "
+                        "of it may not be what is stored")
+            # a domain (with its own =) or a nondeterministic collation changes what a query
+            # matches without changing what is stored
+            odd = self._conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_collation c ON "
+                "c.oid = a.attcollation WHERE a.attrelid = %s AND a.attnum > 0 AND NOT "
+                "a.attisdropped AND (t.typtype <> 'b' OR t.typnamespace <> "
+                "'pg_catalog'::regnamespace OR c.collisdeterministic IS FALSE)",
+                (table,)).fetchone()
+            if odd is not None:
+                return (f"{self.schema}.{name}.{odd[0]} is of type {odd[1]}, or has a "
+                        "collation, that is not PostgreSQL's own: what a query matches may "
+                        "not be what is stored")
+        functions = self._conn.execute(
+            "SELECT p.prosrc, p.proconfig, l.lanname FROM pg_proc p JOIN pg_namespace n ON "
+            "n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "
             "WHERE n.nspname = %s AND p.proname = %s", (self.schema, RECORD_TEXT)).fetchall()
-        if any(body != RECORD_TEXT_BODY for body, in bodies):
+        if any(tuple(f) != (RECORD_TEXT_BODY, None, "sql") for f in functions):
             return (f"{self.schema}.{RECORD_TEXT} is not the function keyledger defines: the "
                     "audit's queries by key read records through it")
+        return self._index_problem()
+
+    def _index_problem(self) -> str | None:
+        """With PostgreSQL's amcheck extension installed, whether every B-tree index of the
+        tables holds what its table does (an expression index built while its function said
+        something else does not): otherwise nothing is checked (docs/audit.md)."""
+        where = self._conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                                   "ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'").fetchone()
+        if where is None:
+            return None
+        check = psycopg.sql.SQL("SELECT {}.bt_index_check(%s, true)").format(
+            psycopg.sql.Identifier(where[0]))
+        indexes = self._conn.execute(
+            "SELECT i.indexrelid, i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c "
+            "ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam JOIN pg_class t ON "
+            "t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE "
+            "n.nspname = %s AND t.relname = ANY(%s) AND a.amname = 'btree'",
+            (self.schema, list(self._table_names.values()))).fetchall()
+        for index, name in indexes:
+            try:
+                with self._conn.transaction():  # (a savepoint inside the verifier's snapshot)
+                    self._conn.execute(check, (index,))
+            except psycopg.Error as error:
+                return f"index {name} does not hold what its table does (amcheck: {error})"
         return None
 
     def source_heads(self) -> dict[str, int]:

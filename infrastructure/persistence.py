@@ -12,6 +12,7 @@ Each region is its own ledger, created on first use:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,21 @@ class RegionStorage:
         self.factory.close()
 
 
+#: every keyledger connection resolves functions and operators in pg_catalog alone: a search
+#: path the database or role was given (``ALTER DATABASE ... SET search_path``) could put a
+#: schema's ``=`` or ``convert_from`` before the built-in ones and change what queries match,
+#: unseen by ``keyledger verify``. Tables are always named with their schema.
+SEARCH_PATH = "-c search_path=pg_catalog"
+
+
+def _pin_search_path() -> None:
+    """The same for the connections eventsourcing makes (it takes no connection options):
+    through libpq's PGOPTIONS, in this process and those it starts."""
+    options = os.environ.get("PGOPTIONS", "")
+    if SEARCH_PATH not in options:
+        os.environ["PGOPTIONS"] = f"{options} {SEARCH_PATH}".strip()
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     data_dir: Path
@@ -58,6 +74,7 @@ class StoreConfig:
         return f"SQLite under {self.data_dir / 'regions'}"
 
     def _postgres_env(self, region: str) -> dict[str, str]:
+        _pin_search_path()
         parsed = urlparse(self.url)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -159,6 +176,7 @@ class StoreConfig:
             "dbname": env["POSTGRES_DBNAME"], "host": env["POSTGRES_HOST"],
             "port": env["POSTGRES_PORT"], "user": env["POSTGRES_USER"],
             "password": env["POSTGRES_PASSWORD"] or None, "connect_timeout": 10,
+            "options": SEARCH_PATH,
         }
 
     @classmethod

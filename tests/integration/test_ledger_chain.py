@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from infrastructure import ledger_chain
-from infrastructure.audit_store import AuditRow, PostgresAuditStore, SQLiteAuditStore
+from infrastructure.audit_store import AuditQuery, AuditRow, PostgresAuditStore, SQLiteAuditStore
 from infrastructure.ledger_chain import (
     AUDIT,
     EVENT,
@@ -927,3 +927,77 @@ def test_an_index_that_leaves_out_a_record_is_an_edit(kms, populated, chainer):
     store.sql("PRAGMA writable_schema = OFF")
     assert problem(kms, chainer) == ("edited", "the store's structure")
     assert "SQLite's integrity check" in report(kms, chainer).headline()
+
+
+def _pg_only(store, why: str) -> None:
+    if not store.postgres:
+        pytest.skip(why)
+
+
+def test_a_database_search_path_changes_no_query_of_keyledgers(kms, populated, chainer):
+    """PostgreSQL: ``ALTER DATABASE ... SET search_path`` with a schema's own ``=`` first would
+    make every reader's key query miss a key; keyledger's connections resolve in pg_catalog."""
+    store = populated
+    _pg_only(store, "a PostgreSQL database's search path")
+    (hidden,), = store.sql("SELECT principal FROM {audit} LIMIT 1")
+    store.sql("CREATE SCHEMA evil")
+    store.sql("CREATE FUNCTION evil.text_eq(a text, b text) RETURNS boolean LANGUAGE sql "
+              f"IMMUTABLE AS $$SELECT pg_catalog.texteq(a, b) AND a <> '{hidden}'$$")
+    store.sql("CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.text_eq)")
+    dbname = store.config.postgres_conninfo()["dbname"]
+    store.sql(f'ALTER DATABASE "{dbname}" SET search_path = evil, pg_catalog, public')
+    audit = store.audit_store()
+    try:
+        assert len(audit.query(AuditQuery(principal=hidden, limit=100))) == 10
+    finally:
+        audit.close()
+    assert report(kms, chainer).ok
+
+
+def test_a_column_of_a_domain_with_its_own_equality_is_an_edit(kms, populated, chainer):
+    """PostgreSQL: a domain over text whose ``=`` leaves a key out: every stored byte is as
+    chained, what a query by key matches is not."""
+    store = populated
+    _pg_only(store, "a PostgreSQL domain")
+    store.sql("CREATE DOMAIN public.kid AS text")
+    store.sql("ALTER TABLE {audit} ALTER COLUMN key_id TYPE public.kid")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert "keyledger_audit.key_id is of type public.kid" in report(kms, chainer).headline()
+
+
+def test_a_record_text_function_with_its_own_search_path_is_an_edit(kms, populated, chainer):
+    """PostgreSQL: the body unchanged, a search path of the function's own puts another
+    convert_from before the built-in one."""
+    store = populated
+    _pg_only(store, "a function of a PostgreSQL schema")
+    schema = store.names["audit"].rsplit(".", 1)[0]
+    store.sql(f"ALTER FUNCTION {schema}.keyledger_record_text(bytea) "
+              "SET search_path = public, pg_catalog")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+
+
+def test_an_expression_index_built_by_another_function_is_an_edit_with_amcheck(
+        kms, populated, chainer):
+    """PostgreSQL: the record-text function changed, the index rebuilt, the function changed
+    back: the index no longer holds what its table does. amcheck finds it."""
+    store = populated
+    _pg_only(store, "PostgreSQL's amcheck")
+    schema = store.names["audit"].rsplit(".", 1)[0]
+    function = f"{schema}.keyledger_record_text(bytea)"
+    store.sql("CREATE EXTENSION IF NOT EXISTS amcheck")
+    assert report(kms, chainer).ok
+    store.sql(f"CREATE OR REPLACE FUNCTION {function} RETURNS text LANGUAGE sql IMMUTABLE "
+              "STRICT PARALLEL SAFE AS $$SELECT ''$$")
+    arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/"
+    audit = store.audit_store()
+    audit.append([AuditRow(  # a ReEncrypt record: the index holds its second key
+        time.time(), ACCOUNT, "k1", f"arn:aws:iam::{ACCOUNT}:root", "ReEncrypt", None, "r", "e",
+        json.dumps({"resources": [{"ARN": arn + "k1"}, {"ARN": arn + "k2"}]},
+                   separators=(",", ":")).encode())])
+    audit.close()
+    store.sql(f"REINDEX INDEX {schema}.keyledger_audit_second_key")
+    store.sql(f"CREATE OR REPLACE FUNCTION {function} RETURNS text LANGUAGE sql IMMUTABLE "
+              "STRICT PARALLEL SAFE AS $$SELECT convert_from($1, 'UTF8')$$")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert "keyledger_audit_second_key does not hold what its table does" in report(
+        kms, chainer).headline()
