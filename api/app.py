@@ -342,7 +342,8 @@ class ClockAdvance(BaseModel):
     advance_seconds: float
 
 
-_MAX_CLOCK_ADVANCE = 100 * 366 * 86400.0  # seconds: dates stay within datetime's years
+_MAX_CLOCK_ADVANCE = 100 * 366 * 86400.0  # seconds (dates stay within datetime's years,
+# rotation and deletion dates after the clock's included: not past the year 9000 either)
 
 
 class MaintenancePass(BaseModel):
@@ -805,9 +806,10 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         @ledger_api.post("/_test/clock", include_in_schema=False)
         def advance_clock(body: ClockAdvance) -> dict[str, float]:
             """TEST ONLY (``--enable-test-control``): move the clock, run due changes."""
-            if not 0 <= body.advance_seconds <= _MAX_CLOCK_ADVANCE:  # (NaN is neither)
+            if not 0 <= body.advance_seconds <= _MAX_CLOCK_ADVANCE or (  # (NaN is neither)
+                    service.clock.now().year + body.advance_seconds / (366 * 86400) > 9000):
                 raise HTTPException(status_code=400, detail="the clock only moves forward, by "
-                                    "at most 100 years at a time")
+                                    "at most 100 years at a time, and not past the year 9000")
             now = service.clock.advance(timedelta(seconds=body.advance_seconds))
             service.follow()
             service.run_scheduled()
@@ -826,12 +828,12 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     ledger_api.router.redirect_slashes = False
 
     def slash_variant(request: Request) -> str | None:
-        """The URL of the route the path names but for a trailing slash (None: none)."""
+        """The path of the route the path names but for a trailing slash (None: none)."""
         path = request.url.path
         other = path.rstrip("/") if path.endswith("/") else path + "/"
         scope = {**request.scope, "path": other}
         if any(route.matches(scope)[0] is not Match.NONE for route in ledger_api.router.routes):
-            return str(request.url.replace(path=other))
+            return other
         return None
 
     @ledger_api.exception_handler(StarletteHTTPException)
@@ -851,11 +853,12 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         row = ledger_audit(request, caller.principal, caller.access_key_id,
                            caller.principal.account, settings.default_region, NO_SUCH_ROUTE,
                            dict(request.query_params), (), failure, request_id,
-                           {"redirectedTo": moved} if moved else None)
-        if not await kept(settings.default_region, row, request_id):
+                           {"redirectedTo": moved[:256]} if moved else None)  # (the query
+        if not await kept(settings.default_region, row, request_id):  # is requestParameters)
             error = HTTPException(status_code=500, detail=_INTERNAL.message)
         elif moved:
-            return RedirectResponse(moved, headers={LEDGER_REQUEST_ID: request_id})
+            return RedirectResponse(str(request.url.replace(path=moved)),
+                                    headers={LEDGER_REQUEST_ID: request_id})
         return await http_exception_handler(request, StarletteHTTPException(
             error.status_code, error.detail, {**(error.headers or {}), LEDGER_REQUEST_ID: request_id}))
 

@@ -576,10 +576,15 @@ class _SQLiteRegionDB(_RegionDB):
             if conn is None:
                 continue
             for table in tables:
-                kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ?",
-                                    (self._TABLE_NAMES[table],)).fetchone()
-                if kind is not None and kind[0] != "table":
-                    return f"{name}: {self._TABLE_NAMES[table]} is a {kind[0]}, not a table"
+                found = conn.execute("SELECT type, sql FROM sqlite_master WHERE name = ? "
+                                     "COLLATE NOCASE", (self._TABLE_NAMES[table],)).fetchone()
+                if found is not None and found[0] != "table":
+                    return f"{name}: {self._TABLE_NAMES[table]} is a {found[0]}, not a table"
+                # (no column of these tables is declared with one: NOCASE would widen what a
+                # query by key or principal matches, and the integrity check agrees)
+                if found is not None and "COLLATE" in (found[1] or "").upper():
+                    return (f"{name}: {self._TABLE_NAMES[table]} declares a collation: what a "
+                            "query matches may not be what is stored")
             # indexes that agree with their tables (a query may read either), pages, records
             found = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
             if found != ["ok"]:

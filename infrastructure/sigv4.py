@@ -351,7 +351,9 @@ def _joined(value: Any) -> bytes:
     return b",".join(value) if type(value) is list else value
 
 
-_SIGNATURE_VALUE = re.compile(r"Signature=[^,\s']*")
+#: what the audit record leaves out of a repeated Authorization header: the value of any
+#: signature parameter, however spelt, and any run of 64 hex digits (a SigV4 signature)
+_SIGNATURE_VALUE = re.compile(r"(?i)(signature\s*[=:]\s*)[^,\s']*|[0-9a-f]{64}")
 
 
 def _echoing(before: str, header: str, after: str = "") -> IncompleteSignatureException:
@@ -359,8 +361,12 @@ def _echoing(before: str, header: str, after: str = "") -> IncompleteSignatureEx
     record keeps it without the signature (one that a reader of the audit could replay, with
     the request's guessable body, for the minutes it stays valid)."""
     error = IncompleteSignatureException(before + header + after)
-    error.logged = before + _SIGNATURE_VALUE.sub("Signature=(not logged)", header) + after
+    error.logged = _unsigned(before) + _unsigned(header) + _unsigned(after)
     return error
+
+
+def _unsigned(text: str) -> str:
+    return _SIGNATURE_VALUE.sub(lambda m: (m[1] or "") + "(not logged)", text)
 
 
 class SigV4Verifier:

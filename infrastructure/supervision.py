@@ -10,7 +10,8 @@ stored, the chain checkpointed.
 
 The supervisor's pid reaches the workers in the environment (:data:`SUPERVISOR_ENV`), as their
 settings do: a worker whose supervisor ended before it asked (its parent is no longer the
-supervisor) ends at once. Elsewhere than on Linux this does nothing.
+supervisor) sends itself SIGTERM, which uvicorn takes once it serves: it starts, then stops
+as the others do. Elsewhere than on Linux this does nothing.
 """
 
 from __future__ import annotations

@@ -47,7 +47,24 @@ def test_the_clock_moves_forward_by_at_most_a_century(clock_server, seconds):
     r = httpx.post(clock_server.url + "/_test/clock", content=f'{{"advance_seconds": {seconds}}}',
                    headers={"Content-Type": "application/json"}, timeout=10)
     assert (r.status_code, r.json()) == (400, {
-        "detail": "the clock only moves forward, by at most 100 years at a time"})
+        "detail": "the clock only moves forward, by at most 100 years at a time, and not past "
+                  "the year 9000"})
+
+
+def test_the_clock_stops_short_of_the_year_9000(server_factory):
+    """A century at a time, the clock would pass datetime's last year: a 400 before that, and
+    the server keeps answering (the offset is kept on disk)."""
+    srv = server_factory("far-clock")
+    answers = []
+    while not answers or answers[-1].status_code == 200:
+        answers.append(httpx.post(srv.url + "/_test/clock", json={"advance_seconds": 3153600000},
+                                  timeout=60))
+    assert (answers[-1].status_code, answers[-1].json()) == (400, {
+        "detail": "the clock only moves forward, by at most 100 years at a time, and not past "
+                  "the year 9000"})
+    last = datetime.fromtimestamp(answers[-2].json()["now"], tz=UTC)
+    assert 8900 <= last.year <= 9000
+    assert srv.kms().create_key()["KeyMetadata"]["KeyState"] == "Enabled"
 
 
 def test_test_clock_is_disabled_without_flag(server_factory):

@@ -202,5 +202,6 @@ def test_an_unknown_path_or_method_is_answered_and_audited(store_server):
     moved = store_server.url + "/ledger/v1/audit?limit=2"
     assert (slash.status_code, slash.headers["location"]) == (307, moved)
     record = _answered(store_server, slash, 307)
-    assert (record["eventName"], record.get("errorCode"), record["additionalEventData"]) == (
-        "LedgerApi", None, {"redirectedTo": moved})
+    assert (record["eventName"], record.get("errorCode"), record["additionalEventData"],
+            record["requestParameters"]) == (
+        "LedgerApi", None, {"redirectedTo": "/ledger/v1/audit"}, {"limit": "2"})

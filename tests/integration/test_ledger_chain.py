@@ -1001,3 +1001,18 @@ def test_an_expression_index_built_by_another_function_is_an_edit_with_amcheck(
     assert problem(kms, chainer) == ("edited", "the store's structure")
     assert "keyledger_audit_second_key does not hold what its table does" in report(
         kms, chainer).headline()
+
+
+def test_a_column_collation_declared_behind_sqlites_back_is_an_edit(kms, populated, chainer):
+    """SQLite: key_id declared NOCASE (writable_schema): the integrity check agrees, while a
+    query by key now matches another key's records too."""
+    store = populated
+    if store.postgres:
+        pytest.skip("SQLite's schema table")
+    (sql,), = store.sql("SELECT sql FROM sqlite_master WHERE name = 'keyledger_audit'")
+    store.sql("PRAGMA writable_schema = ON")
+    store.sql("UPDATE sqlite_master SET sql = ? WHERE name = 'keyledger_audit'",
+              (sql.replace("key_id TEXT", "key_id TEXT COLLATE NOCASE"),))
+    store.sql("PRAGMA writable_schema = OFF")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert "keyledger_audit declares a collation" in report(kms, chainer).headline()
