@@ -41,6 +41,8 @@ TABLE = "keyledger_audit"
 #: the operation whose records name a second key: ReEncrypt's destination (resources[1])
 SECOND_KEY_OPERATION = "ReEncrypt"
 _COLUMNS = "event_time, account, key_id, principal, event_name, error_code, request_id, event_id, record"
+#: the records of role sessions (the role index's rows; a query by role names it as it is)
+SESSIONS = "substr(principal, 1, 13) = 'arn:aws:sts::'"
 #: the records whose eventID is unique in the store (AuditStore docstring)
 _ONCE = "principal IS NULL"
 _ONCE_INDEX = f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_once ON {{table}} (event_id) WHERE {_ONCE}"
@@ -111,22 +113,21 @@ class AuditStore:
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return f"SELECT position, record FROM {self._table_sql}{where}"
 
-    #: the principal column as its index orders it: by the bytes of its UTF-8 (code points)
-    _principal: str = "principal"
+    #: SQL of a role session's role (its ARN up to the session name: ``arn:aws:sts::ACCOUNT:
+    #: assumed-role/NAME/``), per store; indexed, with the position, for the role's sessions
+    _role: str
 
     def _where(self, query: AuditQuery, placeholder: str) -> tuple[list[str], list[Any]]:
         """The filters but the key (_select applies it)."""
         clauses, args = [], []
-        for column, value in (("account", query.account), (self._principal, query.principal),
+        for column, value in (("account", query.account), ("principal", query.principal),
                               ("event_name", query.event_name)):
             if value is not None:
                 clauses.append(f"{column} = {placeholder}")
                 args.append(value)
-        if query.principal_prefix:  # the ARNs that begin so: a range of the principal index
-            prefix = query.principal_prefix
-            clauses.append(f"{self._principal} >= {placeholder} AND "
-                           f"{self._principal} < {placeholder}")
-            args.extend((prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
+        if query.principal_prefix is not None:  # a role's sessions: the role index, newest first
+            clauses += [SESSIONS, f"{self._role} = {placeholder}"]
+            args.append(query.principal_prefix)
         if query.start is not None:
             clauses.append(f"event_time >= {placeholder}")
             args.append(query.start)
@@ -169,6 +170,8 @@ _SQLITE_ARN = "json_extract(CAST(record AS TEXT), '$.resources[1].ARN')"
 
 class SQLiteAuditStore(AuditStore):
     _second_key = f"substr({_SQLITE_ARN}, instr({_SQLITE_ARN}, ':key/') + 5)"
+    # (trimmed from the right of every character but '/': up to the last '/')
+    _role = "rtrim(principal, replace(principal, '/', ''))"
     _table_sql = TABLE
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
@@ -204,6 +207,8 @@ class SQLiteAuditStore(AuditStore):
             CREATE INDEX IF NOT EXISTS {TABLE}_principal ON {TABLE} (principal, position);
             CREATE INDEX IF NOT EXISTS {TABLE}_second_key ON {TABLE} ({self._second_key}, position)
                 WHERE event_name = '{SECOND_KEY_OPERATION}';
+            CREATE INDEX IF NOT EXISTS {TABLE}_role ON {TABLE} ({self._role}, position)
+                WHERE {SESSIONS};
             {_ONCE_INDEX.format(table=TABLE)};
         """)
 
@@ -263,8 +268,7 @@ _PG_SECOND_ARN = r'"resources":\[\{[^{}]*\},\{"ARN":"[^"]*:key/([^"]+)"'
 
 
 class PostgresAuditStore(AuditStore):
-    #: byte order whatever the database's collation, so a role's sessions are a range
-    _principal = 'principal COLLATE "C"'
+    _role = "substring(principal from '^(.*/)')"
 
     def __init__(self, conninfo: dict[str, Any], schema: str, read_only: bool = False) -> None:
         """``read_only``: nothing is created (SQLiteAuditStore)."""
@@ -294,13 +298,12 @@ class PostgresAuditStore(AuditStore):
                 record BYTEA NOT NULL
             )""").format(t=self._table))
         for name, columns in (("time", "event_time"), ("key", "key_id, position"),
-                              ("principal_bytes", f"{self._principal}, position")):
+                              ("principal", "principal, position")):
             self._conn.execute(SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (" + columns + ")").format(
                 i=Identifier(f"{TABLE}_{name}"), t=self._table))
-        # before 2026-12-07 the principal index had the database's collation, which orders
-        # ARNs by the locale's rules (a role's sessions are no range of it): replaced
-        self._conn.execute(SQL("DROP INDEX IF EXISTS {i}").format(
-            i=Identifier(schema, f"{TABLE}_principal")))
+        self._conn.execute(SQL(f"CREATE INDEX IF NOT EXISTS {{i}} ON {{t}} ({self._role}, "
+                               f"position) WHERE {SESSIONS}").format(
+            i=Identifier(f"{TABLE}_role"), t=self._table))
         self._conn.execute(_ONCE_INDEX.format(table=self._table_sql))
         index = f"{TABLE}_second_key"
         qualified = Identifier(schema, index).as_string(self._conn)
