@@ -585,6 +585,13 @@ class _SQLiteRegionDB(_RegionDB):
                 if found is not None and "COLLATE" in (found[1] or "").upper():
                     return (f"{name}: {self._TABLE_NAMES[table]} declares a collation: what a "
                             "query matches may not be what is stored")
+            # a trigger can drop what the server writes (RAISE(IGNORE)) or rewrite it: the
+            # chain would never see the record or event it swallowed
+            trigger = conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = "
+                                   "'trigger'").fetchone()
+            if trigger is not None:
+                return (f"{name}: trigger {trigger[0]} on {trigger[1]}: it can drop or change "
+                        "what the server writes before the chain sees it")
             # indexes that agree with their tables (a query may read either), pages, records
             found = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
             if found != ["ok"]:
@@ -740,6 +747,11 @@ class _PostgresRegionDB(_RegionDB):
                 return (f"{self.schema}.{name}.{odd[0]} is of type {odd[1]}, or has a "
                         "collation, that is not PostgreSQL's own: what a query matches may "
                         "not be what is stored")
+            trigger = self._conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s "
+                                         "AND NOT tgisinternal", (table,)).fetchone()
+            if trigger is not None:
+                return (f"{self.schema}.{name} has trigger {trigger[0]}: it can drop or change "
+                        "what the server writes before the chain sees it")
         functions = self._conn.execute(
             "SELECT p.prosrc, p.proconfig, l.lanname FROM pg_proc p JOIN pg_namespace n ON "
             "n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "

@@ -1016,3 +1016,22 @@ def test_a_column_collation_declared_behind_sqlites_back_is_an_edit(kms, populat
     store.sql("PRAGMA writable_schema = OFF")
     assert problem(kms, chainer) == ("edited", "the store's structure")
     assert "keyledger_audit declares a collation" in report(kms, chainer).headline()
+
+
+def test_a_trigger_on_a_chained_table_is_an_edit(kms, populated, chainer):
+    """A trigger can drop what the server writes (SQLite's RAISE(IGNORE), a PostgreSQL BEFORE
+    trigger returning NULL): a record or event swallowed so never reaches the chain."""
+    store = populated
+    if store.postgres:
+        store.sql("CREATE FUNCTION public.swallow() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$BEGIN RETURN NULL; END$$")
+        store.sql("CREATE TRIGGER swallow BEFORE INSERT ON {audit} FOR EACH ROW "
+                  "EXECUTE FUNCTION public.swallow()")
+        said = "keyledger_audit has trigger swallow"
+    else:
+        store.sql("CREATE TRIGGER swallow BEFORE INSERT ON keyledger_audit "
+                  "BEGIN SELECT RAISE(IGNORE); END")
+        said = "audit.db: trigger swallow on keyledger_audit"
+    store.append_audit(1)  # swallowed
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert said in report(kms, chainer).headline()
