@@ -54,6 +54,20 @@ _INSERT_MISSING = (f"INSERT INTO {{table}} ({_COLUMNS}) SELECT {{values}} WHERE 
                    f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING")
 
 
+def _callers(rows: Sequence[AuditRow]) -> int:
+    """How many of ``rows`` are requests' records: their eventIDs are random, none is ever
+    left out as stored already (the AuditStore docstring)."""
+    return sum(row.principal is not None for row in rows)
+
+
+def _check_stored(stored: int, at_least: int) -> None:
+    """Fewer rows stored than requests' records given: something in the store (a trigger)
+    swallowed some; the transaction is rolled back and the requests fail, as when the store
+    cannot be written, rather than be answered unaudited."""
+    if stored < at_least:
+        raise RuntimeError(f"the audit store kept {stored} of {at_least} requests' records")
+
+
 class AuditStore:
     """Append and query audit records (SQLite or PostgreSQL)."""
 
@@ -214,17 +228,17 @@ class SQLiteAuditStore(AuditStore):
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         self._insert(_INSERT.format(table=TABLE, values=", ".join("?" * 9)),
-                     [row.values() for row in rows])
+                     [row.values() for row in rows], _callers(rows))
 
     def append_missing(self, rows: Sequence[AuditRow]) -> None:
         self._insert(_INSERT_MISSING.format(table=TABLE, values=", ".join("?" * 9), p="?"),
                      self._missing_args(rows))
 
-    def _insert(self, sql: str, args: list[tuple[Any, ...]]) -> None:
+    def _insert(self, sql: str, args: list[tuple[Any, ...]], at_least: int = 0) -> None:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(sql, args)
+                _check_stored(self._db.executemany(sql, args).rowcount, at_least)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -319,7 +333,7 @@ class PostgresAuditStore(AuditStore):
 
     def append(self, rows: Sequence[AuditRow]) -> None:
         self._insert(_INSERT.format(table=self._table_sql, values=", ".join(["%s"] * 9)),
-                     [row.values() for row in rows])
+                     [row.values() for row in rows], _callers(rows))
 
     def append_missing(self, rows: Sequence[AuditRow]) -> None:
         self._insert(_INSERT_MISSING.format(table=self._table_sql, values=", ".join(["%s"] * 9),
@@ -335,7 +349,7 @@ class PostgresAuditStore(AuditStore):
             self._conn = psycopg.connect(**self._conninfo, autocommit=True)
         return self._conn
 
-    def _insert(self, sql: str, args: list[tuple[Any, ...]]) -> None:
+    def _insert(self, sql: str, args: list[tuple[Any, ...]], at_least: int = 0) -> None:
         with self._lock:
             conn = self._live()
             with conn.transaction(), conn.cursor() as cursor:
@@ -343,6 +357,7 @@ class PostgresAuditStore(AuditStore):
                 # a reader that follows "position > last seen" never skips a late-committing row.
                 cursor.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._table))
                 cursor.executemany(sql, args)
+                _check_stored(cursor.rowcount, at_least)
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         sql, args = self._select(query, "%s")

@@ -556,3 +556,24 @@ def test_a_read_only_reader_refuses_a_file_with_a_journal_it_cannot_apply(tmp_pa
     with pytest.raises(sqlite3.OperationalError, match="ledger.db-journal holds changes a "
                        "read-only reader cannot apply"):
         open_sqlite_read_only(path)
+
+
+def test_records_a_trigger_swallows_fail_their_commit(open_store):
+    """A request's record the store does not keep (a trigger dropped it) fails the group
+    commit, as a store that cannot be written does: no request is answered unaudited."""
+    store = open_store()
+    if isinstance(store, SQLiteAuditStore):
+        store._db.execute("CREATE TRIGGER swallow BEFORE INSERT ON keyledger_audit "
+                          "WHEN NEW.request_id = 'req-1' BEGIN SELECT RAISE(IGNORE); END")
+    else:
+        store._conn.execute("CREATE FUNCTION public.swallow() RETURNS trigger LANGUAGE plpgsql "
+                            "AS $$BEGIN IF NEW.request_id = 'req-1' THEN RETURN NULL; END IF; "
+                            "RETURN NEW; END$$")
+        store._conn.execute(f"CREATE TRIGGER swallow BEFORE INSERT ON {store._table_sql} "
+                            "FOR EACH ROW EXECUTE FUNCTION public.swallow()")
+    with pytest.raises(RuntimeError, match="the audit store kept 2 of 3 requests' records"):
+        store.append([_row(0), _row(1), _row(2)])
+    assert store.query(AuditQuery(limit=10)) == []  # (the whole commit rolled back)
+    store.append([_row(2)])
+    assert [r for _, r in store.query(AuditQuery(limit=10))] == [b'{"n":2}']
+    store.close()
