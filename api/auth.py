@@ -12,9 +12,15 @@ from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 
 from application.authorization import Caller
+from domain.errors import KmsError
 from domain.principals import AccessKey, Directory, Principal, PrincipalKind
 from infrastructure.identities import IdentitiesFile, directory_changes, ensure_identities_file
-from infrastructure.sigv4 import SigV4Verifier, credential_fields, open_mode_identity
+from infrastructure.sigv4 import (
+    SigV4Verifier,
+    credential_fields,
+    keep_no_signature,
+    open_mode_identity,
+)
 
 log = logging.getLogger("keyledger.auth")
 
@@ -83,12 +89,16 @@ class Authenticator:
     def authenticate(self, method: str, path: str, query_string: bytes,
                      headers: Sequence[tuple[bytes, bytes]], body: bytes) -> tuple[Caller, str]:
         """(the caller, the request's Region) or the authentication error AWS answers."""
-        if self.verifier is None:
-            principal, region, access_key_id = open_mode_identity(
-                headers, self.default_account, self.default_region, self.regions
-            )
-            return self._caller(principal.account, principal, access_key_id), region
-        access_key, region = self.verifier.verify(method, path, query_string, headers, body)
+        try:
+            if self.verifier is None:
+                principal, region, access_key_id = open_mode_identity(
+                    headers, self.default_account, self.default_region, self.regions
+                )
+                return self._caller(principal.account, principal, access_key_id), region
+            access_key, region = self.verifier.verify(method, path, query_string, headers, body)
+        except KmsError as error:
+            keep_no_signature(error)
+            raise
         return self._caller_of(access_key), region
 
     def authenticate_node(self, method: str, path: str, query_string: bytes,

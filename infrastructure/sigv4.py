@@ -122,6 +122,7 @@ from domain.errors import (
     ExpiredTokenException,
     IncompleteSignatureException,
     InvalidSignatureException,
+    KmsError,
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
@@ -356,17 +357,15 @@ def _joined(value: Any) -> bytes:
 _SIGNATURE_VALUE = re.compile(r"(?i)(signature\s*[=:]\s*)[^,\s']*|[0-9a-f]{64}")
 
 
-def _echoing(before: str, header: str, after: str = "") -> IncompleteSignatureException:
-    """An error whose message repeats the Authorization header, as AWS's does; the audit
-    record keeps it without the signature (one that a reader of the audit could replay, with
-    the request's guessable body, for the minutes it stays valid)."""
-    error = IncompleteSignatureException(before + header + after)
-    error.logged = _unsigned(before) + _unsigned(header) + _unsigned(after)
-    return error
-
-
-def _unsigned(text: str) -> str:
-    return _SIGNATURE_VALUE.sub(lambda m: (m[1] or "") + "(not logged)", text)
+def keep_no_signature(error: KmsError) -> None:
+    """An authentication error's message may repeat what the request sent (its Authorization
+    header, its credential, its algorithm), as AWS's do: the audit record keeps it without
+    any signature (one that a reader of the audit could replay, with the request's guessable
+    body, for the minutes it stays valid)."""
+    if error.message and error.logged is None:
+        logged = _SIGNATURE_VALUE.sub(lambda m: (m[1] or "") + "(not logged)", error.message)
+        if logged != error.message:
+            error.logged = logged
 
 
 class SigV4Verifier:
@@ -517,8 +516,10 @@ class SigV4Verifier:
                 continue
             name, equals, value = fragment.partition("=")
             if not equals:
-                raise _echoing(f"'{fragment}' not a valid key=value pair (missing equal-sign) "
-                               "in Authorization header: '", header, "'.")
+                raise IncompleteSignatureException(
+                    f"'{fragment}' not a valid key=value pair (missing equal-sign) in "
+                    f"Authorization header: '{header}'."
+                )
             params[name] = value
         missing = [
             message
@@ -531,7 +532,7 @@ class SigV4Verifier:
             if not present
         ]
         if missing:
-            raise _echoing(" ".join(missing) + " Authorization=", header)
+            raise IncompleteSignatureException(f"{' '.join(missing)} Authorization={header}")
         if algorithm != ALGORITHM:
             raise IncompleteSignatureException(f"Unsupported AWS 'algorithm': '{algorithm}'.")
         signed = params["SignedHeaders"].split(";")
@@ -552,7 +553,7 @@ class SigV4Verifier:
 
     @staticmethod
     def _missing_date(header: str) -> None:
-        raise _echoing(_MSG_REQUIRES_DATE + " Authorization=", header)
+        raise IncompleteSignatureException(f"{_MSG_REQUIRES_DATE} Authorization={header}")
 
     def _timestamp(self, raw: bytes, iso_only: bool) -> tuple[int, bytes]:
         stamp = _parse_timestamp(raw, iso_only)

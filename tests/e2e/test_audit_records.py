@@ -255,7 +255,10 @@ def test_a_signature_error_quoting_the_authorization_header_is_recorded_without_
     no_date = {k: v for k, v in headers.items() if k != "X-Amz-Date"}
     lower_case = {**headers, "Authorization": headers["Authorization"].replace(
         "Signature=", "signature=")}  # (then no 'Signature' parameter: the header is repeated)
-    for sent, spelt in ((no_date, "Signature="), (lower_case, "signature=")):
+    in_credential = {**headers, "Authorization": headers["Authorization"].replace(
+        "/aws4_request,", f"/aws4_request/{signature},")}  # (the credential is repeated)
+    for sent, spelt in ((no_date, "Signature="), (lower_case, "signature="),
+                        (in_credential, "aws4_request/")):
         answer = httpx.post(url, content=b"{}", headers=sent, timeout=10)
         assert (answer.status_code, answer.json()["__type"]) == (
             400, "IncompleteSignatureException")
