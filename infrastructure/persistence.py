@@ -51,8 +51,8 @@ SEARCH_PATH = "-c search_path=pg_catalog"
 
 
 def _pin_search_path() -> None:
-    """The same for the connections eventsourcing makes (it takes no connection options):
-    through libpq's PGOPTIONS, in this process and those it starts."""
+    """Through libpq's PGOPTIONS, for every connection of this process and those it starts:
+    keyledger's own and eventsourcing's (which takes no connection options)."""
     options = os.environ.get("PGOPTIONS", "")
     if SEARCH_PATH not in options:
         os.environ["PGOPTIONS"] = f"{options} {SEARCH_PATH}".strip()
@@ -176,8 +176,7 @@ class StoreConfig:
             "dbname": env["POSTGRES_DBNAME"], "host": env["POSTGRES_HOST"],
             "port": env["POSTGRES_PORT"], "user": env["POSTGRES_USER"],
             "password": env["POSTGRES_PASSWORD"] or None, "connect_timeout": 10,
-            "options": SEARCH_PATH,
-        }
+        }  # (the search path: PGOPTIONS, set with the env this is made from)
 
     @classmethod
     def _connect(cls, env: dict[str, str]) -> psycopg.Connection:

@@ -352,7 +352,7 @@ def _joined(value: Any) -> bytes:
     return b",".join(value) if type(value) is list else value
 
 
-#: what the audit record leaves out of a repeated Authorization header: the value of any
+#: what the audit record leaves out of an authentication error's message: the value of any
 #: signature parameter, however spelt, and any run of 64 hex digits (a SigV4 signature)
 _SIGNATURE_VALUE = re.compile(r"(?i)(signature\s*[=:]\s*)[^,\s']*|[0-9a-f]{64}")
 
