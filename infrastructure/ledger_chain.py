@@ -171,6 +171,19 @@ def _digest(source: str, position: int, rest: bytes) -> bytes:
     return hashlib.sha256(_PREFIX[source] + b"I" + _INT(position) + rest).digest()
 
 
+def _row_digest(source: str, row: tuple) -> bytes:
+    """A stored row's digest (its position first): ``_digest(source, position, canonical(the
+    rest))``, with the row's last value (an audit record's bytes, an event's state: the bulk
+    of it) hashed where it lies rather than copied into the canonical bytes."""
+    last = row[-1]
+    if type(last) is not bytes:
+        return _digest(source, row[0], canonical(row[1:]))
+    digest = hashlib.sha256(_PREFIX[source] + b"I" + _INT(row[0]) + canonical(row[1:-1])
+                            + b"B" + _LEN(len(last)))
+    digest.update(last)
+    return digest.digest()
+
+
 def retention_digest(position: int) -> bytes:
     """The digest of a retention marker: the newest audit position retention deleted."""
     return hashlib.sha256(_RETENTION_PREFIX + b"I" + _INT(position)).digest()
@@ -366,8 +379,9 @@ class _RegionDB:
 
     def source_digests(self, source: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """(position, digest) of a source's rows after ``position``, in order."""
-        return [(position, _digest(source, position, rest))
-                for position, rest in self.source_rests(source, after, limit)]
+        return [(row[0], _row_digest(source, row)) for row in self._source_rows(
+            source, self._COLUMNS[source], "{position} > ? ORDER BY {position} LIMIT ?",
+            (after, limit))]
 
     def _rests(self, source: str, where: str, args: tuple) -> list[tuple[int, bytes]]:
         """(position, the canonical bytes of the row's other fields) of the rows ``where``."""
