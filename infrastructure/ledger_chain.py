@@ -322,6 +322,29 @@ class _RegionDB:
         (None: nothing): its tables not tables, a file or function that is not what it says."""
         raise NotImplementedError
 
+    #: the columns of each table that the chainer and the verifier read (the events' position
+    #: column is ``names["event_position"]``)
+    _READ = {"events": ("originator_id", "originator_version", "topic", "state"),
+             "audit": tuple(_AUDIT_COLUMNS.split(", ")),
+             "chain": ("seq", "source", "source_position", "digest", "prev_hash", "hash"),
+             "checkpoints": ("seq", "chain_seq", "head_hash", "created", "prev_hash", "key_id",
+                             "signature")}
+
+    def _columns(self, table: str) -> set[str]:
+        """The columns a table (``names``) has."""
+        raise NotImplementedError
+
+    def _missing_column(self, table: str, name: str) -> str | None:
+        """A column the verifier reads that a table lacks (one dropped): None if it has them."""
+        needed = self._READ[table]
+        if table == "events" and self.names["event_position"] != "rowid":
+            needed = (self.names["event_position"], *needed)
+        have = self._columns(table)
+        missing = next((column for column in needed if column not in have), None)
+        if missing is None:
+            return None
+        return f"{name} has no column {missing}: a column the verifier reads was dropped"
+
     def _try_lease(self) -> bool:
         raise NotImplementedError
 
@@ -599,6 +622,9 @@ class _SQLiteRegionDB(_RegionDB):
                 if found is not None and "COLLATE" in (found[1] or "").upper():
                     return (f"{name}: {self._TABLE_NAMES[table]} declares a collation: what a "
                             "query matches may not be what is stored")
+                if found is not None and (
+                        missing := self._missing_column(table, self._TABLE_NAMES[table])):
+                    return f"{name}: {missing}"
             # a trigger can drop what the server writes (RAISE(IGNORE)) or rewrite it: the
             # chain would never see the record or event it swallowed
             trigger = conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = "
@@ -611,6 +637,11 @@ class _SQLiteRegionDB(_RegionDB):
             if found != ["ok"]:
                 return f"{name}: SQLite's integrity check: " + "; ".join(found)
         return None
+
+    def _columns(self, table: str) -> set[str]:
+        conn = self._ledger_conn() if table == "events" else self._main
+        return {row[1] for row in conn.execute(
+            "SELECT * FROM pragma_table_info(?)", (self._TABLE_NAMES[table],))}
 
     def _try_lease(self) -> bool:
         if self._lease is not None:
@@ -736,7 +767,7 @@ class _PostgresRegionDB(_RegionDB):
                                                                   where, args)]
 
     def structure_problem(self) -> str | None:
-        for name in self._table_names.values():
+        for key, name in self._table_names.items():
             found = self._conn.execute(
                 "SELECT c.oid, c.relkind, c.relrowsecurity FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
@@ -766,6 +797,8 @@ class _PostgresRegionDB(_RegionDB):
             if trigger is not None:
                 return (f"{self.schema}.{name} has trigger {trigger[0]}: it can drop or change "
                         "what the server writes before the chain sees it")
+            if (missing := self._missing_column(key, f"{self.schema}.{name}")) is not None:
+                return missing
         functions = self._conn.execute(
             "SELECT p.prosrc, p.proconfig, l.lanname FROM pg_proc p JOIN pg_namespace n ON "
             "n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "
@@ -774,6 +807,12 @@ class _PostgresRegionDB(_RegionDB):
             return (f"{self.schema}.{RECORD_TEXT} is not the function keyledger defines: the "
                     "audit's queries by key read records through it")
         return self._index_problem()
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[0] for row in self._conn.execute(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN "
+            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+            "AND a.attnum > 0 AND NOT a.attisdropped", (self.schema, self._table_names[table]))}
 
     def _index_problem(self) -> str | None:
         """With PostgreSQL's amcheck extension installed, whether every B-tree index of the

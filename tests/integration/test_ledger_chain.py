@@ -1035,3 +1035,17 @@ def test_a_trigger_on_a_chained_table_is_an_edit(kms, populated, chainer):
         said = "audit.db: trigger swallow on keyledger_audit"
     assert problem(kms, chainer) == ("edited", "the store's structure")
     assert said in report(kms, chainer).headline()
+
+
+@pytest.mark.parametrize("table, column", [("audit", "error_code"), ("chain", "prev_hash"),
+                                           ("cps", "key_id")])
+def test_a_chained_table_missing_a_column_is_an_edit(kms, populated, chainer, table, column):
+    """A column dropped from a table the verifier reads (SQLite's DROP COLUMN, PostgreSQL's):
+    an edit of the store's structure, named, not a verifier that stops on a query error."""
+    store = populated
+    chainer.chain(REGION, final=True)
+    name = {"audit": "keyledger_audit", "chain": "keyledger_chain",
+            "cps": "keyledger_checkpoints"}[table]
+    store.sql(f"ALTER TABLE {{{table}}} DROP COLUMN {column}")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert f"{name} has no column {column}" in report(kms, chainer).headline()
