@@ -91,7 +91,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,7 +120,6 @@ from domain.operations import OPERATIONS
 from domain.policy import IDENTITY, Policy, PrincipalMatch, Statement
 from domain.policy import Caller as PolicyCaller
 from domain.principals import (
-    DEFAULT_SESSION_NAME,
     Principal,
     PrincipalKind,
     unique_id_for,
@@ -531,6 +530,12 @@ _PRINCIPAL_KEYS = frozenset({
     "aws:principalarn", "aws:principalaccount", "aws:principaltype", "aws:userid",
     "aws:username", "kms:calleraccount",
 })
+#: the session name a role is reviewed under: any session of the role may call (the session
+#: names in use are not in the ledger, and a caller chooses one when it assumes the role).
+#: IAM allows none with braces, so no policy naming a session names this one, and the keys
+#: a session's name decides (_SESSION_KEYS) are left to the request, as conditions
+_ANY_SESSION = "{any-session}"
+_SESSION_KEYS = frozenset({"aws:userid"})  # (a session's: ROLE-ID:SESSION-NAME)
 #: condition keys whose value the key (as it was at T), T or the Region fix
 _KEY_KEYS = frozenset({
     "kms:keyspec", "kms:customermasterkeyspec", "kms:keyusage", "kms:customermasterkeyusage",
@@ -683,9 +688,13 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
         context.update(principal_context(principal))
         context["kms:calleraccount"] = principal.account
 
+    any_session = principal.session_name == _ANY_SESSION
+
     def is_known(name: str) -> bool:
         if name in _KEY_KEYS or name.startswith("aws:resourcetag/"):
             return True
+        if any_session and name in _SESSION_KEYS:
+            return False
         return candidate.known and (name in _PRINCIPAL_KEYS or name.startswith("aws:principaltag/"))
 
     kp = _Rewritten(key_policy, key_document, None, "k", context, is_known)
@@ -786,8 +795,8 @@ def _candidates(key: KmsKey, key_policy: Policy, grants: list[Grant],
                 identities: Mapping[str, Principal]) -> list[_Candidate]:
     candidates = []
     for arn, principal in sorted(identities.items()):
-        if principal.kind is PrincipalKind.ASSUMED_ROLE:
-            principal = replace(principal, session_name=DEFAULT_SESSION_NAME)
+        if principal.kind is PrincipalKind.ASSUMED_ROLE:  # any of its sessions (_ANY_SESSION)
+            principal = replace(principal, session_name=_ANY_SESSION)
         candidates.append(_Candidate(arn, principal, True))
     arns, accounts = _named(key_policy, grants)
     for arn in sorted(arns):
@@ -1086,12 +1095,14 @@ def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
 class Forensics:
     """The forensic reads of a :class:`~application.service.KeyManagementService`, as the
     ledger API and the CLI ask them: by region name and key id, optionally confined to one
-    account (no one reads another account's ledger). ``identities_region`` holds the
-    identities events (the server records them in its default region)."""
+    account (no one reads another account's ledger). ``identities_regions`` may hold the
+    identities events: a server records them in its default region, and a store read offline
+    may have been served with any default region, or with several over time: the identities
+    at T are those of the region that recorded them last by T."""
 
-    def __init__(self, service, identities_region: str) -> None:
+    def __init__(self, service, identities_regions: Sequence[str]) -> None:
         self.service = service
-        self.identities_region = identities_region
+        self.identities_regions = tuple(identities_regions)
 
     def _region(self, region_name: str, key_id: str) -> Region:
         if not KEY_ID_PATTERN.fullmatch(key_id) or not self._known(region_name):
@@ -1106,9 +1117,16 @@ class Forensics:
         return key_state_at(self._region(region_name, key_id), key_id, at, account)
 
     def identities(self, at: datetime) -> dict[str, Principal]:
-        if not self._known(self.identities_region):
-            return {}
-        return identities_at(self.service.region(self.identities_region).ledger, at)
+        newest, ledger = None, None
+        for name in self.identities_regions:
+            if not self._known(name):
+                continue
+            candidate = self.service.region(name).ledger
+            recorded = [event.timestamp for event in candidate.repository.event_store.get(
+                IDENTITY_DIRECTORY_ID) if event.timestamp <= at]
+            if recorded and (newest is None or recorded[-1] > newest):
+                newest, ledger = recorded[-1], candidate
+        return {} if ledger is None else identities_at(ledger, at)
 
     def who_can(self, region_name: str, key_id: str, action: str, at: datetime,
                 account: str | None = None) -> dict[str, Any]:

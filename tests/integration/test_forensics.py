@@ -48,7 +48,7 @@ def _arn(key_id: str) -> str:
 
 
 def _forensics(kms) -> Forensics:
-    return Forensics(kms.service, REGION)
+    return Forensics(kms.service, [REGION])
 
 
 def _stamps(kms, key_id: str) -> list[datetime]:
@@ -658,3 +658,55 @@ def test_get_key_last_usage_reads_the_audit_store(kms):
         f"{_arn(key_id)} because no identity-based policy allows the kms:GetKeyLastUsage action")
     kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
     assert kms.call("GetKeyLastUsage", KeyId=key_id) == usage(decrypt, 6)
+
+
+def test_a_role_is_reviewed_for_any_of_its_sessions(kms):
+    """The session names in use are not in the ledger: a role is reviewed for any session, its
+    aws:userid (ROLE-ID:SESSION) a condition of the request, and a Deny naming one session
+    leaves the others (a review under one assumed name listed neither)."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/app"
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/app/keyledger"
+    ci_only = {"StringLike": {"aws:userid": "*:ci"}}
+    _record_identities(kms, Directory(), parse_directory(json.dumps({"accounts": {ACCOUNT: {
+        "roles": {"app": {"policies": {"CiOnly": {"Version": "2012-10-17", "Statement": [
+            {"Sid": "CiSessions", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+             "Condition": ci_only}]}}}}}}})))
+    by_default = _create(kms)
+    named = _create(kms, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "App", "Effect": "Allow", "Principal": {"AWS": role}, "Action": "kms:Decrypt",
+         "Resource": "*"},
+        {"Sid": "NotThatSession", "Effect": "Deny", "Principal": {"AWS": session},
+         "Action": "kms:Decrypt", "Resource": "*"}]}))
+    now = datetime.now(UTC)
+    forensics = _forensics(kms)
+    assert forensics.who_can(REGION, by_default, "kms:Decrypt", now)["Principals"] == [
+        {"Principal": role, "Via": "identity-policy", "PolicyName": "CiOnly",
+         "Statement": "CiSessions", "Conditions": ci_only,
+         "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None},
+        ROOT_ROUTE]
+    assert forensics.who_can(REGION, named, "kms:Decrypt", now)["Principals"] == [
+        {"Principal": role, "Via": "key-policy", "Statement": "App", "Conditions": None},
+        ROOT_ROUTE]
+
+
+def test_the_identities_at_t_are_those_recorded_last_by_t_in_any_region_read(kms):
+    """A store read offline may have been served with another default region (its identities
+    recorded there), or with one, then another: the region that recorded them last by T."""
+    west = "us-west-2"
+    first, second = _identities(), _identities(alice_policy=False, dave=True)
+    kms.service.record_identities(west, directory_digest(first), directory_changes(Directory(), first))
+    key_id = _create(kms)
+    between = datetime.now(UTC)
+    kms.service.record_identities(REGION, directory_digest(second),
+                                  directory_changes(Directory(), second))
+    now = datetime.now(UTC)
+
+    def principals(regions, at):
+        answer = Forensics(kms.service, regions).who_can(REGION, key_id, "kms:Decrypt", at)
+        return [route["Principal"] for route in answer["Principals"]]
+
+    assert principals([REGION, west], between) == [ROOT_ARN, ALICE_ARN]  # west's, then
+    assert principals([REGION, west], now) == [ROOT_ARN, DAVE_ARN]  # this region's, since
+    assert principals([REGION], between) == [ACCOUNT]  # (none recorded here by then)
