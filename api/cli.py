@@ -366,7 +366,8 @@ def fork(args: argparse.Namespace) -> int:
 
 def _verify_parser(sub) -> None:
     p = sub.add_parser("verify", help="check offline that no ledger event or audit record was "
-                                      "edited, removed, inserted or reordered")
+                                      "edited, removed, inserted or reordered, and that every "
+                                      "snapshot loads what its events make")
     _store_arguments(p)
     p.add_argument("--public-key", required=True,
                    help="the checkpoint public key (PEM) exported by `keyledger checkpoint-key`")

@@ -325,6 +325,7 @@ class _RegionDB:
     #: the columns of each table that the chainer and the verifier read (the events' position
     #: column is ``names["event_position"]``)
     _READ = {"events": ("originator_id", "originator_version", "topic", "state"),
+             "snapshots": ("originator_id", "originator_version", "topic", "state"),
              "audit": tuple(_AUDIT_COLUMNS.split(", ")),
              "chain": ("seq", "source", "source_position", "digest", "prev_hash", "hash"),
              "checkpoints": ("seq", "chain_seq", "head_hash", "created", "prev_hash", "key_id",
@@ -509,9 +510,11 @@ class _RegionDB:
 
 class _SQLiteRegionDB(_RegionDB):
     names = {"events": "stored_events", "event_position": "rowid", "audit": AUDIT_TABLE,
-             "chain": CHAIN_TABLE, "checkpoints": CHECKPOINT_TABLE}
+             "chain": CHAIN_TABLE, "checkpoints": CHECKPOINT_TABLE,
+             "snapshots": "stored_snapshots"}
     _TABLE_NAMES = {"events": "stored_events", "audit": AUDIT_TABLE, "chain": CHAIN_TABLE,
-                    "checkpoints": CHECKPOINT_TABLE}
+                    "checkpoints": CHECKPOINT_TABLE, "snapshots": "stored_snapshots"}
+    _IN_LEDGER = ("events", "snapshots")  # (the tables of ledger.db; the others: audit.db)
 
     def __init__(self, folder: Path, region: str, writable: bool) -> None:
         super().__init__(region)
@@ -549,7 +552,7 @@ class _SQLiteRegionDB(_RegionDB):
         return self._main.execute(sql, args).rowcount
 
     def _exists(self, table: str) -> bool:
-        conn = self._ledger_conn() if table == "events" else self._main
+        conn = self._ledger_conn() if table in self._IN_LEDGER else self._main
         if conn is None:
             return False
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -608,7 +611,7 @@ class _SQLiteRegionDB(_RegionDB):
 
     def structure_problem(self) -> str | None:
         files = (("audit.db", self._main, ("audit", "chain", "checkpoints")),
-                 ("ledger.db", self._ledger_conn(), ("events",)))
+                 ("ledger.db", self._ledger_conn(), self._IN_LEDGER))
         for name, conn, tables in files:
             if conn is None:
                 continue
@@ -639,7 +642,7 @@ class _SQLiteRegionDB(_RegionDB):
         return None
 
     def _columns(self, table: str) -> set[str]:
-        conn = self._ledger_conn() if table == "events" else self._main
+        conn = self._ledger_conn() if table in self._IN_LEDGER else self._main
         return {row[1] for row in conn.execute(
             "SELECT * FROM pragma_table_info(?)", (self._TABLE_NAMES[table],))}
 
@@ -734,9 +737,11 @@ class _PostgresRegionDB(_RegionDB):
         q = f'"{self.schema}".'  # the schema name is built from a validated region name
         self.names = {"events": q + '"keyledger_events"', "event_position": "notification_id",
                       "audit": q + f'"{AUDIT_TABLE}"', "chain": q + f'"{CHAIN_TABLE}"',
-                      "checkpoints": q + f'"{CHECKPOINT_TABLE}"', "keyring": q + '"data_keys"'}
+                      "checkpoints": q + f'"{CHECKPOINT_TABLE}"', "keyring": q + '"data_keys"',
+                      "snapshots": q + '"keyledger_snapshots"'}
         self._table_names = {"events": "keyledger_events", "audit": AUDIT_TABLE,
-                             "chain": CHAIN_TABLE, "checkpoints": CHECKPOINT_TABLE}
+                             "chain": CHAIN_TABLE, "checkpoints": CHECKPOINT_TABLE,
+                             "snapshots": "keyledger_snapshots"}
         self._conn = psycopg.connect(**conninfo, autocommit=True)
         self._leased = False  # a session advisory lock: released when the connection closes
         #: the chainer has the database hash its rows (pure-Python psycopg decodes slowly);
@@ -1327,6 +1332,7 @@ class RegionReport:
     after_checkpoint: int = 0  # chained after the last checkpoint
     unchained: dict[str, int] = field(default_factory=lambda: {EVENT: 0, AUDIT: 0})
     problem: Problem | None = None
+    snapshots: int = 0  # snapshots found to load what their events make (snapshot_check)
 
     @property
     def records(self) -> int:
@@ -1338,6 +1344,7 @@ class RegionReport:
 
     def summary(self) -> str:
         text = (f"{self.region}: {self.events} events and {self.audit} audit records verified, "
+                f"{self.snapshots} snapshots checked, "
                 f"{self.checkpoints} checkpoints, last checkpoint {_iso(self.last_checkpoint)}")
         if self.pruned:
             text += (f"; {self.pruned} older audit records pruned by retention (a signed "
@@ -1474,9 +1481,21 @@ class _RegionVerifier:
         with self.db.snapshot():
             try:
                 self._walk()
+                self._check_snapshots()  # (only once the walk found the events intact)
             except _Failed as failure:
                 self.report.problem = failure.problem
         return self.report
+
+    # snapshots: not chained, yet a server loads a key from its newest one
+    def _check_snapshots(self) -> None:
+        """Every stored snapshot against the events the walk just verified, in the same read
+        transaction (infrastructure.snapshot_check)."""
+        from infrastructure.snapshot_check import check_snapshots  # (it imports this module)
+
+        result = check_snapshots(self.db)
+        self.report.snapshots = result.checked
+        if result.problem is not None:
+            raise _Failed(*result.problem)
 
     # checkpoints
     def _check_checkpoint(self, cp: _Checkpoint, expected_seq: int, prev_hash: bytes,
