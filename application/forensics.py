@@ -536,6 +536,11 @@ _PRINCIPAL_KEYS = frozenset({
 #: a session's name decides (_SESSION_KEYS) are left to the request, as conditions
 _ANY_SESSION = "{any-session}"
 _SESSION_KEYS = frozenset({"aws:userid"})  # (a session's: ROLE-ID:SESSION-NAME)
+#: condition keys whose value keyledger fixes, as its evaluator does (application.authorization):
+#: no AWS service calls it, so kms:ViaService is never present, aws:ViaAWSService is false, and
+#: kms:GrantIsForAWSResource is false for the grant operations (absent for the others)
+_SERVER_KEYS = frozenset({"kms:viaservice", "aws:viaawsservice", "kms:grantisforawsresource"})
+_GRANT_ACTIONS = frozenset({"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"})
 #: condition keys whose value the key (as it was at T), T or the Region fix
 _KEY_KEYS = frozenset({
     "kms:keyspec", "kms:customermasterkeyspec", "kms:keyusage", "kms:customermasterkeyusage",
@@ -690,8 +695,12 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
 
     any_session = principal.session_name == _ANY_SESSION
 
+    context["aws:viaawsservice"] = False
+    if action in _GRANT_ACTIONS:
+        context["kms:grantisforawsresource"] = False
+
     def is_known(name: str) -> bool:
-        if name in _KEY_KEYS or name.startswith("aws:resourcetag/"):
+        if name in _KEY_KEYS or name in _SERVER_KEYS or name.startswith("aws:resourcetag/"):
             return True
         if any_session and name in _SESSION_KEYS:
             return False

@@ -267,9 +267,9 @@ POLICY_WIDE = json.dumps({"Version": "2012-10-17", "Statement": [
      "Condition": {"StringEquals": {"kms:EncryptionContext:app": "pay"}}},
     {"Sid": "AccountB", "Effect": "Allow", "Principal": {"AWS": OTHER},
      "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"},
-    {"Sid": "AnyoneInAViaS3", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt",
+    {"Sid": "AnyoneInAForTheLedgerApp", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt",
      "Resource": "*", "Condition": {"StringEquals": {
-         "kms:CallerAccount": ACCOUNT, "kms:ViaService": "s3.us-east-1.amazonaws.com"}}},
+         "kms:CallerAccount": ACCOUNT, "kms:EncryptionContext:app": "ledger"}}},
     {"Sid": "BobOnlyOverTls", "Effect": "Deny", "Principal": {"AWS": BOB_ARN},
      "Action": "kms:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
     {"Sid": "NotCarol", "Effect": "Deny", "Principal": {"AWS": CAROL_ARN},
@@ -283,7 +283,7 @@ ROOT_ROUTE = {"Principal": ROOT_ARN, "Via": "key-policy",
 ALICE_ROUTE = {"Principal": ALICE_ARN, "Via": "identity-policy", "PolicyName": "Crypto",
                "Statement": "AllowDecrypt", "Conditions": None,
                "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None}
-VIA_S3 = {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+FOR_LEDGER_APP = {"StringEquals": {"kms:EncryptionContext:app": "ledger"}}
 BOB_DENIED_WHEN = [{"Via": "key-policy", "Statement": "BobOnlyOverTls",
                     "Conditions": {"Bool": {"aws:SecureTransport": "false"}}}]
 
@@ -308,21 +308,21 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
 
     # the default key policy: the root, and alice through her identity policy
     assert who(stamps[0]) == ("kms:Decrypt", 1, [ROOT_ROUTE, ALICE_ROUTE])
-    # the wider policy: "*" and bob only via S3 in account A (their account is known for bob,
+    # the wider policy: "*" and bob only for the ledger app in account A (their account is known for bob,
     # not for "*"), deployer with an encryption context, account B's root, carol refused by an
     # explicit deny, bob's conditional deny reported
     wide = [
-        {"Principal": "*", "Via": "key-policy", "Statement": "AnyoneInAViaS3",
+        {"Principal": "*", "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
          "Conditions": {"StringEquals": {"kms:CallerAccount": ACCOUNT,
-                                         "kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+                                         "kms:EncryptionContext:app": "ledger"}},
          "DeniedWhen": [{"Via": "key-policy", "Statement": "RedTeamNever",
                          "Conditions": {"StringEquals": {"aws:PrincipalTag/team": "purple"}}}]},
         {"Principal": DEPLOYER_ARN, "Via": "key-policy", "Statement": "DeployerDecrypts",
          "Conditions": {"StringEquals": {"kms:EncryptionContext:app": "pay"}}},
         ROOT_ROUTE,
         ALICE_ROUTE,
-        {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "AnyoneInAViaS3",
-         "Conditions": VIA_S3, "DeniedWhen": BOB_DENIED_WHEN},
+        {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
+         "Conditions": FOR_LEDGER_APP, "DeniedWhen": BOB_DENIED_WHEN},
         {"Principal": OTHER_ROOT_ARN, "Via": "key-policy", "Statement": "AccountB",
          "Conditions": None},
     ]
@@ -333,12 +333,12 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
                  "DeniedWhen": BOB_DENIED_WHEN}
     with_grant = wide[:5] + [bob_grant] + wide[5:]
     assert who(stamps[2]) == ("kms:Decrypt", 3, with_grant)
-    # the identities change: alice loses her policy (S3 only, like bob), dave arrives
+    # the identities change: alice loses her policy (the ledger app only, like bob), dave arrives
     now = datetime.now(UTC)
     changed = [
         wide[0], wide[1], ROOT_ROUTE,
-        {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneInAViaS3",
-         "Conditions": VIA_S3},
+        {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
+         "Conditions": FOR_LEDGER_APP},
         wide[4], bob_grant,
         {"Principal": DAVE_ARN, "Via": "identity-policy", "PolicyName": "DaveDecrypts",
          "Statement": "DaveDecrypt", "Conditions": None,
@@ -710,3 +710,35 @@ def test_the_identities_at_t_are_those_recorded_last_by_t_in_any_region_read(kms
     assert principals([REGION, west], between) == [ROOT_ARN, ALICE_ARN]  # west's, then
     assert principals([REGION, west], now) == [ROOT_ARN, DAVE_ARN]  # this region's, since
     assert principals([REGION], between) == [ACCOUNT]  # (none recorded here by then)
+
+
+def test_condition_keys_keyledger_fixes_are_judged_as_its_evaluator_judges_them(kms):
+    """No AWS service calls keyledger: kms:ViaService is never present, and
+    kms:GrantIsForAWSResource is false for the grant operations (application.authorization),
+    so a statement that needs them never applies, and a Deny of calls not made through a
+    service applies to every call."""
+    _record_identities(kms, Directory(), _identities())
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "BobViaS3", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Decrypt", "Resource": "*",
+         "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}},
+        {"Sid": "BobGrantsForAWS", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:CreateGrant", "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}]}
+    key_id = _create(kms, Policy=json.dumps(policy))
+    only_through_services = _create(kms, Policy=json.dumps({**policy, "Statement": [
+        *policy["Statement"],
+        {"Sid": "OnlyThroughServices", "Effect": "Deny", "Principal": "*", "Action": "kms:*",
+         "Resource": "*", "Condition": {"Null": {"kms:ViaService": "true"}}}]}),
+        BypassPolicyLockoutSafetyCheck=True)
+    now = datetime.now(UTC)
+    forensics = _forensics(kms)
+
+    def principals(key, action):
+        return forensics.who_can(REGION, key, action, now)["Principals"]
+
+    assert principals(key_id, "kms:Decrypt") == [ROOT_ROUTE, ALICE_ROUTE]  # (no bob)
+    assert principals(key_id, "kms:CreateGrant") == [ROOT_ROUTE]
+    assert principals(only_through_services, "kms:Decrypt") == []
