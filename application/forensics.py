@@ -628,6 +628,18 @@ class _Rewritten:
         self.denies = Policy(None, kind, version, policy_id, tuple(s for s in plain if not s.allow))
 
 
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _variables(values: Any) -> list[str]:
+    """The condition keys the policy variables of a condition's values name, in lower case
+    (``${aws:PrincipalTag/team}``, ``${aws:username, 'default'}``; not the escapes ``${*}``,
+    ``${?}``, ``${$}``)."""
+    names = (match.split(",", 1)[0].strip().lower()
+             for match in _VARIABLE.findall(json.dumps(values)))
+    return [name for name in names if name not in ("*", "?", "$")]
+
+
 def _partial(condition: Any, variables: bool, context: Mapping[str, Any],
              is_known: Callable[[str], bool]) -> tuple[bool, dict[str, Any] | None]:
     """Evaluate the tests of a Condition element whose keys are known: (False, None) when one
@@ -640,7 +652,8 @@ def _partial(condition: Any, variables: bool, context: Mapping[str, Any],
             continue
         for name, values in entries.items():
             key = name.strip().lower()
-            if not is_known(key) or (variables and "${" in json.dumps(values)):
+            if not is_known(key) or (variables and not all(
+                    is_known(variable) for variable in _variables(values))):
                 residual.setdefault(operator, {})[name] = values
                 continue
             test = compile_condition({operator: {name: values}}, variables=variables)

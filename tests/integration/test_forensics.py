@@ -742,3 +742,32 @@ def test_condition_keys_keyledger_fixes_are_judged_as_its_evaluator_judges_them(
     assert principals(key_id, "kms:Decrypt") == [ROOT_ROUTE, ALICE_ROUTE]  # (no bob)
     assert principals(key_id, "kms:CreateGrant") == [ROOT_ROUTE]
     assert principals(only_through_services, "kms:Decrypt") == []
+
+
+def test_a_policy_variable_whose_key_is_known_is_evaluated_not_left_to_the_request(kms):
+    """ABAC: bob (team=red) may decrypt keys tagged with his team; both sides are known at T,
+    so the review answers as the evaluator would, instead of a condition that never holds."""
+    _record_identities(kms, Directory(), _identities())
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "OwnTeam", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {
+             "aws:ResourceTag/team": "${aws:PrincipalTag/team}"}}},
+        {"Sid": "OwnAgent", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {
+             "aws:ResourceTag/agent": "${aws:UserAgent}"}}}]})
+    red = _create(kms, Policy=policy, Tags=[{"TagKey": "team", "TagValue": "red"}])
+    green = _create(kms, Policy=policy, Tags=[{"TagKey": "team", "TagValue": "green"}])
+    now = datetime.now(UTC)
+
+    def bob(key):
+        return [route for route in _forensics(kms).who_can(REGION, key, "kms:Decrypt", now)[
+            "Principals"] if route["Principal"] == BOB_ARN]
+
+    assert bob(red) == [{"Principal": BOB_ARN, "Via": "key-policy", "Statement": "OwnTeam",
+                         "Conditions": None}]
+    # (the user agent is the request's: that statement is left to it, as a condition)
+    assert bob(green) == [{"Principal": BOB_ARN, "Via": "key-policy", "Statement": "OwnAgent",
+                           "Conditions": {"StringEquals": {
+                               "aws:ResourceTag/agent": "${aws:UserAgent}"}}}]
