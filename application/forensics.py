@@ -754,19 +754,10 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
         decision = decide(pass_key, pass_ids, None)
         if not decision.allowed:
             continue
-        part = parts[decision.via]
-        if part.policy_name is None:
-            route = {"Principal": candidate.label, "Via": "key-policy",
-                     "Statement": part.display, "Conditions": part.conditions}
-        else:
-            delegating = _allowing_statement(pass_key, caller, action, key.arn, context)
-            through = parts[delegating.sid] if delegating is not None else None
-            route = {"Principal": candidate.label, "Via": "identity-policy",
-                     "PolicyName": part.policy_name, "Statement": part.display,
-                     "Conditions": part.conditions,
-                     "KeyPolicyStatement": through.display if through else None,
-                     "KeyPolicyConditions": through.conditions if through else None}
-        routes.append(route)
+        # unconditionally allowed: one route says so; else every statement that would let the
+        # candidate in is a way in of its own (meeting any one's conditions suffices)
+        routes.extend(_ways_in(decision, decide, pass_key, pass_ids, parts, candidate, caller,
+                               action, key.arn, context))
         break
     for grant in grants:
         plain = replace(grant, constraints=None)
@@ -788,6 +779,40 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
     if denied_when:
         for route in routes:
             route["DeniedWhen"] = denied_when
+    return routes
+
+
+def _without(policy: Policy, sid: str) -> Policy:
+    return Policy(None, policy.kind, policy.version, policy.id,
+                  tuple(s for s in policy.statements if s.sid != sid))
+
+
+def _ways_in(decision, decide, key_policy: Policy, identity: list[Policy],
+             parts: dict[str, _Part], candidate: _Candidate, caller: PolicyCaller, action: str,
+             resource: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A route per statement that lets the candidate in (``decision``: the evaluator's first):
+    the statement it relied on, then again without it, until none is left that would, or one
+    lets it in unconditionally (the others add nothing then)."""
+    routes = []
+    while decision.allowed:
+        part = parts[decision.via]
+        if part.policy_name is None:
+            route = {"Principal": candidate.label, "Via": "key-policy",
+                     "Statement": part.display, "Conditions": part.conditions}
+            key_policy = _without(key_policy, decision.via)
+        else:
+            delegating = _allowing_statement(key_policy, caller, action, resource, context)
+            through = parts[delegating.sid] if delegating is not None else None
+            route = {"Principal": candidate.label, "Via": "identity-policy",
+                     "PolicyName": part.policy_name, "Statement": part.display,
+                     "Conditions": part.conditions,
+                     "KeyPolicyStatement": through.display if through else None,
+                     "KeyPolicyConditions": through.conditions if through else None}
+            identity = [_without(policy, decision.via) for policy in identity]
+        routes.append(route)
+        if part.conditions is None and route.get("KeyPolicyConditions") is None:
+            break
+        decision = decide(key_policy, identity, None)
     return routes
 
 

@@ -317,6 +317,9 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
                                          "kms:EncryptionContext:app": "ledger"}},
          "DeniedWhen": [{"Via": "key-policy", "Statement": "RedTeamNever",
                          "Conditions": {"StringEquals": {"aws:PrincipalTag/team": "purple"}}}]},
+        # (two ways in, either suffices: the statement for anyone in A, its own)
+        {"Principal": DEPLOYER_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
+         "Conditions": FOR_LEDGER_APP},
         {"Principal": DEPLOYER_ARN, "Via": "key-policy", "Statement": "DeployerDecrypts",
          "Conditions": {"StringEquals": {"kms:EncryptionContext:app": "pay"}}},
         ROOT_ROUTE,
@@ -331,19 +334,19 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
     bob_grant = {"Principal": BOB_ARN, "Via": "grant", "GrantId": grant["GrantId"],
                  "Conditions": {"EncryptionContextSubset": {"app": "pay"}},
                  "DeniedWhen": BOB_DENIED_WHEN}
-    with_grant = wide[:5] + [bob_grant] + wide[5:]
+    with_grant = wide[:6] + [bob_grant] + wide[6:]
     assert who(stamps[2]) == ("kms:Decrypt", 3, with_grant)
     # the identities change: alice loses her policy (the ledger app only, like bob), dave arrives
     now = datetime.now(UTC)
     changed = [
-        wide[0], wide[1], ROOT_ROUTE,
+        wide[0], wide[1], wide[2], ROOT_ROUTE,
         {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
          "Conditions": FOR_LEDGER_APP},
-        wide[4], bob_grant,
+        wide[5], bob_grant,
         {"Principal": DAVE_ARN, "Via": "identity-policy", "PolicyName": "DaveDecrypts",
          "Statement": "DaveDecrypt", "Conditions": None,
          "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None},
-        wide[5],
+        wide[6],
     ]
     assert who(directory_stamps[1]) == ("kms:Decrypt", 3, changed)
     assert who(now) == ("kms:Decrypt", 3, changed)
@@ -771,3 +774,24 @@ def test_a_policy_variable_whose_key_is_known_is_evaluated_not_left_to_the_reque
     assert bob(green) == [{"Principal": BOB_ARN, "Via": "key-policy", "Statement": "OwnAgent",
                            "Conditions": {"StringEquals": {
                                "aws:ResourceTag/agent": "${aws:UserAgent}"}}}]
+
+
+def test_every_statement_that_lets_a_principal_in_is_a_route_of_its_own(kms):
+    """Two Allows with different conditions: meeting either suffices, so both are named (the
+    review named only the one the evaluator met first)."""
+    _record_identities(kms, Directory(), _identities())
+    blue = {"StringEquals": {"kms:EncryptionContext:tenant": "blue"}}
+    office = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    key_id = _create(kms, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "BobForBlue", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Decrypt", "Resource": "*", "Condition": blue},
+        {"Sid": "BobFromTheOffice", "Effect": "Allow", "Principal": {"AWS": BOB_ARN},
+         "Action": "kms:Decrypt", "Resource": "*", "Condition": office}]}))
+    answer = _forensics(kms).who_can(REGION, key_id, "kms:Decrypt", datetime.now(UTC))
+    assert [route for route in answer["Principals"] if route["Principal"] == BOB_ARN] == [
+        {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "BobForBlue",
+         "Conditions": blue},
+        {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "BobFromTheOffice",
+         "Conditions": office}]
