@@ -919,6 +919,16 @@ def _succeeded(record: Mapping[str, Any]) -> bool:
     return record.get("eventSource") == "kms.amazonaws.com" and not record.get("errorCode")
 
 
+_SECOND = timedelta(seconds=1)
+
+
+def _stored_time(store: AuditStorePort, position: int) -> datetime:
+    """The instant stored with the record at ``position`` (its eventTime shows only the
+    second: a use in the second a key or material was created would seem to precede it)."""
+    (_, when, _), = store.after(position - 1, 1)
+    return datetime.fromtimestamp(when, UTC)
+
+
 def _record_time(record: Mapping[str, Any]) -> datetime | None:
     try:
         when = datetime.fromisoformat(record["eventTime"])
@@ -964,8 +974,13 @@ def _lineage(ledger: KeyLedger, key_id: str) -> dict[str, dict[str, Any]]:
     from the key's material events (the others are skipped before they are decoded)."""
     lineage: dict[str, dict[str, Any]] = {}
 
-    def appear(material) -> None:
-        if material is None or material.key_material_id in lineage:
+    def appear(material, again: bool = False) -> None:
+        """``again``: imported anew (the same material after it was deleted: live again)."""
+        if material is None:
+            return
+        if material.key_material_id in lineage:
+            if again:
+                lineage[material.key_material_id]["Destroyed"] = False
             return
         rotation = material.rotation_type
         lineage[material.key_material_id] = {
@@ -980,8 +995,10 @@ def _lineage(ledger: KeyLedger, key_id: str) -> dict[str, dict[str, Any]]:
         if cls is None:
             continue
         event = ledger.mapper.to_domain_event(stored)
-        if cls in (KmsKey.KeyCreated, KmsKey.KeyMaterialRotated, KmsKey.KeyMaterialImported):
+        if cls in (KmsKey.KeyCreated, KmsKey.KeyMaterialRotated):
             appear(event.material)
+        elif cls is KmsKey.KeyMaterialImported:
+            appear(event.material, again=True)
         elif cls is KmsKey.MultiRegionKeySynchronized:  # a replica's versions: the primary's
             for material in event.materials:
                 appear(material)
@@ -1013,8 +1030,9 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
            for m in lineage}
     only = next(iter(lineage)) if len(lineage) == 1 else None
 
-    def count(material_id: str | None, group: str, name: str, when: datetime | None,
-              decryption: bool) -> None:
+    def count(material_id: str | None, group: str, name: str,
+              when: tuple[datetime, int] | None, decryption: bool) -> None:
+        """``when``: the record's eventTime (to the second) and position (its instant)."""
         entry = use.get(material_id if material_id is not None else only)
         if entry is None:
             return
@@ -1029,10 +1047,11 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         for entry in use.values():
             entry[group[0]] = dict.fromkeys(group[1], 0)
     store = _audit(region)
-    for _, record in _records(store, key):
+    for position, record in _records(store, key):
         if not _succeeded(record):
             continue
         name, extra, when = record.get("eventName"), record.get("additionalEventData") or {}, _record_time(record)
+        when = None if when is None else (when, position)
         if group is not None and name in group[1]:
             count(extra.get("keyMaterialId"), group[0], name, when, False)
         elif name == "Encrypt":
@@ -1068,11 +1087,14 @@ def key_materials(region: Region, key_id: str, now: datetime, days: int = 30,
         item["Decryptions"] = counted["Decryptions"]
         if group is not None:
             item[group[0]] = counted[group[0]]
-        item["FirstUsed"] = min(counted["times"], default=None)
-        item["LastUsed"] = max(counted["times"], default=None)
+        first, last = min(counted["times"], default=None), max(counted["times"], default=None)
+        item["FirstUsed"] = None if first is None else _stored_time(store, first[1])
+        item["LastUsed"] = None if last is None else _stored_time(store, last[1])
         if imported is not None:
             item["DecryptedInLastDays"] = {
-                "days": days, "any": any(when >= since for when in counted["decrypted"]),
+                "days": days, "any": any(  # (the second before the look-back: its instant)
+                    when >= since or (when > since - _SECOND and _stored_time(store, at) >= since)
+                    for when, at in counted["decrypted"]),
                 # False: the look-back starts before tracking did, and tracking started after
                 # the key was created (retention pruned, or the key is older than the audit),
                 # so "any": false cannot say that nothing was decrypted
@@ -1121,10 +1143,7 @@ def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
     usage: dict[str, Any] = {}
     if found is not None:
         position, record = found
-        # the stored event time (eventTime shows only the second: a use in the second the key
-        # was created would seem to come before its creation)
-        (_, used, _), = store.after(position - 1, 1)
-        usage = {"Operation": record["eventName"], "Timestamp": datetime.fromtimestamp(used, UTC),
+        usage = {"Operation": record["eventName"], "Timestamp": _stored_time(store, position),
                  "CloudTrailEventId": record.get("eventID")}
         if record.get("requestID"):
             usage["KmsRequestId"] = record["requestID"]

@@ -795,3 +795,34 @@ def test_every_statement_that_lets_a_principal_in_is_a_route_of_its_own(kms):
          "Conditions": blue},
         {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "BobFromTheOffice",
          "Conditions": office}]
+
+
+def test_material_imported_again_after_its_deletion_is_live_again(kms):
+    key_id = _create(kms, Origin="EXTERNAL")
+    material = os.urandom(32)
+    first = _import(kms, key_id, material)
+    kms.call("DeleteImportedKeyMaterial", KeyId=key_id, KeyMaterialId=first)
+    deleted = _forensics(kms).materials(REGION, key_id, 30)["Materials"]
+    assert [(m["KeyMaterialId"], m["ImportState"], m["Destroyed"]) for m in deleted] == [
+        (first, "PENDING_IMPORT", True)]
+    assert _import(kms, key_id, material) == first
+    again = _forensics(kms).materials(REGION, key_id, 30)["Materials"]
+    assert [(m["KeyMaterialId"], m["ImportState"], m["Destroyed"]) for m in again] == [
+        (first, "IMPORTED", False)]
+
+
+def test_first_and_last_use_and_the_look_back_read_the_stored_instants(kms):
+    """eventTime shows only the second: a use in the second the key was made seemed to come
+    before it, and a decryption in the second the look-back starts in fell out of it."""
+    key_id = _create(kms, Origin="EXTERNAL")
+    material = _import(kms, key_id, os.urandom(32))
+    used = datetime.now(UTC).replace(microsecond=500_000) + timedelta(seconds=1)
+    _audit(kms, "Decrypt", [key_id], used, result={"KeyMaterialId": material})
+    since = used - timedelta(milliseconds=300)  # (in the same second, before the use)
+    (found,) = _forensics(kms).materials(REGION, key_id, 30, now=since + timedelta(days=30))[
+        "Materials"]
+    assert (found["FirstUsed"], found["LastUsed"]) == (used, used)
+    assert found["DecryptedInLastDays"]["any"] is True  # (Complete: the audit began with it)
+    (later,) = _forensics(kms).materials(
+        REGION, key_id, 30, now=used + timedelta(milliseconds=1, days=30))["Materials"]
+    assert later["DecryptedInLastDays"]["any"] is False
