@@ -13,7 +13,7 @@ from pathlib import Path
 
 from application.authorization import Caller
 from domain.errors import KmsError
-from domain.principals import AccessKey, Directory, Principal, PrincipalKind
+from domain.principals import AccessKey, Directory, Principal, PrincipalKind, unique_id_for
 from infrastructure.identities import IdentitiesFile, directory_changes, ensure_identities_file
 from infrastructure.sigv4 import (
     SigV4Verifier,
@@ -155,8 +155,11 @@ class Authenticator:
         if arn in directory.principals:
             return True
         session = _SESSION_ARN.fullmatch(arn)
-        if session is None:
-            return False
+        if session is None:  # a user's or a role's unique id (AIDA…, AROA…), as IAM stores it
+            return arn[:4] in ("AIDA", "AROA") and any(
+                p.kind is not PrincipalKind.ROOT
+                and (p.unique_id or unique_id_for(p.kind, name)) == arn
+                for name, p in directory.principals.items())
         account, role = session.groups()
         return any(
             p.kind is PrincipalKind.ASSUMED_ROLE and p.account == account and p.name == role
