@@ -673,19 +673,35 @@ def _identity_documents(principal: Principal) -> list[tuple[str, Policy, Any]]:
     return policies
 
 
-def _allowing_statement(policy: Policy, caller: PolicyCaller, action: str, resource: str,
-                        context: Mapping[str, Any]) -> Statement | None:
-    """The key policy Allow the evaluator relies on for a caller: the first that names it,
-    else the first that names its account (domain.authorization steps 3 and 4)."""
-    account = None
+def _allowing_statements(policy: Policy, caller: PolicyCaller, action: str, resource: str,
+                         context: Mapping[str, Any]) -> list[Statement]:
+    """The key policy Allows that let a caller's identity policies decide, the one the
+    evaluator relies on first: those that name it, then those that name its account
+    (domain.authorization steps 3 and 4)."""
+    direct, account = [], []
     for statement in policy.applicable(action)[1]:
         match = statement.principals.match(caller)  # type: ignore[union-attr]
         if match is _NONE or not statement.holds(resource, context) & 1:
             continue
-        if match is _DIRECT:
-            return statement
-        account = account or statement
-    return account
+        (direct if match is _DIRECT else account).append(statement)
+    return direct + account
+
+
+def _contradict(first: Mapping[str, Any] | None, second: Mapping[str, Any] | None) -> bool:
+    """Whether two sets of request conditions can never hold together: each requires a key
+    (``StringEquals``) to equal a value of its own, and no value is in both (the keys left to
+    the request are single-valued: an encryption context entry, the source IP ...)."""
+    if not first or not second:
+        return False
+    ours = {k.lower(): v for k, v in (first.get("StringEquals") or {}).items()}
+    for name, values in (second.get("StringEquals") or {}).items():
+        mine = ours.get(name.lower())
+        if mine is None:
+            continue
+        wanted = {mine} if isinstance(mine, str) else set(mine)
+        if wanted.isdisjoint({values} if isinstance(values, str) else set(values)):
+            return True
+    return False
 
 
 def _identity_allowing(policies: list[Policy], action: str, resource: str,
@@ -801,14 +817,21 @@ def _ways_in(decision, decide, key_policy: Policy, identity: list[Policy],
                      "Statement": part.display, "Conditions": part.conditions}
             key_policy = _without(key_policy, decision.via)
         else:
-            delegating = _allowing_statement(key_policy, caller, action, resource, context)
-            through = parts[delegating.sid] if delegating is not None else None
+            # the first key policy statement letting it decide whose conditions can hold with
+            # its own (none: this statement is no way in)
+            delegating = [parts[s.sid] for s in _allowing_statements(
+                key_policy, caller, action, resource, context)]
+            through = next((d for d in delegating
+                            if not _contradict(part.conditions, d.conditions)), None)
+            identity = [_without(policy, decision.via) for policy in identity]
+            if delegating and through is None:
+                decision = decide(key_policy, identity, None)
+                continue
             route = {"Principal": candidate.label, "Via": "identity-policy",
                      "PolicyName": part.policy_name, "Statement": part.display,
                      "Conditions": part.conditions,
                      "KeyPolicyStatement": through.display if through else None,
                      "KeyPolicyConditions": through.conditions if through else None}
-            identity = [_without(policy, decision.via) for policy in identity]
         routes.append(route)
         if part.conditions is None and route.get("KeyPolicyConditions") is None:
             break

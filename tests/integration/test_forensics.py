@@ -826,3 +826,29 @@ def test_first_and_last_use_and_the_look_back_read_the_stored_instants(kms):
     (later,) = _forensics(kms).materials(
         REGION, key_id, 30, now=used + timedelta(milliseconds=1, days=30))["Materials"]
     assert later["DecryptedInLastDays"]["any"] is False
+
+
+def test_conditions_that_can_never_hold_together_are_no_way_in(kms):
+    """The key policy lets the account's identities decide for tenant red, alice's own policy
+    allows tenant blue only: no request meets both (a live one is refused), so she is not
+    listed; dave's allows red, and is."""
+    red = {"StringEquals": {"kms:EncryptionContext:tenant": "red"}}
+
+    def allow(sid: str, tenant: str) -> dict:
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": sid, "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+             "Condition": {"StringEquals": {"kms:EncryptionContext:tenant": tenant}}}]}
+
+    _record_identities(kms, Directory(), parse_directory(json.dumps({"accounts": {ACCOUNT: {
+        "users": {"alice": {"policies": {"Blue": allow("BlueOnly", "blue")}},
+                  "dave": {"policies": {"Red": allow("RedOnly", "red")}}}}}})))
+    key_id = _create(kms, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:PutKeyPolicy", "Resource": "*"},
+        {"Sid": "RedTenantsDecide", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:Decrypt", "Resource": "*", "Condition": red}]}))
+    answer = _forensics(kms).who_can(REGION, key_id, "kms:Decrypt", datetime.now(UTC))
+    assert [r for r in answer["Principals"] if r["Via"] == "identity-policy"] == [
+        {"Principal": DAVE_ARN, "Via": "identity-policy", "PolicyName": "Red",
+         "Statement": "RedOnly", "Conditions": red, "KeyPolicyStatement": "RedTenantsDecide",
+         "KeyPolicyConditions": red}]
