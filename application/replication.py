@@ -71,9 +71,11 @@ def share_with_replicas(region, key: KmsKey, transport_key_of: Callable[[str], b
         if materials:
             try:
                 recipient = transport_key_of(replica_region)
-            except Exception:  # its node is down: shared with the next change it can receive
+            except Exception:  # its node is down: shared again once it is back
                 log.warning("material of %s not shared with %s now (its transport key is out "
-                            "of reach)", key.id, replica_region, exc_info=True)
+                            "of reach): sharing again on each replication pass", key.id,
+                            replica_region, exc_info=True)
+                region.unshared.add(key.id)
                 continue
             shares[replica_region] = [
                 BackingKey(m.key_material_id,

@@ -757,9 +757,17 @@ class KmsKey(StrAggregate):
         self.on_demand_rotations = sum(
             1 for m in self.materials.values() if m.rotation_type is RotationType.ON_DEMAND)
         self.replica_regions = tuple(replica_regions)
-        if self.key_state is KeyState.CREATING:
-            self.key_state = (KeyState.ENABLED if self.current_key_material_id in self.materials
-                              else KeyState.PENDING_IMPORT)
+        # a replica is usable once its current material is here; until then it is creating,
+        # or, with imported material (EXTERNAL origin), pending import. (A replica of AWS_KMS
+        # origin that older code left pending import, synchronized before the material came,
+        # leaves it the same way.)
+        waiting = self.key_state is KeyState.CREATING or (
+            self.key_state is KeyState.PENDING_IMPORT and not self.imported)
+        if waiting:
+            if self.current_key_material_id in self.materials:
+                self.key_state = KeyState.ENABLED
+            elif self.imported:
+                self.key_state = KeyState.PENDING_IMPORT
 
     # -- imported key material ------------------------------------------------------------------
 

@@ -517,3 +517,36 @@ def test_new_imported_material_goes_into_the_primary_then_every_replica_then_rot
             "CurrentKeyMaterialId"] == new_id
     blob = kms.call("Encrypt", west, KeyId=md["KeyId"], Plaintext=b"new")["CiphertextBlob"]
     assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == b"new"
+
+
+def _out_of_reach(*args):
+    raise ConnectionError("the replica Region's node is down")
+
+
+def test_material_a_down_replica_could_not_take_is_shared_once_it_is_back(kms, monkeypatch):
+    """ReplicateKey and a rotation while the replica Region's transport key is out of reach
+    (its node down): the replica waits, creating, not pending import (its origin is AWS_KMS),
+    and takes the material on the first replication pass after its node is back; ciphertext
+    made meanwhile decrypts there."""
+    md = mrk(kms)
+    west = kms.context(REPLICA)
+    hierarchy = kms.service.region(REPLICA).hierarchy
+    with monkeypatch.context() as down:
+        down.setattr(hierarchy, "transport_public_key", _out_of_reach)
+        kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+        kms.service.replicate()
+        assert kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"][
+            "KeyState"] == "Creating"
+        kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+        blob = kms.call("Encrypt", KeyId=md["KeyId"], Plaintext=b"made while west was down")[
+            "CiphertextBlob"]
+        kms.service.replicate()  # (still out of reach: nothing shared, still pending)
+        assert kms.service.region(PRIMARY).unshared == {md["KeyId"]}
+    kms.service.replicate()  # back: shared on this pass
+    assert kms.service.region(PRIMARY).unshared == set()
+    replica = kms.call("DescribeKey", west, KeyId=md["KeyId"])["KeyMetadata"]
+    primary = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    assert replica["KeyState"] == "Enabled"
+    assert replica["CurrentKeyMaterialId"] == primary["CurrentKeyMaterialId"]
+    assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"made while west was down"
+    assert len(kms.call("ListKeyRotations", west, KeyId=md["KeyId"])["Rotations"]) == 1
