@@ -274,7 +274,7 @@ class Replicator:
             epoch = getattr(event, "epoch", 0)
             if epoch <= replica.epoch or getattr(event, "primary_region", None) != self.source:
                 return []
-            replica.demote(self.source, epoch, event.actor)
+            replica.demote(self.source, epoch, event.actor, self.clock.now())
         if not replica.is_replica:
             return []
         announced = getattr(event, "primary_region", None)  # (absent in older events)

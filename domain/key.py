@@ -646,19 +646,29 @@ class KmsKey(StrAggregate):
         self.replica_regions = tuple(replica_regions)
         self.shared_material_ids = {r: list(self.materials) for r in replica_regions}
 
-    def demote(self, primary_region: str, epoch: int, actor: Actor) -> None:
+    def demote(self, primary_region: str, epoch: int, actor: Actor,
+               now: datetime | None = None) -> None:
         """A primary that reads a newer epoch's primary (it was promoted while this one's Region
         was gone) rejoins the set as that primary's replica: fenced, it never again changes a
-        shared property of its own."""
+        shared property of its own. One pending replica deletion is a replica pending deletion
+        from ``now``, in the window it was given (a replica waits for no other)."""
         if not self.is_primary or epoch <= self.epoch or self.deleted:
             return
-        self._demote(primary_region=primary_region, epoch=epoch, actor=actor)
+        deletion_date = None
+        if self.key_state is KeyState.PENDING_REPLICA_DELETION and now is not None:
+            deletion_date = now + timedelta(days=self.pending_window_days or 30)
+        self._demote(primary_region=primary_region, epoch=epoch, actor=actor,
+                     deletion_date=deletion_date)
 
     @event("DemotedToReplica")
-    def _demote(self, primary_region: str, epoch: int, actor: Actor) -> None:
+    def _demote(self, primary_region: str, epoch: int, actor: Actor,
+                deletion_date: datetime | None = None) -> None:
         self.primary_region = primary_region
         self.epoch = epoch
         self.shared_material_ids = {}
+        if deletion_date is not None:
+            self.key_state = KeyState.PENDING_DELETION
+            self.deletion_date = deletion_date
 
     def primary_region_update_completed(self, actor: Actor) -> None:
         """The new primary confirmed the change: this key, now a replica, is usable as before."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -550,3 +551,29 @@ def test_material_a_down_replica_could_not_take_is_shared_once_it_is_back(kms, m
     assert replica["CurrentKeyMaterialId"] == primary["CurrentKeyMaterialId"]
     assert kms.call("Decrypt", west, CiphertextBlob=blob)["Plaintext"] == b"made while west was down"
     assert len(kms.call("ListKeyRotations", west, KeyId=md["KeyId"])["Rotations"]) == 1
+
+
+def test_a_primary_pending_replica_deletion_that_rejoins_as_a_replica_is_pending_deletion(
+        kms, settings):
+    """Its deletion was asked for: demoted, it is a replica pending deletion in its window from
+    then (a replica waits for no other), not a replica pending replica deletion for good."""
+    from api.cli import main
+
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.service.replicate()
+    kms.call("ScheduleKeyDeletion", KeyId=md["KeyId"], PendingWindowInDays=9)
+    args = ["promote", md["KeyId"], "--region", REPLICA, "--data-dir", settings.data_dir]
+    if settings.store:
+        args += ["--store", settings.store]
+    kms.close()
+    assert main(args) == 0
+    kms.restart()
+    for name in (PRIMARY, REPLICA):
+        kms.service.region(name)
+    kms.service.replicate()  # the old primary comes back and reads the newer epoch
+    old = kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"]
+    assert (old["MultiRegionConfiguration"]["MultiRegionKeyType"], old["KeyState"]) == (
+        "REPLICA", "PendingDeletion")
+    left = old["DeletionDate"] - datetime.now(UTC)
+    assert timedelta(days=9) - timedelta(minutes=1) < left <= timedelta(days=9)
