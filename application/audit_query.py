@@ -148,7 +148,8 @@ def position_of(token: str | None) -> int | None:
     except (binascii.Error, UnicodeError, ValueError):
         decoded = ""
     found = _TOKEN.fullmatch(decoded)
-    if found is None or int(found[1]) > MAX_POSITION:
+    # (only a token as page_token spells it: base64 decoding skips what is not base64)
+    if found is None or int(found[1]) > MAX_POSITION or page_token(int(found[1])) != token:
         raise errors.InvalidMarkerException("Invalid NextToken")
     return int(found[1])
 
@@ -190,6 +191,10 @@ def read_page(store, query_type, wanted: AuditFilter, limit: int,
     value class, infrastructure.audit_store.AuditQuery). ``wanted.key_id`` may be a key ARN
     (key_filter), ``wanted.principal`` a role ARN (its sessions: principal_filter); a WholeSecond
     ``wanted.end`` takes in its whole second (end_bound)."""
+    named = key_reference(wanted.key_id) if wanted.key_id else None
+    if named is not None and None not in (named.account, wanted.account) \
+            and named.account != wanted.account:
+        return {"Records": []}  # another account's key: none of this account's records name it
     principal, principal_prefix = principal_filter(wanted.principal)
     rows = store.query(query_type(
         account=wanted.account, key_id=key_filter(wanted.key_id), principal=principal,

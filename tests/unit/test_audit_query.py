@@ -55,7 +55,8 @@ def test_a_time_that_is_neither_is_refused():
 def test_paging_tokens_round_trip_and_forgeries_are_refused():
     assert position_of(page_token(12345)) == 12345
     assert position_of(None) is None
-    for forged in ("12345", "a2xhOg==", "not base64!"):
+    for forged in ("12345", "a2xhOg==", "not base64!", page_token(12345) + "!!!",
+                   _token("kla:012345")):  # (only a token as the store spells one)
         with pytest.raises(errors.InvalidMarkerException):
             position_of(forged)
 
@@ -227,6 +228,17 @@ def test_a_page_is_read_by_the_key_id_a_key_arn_names():
     assert store.asked.key_id == KEY
     with pytest.raises(errors.ValidationException):
         read_page(store, AuditQuery, AuditFilter(key_id="alias/app"), 50, None)
+
+
+def test_another_accounts_key_arn_finds_none_of_this_accounts_records():
+    """(Its key id alone would find this account's records of a key with that id.)"""
+    store = _Store([1765012440.0])
+    arn = f"arn:aws:kms:us-east-1:444455556666:key/{KEY}"
+    assert read_page(store, AuditQuery, AuditFilter(account="111122223333", key_id=arn), 50,
+                     None) == {"Records": []}
+    assert store.asked is None  # (not even asked)
+    found = read_page(store, AuditQuery, AuditFilter(account="444455556666", key_id=arn), 50, None)
+    assert [r["n"] for r in found["Records"]] == [0]
 
 
 def _record(time: str, region: str = "us-east-1", account: str = "111122223333") -> dict:
