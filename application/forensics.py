@@ -810,7 +810,9 @@ def _ways_in(decision, decide, key_policy: Policy, identity: list[Policy],
     the statement it relied on, then again without it, until none is left that would, or one
     lets it in unconditionally (the others add nothing then)."""
     routes = []
-    while decision.allowed:
+    for _ in parts:  # (each turn takes one statement away: at most one route per statement)
+        if not decision.allowed:
+            break
         part = parts[decision.via]
         if part.policy_name is None:
             route = {"Principal": candidate.label, "Via": "key-policy",
