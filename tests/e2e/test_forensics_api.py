@@ -287,9 +287,13 @@ def test_last_usage_and_materials_from_the_servers_audit_records(server, kms, aw
         "Decryptions": {"Decrypt": 1, "ReEncrypt": 1},
         "FirstUsed": body["Materials"][0]["FirstUsed"], "LastUsed": body["Materials"][0]["LastUsed"],
     }]}
-    # the records' eventTime (to the second); GetKeyLastUsage's Timestamp is the stored instant
-    assert (_iso(body["Materials"][0]["FirstUsed"]), _iso(body["Materials"][0]["LastUsed"])) == (
-        first_use.replace(microsecond=0), reencrypt_use.replace(microsecond=0))
+    # the instants stored with the records, as GetKeyLastUsage's Timestamp (eventTime shows
+    # only the second: a first use in the second the key was made came before its creation);
+    # the KMS answer carries its Timestamp as epoch seconds, a float: to the microsecond
+    first, last = (_iso(body["Materials"][0][name]) for name in ("FirstUsed", "LastUsed"))
+    assert abs(first - first_use) <= timedelta(microseconds=1)
+    assert abs(last - reencrypt_use) <= timedelta(microseconds=1)
+    assert first >= _iso(body["Materials"][0]["Created"])
     assert _iso(body["TrackingStartDate"]) == key["CreationDate"]  # (records began before it)
     status, destination = _get(server, other["KeyId"], "materials", days="7")
     assert (status, destination["Materials"][0]["Produced"],
