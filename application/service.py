@@ -367,8 +367,13 @@ class KeyManagementService:
                 if not reachable:
                     continue
                 region.unshared.discard(key_id)  # (added again if one is out of reach now)
-                region.change(key_id, partial(region.ledger.get_key, key_id),
-                              partial(self._share, region, actor=Actor.service()))
+                try:
+                    region.change(key_id, partial(region.ledger.get_key, key_id),
+                                  partial(self._share, region, actor=Actor.service()))
+                except Exception:  # (a conflict, the store gone): the next pass tries again
+                    region.unshared.add(key_id)
+                    log.warning("material of %s not shared again now", key_id, exc_info=True)
+                    continue
                 shared += 1
         return shared
 

@@ -577,3 +577,19 @@ def test_a_primary_pending_replica_deletion_that_rejoins_as_a_replica_is_pending
         "REPLICA", "PendingDeletion")
     left = old["DeletionDate"] - datetime.now(UTC)
     assert timedelta(days=9) - timedelta(minutes=1) < left <= timedelta(days=9)
+
+
+def test_material_whose_share_fails_again_stays_pending(kms, monkeypatch):
+    md = mrk(kms)
+    east = kms.service.region(PRIMARY)
+    with monkeypatch.context() as down:
+        down.setattr(kms.service.region(REPLICA).hierarchy, "transport_public_key", _out_of_reach)
+        kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    with monkeypatch.context() as failing:
+        failing.setattr(east, "change", _out_of_reach)  # (the store refuses the write)
+        kms.service.replicate()
+        assert east.unshared == {md["KeyId"]}
+    kms.service.replicate()
+    assert east.unshared == set()
+    assert kms.call("DescribeKey", kms.context(REPLICA), KeyId=md["KeyId"])["KeyMetadata"][
+        "KeyState"] == "Enabled"
