@@ -61,10 +61,6 @@ class Region:
         self.audit = AuditLog(resources.audit, resources.audit_commit_delay,
                               resources.audit_spool)
         self._writer_locks = [threading.Lock() for _ in range(64)]
-        #: multi-Region primaries of this Region with material a replica Region's node could
-        #: not take when it was made (its transport key out of reach): shared again on each
-        #: replication pass until it takes it (application.service.share_pending)
-        self.unshared: set[str] = set()
         self._follow_lock = threading.Lock()
         self.projection.catch_up()
 

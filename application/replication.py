@@ -71,11 +71,10 @@ def share_with_replicas(region, key: KmsKey, transport_key_of: Callable[[str], b
         if materials:
             try:
                 recipient = transport_key_of(replica_region)
-            except Exception:  # its node is down: shared again once it is back
+            except Exception:  # its node is down: shared when it is back (Replicator._missed)
                 log.warning("material of %s not shared with %s now (its transport key is out "
-                            "of reach): sharing again on each replication pass", key.id,
-                            replica_region, exc_info=True)
-                region.unshared.add(key.id)
+                            "of reach): shared once that Region applies this change",
+                            key.id, replica_region, exc_info=True)
                 continue
             shares[replica_region] = [
                 BackingKey(m.key_material_id,
@@ -94,8 +93,10 @@ class Replicator:
     BATCH = 500
 
     def __init__(self, source: str, feed: Feed, target, clock,
-                 share: Callable[[Any, KmsKey, Any], None] = lambda *args: None) -> None:
+                 share: Callable[[Any, KmsKey, Any], None] = lambda *args: None,
+                 transport_key_of: Callable[[str], bytes] | None = None) -> None:
         self.share = share  # share_with_replicas, with this deployment's transport keys
+        self.transport_key_of = transport_key_of
         self.source = source
         self.feed = feed
         self.target = target  # application.region.Region
@@ -194,7 +195,9 @@ class Replicator:
         if isinstance(event, KmsKey.PromotedToPrimary):
             return self._update_completed(event)
         if isinstance(event, KmsKey.DemotedToReplica) and event.primary_region == self.target.name:
-            return self._rejoined(event)
+            return self._missed(event)
+        if isinstance(event, KmsKey.MultiRegionKeySynchronized):
+            return self._missed(event)
         if isinstance(event, KmsKey.KeyMaterialImported):
             return self._replica_imported(event)
         return []
@@ -208,15 +211,29 @@ class Replicator:
         primary.record_replica_import(self.source, event.material.key_material_id, event.actor)
         return [primary] if primary.pending_events else []
 
-    def _rejoined(self, event: Any) -> list[KmsKey]:
-        """A fenced old primary rejoined as this primary's replica: it gets the material versions
-        it missed while its Region was gone."""
+    def _missed(self, event: Any) -> list[KmsKey]:
+        """The source Region's replica of a primary of this Region applied a change of the set
+        (or a fenced old primary rejoined as its replica) lacking material versions: those
+        made while its node was down, whose transport key was out of reach then (a change made
+        while this node had restarted and not yet met it). It gets them now: it is up, and
+        this node reads it. (Nothing is written while its transport key is still out of
+        reach: the next change it applies asks again.)"""
         primary = self.target.ledger.get_key(event.originator_id)
         if (primary is None or not primary.is_primary or self.source not in primary.replica_regions
-                or not primary.unshared_materials(self.source)):
+                or not primary.unshared_materials(self.source) or not self._reachable()):
             return []
         self.share(self.target, primary, event.actor)
         return [primary] if primary.pending_events else []
+
+    def _reachable(self) -> bool:
+        """Whether the source Region's transport key can be had now."""
+        if self.transport_key_of is None:
+            return True
+        try:
+            self.transport_key_of(self.source)
+        except Exception:  # (its node is down again, or was never met)
+            return False
+        return True
 
     def _promote(self, event: Any) -> list[KmsKey]:
         """UpdatePrimaryRegion named this Region: its replica becomes the primary and tells

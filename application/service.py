@@ -11,7 +11,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import orjson
@@ -319,8 +318,6 @@ class KeyManagementService:
         replicas (``target``: only that Region); returns the events applied."""
         applied = 0
         with self._replication_lock:  # one pass at a time in this process
-            if target is None:
-                self.share_pending()
             regions = self.regions
             sources = [r.name for r in regions] + [r for r in self._peers if not self.serves(r)]
             for target_region in regions:
@@ -336,46 +333,13 @@ class KeyManagementService:
                                 if source in self._peers and not self.serves(source)
                                 else LocalFeed(self._regions[source]))
                         replicator = self._replicators[pair] = Replicator(
-                            source, feed, target_region, self.clock, self._share)
+                            source, feed, target_region, self.clock, self._share,
+                            self.transport_key_of)
                     try:
                         applied += replicator.follow()
                     except Exception:  # a peer down or a partition: the next pass retries
                         log.warning("replication %s -> %s: not now", *pair, exc_info=True)
         return applied
-
-    def share_pending(self) -> int:
-        """Share again the material multi-Region primaries could not share with a replica
-        Region whose node was out of reach (``Region.unshared``), once its transport key can
-        be had; returns how many keys shared. A key stays pending while any replica lacks a
-        material version."""
-        shared = 0
-        for region in self.regions:
-            for key_id in list(region.unshared):
-                key = region.ledger.get_key(key_id)
-                lacking = [] if key is None or not key.is_primary or key.deleted else [
-                    r for r in key.replica_regions if key.unshared_materials(r)]
-                if not lacking:
-                    region.unshared.discard(key_id)
-                    continue
-                reachable = []
-                for replica_region in lacking:
-                    try:
-                        self.transport_key_of(replica_region)
-                    except Exception:  # still out of reach: the next pass tries again
-                        continue
-                    reachable.append(replica_region)
-                if not reachable:
-                    continue
-                region.unshared.discard(key_id)  # (added again if one is out of reach now)
-                try:
-                    region.change(key_id, partial(region.ledger.get_key, key_id),
-                                  partial(self._share, region, actor=Actor.service()))
-                except Exception:  # (a conflict, the store gone): the next pass tries again
-                    region.unshared.add(key_id)
-                    log.warning("material of %s not shared again now", key_id, exc_info=True)
-                    continue
-                shared += 1
-        return shared
 
     def run_scheduled(self) -> int:
         """Complete due deletions and rotations in every open region; returns how many."""
