@@ -220,6 +220,7 @@ class Replicator:
         reach: the next change it applies asks again.)"""
         primary = self.target.ledger.get_key(event.originator_id)
         if (primary is None or not primary.is_primary or self.source not in primary.replica_regions
+                or primary.imported  # (imported material is imported in each Region: never sent)
                 or not primary.unshared_materials(self.source) or not self._reachable()):
             return []
         self.share(self.target, primary, event.actor)
