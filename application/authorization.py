@@ -60,6 +60,11 @@ _CONTEXT_MEMBERS = {  # operation (or action) -> the member holding its encrypti
 }
 
 
+#: the operations whose requests carry kms:GrantIsForAWSResource: false on keyledger (no AWS
+#: service calls it); and aws:ViaAWSService is false on every request
+GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS = frozenset({"CreateGrant", "ListGrants", "RevokeGrant"})
+
+
 class RequestConditions(Mapping[str, Any]):
     """The condition keys of one request, computed only when a policy condition names one.
     Keys are lower-case (condition key names are case-insensitive)."""
@@ -227,7 +232,7 @@ class RequestConditions(Mapping[str, Any]):
                 return next((t for t in ("EncryptionContextEquals", "EncryptionContextSubset")
                              if constraints.get(t)), None)  # an empty map is not specified
         if name == "kms:grantisforawsresource":
-            return False if op in ("CreateGrant", "ListGrants", "RevokeGrant") else None
+            return False if op in GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS else None
         return None
 
 

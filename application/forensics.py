@@ -102,7 +102,7 @@ from eventsourcing.utils import get_topic
 
 from application.audit import AuditQuery, AuditStorePort
 from application.audit_query import parse_instant
-from application.authorization import compiled
+from application.authorization import GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS, compiled
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
 from application.ports import StateAtRecorder
@@ -458,14 +458,22 @@ def _principal(arn: str, entry: Mapping[str, Any]) -> Principal | None:
                      unique_id=unique_id_for(kind, arn))
 
 
-def identities_at(ledger: KeyLedger, at: datetime) -> dict[str, Principal]:
-    """The principals of the identities file as the ledger recorded them up to ``at`` (the
-    IdentitiesRecorded / IdentitiesChanged events' ``changes``, folded): ARN -> principal (a
-    role as a session-less template). Empty when nothing was recorded by then."""
-    entries: dict[str, dict[str, Any]] = {}
+def identity_events(ledger: KeyLedger, at: datetime) -> list[Any]:
+    """The IdentitiesRecorded / IdentitiesChanged events a ledger recorded up to ``at``."""
+    events = []
     for event in ledger.repository.event_store.get(IDENTITY_DIRECTORY_ID):
         if event.timestamp > at:
             break
+        events.append(event)
+    return events
+
+
+def identities_at(events: Iterable[Any]) -> dict[str, Principal]:
+    """The principals of the identities file as ``events`` (identity_events) recorded them,
+    their ``changes`` folded: ARN -> principal (a role as a session-less template). Empty
+    when nothing was recorded by then."""
+    entries: dict[str, dict[str, Any]] = {}
+    for event in events:
         for change in event.changes:
             arn = change["arn"]
             if change["change"] == "removed":
@@ -540,7 +548,6 @@ _SESSION_KEYS = frozenset({"aws:userid"})  # (a session's: ROLE-ID:SESSION-NAME)
 #: no AWS service calls it, so kms:ViaService is never present, aws:ViaAWSService is false, and
 #: kms:GrantIsForAWSResource is false for the grant operations (absent for the others)
 _SERVER_KEYS = frozenset({"kms:viaservice", "aws:viaawsservice", "kms:grantisforawsresource"})
-_GRANT_ACTIONS = frozenset({"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"})
 #: condition keys whose value the key (as it was at T), T or the Region fix
 _KEY_KEYS = frozenset({
     "kms:keyspec", "kms:customermasterkeyspec", "kms:keyusage", "kms:customermasterkeyusage",
@@ -725,7 +732,7 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
     any_session = principal.session_name == _ANY_SESSION
 
     context["aws:viaawsservice"] = False
-    if action in _GRANT_ACTIONS:
+    if action[len("kms:"):] in GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS:
         context["kms:grantisforawsresource"] = False
 
     def is_known(name: str) -> bool:
@@ -1208,16 +1215,14 @@ class Forensics:
         return key_state_at(self._region(region_name, key_id), key_id, at, account)
 
     def identities(self, at: datetime) -> dict[str, Principal]:
-        newest, ledger = None, None
+        newest: list[Any] = []
         for name in self.identities_regions:
             if not self._known(name):
                 continue
-            candidate = self.service.region(name).ledger
-            recorded = [event.timestamp for event in candidate.repository.event_store.get(
-                IDENTITY_DIRECTORY_ID) if event.timestamp <= at]
-            if recorded and (newest is None or recorded[-1] > newest):
-                newest, ledger = recorded[-1], candidate
-        return {} if ledger is None else identities_at(ledger, at)
+            recorded = identity_events(self.service.region(name).ledger, at)
+            if recorded and (not newest or recorded[-1].timestamp > newest[-1].timestamp):
+                newest = recorded
+        return identities_at(newest)
 
     def who_can(self, region_name: str, key_id: str, action: str, at: datetime,
                 account: str | None = None) -> dict[str, Any]:
