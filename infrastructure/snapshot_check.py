@@ -122,12 +122,8 @@ class _Checker:
         db = self.db
         return db._rows(db.sql(template), args, ledger=True)
 
-    def _exists(self) -> bool:
-        """Whether the region has a snapshot table (what it is: the walk's structure check)."""
-        return self.db.has("snapshots")
-
     def run(self) -> None:
-        if not self._exists():
+        if not self.db.has("snapshots"):  # (what it is: the walk's structure check)
             return
         listed = self._read("SELECT originator_id, originator_version FROM {snapshots} "
                             "ORDER BY originator_id, originator_version")
