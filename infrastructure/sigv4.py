@@ -354,16 +354,54 @@ def _joined(value: Any) -> bytes:
 
 #: what the audit record leaves out of an authentication error's message: the value of any
 #: signature parameter, however spelt, and any run of 64 hex digits (a SigV4 signature)
-_SIGNATURE_VALUE = re.compile(r"(?i)(signature\s*[=:]\s*)[^,\s']*|[0-9a-f]{64}")
+_SIGNATURE_VALUE = re.compile(r"(?i)(signature\s*[=:]\s*)(?!\(not logged\))[^,\s']*|[0-9a-f]{64}")
+
+
+_UNLOGGED = "(not logged)"
+#: the Authorization header's parameters an audit record quotes as sent (CloudTrail records
+#: the access key id anyway)
+_LOGGED_PARAMETERS = frozenset({"Credential", "SignedHeaders"})
+
+
+def _logged_header(header: str) -> str:
+    """An Authorization header as the audit record quotes it: its scheme (the word before the
+    first space, when something follows it), SigV4's Credential and SignedHeaders
+    parameters and the name of its Signature; everything else as ``(not logged)``: a Basic or
+    Bearer credential, a token sent alone, a signature, a parameter SigV4 does not have."""
+    scheme, space, rest = header.partition(" ")
+    if not space:
+        return _UNLOGGED if header else header
+    fragments = []
+    for fragment in rest.split(","):
+        name, equals, _ = fragment.partition("=")
+        if equals and name.strip() in _LOGGED_PARAMETERS:
+            fragments.append(fragment)
+        elif equals and name.strip().lower() == "signature":  # (however spelt)
+            fragments.append(name + equals + _UNLOGGED)
+        else:  # (a name SigV4 does not have may be a credential itself: base64 ends in "=")
+            stripped = fragment.lstrip()
+            fragments.append(fragment[:len(fragment) - len(stripped)] + _UNLOGGED
+                             if stripped.strip() else fragment)
+    return scheme + space + ",".join(fragments)
+
+
+def _quoting(template: str, *quotes: tuple[str, str]) -> IncompleteSignatureException:
+    """An error whose message quotes what the request sent (``template``'s ``{}``s filled with
+    each pair's first value), and whose audit record quotes each pair's second instead."""
+    error = IncompleteSignatureException(template.format(*(sent for sent, _ in quotes)))
+    error.logged = template.format(*(logged for _, logged in quotes))
+    return error
 
 
 def keep_no_signature(error: KmsError) -> None:
     """An authentication error's message may repeat what the request sent (its Authorization
-    header, its credential, its algorithm), as AWS's do: the audit record keeps it without
-    any signature (one that a reader of the audit could replay, with the request's guessable
-    body, for the minutes it stays valid)."""
-    if error.message and error.logged is None:
-        logged = _SIGNATURE_VALUE.sub(lambda m: (m[1] or "") + "(not logged)", error.message)
+    header, its credential, its algorithm), as AWS's do: the audit record keeps no
+    credential of another scheme (:func:`_logged_header`) and no signature, however spelt
+    (one that a reader of the audit could replay, with the request's guessable body, for the
+    minutes it stays valid)."""
+    message = error.logged_message
+    if message:
+        logged = _SIGNATURE_VALUE.sub(lambda m: (m[1] or "") + _UNLOGGED, message)
         if logged != error.message:
             error.logged = logged
 
@@ -516,10 +554,9 @@ class SigV4Verifier:
                 continue
             name, equals, value = fragment.partition("=")
             if not equals:
-                raise IncompleteSignatureException(
-                    f"'{fragment}' not a valid key=value pair (missing equal-sign) in "
-                    f"Authorization header: '{header}'."
-                )
+                raise _quoting(
+                    "'{}' not a valid key=value pair (missing equal-sign) in Authorization "
+                    "header: '{}'.", (fragment, _UNLOGGED), (header, _logged_header(header)))
             params[name] = value
         missing = [
             message
@@ -532,7 +569,8 @@ class SigV4Verifier:
             if not present
         ]
         if missing:
-            raise IncompleteSignatureException(f"{' '.join(missing)} Authorization={header}")
+            raise _quoting(" ".join(missing) + " Authorization={}",
+                           (header, _logged_header(header)))
         if algorithm != ALGORITHM:
             raise IncompleteSignatureException(f"Unsupported AWS 'algorithm': '{algorithm}'.")
         signed = params["SignedHeaders"].split(";")
@@ -553,7 +591,7 @@ class SigV4Verifier:
 
     @staticmethod
     def _missing_date(header: str) -> None:
-        raise IncompleteSignatureException(f"{_MSG_REQUIRES_DATE} Authorization={header}")
+        raise _quoting(_MSG_REQUIRES_DATE + " Authorization={}", (header, _logged_header(header)))
 
     def _timestamp(self, raw: bytes, iso_only: bool) -> tuple[int, bytes]:
         stamp = _parse_timestamp(raw, iso_only)

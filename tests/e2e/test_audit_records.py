@@ -269,6 +269,26 @@ def test_a_signature_error_quoting_the_authorization_header_is_recorded_without_
         assert signature not in json.dumps(record)
 
 
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("Basic ZWxhc3RpYzpzZWNyZXQ=", "Authorization=Basic (not logged)"),
+    ("Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl", "header: 'Bearer (not logged)'."),
+])
+def test_a_credential_of_another_scheme_is_answered_as_aws_does_and_recorded_without_it(
+        store_server, sent, kept):
+    """A client configured for another service sends its own credential: AWS's answer repeats
+    it; the audit record, which many may read, keeps the scheme only."""
+    answer = httpx.post(store_server.url + "/", content=b"{}", timeout=10, headers={
+        "Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": "TrentService.ListKeys",
+        "X-Amz-Date": "20261207T000000Z", "Authorization": sent})
+    assert (answer.status_code, answer.json()["__type"]) == (400, "IncompleteSignatureException")
+    token = sent.split(" ")[1]
+    assert token in answer.json()["message"]
+    record = stored_audit_record(store_server, answer.headers["x-amzn-RequestId"])
+    assert record["errorMessage"].endswith(kept)
+    assert record["errorMessage"] == answer.json()["message"].replace(token, "(not logged)")
+    assert token not in json.dumps(record)
+
+
 def test_a_ledger_request_is_recorded_without_a_query_strings_signature_or_session_token(
         store_server):
     answer = store_server.ledger_get("/ledger/v1/audit?limit=1&X-Amz-Security-Token=SESSIONSECRET"

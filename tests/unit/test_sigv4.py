@@ -26,6 +26,7 @@ from infrastructure.sigv4 import (
     MissingAuthenticationTokenException,
     SigV4Verifier,
     UnrecognizedClientException,
+    keep_no_signature,
     open_mode_identity,
 )
 
@@ -703,3 +704,40 @@ def test_open_mode_refuses_a_region_it_does_not_serve():
     assert (
         caught.value.message == "Credential should be scoped to a valid region, not 'xx-west-9'. "
     )
+
+
+_MSG_DATE = "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+
+
+def logged(pairs) -> str | None:
+    """The message the audit record keeps of the error verifying ``pairs`` raises."""
+    with pytest.raises(IncompleteSignatureException) as caught:
+        verifier().verify("POST", "/", b"", pairs, BODY)
+    keep_no_signature(caught.value)
+    return caught.value.logged_message
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    (b"Basic ZWxhc3RpYzpzZWNyZXQ=", " Authorization=Basic (not logged)"),
+    (b"Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl", "header: 'Bearer (not logged)'."),
+    (b"eyJ0eXAiOiJKV1Qi", " Authorization=(not logged)"),
+    (b"Token a=secret1, b=secret2", " Authorization=Token (not logged), (not logged)"),
+])
+def test_the_audit_keeps_no_credential_of_another_scheme(sent, kept):
+    message = logged(replace(sign(), b"authorization", sent))
+    assert message.endswith(kept)
+    assert "secret" not in message and sent.decode().split(" ")[-1] not in message
+
+
+def test_the_audit_keeps_the_sigv4_credential_and_signed_headers_but_no_signature():
+    sent = header(sign(), b"authorization").decode()
+    message = logged(without(sign(), b"x-amz-date"))
+    credential = sent.split("Credential=")[1].split(",")[0]
+    assert message == (f"{_MSG_DATE} Authorization=AWS4-HMAC-SHA256 Credential={credential}, "
+                       f"SignedHeaders={signed_headers_of(sign())}, Signature=(not logged)")
+
+
+def test_the_audit_keeps_no_token_quoted_as_a_pair_without_an_equal_sign():
+    message = logged(replace(sign(), b"authorization", b"Bearer SomeKey"))
+    assert message == ("'(not logged)' not a valid key=value pair (missing equal-sign) in "
+                       "Authorization header: 'Bearer (not logged)'.")
