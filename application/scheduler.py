@@ -24,10 +24,14 @@ log = logging.getLogger("keyledger.scheduler")
 class Scheduler:
     def __init__(self, clock: Clock,
                  new_material: Callable[[Region, str, str, datetime, RotationType | None], BackingKey],
-                 share_with_replicas: Callable[[Region, KmsKey, Actor], None] = lambda *a: None):
+                 share_with_replicas: Callable[[Region, KmsKey, Actor], None] = lambda *a: None,
+                 unread_replica_region: Callable[[str, KmsKey], str | None] = lambda *a: None):
         self.clock = clock
         self._new_material = new_material
         self._share_with_replicas = share_with_replicas  # a rotated multi-Region primary
+        #: a replica Region of a primary not read since this process started: its rotation
+        #: waits (KeyManagementService.fence; the replication thread reads it meanwhile)
+        self._unread_replica_region = unread_replica_region
 
     def run(self, regions: Iterable[Region]) -> int:
         """Complete due deletions, rotations and expiries in the regions; returns how many."""
@@ -96,7 +100,7 @@ class Scheduler:
                 region.save(key)
                 self._audit(region, key, "DeleteKey", now, written)
                 return 1
-            if key.rotation_due(now):
+            if key.rotation_due(now) and self._unread_replica_region(region.name, key) is None:
                 previous = key.current_key_material_id
                 material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
                 key.rotate_automatically(material, now, actor)

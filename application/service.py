@@ -92,17 +92,20 @@ class KeyManagementService:
         self._gate = Gate(self.authorizer)
         core = Core(self.region, self._gate, self.authorizer, self.clock, key_material,
                     ciphertext_format, self.replicate, self.transport_key_of, self.reachable,
-                    self.serves, self.authorize_elsewhere)
+                    self.serves, self.authorize_elsewhere, self.fence)
         #: (source Region, target Region) -> the target's follower of the source's ledger
         self._replicators: dict[tuple[str, str], Replicator] = {}
         self._replication_lock = threading.Lock()
+        #: the (source, target) pairs whose target has read the source's ledger to its end
+        #: since this process started (:meth:`fence`)
+        self._read_since_start: set[tuple[str, str]] = set()
         groups = [group(core) for group in HANDLER_GROUPS]
         self._handlers: dict[str, Handler] = {}
         for name in OPERATIONS:  # the table names every operation; each has one handler
             (handler,) = [getattr(g, name) for g in groups if hasattr(g, name)]
             self._handlers[name] = self._catching_up(name, handler)
         self.scheduler = Scheduler(self.clock, groups[0].new_material,
-                                   groups[0].share_with_replicas)
+                                   groups[0].share_with_replicas, self.unread_replica_region)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -339,7 +342,37 @@ class KeyManagementService:
                         applied += replicator.follow()
                     except Exception:  # a peer down or a partition: the next pass retries
                         log.warning("replication %s -> %s: not now", *pair, exc_info=True)
+                    else:
+                        self._read_since_start.add(pair)
         return applied
+
+    def unread_replica_region(self, region_name: str, key) -> str | None:
+        """A replica Region of a multi-Region primary whose ledger this process has not read
+        to its end since it started (None: none, or the key is no such primary). Until it
+        has, this Region cannot know whether that replica was promoted in its place while
+        this process was down (docs/regions.md, "Disaster recovery")."""
+        if not key.is_primary or not key.replica_regions:
+            return None
+        return next((replica for replica in key.replica_regions
+                     if (replica, region_name) not in self._read_since_start), None)
+
+    def fence(self, region_name: str, key) -> None:
+        """Before a multi-Region primary changes what its replicas share (material, rotation,
+        the set itself): unless this process has read every replica Region's ledger since it
+        started, read them now (a Region served here is opened first), and refuse the change
+        if one cannot be read: a primary that restarted while cut off from a replica promoted
+        in its place would otherwise make a second primary's changes (a split brain). Each
+        pair is read once per process; a key whose replicas were read pays nothing."""
+        if self.unread_replica_region(region_name, key) is None:
+            return
+        for replica in key.replica_regions:
+            if self.serves(replica):
+                self.region(replica)  # (its replicator exists once the Region is open)
+        self.replicate(region_name)
+        unread = self.unread_replica_region(region_name, key)
+        if unread is not None:
+            raise errors.KMSInternalException(
+                f"The {unread} Region of this deployment could not be reached.")
 
     def run_scheduled(self) -> int:
         """Complete due deletions and rotations in every open region; returns how many."""

@@ -43,6 +43,9 @@ class Core:
     serves: Callable[[str], bool] = lambda region: True
     #: authorize an operation on a key of the set in a Region a peer node serves
     authorize_elsewhere: Callable[..., None] | None = None
+    #: raise unless a multi-Region primary may change what its replicas share: this process
+    #: has read each replica Region's ledger since it started (KeyManagementService.fence)
+    fence: Callable[[str, KmsKey], None] = lambda region, key: None
 
 
 class Handlers:
@@ -69,7 +72,9 @@ class Handlers:
 
     def share_with_replicas(self, region: Region, key: KmsKey, actor) -> None:
         """After a change of a multi-Region primary's shared properties (in the same save):
-        record them for its replicas, with new material sealed to each replica Region."""
+        record them for its replicas, with new material sealed to each replica Region — once
+        this process knows the key is still the set's primary (the fence)."""
+        self.core.fence(region.name, key)
         share_with_replicas(region, key, self.core.transport_key_of or (
             lambda name: self.region(name).hierarchy.transport_public_key()), actor)
 

@@ -63,6 +63,7 @@ class MultiRegionKeys(Handlers):
         region = self.region(ctx.region)
 
         def update(key: KmsKey) -> None:
+            self.core.fence(region.name, key)
             if new_primary in key.replica_regions:
                 # AWS authorizes kms:UpdatePrimaryRegion on the replica too, in its Region, and
                 # needs it Enabled (the key-state table, applied there by the gate) — on the
