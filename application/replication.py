@@ -197,7 +197,7 @@ class Replicator:
         if isinstance(event, KmsKey.DemotedToReplica) and event.primary_region == self.target.name:
             return self._missed(event)
         if isinstance(event, KmsKey.MultiRegionKeySynchronized):
-            return self._missed(event)
+            return self._synchronized(event)
         if isinstance(event, KmsKey.KeyMaterialImported):
             return self._replica_imported(event)
         return []
@@ -211,20 +211,47 @@ class Replicator:
         primary.record_replica_import(self.source, event.material.key_material_id, event.actor)
         return [primary] if primary.pending_events else []
 
-    def _missed(self, event: Any) -> list[KmsKey]:
-        """The source Region's replica of a primary of this Region applied a change of the set
-        (or a fenced old primary rejoined as its replica) lacking material versions: those
-        made while its node was down, whose transport key was out of reach then (a change made
-        while this node had restarted and not yet met it). It gets them now: it is up, and
-        this node reads it. (Nothing is written while its transport key is still out of
-        reach: the next change it applies asks again.)"""
+    def _primary_of(self, event: Any) -> KmsKey | None:
+        """The primary here of the set whose replica in the source Region wrote ``event``."""
         primary = self.target.ledger.get_key(event.originator_id)
-        if (primary is None or not primary.is_primary or self.source not in primary.replica_regions
-                or primary.imported  # (imported material is imported in each Region: never sent)
-                or not primary.unshared_materials(self.source) or not self._reachable()):
+        if primary is None or not primary.is_primary or self.source not in primary.replica_regions:
+            return None
+        return primary
+
+    def _synchronized(self, event: Any) -> list[KmsKey]:
+        """The source Region's replica of a primary of this Region applied a change of the
+        set. The primary notes that it holds the material a rotation waits with; once every
+        replica does, Encrypt uses it and the set learns it is current. Material the replica
+        lacks is shared (:meth:`_share_missed`)."""
+        primary = self._primary_of(event)
+        if primary is None:
             return []
-        self.share(self.target, primary, event.actor)
+        if primary.record_replica_materials(
+                self.source, [m.key_material_id for m in event.materials], event.actor):
+            self.share(self.target, primary, event.actor)  # (and whatever a replica lacks)
+        else:
+            self._share_missed(primary, event)
         return [primary] if primary.pending_events else []
+
+    def _missed(self, event: Any) -> list[KmsKey]:
+        """A fenced old primary rejoined as the source Region's replica of a primary of this
+        Region: it gets the material it lacks (:meth:`_share_missed`)."""
+        primary = self._primary_of(event)
+        if primary is None:
+            return []
+        self._share_missed(primary, event)
+        return [primary] if primary.pending_events else []
+
+    def _share_missed(self, primary: KmsKey, event: Any) -> None:
+        """The source Region's replica applied a change of the set lacking material versions:
+        those made while its node was down, whose transport key was out of reach then (a
+        change made while this node had restarted and not yet met it). It gets them now: it
+        is up, and this node reads it. (Nothing is written while its transport key is still
+        out of reach: the next change it applies asks again.)"""
+        if (primary.imported  # (imported material is imported in each Region: never sent)
+                or not primary.unshared_materials(self.source) or not self._reachable()):
+            return
+        self.share(self.target, primary, event.actor)
 
     def _reachable(self) -> bool:
         """Whether the source Region's transport key can be had now."""

@@ -44,6 +44,9 @@ from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
 from domain.operations import OPERATIONS
 from domain.values import Actor
 
+#: replication rounds one pass may run while each applies something (KeyManagementService.replicate)
+_SETTLE_ROUNDS = 5
+
 log = logging.getLogger("keyledger.service")
 
 __all__ = ["KeyManagementService", "RegionResources", "IMPLEMENTED_OPERATIONS"]
@@ -318,32 +321,45 @@ class KeyManagementService:
 
     def replicate(self, target: str | None = None) -> int:
         """Every Region applies what the other Regions' ledgers hold for its multi-Region
-        replicas (``target``: only that Region); returns the events applied."""
+        replicas (``target``: only that Region), round after round while a round applied
+        something (a replica's answer, such as holding a rotation's material, is read by the
+        primary's Region in the next round; at most :data:`_SETTLE_ROUNDS`); returns the
+        events applied."""
         applied = 0
         with self._replication_lock:  # one pass at a time in this process
-            regions = self.regions
-            sources = [r.name for r in regions] + [r for r in self._peers if not self.serves(r)]
-            for target_region in regions:
-                if target is not None and target_region.name != target:
+            for _ in range(_SETTLE_ROUNDS):
+                applied_now = self._replication_round(target)
+                applied += applied_now
+                if not applied_now:
+                    break
+        return applied
+
+    def _replication_round(self, target: str | None) -> int:
+        """One read of every other Region's ledger by every Region (``target``: by that one)."""
+        applied = 0
+        regions = self.regions
+        sources = [r.name for r in regions] + [r for r in self._peers if not self.serves(r)]
+        for target_region in regions:
+            if target is not None and target_region.name != target:
+                continue
+            for source in sources:
+                if source == target_region.name:
                     continue
-                for source in sources:
-                    if source == target_region.name:
-                        continue
-                    pair = (source, target_region.name)
-                    replicator = self._replicators.get(pair)
-                    if replicator is None:
-                        feed = (self._peers[source].feed(source, target_region.ledger.mapper)
-                                if source in self._peers and not self.serves(source)
-                                else LocalFeed(self._regions[source]))
-                        replicator = self._replicators[pair] = Replicator(
-                            source, feed, target_region, self.clock, self._share,
-                            self.transport_key_of)
-                    try:
-                        applied += replicator.follow()
-                    except Exception:  # a peer down or a partition: the next pass retries
-                        log.warning("replication %s -> %s: not now", *pair, exc_info=True)
-                    else:
-                        self._read_since_start.add(pair)
+                pair = (source, target_region.name)
+                replicator = self._replicators.get(pair)
+                if replicator is None:
+                    feed = (self._peers[source].feed(source, target_region.ledger.mapper)
+                            if source in self._peers and not self.serves(source)
+                            else LocalFeed(self._regions[source]))
+                    replicator = self._replicators[pair] = Replicator(
+                        source, feed, target_region, self.clock, self._share,
+                        self.transport_key_of)
+                try:
+                    applied += replicator.follow()
+                except Exception:  # a peer down or a partition: the next pass retries
+                    log.warning("replication %s -> %s: not now", *pair, exc_info=True)
+                else:
+                    self._read_since_start.add(pair)
         return applied
 
     def unread_replica_region(self, region_name: str, key) -> str | None:

@@ -102,6 +102,12 @@ class KmsKey(StrAggregate):
     #: EXISTING_KEY_MATERIAL); a primary: which replica Regions imported each material
     set_imported_ids = ()
     replica_imports = None
+    #: a multi-Region primary: the material version a rotation made that Encrypt does not use
+    #: until every replica Region holds it (AWS: KMS "does not encrypt with the new material
+    #: until it is present in the primary and every replica"), and the replica Regions that
+    #: hold it so far (from their ledgers); None: no rotation waits
+    pending_material_id = None
+    pending_held_by = ()
 
     @event("KeyCreated")
     def __init__(
@@ -330,6 +336,7 @@ class KmsKey(StrAggregate):
             and self.key_state is KeyState.ENABLED
             and self.next_rotation_date is not None
             and self.next_rotation_date <= now
+            and self.pending_material_id is None  # (the last one waits for a replica)
         )
 
     def deletion_due(self, now: datetime) -> bool:
@@ -500,7 +507,8 @@ class KmsKey(StrAggregate):
         self.check_on_demand_rotation(now)
         if not self.imported:
             assert material is not None
-            self._rotate(material=material, next_rotation_date=self.next_rotation_date, actor=actor)
+            self._rotate(material=material, next_rotation_date=self.next_rotation_date,
+                         actor=actor, pending=self._waits_for_replicas())
             return
         pending = [m for m in self.imports.values() if m.pending_rotation and m.imported]
         if not pending:
@@ -529,12 +537,26 @@ class KmsKey(StrAggregate):
             material=material,
             next_rotation_date=now + timedelta(days=self.rotation_period_days),
             actor=actor,
+            pending=self._waits_for_replicas(),
         )
 
+    def _waits_for_replicas(self) -> bool:
+        """A multi-Region primary with replicas: new generated material is not used until
+        every replica Region holds it (imported material has its own rule:
+        :meth:`replicas_missing`)."""
+        return self.is_primary and bool(self.replica_regions) and not self.imported
+
     @event("KeyMaterialRotated")
-    def _rotate(self, material: BackingKey, next_rotation_date: datetime | None, actor: Actor):
+    def _rotate(self, material: BackingKey, next_rotation_date: datetime | None, actor: Actor,
+                pending: bool = False):
         self.materials[material.key_material_id] = material
-        self.current_key_material_id = material.key_material_id
+        if pending:  # (older events have no such field: they made the material current)
+            # (a rotation while another waits: the newer material waits instead; the older
+            # stays a version that decrypts, never used to encrypt)
+            self.pending_material_id = material.key_material_id
+            self.pending_held_by = ()
+        else:
+            self.current_key_material_id = material.key_material_id
         self.next_rotation_date = next_rotation_date
         if material.rotation_type is RotationType.ON_DEMAND:
             self.on_demand_rotations += 1
@@ -586,11 +608,48 @@ class KmsKey(StrAggregate):
                            else None),
             actor=actor,
         )
+        self.complete_rotation_if_held(actor)
+
+    def replicas_lacking_pending(self) -> list[str]:
+        """The replica Regions that do not hold the material a rotation waits with yet."""
+        if self.pending_material_id is None:
+            return []
+        return [r for r in self.replica_regions if r not in self.pending_held_by]
+
+    def record_replica_materials(self, region: str, key_material_ids: list[str],
+                                 actor: Actor) -> bool:
+        """The replica in ``region`` applied a change of the set with these material versions
+        (its MultiRegionKeySynchronized, read from its ledger). A rotation waiting for every
+        replica completes when the last one holds its material; returns whether it did."""
+        if (not self.is_primary or self.pending_material_id not in key_material_ids
+                or region not in self.replicas_lacking_pending()):
+            return False
+        self._replica_holds_pending_material(region=region, actor=actor)
+        return self.complete_rotation_if_held(actor)
+
+    @event("ReplicaHoldsPendingMaterial")
+    def _replica_holds_pending_material(self, region: str, actor: Actor) -> None:
+        self.pending_held_by = (*self.pending_held_by, region)
+
+    def complete_rotation_if_held(self, actor: Actor) -> bool:
+        """The material a rotation waits with becomes current once every replica Region holds
+        it (or the last lacking one left the set); returns whether it did."""
+        if self.pending_material_id is None or self.replicas_lacking_pending():
+            return False
+        self._complete_rotation(key_material_id=self.pending_material_id, actor=actor)
+        return True
+
+    @event("MultiRegionRotationCompleted")
+    def _complete_rotation(self, key_material_id: str, actor: Actor) -> None:
+        self.current_key_material_id = key_material_id
+        self.pending_material_id = None
+        self.pending_held_by = ()
 
     @event("ReplicaRemoved")
     def _remove_replica(self, region: str, deletion_date: datetime | None, actor: Actor) -> None:
         self.replica_regions = tuple(r for r in self.replica_regions if r != region)
         self.shared_material_ids.pop(region, None)
+        self.pending_held_by = tuple(r for r in self.pending_held_by if r != region)
         if deletion_date is not None:
             self.key_state = KeyState.PENDING_DELETION
             self.deletion_date = deletion_date
@@ -618,6 +677,7 @@ class KmsKey(StrAggregate):
         self.epoch = epoch
         self.replica_regions = tuple(replica_regions)
         self.shared_material_ids = {}
+        self.pending_material_id, self.pending_held_by = None, ()
         self.key_state = KeyState.UPDATING
 
     def promote(self, replica_regions: list[str], actor: Actor, epoch: int | None = None) -> None:
@@ -666,6 +726,7 @@ class KmsKey(StrAggregate):
         self.primary_region = primary_region
         self.epoch = epoch
         self.shared_material_ids = {}
+        self.pending_material_id, self.pending_held_by = None, ()
         if deletion_date is not None:
             self.key_state = KeyState.PENDING_DELETION
             self.deletion_date = deletion_date

@@ -43,6 +43,10 @@ def fence(server_factory, store):
     link.close()
 
 
+def _current(client, key_id: str) -> str:
+    return client.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+
+
 def _refused(call, **params) -> dict:
     with pytest.raises(ClientError) as refused:
         call(**params)
@@ -59,8 +63,9 @@ def test_a_primary_restarted_while_cut_off_changes_nothing_shared_until_it_reads
     until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled")
     e.rotate_key_on_demand(KeyId=key_id)  # the primary's node has read the replica's: allowed
     rotations = e.list_key_rotations(KeyId=key_id)["Rotations"]
-    current = e.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
-    until(lambda: w.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == current)
+    newest = rotations[-1]["KeyMaterialId"]  # current once the replica holds it
+    until(lambda: _current(e, key_id) == _current(w, key_id) == newest)
+    rotations = e.list_key_rotations(KeyId=key_id)["Rotations"]
 
     # The primary's node dies; the replica is promoted beside its running node and rotates.
     east.kill()
@@ -104,6 +109,9 @@ def test_a_primary_restarted_while_cut_off_changes_nothing_shared_until_it_reads
     assert _refused(e.rotate_key_on_demand, KeyId=key_id)["Error"]["Code"] == (
         "UnsupportedOperationException")
     assert w.decrypt(CiphertextBlob=blob)["Plaintext"] == b"while cut off"
+    # the new primary's rotation waited for its replica: now both encrypt with its material
+    newest = w.list_key_rotations(KeyId=key_id)["Rotations"][-1]["KeyMaterialId"]
+    assert until(lambda: _current(e, key_id) == _current(w, key_id) == newest, timeout=10)
     made_by_west = w.list_key_rotations(KeyId=key_id)["Rotations"]
-    assert until(lambda: e.list_key_rotations(KeyId=key_id)["Rotations"] == made_by_west)
+    assert e.list_key_rotations(KeyId=key_id)["Rotations"] == made_by_west
     assert len(made_by_west) == len(rotations) + 1

@@ -152,3 +152,81 @@ def test_an_old_primary_is_fenced_by_a_newer_epoch():
     with pytest.raises(errors.UnsupportedOperationException):
         key.check_on_demand_rotation(T0)  # fenced: never a shared-property change of its own
     assert replay(key).is_replica
+
+
+def _set_of_three() -> KmsKey:
+    key = primary()
+    for region in (WEST, THIRD):
+        key.add_replica(region, "", default_key_policy(ACCOUNT), {}, ALICE)
+    return key
+
+
+def test_a_rotated_primary_encrypts_with_the_new_material_once_every_replica_holds_it():
+    """AWS: KMS "does not encrypt with the new material until it is present in the primary
+    and every replica"."""
+    key = _set_of_three()
+    first, second = material(1).key_material_id, material(2).key_material_id
+    key.rotate_on_demand(material(2, RotationType.ON_DEMAND), T0, ALICE)
+    assert (key.current_key_material_id, key.pending_material_id) == (first, second)
+    assert second in key.materials and key.on_demand_rotations == 1  # (it decrypts already)
+    assert key.replicas_lacking_pending() == [WEST, THIRD]
+    assert key.record_replica_materials(WEST, [first], ALICE) is False  # not the new one
+    assert key.record_replica_materials(WEST, [second], ALICE) is False  # THIRD lacks it
+    assert key.record_replica_materials(WEST, [second], ALICE) is False  # (noted once)
+    assert (key.current_key_material_id, key.replicas_lacking_pending()) == (first, [THIRD])
+    assert key.record_replica_materials(THIRD, [second], ALICE) is True
+    assert (key.current_key_material_id, key.pending_material_id) == (second, None)
+    assert [type(e).__name__ for e in key.pending_events][-3:] == [
+        "ReplicaHoldsPendingMaterial", "ReplicaHoldsPendingMaterial",
+        "MultiRegionRotationCompleted"]
+    rebuilt = replay(key)
+    assert (rebuilt.current_key_material_id, rebuilt.pending_material_id) == (second, None)
+
+
+def test_a_rotation_while_another_waits_replaces_it_and_automatic_rotation_waits():
+    key = _set_of_three()
+    key.enable_rotation(90, T0, ALICE)
+    key.rotate_on_demand(material(2, RotationType.ON_DEMAND), T0, ALICE)
+    key.record_replica_materials(WEST, [material(2).key_material_id], ALICE)
+    assert not key.rotation_due(datetime(2099, 1, 1, tzinfo=UTC))  # one rotation at a time
+    key.rotate_on_demand(material(3, RotationType.ON_DEMAND), T0, ALICE)
+    assert key.pending_material_id == material(3).key_material_id
+    assert key.replicas_lacking_pending() == [WEST, THIRD]  # WEST held the replaced one
+    for region in (WEST, THIRD):
+        key.record_replica_materials(region, [material(3).key_material_id], ALICE)
+    assert key.current_key_material_id == material(3).key_material_id
+    assert material(2).key_material_id in key.materials  # never current, still decrypts
+    assert key.rotation_due(datetime(2099, 1, 1, tzinfo=UTC))
+
+
+def test_a_rotation_completes_when_the_last_replica_lacking_its_material_leaves_the_set():
+    key = _set_of_three()
+    key.rotate_on_demand(material(2, RotationType.ON_DEMAND), T0, ALICE)
+    key.record_replica_materials(WEST, [material(2).key_material_id], ALICE)
+    key.remove_replica(THIRD, T0, ALICE)
+    assert (key.current_key_material_id, key.pending_material_id) == (
+        material(2).key_material_id, None)
+
+
+def test_a_primary_without_replicas_and_one_demoted_wait_for_no_replica():
+    alone = primary()
+    alone.rotate_on_demand(material(2, RotationType.ON_DEMAND), T0, ALICE)
+    assert alone.current_key_material_id == material(2).key_material_id
+    key = _set_of_three()
+    key.rotate_on_demand(material(2, RotationType.ON_DEMAND), T0, ALICE)
+    key.demote(WEST, 1, ALICE, T0)  # its successor never heard of the waiting material
+    assert key.pending_material_id is None and key.replicas_lacking_pending() == []
+    assert key.current_key_material_id == material(1).key_material_id
+
+
+def test_a_rotation_stored_before_rotations_could_wait_made_its_material_current():
+    key = _set_of_three()
+    key.rotate_on_demand(material(2, RotationType.ON_DEMAND), T0, ALICE)
+    events = key.collect_events()
+    assert type(events[-1]).__name__ == "KeyMaterialRotated" and events[-1].pending is True
+    del events[-1].__dict__["pending"]  # as older versions stored it
+    rebuilt = None
+    for event in events:
+        rebuilt = event.mutate(rebuilt)
+    assert (rebuilt.current_key_material_id, rebuilt.pending_material_id) == (
+        material(2).key_material_id, None)
