@@ -19,6 +19,32 @@ ROOT_KEY_BYTES = 32
 _NONCE = 12
 
 
+def create_root_key_file(path: Path) -> None:
+    """A new root key at ``path`` (mode 0600), durable before any key depends on it: written
+    and fsynced under a temporary name, then linked into place (a crash leaves no empty or
+    partial root key) and the directory fsynced. Another process that created it first wins:
+    its key is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64encode(os.urandom(ROOT_KEY_BYTES)) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return  # (another worker's first start made it: the same for every process)
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 class RootKey:
     """Wraps and unwraps per-key data-encryption keys (AES-256-GCM, AAD = key id)."""
 
@@ -41,10 +67,7 @@ class RootKey:
             return cls(base64.b64decode(encoded))
         path = Path(root_key_file) if root_key_file else data_dir / "root.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(base64.b64encode(os.urandom(ROOT_KEY_BYTES)) + b"\n")
+            create_root_key_file(path)
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
             raise PermissionError(f"root key file {path} must not be readable by others (mode {mode:o})")
