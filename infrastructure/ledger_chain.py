@@ -1151,21 +1151,25 @@ class RegionChain:
         if not self._due(final):
             return
         signer = self._key.private_key(self.db)
-        key_id = public_key_id(signer.public_key())
         with self.db.write_lock():
-            self._checkpoint = self.db.last_checkpoint()
-            self._tip = self.db.tip(self.region)
-            if not self._due(final):
-                return  # another process wrote it
-            previous = self._checkpoint
-            seq = previous.seq + 1 if previous else 1
-            prev_hash = previous.hash(self.region) if previous else _NO_CHECKPOINT
-            created = max(self._clock(), previous.created if previous else 0.0)
-            message = checkpoint_message(self.region, seq, self._tip.seq, self._tip.hash, created,
-                                         prev_hash, key_id)
-            cp = _Checkpoint(seq, self._tip.seq, self._tip.hash, created, prev_hash, key_id,
-                             signer.sign(message))
-            self.db.insert_checkpoint(cp)
+            self._checkpoint_locked(final, signer)
+
+    def _checkpoint_locked(self, final: bool, signer: Ed25519PrivateKey) -> None:
+        """Write the checkpoint if it is due, in the store's write transaction (held)."""
+        self._checkpoint = self.db.last_checkpoint()
+        self._tip = self.db.tip(self.region)
+        if not self._due(final):
+            return  # another process wrote it
+        previous = self._checkpoint
+        seq = previous.seq + 1 if previous else 1
+        prev_hash = previous.hash(self.region) if previous else _NO_CHECKPOINT
+        created = max(self._clock(), previous.created if previous else 0.0)
+        key_id = public_key_id(signer.public_key())
+        message = checkpoint_message(self.region, seq, self._tip.seq, self._tip.hash, created,
+                                     prev_hash, key_id)
+        cp = _Checkpoint(seq, self._tip.seq, self._tip.hash, created, prev_hash, key_id,
+                         signer.sign(message))
+        self.db.insert_checkpoint(cp)
         self._checkpoint = cp
 
     def checkpoint(self) -> None:
@@ -1181,9 +1185,10 @@ class RegionChain:
         older than the cutoff; the chain entries and checkpoints stay, so the verifier still
         checks the chain (and every event) from the start. Each deletion appends a retention
         marker to the chain in its transaction ("audit records up to position P were pruned"),
-        and a checkpoint signs it at once: the verifier accepts missing audit records only up
-        to a signed marker, so deleting records behind keyledger's back is still "missing".
-        Deletion goes checkpoint by checkpoint, so an interruption leaves a valid prefix.
+        and a checkpoint signs it in the same transaction: the verifier accepts missing audit
+        records only up to a signed marker, so deleting records behind keyledger's back is still
+        "missing". Deletion goes checkpoint by checkpoint, each deletion with its marker and
+        their checkpoint at once, so an interruption (a kill included) leaves a valid prefix.
         """
         db = self.db
         with db.lock:
@@ -1203,6 +1208,7 @@ class RegionChain:
             if oldest is None:
                 return 0
             deleted, done_upto = 0, oldest - 1
+            signer = self._key.private_key(db) if boundaries else None
             for index, chain_seq in enumerate(boundaries):
                 upto = db._value("SELECT source_position FROM {chain} WHERE source = ? AND "
                                  "seq <= ? ORDER BY seq DESC LIMIT 1", (AUDIT, chain_seq))
@@ -1218,9 +1224,8 @@ class RegionChain:
                     entry_hash = link_hash(seq, RETENTION, upto, digest, tip.hash)
                     db.insert_entries([(seq, RETENTION, upto, digest, tip.hash, entry_hash)])
                     self._tip = _Tip(seq, entry_hash, tip.heads)
+                    self._checkpoint_locked(True, signer)  # the marker, signed as it commits
                 done_upto = upto
-            if deleted:
-                self._checkpoint_if_due(True)  # the marker is signed before anyone verifies
             return deleted
 
     def close(self) -> None:

@@ -655,6 +655,37 @@ def test_prune_before_keeps_a_verifiable_checkpointed_prefix(kms, store, chainer
     assert problem(kms, chainer)[0] == "missing"
 
 
+def test_retention_interrupted_between_prefixes_leaves_a_verifiable_store(
+        kms, store, chainer, clock, monkeypatch):
+    """Each checkpointed prefix goes with its marker and their checkpoint in one transaction:
+    a retention pass that dies in its second prefix (a kill) leaves the first pruned and
+    signed, and verify passes without a server finishing the pass."""
+    old = time.time() - 400 * 86400
+    for _ in range(3):  # three checkpointed prefixes of old records, then recent ones
+        store.append_audit(4, event_time=old)
+        clock.now += 61
+        chainer.chain(REGION)
+    store.append_audit(2)
+    clock.now += 61
+    chainer.chain(REGION)
+    monkeypatch.setattr(ledger_chain, "_PRUNE_CHUNK", 1)  # (a prefix per transaction)
+    markers, digest = [], ledger_chain.retention_digest
+
+    def dies_in_the_second(position):
+        markers.append(position)
+        if len(markers) == 2:
+            raise SystemExit("killed while pruning the second prefix")
+        return digest(position)
+
+    monkeypatch.setattr(ledger_chain, "retention_digest", dies_in_the_second)
+    with pytest.raises(SystemExit):
+        chainer.prune_before(time.time() - 365 * 86400)
+    monkeypatch.undo()
+    result = report(kms, chainer)
+    assert result.ok, result.lines()
+    assert (result.regions[0].pruned, len(store.audit_positions())) == (4, 8 + 2)
+
+
 def prune_five_old_records(store, chainer, clock, recent: int) -> None:
     """5 old records under checkpoint #1, ``recent`` new ones under #2; retention prunes the 5."""
     store.append_audit(5, event_time=time.time() - 400 * 86400)
