@@ -27,6 +27,7 @@ from domain.alias import Alias
 from domain.base import StrAggregate
 from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
 from domain.key import KmsKey
+from domain.service_records import SERVICE_RECORDS_ID, ServiceRecords
 
 log = logging.getLogger("keyledger.ledger")
 
@@ -35,7 +36,7 @@ class KeyLedger(Application[str]):
     """The event store of one region; its events are the audit trail."""
 
     name = "KeyLedger"
-    snapshotting_intervals = {KmsKey: 50}  # noqa: RUF012
+    snapshotting_intervals = {KmsKey: 50, ServiceRecords: 50}  # noqa: RUF012
 
     def __init__(self, env: dict[str, str], transcodings: Sequence[Any] = ()) -> None:
         self._transcodings = tuple(transcodings)
@@ -74,6 +75,9 @@ class KeyLedger(Application[str]):
 
     def get_identities(self) -> IdentityDirectory | None:
         return self._get(IDENTITY_DIRECTORY_ID, IdentityDirectory)
+
+    def get_service_records(self) -> ServiceRecords | None:
+        return self._get(SERVICE_RECORDS_ID, ServiceRecords)
 
     def _get(self, aggregate_id: str, cls: type) -> Any:
         try:

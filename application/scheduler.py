@@ -4,18 +4,20 @@ key material (CloudTrail's AwsServiceEvent). Run by each server process's mainte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from application.audit import audit_row, new_event_id
+from application.audit import AuditRow, audit_row, new_event_id
 from application.audit_records import service_event_record
 from application.clock import Clock
-from application.region import WRITTEN, Region
+from application.region import Region
 from application.shredder import finish_shredding
 from domain.alias import alias_aggregate_id
 from domain.key import KmsKey
+from domain.service_records import SERVICE_RECORDS_ID, ServiceRecords
 from domain.values import Actor, BackingKey, RotationType
 
 log = logging.getLogger("keyledger.scheduler")
@@ -37,6 +39,7 @@ class Scheduler:
         """Complete due deletions, rotations and expiries in the regions; returns how many."""
         done = 0
         for region in regions:
+            self._store_noted(region)  # what a process that died left unrecorded
             region.projection.catch_up()
             now = self.clock.now()
             for key_id in region.directory.due_key_ids(now.timestamp()):
@@ -48,28 +51,50 @@ class Scheduler:
         return done
 
     @staticmethod
-    def _audit(region: Region, key: KmsKey, event_name: str, now: datetime, written: list,
-               details: dict | None = None) -> None:
-        """The AwsServiceEvent record of a change KMS made on its own (durable before the
-        scheduler goes on, like a request's)."""
+    def _noted(region: Region, key: KmsKey, event_name: str, now: datetime,
+               changed: Sequence[Any], details: dict | None = None) -> tuple[ServiceRecords, AuditRow]:
+        """The AwsServiceEvent record of a change KMS makes on its own, built before the change
+        is saved (it names the events the save writes: ``changed``' versions), and the
+        region's note of it, to be saved with the change (domain.service_records)."""
         record = service_event_record(
             event_name=event_name, account=key.account, region=region.name, key_arn=key.arn,
             event_time=now, event_id=new_event_id(), service_event_details=details,
-            ledger_events=tuple(written),
+            ledger_events=[(aggregate.id, aggregate.version) for aggregate in changed],
         )
-        region.audit.record_blocking(audit_row(record, now, key.account, (key.arn,), None, None),
-                                     kept=True)  # the change is saved: its record is kept
-        written.clear()
+        row = audit_row(record, now, key.account, (key.arn,), None, None)
+        notes = region.ledger.get_service_records() or ServiceRecords.start()
+        notes.note(row.event_id, row.record.decode(), row.event_time, row.account, key.id,
+                   event_name)
+        return notes, row
+
+    @staticmethod
+    def _store(region: Region, *rows: AuditRow) -> None:
+        """Store the records of saved changes (durable before the scheduler goes on, like a
+        request's; kept: spooled if the store refuses them), then strike their notes."""
+        region.audit.record_blocking(*rows, kept=True)
+        event_ids = [row.event_id for row in rows]
+
+        def load() -> ServiceRecords:
+            notes = region.ledger.get_service_records()
+            assert notes is not None  # (noted in the change's save)
+            return notes
+
+        region.change(SERVICE_RECORDS_ID, load, lambda notes: notes.stored(event_ids))
+
+    def _store_noted(self, region: Region) -> None:
+        """Store the records noted with changes whose process died before storing them (the
+        audit store keeps one per eventID: one stored already is not stored twice)."""
+        notes = region.ledger.get_service_records()
+        if notes is None or not notes.pending:
+            return
+        rows = [AuditRow(noted["event_time"], noted["account"], noted["key_id"], None,
+                         noted["event_name"], None, None, event_id, noted["record"].encode())
+                for event_id, noted in notes.pending.items()]
+        log.warning("storing %d audit records of changes KMS made before a process stopped",
+                    len(rows))
+        self._store(region, *rows)
 
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
-        written: list[tuple[str, int]] = []
-        token = WRITTEN.set(written)
-        try:
-            return self._run_due_recorded(region, key_id, now, written)
-        finally:
-            WRITTEN.reset(token)
-
-    def _run_due_recorded(self, region: Region, key_id: str, now: datetime, written: list) -> int:
         with region.writer_lock(key_id):
             key = region.ledger.get_key(key_id)
             if key is None:
@@ -78,9 +103,10 @@ class Scheduler:
             done = 0
             if key.expired_materials(now) and not key.deleted:
                 expired = key.expire_imported_material(now, actor)
-                region.save(key)
-                self._audit(region, key, "DeleteExpiredKeyMaterial", now, written,
-                            {"keyId": key.id, "keyMaterialIds": list(expired)})
+                notes, row = self._noted(region, key, "DeleteExpiredKeyMaterial", now, [key],
+                                         {"keyId": key.id, "keyMaterialIds": list(expired)})
+                region.save(key, notes)
+                self._store(region, row)
                 done = 1
             if finish_shredding(region, key, actor):  # left by a crash or a deletion request
                 region.save(key)
@@ -95,21 +121,23 @@ class Scheduler:
                 aliases = [a for a in aliases if a is not None and a.target_key_id == key.id]
                 for alias in aliases:
                     alias.delete(actor)
-                region.save(key, *aliases)
-                finish_shredding(region, key, actor)
+                notes, row = self._noted(region, key, "DeleteKey", now, [key, *aliases])
+                region.save(key, *aliases, notes)
+                finish_shredding(region, key, actor)  # (after the deletion is durable)
                 region.save(key)
-                self._audit(region, key, "DeleteKey", now, written)
+                self._store(region, row)
                 return 1
             if key.rotation_due(now) and self._unread_replica_region(region.name, key) is None:
                 previous = key.current_key_material_id
                 material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
                 key.rotate_automatically(material, now, actor)
                 self._share_with_replicas(region, key, actor)
-                region.save(key)
-                self._audit(region, key, "RotateKey", now, written, {
+                notes, row = self._noted(region, key, "RotateKey", now, [key], {
                     "rotationType": "AUTOMATIC", "keyOrigin": key.origin, "keyId": key.id,
                     "previousKeyMaterialId": previous,
                     "currentKeyMaterialId": key.current_key_material_id,
                 })
+                region.save(key, notes)
+                self._store(region, row)
                 return 1
             return done

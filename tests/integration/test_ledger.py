@@ -390,3 +390,48 @@ def test_update_alias_to_its_own_key_is_not_counted_again(kms):
 def test_key_history_of_impossible_ids_is_not_found(kms, key_id):
     with pytest.raises(errors.NotFoundException):
         kms.service.key_history("us-east-1", key_id)
+
+
+@pytest.mark.parametrize("change", ["DeleteKey", "RotateKey"])
+def test_a_change_kms_made_whose_process_died_before_its_record_gets_it_once(kms, monkeypatch,
+                                                                               change):
+    """The change and a note of its audit record are saved together; the process dies before
+    the record is stored; the next scheduler pass stores it, once, and strikes the note."""
+    import orjson
+
+    from application.audit import AuditQuery
+    from application.scheduler import Scheduler
+
+    key_id = _create(kms)
+    if change == "DeleteKey":
+        kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    else:
+        kms.call("EnableKeyRotation", KeyId=key_id, RotationPeriodInDays=90)
+    store = Scheduler._store
+
+    def dies(region, *rows):
+        raise SystemExit("killed between the change and its record")
+
+    monkeypatch.setattr(Scheduler, "_store", staticmethod(dies))
+    with pytest.raises(SystemExit):
+        kms.advance(days=91)
+    monkeypatch.setattr(Scheduler, "_store", staticmethod(store))
+    region = kms.service.region("us-east-1")
+
+    def records() -> list[dict]:
+        rows = region.audit.store.query(AuditQuery(key_id=key_id, event_name=change, limit=10))
+        return [orjson.loads(record) for _, record in rows]
+
+    types = [e["Type"] for e in kms.service.key_history("us-east-1", key_id)]
+    assert ("KeyDeleted" if change == "DeleteKey" else "KeyMaterialRotated") in types
+    assert records() == []  # the change is saved, its record is not
+    kms.restart()
+    kms.service.region("us-east-1")
+    kms.service.run_scheduled()
+    kms.service.run_scheduled()
+    region = kms.service.region("us-east-1")
+    (record,) = records()
+    assert (record["eventType"], record["userIdentity"]) == (
+        "AwsServiceEvent", {"accountId": record["recipientAccountId"], "invokedBy": "AWS Internal"})
+    assert record["additionalEventData"]["ledgerEvents"][0]["aggregateId"] == key_id
+    assert region.ledger.get_service_records().pending == {}
