@@ -814,8 +814,8 @@ def _ways_in(decision, decide, key_policy: Policy, identity: list[Policy],
              parts: dict[str, _Part], candidate: _Candidate, caller: PolicyCaller, action: str,
              resource: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A route per statement that lets the candidate in (``decision``: the evaluator's first):
-    the statement it relied on, then again without it, until none is left that would, or one
-    lets it in unconditionally (the others add nothing then)."""
+    the statement it relied on, then again without it, until none is left that would. Every
+    one is named, an unconditional one too: taking one away leaves the others open."""
     routes = []
     for _ in parts:  # (each turn takes one statement away: at most one route per statement)
         if not decision.allowed:
@@ -842,8 +842,6 @@ def _ways_in(decision, decide, key_policy: Policy, identity: list[Policy],
                      "KeyPolicyStatement": through.display if through else None,
                      "KeyPolicyConditions": through.conditions if through else None}
         routes.append(route)
-        if part.conditions is None and route.get("KeyPolicyConditions") is None:
-            break
         decision = decide(key_policy, identity, None)
     return routes
 

@@ -797,6 +797,24 @@ def test_every_statement_that_lets_a_principal_in_is_a_route_of_its_own(kms):
          "Conditions": office}]
 
 
+def test_an_unconditional_statement_does_not_hide_the_other_ways_in(kms):
+    """Alice may decrypt through a key-policy statement naming her and through her identity
+    policy (which the root statement delegates to): both are named, so a review before the
+    statement is removed shows she keeps the access (the review stopped at the first
+    unconditional way in)."""
+    _record_identities(kms, Directory(), _identities())
+    key_id = _create(kms, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "AliceDecrypts", "Effect": "Allow", "Principal": {"AWS": ALICE_ARN},
+         "Action": "kms:Decrypt", "Resource": "*"}]}))
+    answer = _forensics(kms).who_can(REGION, key_id, "kms:Decrypt", datetime.now(UTC))
+    assert [route for route in answer["Principals"] if route["Principal"] == ALICE_ARN] == [
+        {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AliceDecrypts",
+         "Conditions": None},
+        ALICE_ROUTE]
+
+
 def test_material_imported_again_after_its_deletion_is_live_again(kms):
     key_id = _create(kms, Origin="EXTERNAL")
     material = os.urandom(32)
