@@ -61,8 +61,12 @@ def parse_time(value: str | None, name: str) -> float | None:
     if value is None or value == "":
         return None
     seconds = parse_instant(value, name).timestamp()
-    whole = "." not in value and "," not in value
-    return WholeSecond(seconds) if whole else seconds
+    return WholeSecond(seconds) if to_the_second(value) else seconds
+
+
+def to_the_second(value: str) -> bool:
+    """A time given without a fractional part, as a record's eventTime shows one."""
+    return "." not in value and "," not in value
 
 
 def end_bound(end: float | None) -> float | None:

@@ -101,7 +101,7 @@ from eventsourcing.persistence import DataError, ProgrammingError
 from eventsourcing.utils import get_topic
 
 from application.audit import AuditQuery, AuditStorePort
-from application.audit_query import parse_instant
+from application.audit_query import parse_instant, to_the_second
 from application.authorization import GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS, compiled
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
@@ -150,8 +150,10 @@ log = logging.getLogger("keyledger.forensics")
 
 def past_instant(text: str | None, now: datetime, name: str = "at") -> datetime:
     """The instant a forensic read is asked about: ``text`` (parse_instant), or ``now`` when
-    it is absent or empty. ValidationException for an instant after ``now``: the ledger holds
-    what happened, not what will (a scheduled deletion or rotation may not happen)."""
+    it is absent or empty. A time given to the second, as a record's eventTime shows one, is
+    the end of that second (up to now): the state after what its records show, as the audit
+    API's ``end``. ValidationException for an instant after ``now``: the ledger holds what
+    happened, not what will (a scheduled deletion or rotation may not happen)."""
     if not text:
         return now
     at = parse_instant(text, name)
@@ -159,6 +161,8 @@ def past_instant(text: str | None, now: datetime, name: str = "at") -> datetime:
         raise errors.ValidationException(
             f"'{text[:64]}' is in the future: the ledger answers for instants up to now "
             f"({now.isoformat()}).")
+    if to_the_second(text):
+        at = min(at + timedelta(microseconds=999_999), now)
     return at
 
 

@@ -449,9 +449,28 @@ def test_who_can_knows_a_keys_multi_region_condition_keys(kms):
 def test_an_instant_in_the_future_is_refused():
     now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
     assert past_instant(None, now) == past_instant("", now) == now
-    assert past_instant("2026-12-06T11:59:59Z", now) == now - timedelta(seconds=1)
     with pytest.raises(errors.ValidationException, match="is in the future"):
         past_instant("2026-12-06T12:00:00.000001Z", now)
+    with pytest.raises(errors.ValidationException, match="is in the future"):
+        past_instant("2026-12-06T12:00:01Z", now)
+
+
+def test_a_time_to_the_second_is_all_of_that_second():
+    """As a record's eventTime shows an instant (and as the audit API's end takes one): the
+    state after what that second's records show, up to now; a fraction is exact."""
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert past_instant("2026-12-06T11:59:59Z", now) == now - timedelta(microseconds=1)
+    assert past_instant(str(int(now.timestamp()) - 1), now) == now - timedelta(microseconds=1)
+    assert past_instant("2026-12-06T12:00:00Z", now) == now
+    assert past_instant("2026-12-06T11:59:59.5Z", now) == now - timedelta(milliseconds=500)
+
+
+def test_a_keys_state_at_its_creation_records_second_shows_it(kms):
+    key_id = _create(kms, Description="made")
+    (created,) = [e for e in kms.service.key_history(REGION, key_id) if e["Type"] == "KeyCreated"]
+    event_time = created["Timestamp"].strftime("%Y-%m-%dT%H:%M:%SZ")  # (as eventTime shows it)
+    state = _forensics(kms).key_state(REGION, key_id, past_instant(event_time, datetime.now(UTC)))
+    assert (state["Version"], state["KeyMetadata"]["Description"]) == (1, "made")
 
 
 # -- material lineage and use ---------------------------------------------------------------------
