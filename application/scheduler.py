@@ -95,49 +95,59 @@ class Scheduler:
         self._store(region, *rows)
 
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
-        with region.writer_lock(key_id):
-            key = region.ledger.get_key(key_id)
-            if key is None:
-                return 0
-            actor = Actor.service()
-            done = 0
-            if key.expired_materials(now) and not key.deleted:
-                expired = key.expire_imported_material(now, actor)
-                notes, row = self._noted(region, key, "DeleteExpiredKeyMaterial", now, [key],
-                                         {"keyId": key.id, "keyMaterialIds": list(expired)})
-                region.save(key, notes)
-                self._store(region, row)
-                done = 1
-            if finish_shredding(region, key, actor):  # left by a crash or a deletion request
-                region.save(key)
-                done = 1
-            if key.deletion_due(now):
-                # The key's aliases go with it, in the same transaction as its deletion.
-                key.complete_deletion(now, actor)
-                aliases = [
-                    region.ledger.get_alias(alias_aggregate_id(key.account, row.alias_name))
-                    for row in region.directory.list_aliases(key.account, key.id, "", 10_000)
-                ]
-                aliases = [a for a in aliases if a is not None and a.target_key_id == key.id]
-                for alias in aliases:
-                    alias.delete(actor)
-                notes, row = self._noted(region, key, "DeleteKey", now, [key, *aliases])
-                region.save(key, *aliases, notes)
-                finish_shredding(region, key, actor)  # (after the deletion is durable)
-                region.save(key)
-                self._store(region, row)
-                return 1
-            if key.rotation_due(now) and self._unread_replica_region(region.name, key) is None:
-                previous = key.current_key_material_id
-                material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
-                key.rotate_automatically(material, now, actor)
-                self._share_with_replicas(region, key, actor)
-                notes, row = self._noted(region, key, "RotateKey", now, [key], {
-                    "rotationType": "AUTOMATIC", "keyOrigin": key.origin, "keyId": key.id,
-                    "previousKeyMaterialId": previous,
-                    "currentKeyMaterialId": key.current_key_material_id,
-                })
-                region.save(key, notes)
-                self._store(region, row)
-                return 1
-            return done
+        saved: list[AuditRow] = []  # the records of the changes saved
+        try:
+            with region.writer_lock(key_id):
+                return self._change_due(region, key_id, now, saved)
+        finally:  # (outside the key's lock: striking the notes takes the notes' lock, which
+            # may be the same stripe of the region's writer locks)
+            if saved:
+                self._store(region, *saved)
+
+    def _change_due(self, region: Region, key_id: str, now: datetime,
+                    saved: list[AuditRow]) -> int:
+        key = region.ledger.get_key(key_id)
+        if key is None:
+            return 0
+        actor = Actor.service()
+        done = 0
+        if key.expired_materials(now) and not key.deleted:
+            expired = key.expire_imported_material(now, actor)
+            notes, row = self._noted(region, key, "DeleteExpiredKeyMaterial", now, [key],
+                                     {"keyId": key.id, "keyMaterialIds": list(expired)})
+            region.save(key, notes)
+            saved.append(row)
+            done = 1
+        if finish_shredding(region, key, actor):  # left by a crash or a deletion request
+            region.save(key)
+            done = 1
+        if key.deletion_due(now):
+            # The key's aliases go with it, in the same transaction as its deletion.
+            key.complete_deletion(now, actor)
+            aliases = [
+                region.ledger.get_alias(alias_aggregate_id(key.account, row.alias_name))
+                for row in region.directory.list_aliases(key.account, key.id, "", 10_000)
+            ]
+            aliases = [a for a in aliases if a is not None and a.target_key_id == key.id]
+            for alias in aliases:
+                alias.delete(actor)
+            notes, row = self._noted(region, key, "DeleteKey", now, [key, *aliases])
+            region.save(key, *aliases, notes)
+            finish_shredding(region, key, actor)  # (after the deletion is durable)
+            region.save(key)
+            saved.append(row)
+            return 1
+        if key.rotation_due(now) and self._unread_replica_region(region.name, key) is None:
+            previous = key.current_key_material_id
+            material = self._new_material(region, key.id, key.key_spec, now, RotationType.AUTOMATIC)
+            key.rotate_automatically(material, now, actor)
+            self._share_with_replicas(region, key, actor)
+            notes, row = self._noted(region, key, "RotateKey", now, [key], {
+                "rotationType": "AUTOMATIC", "keyOrigin": key.origin, "keyId": key.id,
+                "previousKeyMaterialId": previous,
+                "currentKeyMaterialId": key.current_key_material_id,
+            })
+            region.save(key, notes)
+            saved.append(row)
+            return 1
+        return done

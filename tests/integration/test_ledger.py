@@ -435,3 +435,21 @@ def test_a_change_kms_made_whose_process_died_before_its_record_gets_it_once(kms
         "AwsServiceEvent", {"accountId": record["recipientAccountId"], "invokedBy": "AWS Internal"})
     assert record["additionalEventData"]["ledgerEvents"][0]["aggregateId"] == key_id
     assert region.ledger.get_service_records().pending == {}
+
+
+def test_a_scheduled_change_whose_key_shares_the_notes_lock_stripe_completes(kms, monkeypatch):
+    """The region's writer locks are striped: a key whose stripe is the service-records
+    notes' one deadlocked the scheduler, which struck the note while it held the key's lock."""
+    import threading
+
+    key_id = _create(kms)
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    region = kms.service.region("us-east-1")
+    one_stripe = threading.Lock()
+    monkeypatch.setattr(region, "writer_lock", lambda aggregate_id: one_stripe)
+    done = threading.Thread(target=kms.advance, kwargs={"days": 8}, daemon=True)
+    done.start()
+    done.join(timeout=20)
+    assert not done.is_alive(), "the scheduler deadlocked"
+    assert kms.service.key_history("us-east-1", key_id)[-1]["Type"] == "KeyMaterialShredded"
+    assert region.ledger.get_service_records().pending == {}
