@@ -62,7 +62,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from infrastructure.audit_store import RECORD_TEXT, RECORD_TEXT_BODY, open_sqlite_read_only
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
-from infrastructure.persistence import REGION_PATTERN, StoreConfig, schema_name
+from infrastructure.persistence import REGION_PATTERN, StoreConfig, file_lock, schema_name
 from infrastructure.root_key import RootKey
 
 log = logging.getLogger("keyledger.chain")
@@ -1025,18 +1025,7 @@ class CheckpointKey:
     def _store_lock(self, db: _RegionDB) -> contextlib.AbstractContextManager[None]:
         if isinstance(db, _PostgresRegionDB):
             return db.store_lock()
-        return _file_lock(self._store.data_dir / "regions" / ".checkpoint-key.lock")
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self._store.data_dir / "regions" / ".checkpoint-key.lock")
 
 
 def checkpoint_public_key(store: StoreConfig, root_key: RootKey, region: str = "us-east-1") -> bytes:

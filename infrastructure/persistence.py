@@ -12,8 +12,10 @@ Each region is its own ledger, created on first use:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -137,15 +139,26 @@ class StoreConfig:
         folder = self.data_dir / "regions" / region
         if not read_only:
             folder.mkdir(parents=True, exist_ok=True)
-        factory = InfrastructureFactory.construct(
-            Environment("KeyDirectory", self._sqlite_env(folder / "directory.db"))
-        )
-        directory = factory.tracking_recorder(SQLiteKeyDirectory)
-        keyring = SQLiteKeyring(folder / "keyring.db")
-        audit = SQLiteAuditStore(folder / "audit.db", read_only=read_only)
         ledger_env = self._sqlite_env(folder / "ledger.db")
-        return RegionStorage({**ledger_env, "CREATE_TABLE": "false"} if read_only else ledger_env,
-                             directory, keyring, factory, audit)
+        # Workers starting together race to create the same tables, and eventsourcing's first
+        # tracking row (its "__migration__" marker) is inserted by each: a Region's files get
+        # their tables under one file lock, the ledger's too, as on PostgreSQL.
+        with contextlib.nullcontext() if read_only else file_lock(folder / ".tables.lock"):
+            factory = InfrastructureFactory.construct(
+                Environment("KeyDirectory", self._sqlite_env(folder / "directory.db"))
+            )
+            directory = factory.tracking_recorder(SQLiteKeyDirectory)
+            keyring = SQLiteKeyring(folder / "keyring.db")
+            audit = SQLiteAuditStore(folder / "audit.db", read_only=read_only)
+            if not read_only:
+                ledger = InfrastructureFactory.construct(Environment("KeyLedger", ledger_env))
+                try:  # the ledger's tables (events, tracking, snapshots), made here once
+                    ledger.process_recorder()
+                    ledger.aggregate_recorder("snapshots")
+                finally:
+                    ledger.close()
+        return RegionStorage({**ledger_env, "CREATE_TABLE": "false"}, directory, keyring, factory,
+                             audit)
 
     def region_folder(self, region: str) -> Path:
         """Where a region's SQLite files live."""
@@ -191,6 +204,18 @@ class StoreConfig:
                 )
             except psycopg.errors.UniqueViolation:
                 pass  # another process created it at the same moment
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path`` (created if need be) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def schema_name(region: str) -> str:
