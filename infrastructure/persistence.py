@@ -121,12 +121,7 @@ class StoreConfig:
                 if not read_only:
                     conn.execute("SELECT pg_advisory_lock(hashtext(%s))", ("keyledger:" + region,))
                     self._create_schema(env)
-                    ledger = InfrastructureFactory.construct(Environment("KeyLedger", env))
-                    try:  # the ledger's tables (events, tracking, snapshots), made here once
-                        ledger.process_recorder()
-                        ledger.aggregate_recorder("snapshots")
-                    finally:
-                        ledger.close()
+                    _create_ledger_tables(env)
                 factory = InfrastructureFactory.construct(Environment("KeyDirectory", env))
                 directory = factory.tracking_recorder(PostgresKeyDirectory)
                 keyring: Keyring = PostgresKeyring(factory.datastore)
@@ -151,12 +146,7 @@ class StoreConfig:
             keyring = SQLiteKeyring(folder / "keyring.db")
             audit = SQLiteAuditStore(folder / "audit.db", read_only=read_only)
             if not read_only:
-                ledger = InfrastructureFactory.construct(Environment("KeyLedger", ledger_env))
-                try:  # the ledger's tables (events, tracking, snapshots), made here once
-                    ledger.process_recorder()
-                    ledger.aggregate_recorder("snapshots")
-                finally:
-                    ledger.close()
+                _create_ledger_tables(ledger_env)
         return RegionStorage({**ledger_env, "CREATE_TABLE": "false"}, directory, keyring, factory,
                              audit)
 
@@ -204,6 +194,17 @@ class StoreConfig:
                 )
             except psycopg.errors.UniqueViolation:
                 pass  # another process created it at the same moment
+
+
+def _create_ledger_tables(env: dict[str, str]) -> None:
+    """A Region's ledger tables (events, tracking, snapshots), made once under the Region's
+    lock: the application built on ``env`` then creates none."""
+    ledger = InfrastructureFactory.construct(Environment("KeyLedger", env))
+    try:
+        ledger.process_recorder()
+        ledger.aggregate_recorder("snapshots")
+    finally:
+        ledger.close()
 
 
 @contextlib.contextmanager
