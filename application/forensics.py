@@ -106,7 +106,7 @@ from application.authorization import GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS, comp
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
 from application.ports import StateAtRecorder
-from application.presenters import key_metadata
+from application.presenters import key_metadata, rotation_status
 from application.region import Region
 from domain import errors
 from domain.alias import Alias
@@ -393,15 +393,6 @@ def aliases_at(ledger: KeyLedger, key: KmsKey, at: datetime) -> list[dict[str, A
 
 def _grant_order(grant: Grant) -> tuple[float, str]:
     return grant.creation_date.timestamp(), grant.grant_id  # ListGrants' order
-
-
-def rotation_status(key: KmsKey) -> dict[str, Any]:
-    """GetKeyRotationStatus' answer for ``key``."""
-    status: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
-    if key.rotation_is_enabled():
-        status["RotationPeriodInDays"] = key.rotation_period_days
-        status["NextRotationDate"] = key.next_rotation_date
-    return status
 
 
 def key_then(region: Region, key_id: str, at: datetime,

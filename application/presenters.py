@@ -8,13 +8,27 @@ from typing import Any
 from domain.key import KmsKey
 from domain.key_specs import ALGORITHM_FIELDS, algorithms, rotatable
 from domain.key_states import KeyState
-from domain.values import BackingKey, key_arn
+from domain.values import BackingKey, RotationType, key_arn
 
 
 def algorithm_fields(key: KmsKey) -> dict[str, Any]:
     """The algorithm lists of a key (DescribeKey, GetPublicKey)."""
     field = ALGORITHM_FIELDS[key.key_usage]  # type: ignore[index]  # KeyUsage is a StrEnum
     return {field: list(algorithms(key.key_spec, key.key_usage))}
+
+
+def rotation_status(key: KmsKey) -> dict[str, Any]:
+    """GetKeyRotationStatus' answer for ``key``; ``OnDemandRotationStartDate`` while an
+    on-demand rotation is in progress (a multi-Region primary's new material not yet in every
+    replica Region: KmsKey.pending_material_id)."""
+    status: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
+    if key.rotation_is_enabled():
+        status["RotationPeriodInDays"] = key.rotation_period_days
+        status["NextRotationDate"] = key.next_rotation_date
+    waiting = key.materials.get(key.pending_material_id or "")
+    if waiting is not None and waiting.rotation_type is RotationType.ON_DEMAND:
+        status["OnDemandRotationStartDate"] = waiting.created
+    return status
 
 
 def key_metadata(key: KmsKey) -> dict[str, Any]:

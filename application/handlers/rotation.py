@@ -6,6 +6,7 @@ from typing import Any
 
 from application.handlers import Handlers
 from application.paging import limit, page, unmarker
+from application.presenters import rotation_status
 from domain import messages
 from domain.key import KmsKey, rotation_period_days
 from domain.key_specs import rotatable
@@ -47,11 +48,7 @@ class Rotation(Handlers):
         # these KMS keys is always false" (API Reference); only Enable/DisableKeyRotation refuse.
         key = self.gate.use(ctx, self.region(ctx.region), params["KeyId"], GET_KEY_ROTATION_STATUS,
                             GET_KEY_ROTATION_STATUS.keys[0], params)
-        result: dict[str, Any] = {"KeyRotationEnabled": key.rotation_is_enabled(), "KeyId": key.arn}
-        if key.rotation_is_enabled():
-            result["RotationPeriodInDays"] = key.rotation_period_days
-            result["NextRotationDate"] = key.next_rotation_date
-        return result
+        return rotation_status(key)
 
     def RotateKeyOnDemand(self, ctx, params):
         region = self.region(ctx.region)

@@ -616,3 +616,27 @@ def test_material_is_not_shared_while_the_replicas_transport_key_is_out_of_reach
         kms.service.replicate()
     assert kms.call("DescribeKey", kms.context(REPLICA), KeyId=md["KeyId"])["KeyMetadata"][
         "KeyState"] == "Enabled"
+
+
+def test_an_on_demand_rotation_waiting_for_a_replica_is_in_progress(kms, monkeypatch):
+    """GetKeyRotationStatus names an in-progress on-demand rotation (OnDemandRotationStartDate,
+    "Once the on-demand rotation is complete, KMS removes this field"), and the key's state
+    at that time says so too."""
+    from application.forensics import Forensics
+
+    md = mrk(kms)
+    kms.call("ReplicateKey", KeyId=md["KeyId"], ReplicaRegion=REPLICA)
+    kms.service.replicate()
+    assert "OnDemandRotationStartDate" not in kms.call("GetKeyRotationStatus", KeyId=md["KeyId"])
+    with monkeypatch.context() as down:
+        down.setattr(Replicator, "follow", lambda self: 0)  # (the replica's node is down)
+        kms.call("RotateKeyOnDemand", KeyId=md["KeyId"])
+        (rotation,) = kms.call("ListKeyRotations", KeyId=md["KeyId"])["Rotations"]
+        status = kms.call("GetKeyRotationStatus", KeyId=md["KeyId"])
+        assert status["OnDemandRotationStartDate"] == rotation["RotationDate"]
+        state = Forensics(kms.service, [PRIMARY]).key_state(PRIMARY, md["KeyId"], datetime.now(UTC))
+        assert state["KeyRotationStatus"]["OnDemandRotationStartDate"] == rotation["RotationDate"]
+    kms.service.replicate()  # the replica takes the material: the rotation completes
+    assert "OnDemandRotationStartDate" not in kms.call("GetKeyRotationStatus", KeyId=md["KeyId"])
+    assert kms.call("DescribeKey", KeyId=md["KeyId"])["KeyMetadata"][
+        "CurrentKeyMaterialId"] == rotation["KeyMaterialId"]
