@@ -772,8 +772,8 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
         decision = decide(pass_key, pass_ids, None)
         if not decision.allowed:
             continue
-        # unconditionally allowed: one route says so; else every statement that would let the
-        # candidate in is a way in of its own (meeting any one's conditions suffices)
+        # every statement that would let the candidate in is a way in of its own (meeting
+        # any one's conditions suffices; an unconditional one does not hide the others)
         routes.extend(_ways_in(decision, decide, pass_key, pass_ids, parts, candidate, caller,
                                action, key.arn, context))
         break
