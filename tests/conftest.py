@@ -36,3 +36,7 @@ def postgres_url(postgres_server_url: str):
     yield urlunparse(parsed._replace(path="/" + name))
     with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# A test process that dies fails its test and the run goes on (tests/xdist_crashes.py).
+from tests.xdist_crashes import pytest_testnodedown, pytest_xdist_make_scheduler  # noqa: E402, F401
