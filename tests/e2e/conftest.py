@@ -168,6 +168,22 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _living_members(group: int) -> list[int]:
+    """The processes of a process group that have not ended (a zombie has)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[2]) == group and fields[0] != b"Z":
+            members.append(int(entry.name))
+    return members
+
+
 class KeyledgerServer:
     """A real ``python -m api serve`` process bound to 127.0.0.1."""
 
@@ -206,6 +222,7 @@ class KeyledgerServer:
         self.proc: subprocess.Popen | None = None
         self._asked_to_stop = False  # this process was sent SIGTERM
         self._starts = 0
+        self._group_ended = False  # no process of the group started last is left
         self.log_path = self.log_dir / f"{name}.log"
 
     # -- process control -------------------------------------------------------------------
@@ -236,6 +253,7 @@ class KeyledgerServer:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         self._starts += 1
         self._asked_to_stop = False
+        self._group_ended = False
         env = {**self.child_env(), **self.env}
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self._starts}: {' '.join(self.command())}\n".encode())
@@ -297,12 +315,23 @@ class KeyledgerServer:
         return self.proc is not None and self.proc.poll() is None
 
     def _terminate_group(self, sig: int) -> None:
-        if self.proc is None:
+        """Signal the server's process group, while any of it is left. Once every process of
+        it has ended, its id is free, and the kernel hands it to the next process that starts
+        a group (another test's server): it is never signalled again."""
+        if self.proc is None or self._group_ended:
             return
         try:
             os.killpg(self.proc.pid, sig)  # the group id is the pid we started (start_new_session)
         except ProcessLookupError:
-            pass
+            self._group_ended = True
+            return
+        if sig == signal.SIGKILL and self.proc.poll() is not None:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if not _living_members(self.proc.pid):  # (zombies wait for init to reap them)
+                    self._group_ended = True
+                    return
+                time.sleep(0.01)
 
     def ask_to_stop(self) -> None:
         """SIGTERM, once (a second one makes uvicorn skip its graceful shutdown)."""
@@ -333,7 +362,8 @@ class KeyledgerServer:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            pass
+            return
+        self._terminate_group(signal.SIGKILL)  # (returns once the whole group has ended)
 
     def restart(self, *, crash: bool = False) -> KeyledgerServer:
         """Restart on the same data dir and port (graceful by default, SIGKILL with crash=True)."""
