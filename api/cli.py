@@ -435,6 +435,20 @@ def checkpoint_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``keyledger`` program. A reader of its output that stops early (``| head``) ends
+    the command quietly, with the status a program that SIGPIPE ended has (141), as Python's
+    documentation does it: SIGPIPE's default action would end the process as well whenever
+    a socket it writes to (a PostgreSQL store's connection) is cut, with no word of why."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (for the flush at exit)
+        code = 128 + signal.SIGPIPE
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keyledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -452,8 +466,6 @@ def main(argv: list[str] | None = None) -> int:
     from domain.errors import KmsError
 
     command = args.command + (" export" if getattr(args, "audit_command", None) else "")
-    if args.command != "serve":  # a reader that stops early (| head) ends the command quietly
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     store = getattr(args, "store", None)
     if store and not store.startswith(("postgresql://", "postgres://")):
         print(f"keyledger {command}: --store takes a postgresql:// URL, not {store[:100]!r}",

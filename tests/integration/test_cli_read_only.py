@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -378,6 +379,20 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
         shell=True, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True,
         timeout=120)
     assert (len(done.stdout), done.stderr) == (10, "")
+
+
+def test_a_command_run_in_a_process_leaves_its_sigpipe_action_alone(sqlite_store, capsys):
+    """``main`` called in another program (the test suite, a script) does not set SIGPIPE's
+    default action there: that would end the program silently the next time a socket it
+    writes to is cut (a server it calls, killed). The ``keyledger`` program ends quietly on
+    a reader that stops early without it (above)."""
+    from api.cli import main
+
+    settings, _ = sqlite_store
+    before = signal.getsignal(signal.SIGPIPE)
+    assert main(["audit", "--json", *store_args(settings)]) == 0
+    assert "Encrypt" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGPIPE) == before == signal.SIG_IGN
 
 
 def test_an_unreachable_database_is_reported_on_one_line(tmp_path):
