@@ -375,10 +375,12 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
     store_audit_records(harness, key_id, [f"req-{n}" for n in range(600)], datetime.now(UTC))
     harness.close()
     done = subprocess.run(
-        f"{sys.executable} -m api audit --json --data-dir {settings.data_path} | head -c 10",
-        shell=True, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True,
-        timeout=120)
-    assert (len(done.stdout), done.stderr) == (10, "")
+        f"set -o pipefail; {sys.executable} -m api audit --json --data-dir {settings.data_path}"
+        " | head -c 10",
+        shell=True, executable="/bin/bash", cwd=PROJECT_ROOT, env=child_env(),
+        capture_output=True, text=True, timeout=120)
+    # (141: the status of a program that SIGPIPE ended, as `yes | head` ends)
+    assert (len(done.stdout), done.stderr, done.returncode) == (10, "", 141)
 
 
 def test_a_command_run_in_a_process_leaves_its_sigpipe_action_alone(sqlite_store, capsys):
