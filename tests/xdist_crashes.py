@@ -14,7 +14,9 @@ the last ones and the word to end (a replacement given one test would wait for e
 
 When a process dies, :func:`pytest_testnodedown` prints its exit status: ``-9`` is a SIGKILL
 from outside it, ``-11`` a crash in native code (whose traceback pytest's faulthandler has
-written to the run's output just before).
+written to the run's output just before), ``-13`` SIGPIPE: a write to a socket or pipe whose
+reader has gone, in a process where something set SIGPIPE's default action (keyledger's CLI
+did, until it stopped: its processes died after tests that ran it in-process).
 """
 
 from __future__ import annotations
