@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -168,20 +169,26 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def process_stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the process's name: state, ppid, pgrp, ... (None
+    once it has ended and been reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def process_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """Every process's pid and :func:`process_stat` fields."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := process_stat(int(entry.name))) is not None:
+            yield int(entry.name), fields
+
+
 def _living_members(group: int) -> list[int]:
     """The processes of a process group that have not ended (a zombie has)."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:  # it ended meanwhile
-            continue
-        if int(fields[2]) == group and fields[0] != b"Z":
-            members.append(int(entry.name))
-    return members
+    return [pid for pid, fields in process_stats() if int(fields[2]) == group and fields[0] != b"Z"]
 
 
 class KeyledgerServer:

@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from tests.e2e.conftest import process_stat, process_stats
+
 PSS_SHA_256 = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
@@ -24,18 +26,7 @@ def server(server_factory):
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rfind(b")") + 2:].split()[1]) == pid:  # field 4: ppid
-            found.append(int(entry))
-    return found
+    return [child for child, fields in process_stats() if int(fields[1]) == pid]
 
 
 def _helpers(server) -> list[int]:
@@ -164,4 +155,5 @@ def test_a_graceful_stop_ends_the_helpers_promptly(server_factory):
     srv.stop(timeout=10)  # raises if SIGTERM did not end it (uvicorn re-raises the signal: -15)
     assert time.monotonic() - started < 5
     for pid in helpers:  # gone, not left behind for the group kill
-        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+        fields = process_stat(pid)
+        assert fields is None or fields[0] == b"Z", fields

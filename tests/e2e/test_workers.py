@@ -15,7 +15,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer, until
+from tests.e2e.conftest import PROJECT_ROOT, KeyledgerServer, process_stat, process_stats, until
 
 pytestmark = pytest.mark.e2e
 
@@ -214,23 +214,20 @@ def _workers_of(supervisor: int) -> list[int]:
     """The worker processes of a ``serve --workers N`` supervisor (uvicorn spawns them with
     multiprocessing; its resource tracker is a child too, and not a worker)."""
     workers = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError):  # not a process, or it ended meanwhile
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == supervisor and b"spawn_main" in cmdline:
-            workers.append(int(entry.name))
+    for pid, fields in process_stats():
+        if int(fields[1]) == supervisor:
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    workers.append(pid)
+            except OSError:  # it ended meanwhile
+                continue
     return workers
 
 
 def _running(pid: int) -> bool:
     """The process exists and has not ended (an ended one nobody reaped yet is a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = process_stat(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 def _keyledger(*args: str) -> subprocess.CompletedProcess:
