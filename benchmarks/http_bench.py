@@ -75,7 +75,9 @@ ROOT_SECRET_ACCESS_KEY = "bench/root/secret/access/key/00000000001"
 
 # Targets from the issues.
 TARGET_ENCRYPT_RATIO = 0.70  # unpinned, before access control: Encrypt >= 0.7 x floor
-TARGET_ENCRYPT_RATIO_PINNED = 0.45  # pinned, SigV4 + authorization on: Encrypt >= 0.45 x floor
+# pinned, SigV4 + authorization + the durable audit record: Encrypt >= 0.40 x floor (the audit
+# issue's target; the access-control issue's 0.45 was measured before every request was audited)
+TARGET_ENCRYPT_RATIO_PINNED = 0.40
 TARGET_CREATE_KEY_RPS = 400.0  # CreateKey/s over HTTP on SQLite
 TARGET_RSS_MB = 200.0  # server RSS with 10,000 keys
 
