@@ -733,7 +733,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             KeyId=key, Region=r, Events=service.key_history(r, key, account)))
 
     # -- forensics: a key as of any instant, who could use it, its material versions --------
-    forensics = Forensics(service, [settings.default_region])
+    forensics = Forensics(service, settings.default_region)
 
     def instant(at: str | None) -> datetime:
         return past_instant(at, datetime.now(UTC))  # the clock events are stamped by

@@ -58,9 +58,8 @@ def _run(args: argparse.Namespace, read) -> tuple[int, Any]:
     service = build_service(settings, read_only=True)
     try:
         at = past_instant(args.at, datetime.now(UTC), "--at")
-        # (the store may have been served with another default region than this command's)
-        regions = list(dict.fromkeys([settings.default_region, *sorted(service.known_regions())]))
-        return 0, read(Forensics(service, regions), region, at, named.key_id, named.account)
+        return 0, read(Forensics(service, settings.default_region), region, at, named.key_id,
+                       named.account)
     except KmsError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1, None

@@ -91,7 +91,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1186,14 +1186,22 @@ def key_last_usage(region: Region, key: KmsKey) -> dict[str, Any]:
 class Forensics:
     """The forensic reads of a :class:`~application.service.KeyManagementService`, as the
     ledger API and the CLI ask them: by region name and key id, optionally confined to one
-    account (no one reads another account's ledger). ``identities_regions`` may hold the
-    identities events: a server records them in its default region, and a store read offline
-    may have been served with any default region, or with several over time: the identities
-    at T are those of the region that recorded them last by T."""
+    account (no one reads another account's ledger). A server records the identities events
+    in its default region, and a store may have been served with another default region, or
+    with several over time: the identities at T are those of the region that recorded them
+    last by T, looked for in ``default_region`` and every region the store holds."""
 
-    def __init__(self, service, identities_regions: Sequence[str]) -> None:
+    def __init__(self, service, default_region: str) -> None:
         self.service = service
-        self.identities_regions = tuple(identities_regions)
+        self.default_region = default_region
+
+    @property
+    def identities_regions(self) -> list[str]:
+        """The regions that may hold identities events: the default first, then every region
+        open or with a ledger in the store (read when asked: a server creates regions as it
+        runs)."""
+        others = {region.name for region in self.service.regions} | set(self.service.known_regions())
+        return list(dict.fromkeys([self.default_region, *sorted(others)]))
 
     def _region(self, region_name: str, key_id: str) -> Region:
         if not KEY_ID_PATTERN.fullmatch(key_id) or not self._known(region_name):

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -30,6 +30,7 @@ from tests.e2e.identities_fixture import (
     ACCOUNT,
     ALICE_ARN,
     CAROL_ARN,
+    DAVE_ARN,
     DEPLOYER_ROLE_ARN,
     NO_IDENTITY,
     OTHER_ACCOUNT,
@@ -477,6 +478,35 @@ def test_an_alias_is_refused_by_the_key_routes(server, kms):
     assert server.ledger_get("/ledger/v1/replication").status_code == 200
     assert server.ledger_get("/ledger/v1/keys/events").status_code == 404
     assert server.ledger_get("/ledger/v1/keys/events").json() == {"detail": "Not Found"}
+
+
+def test_the_identities_of_a_store_once_served_with_another_default_region(store, server_factory):
+    """A server records the identities in its default region. Served first with us-west-2 as
+    its default (dave may Encrypt), then with us-east-1 (dave gone): who could Encrypt before
+    the change is read from us-west-2's record, over HTTP as by the CLI."""
+    srv = server_factory("identities-moved", identities=ids.identities(dave=True), store=store,
+                         extra_args=("--default-region", "us-west-2"))
+    try:
+        key_id = srv.kms().create_key(Description="before the move")["KeyMetadata"]["KeyId"]
+        (before,) = _stamps(srv, key_id)
+        srv.stop()
+        srv.write_identities(ids.identities())
+        srv.extra_args = ()
+        srv.start()
+        after = datetime.now(UTC)
+
+        def principals(instant: datetime) -> list[str]:
+            status, body = _get(srv, key_id, "access", action="kms:Encrypt", at=_epoch(instant))
+            assert status == 200, body
+            printed = _cli(srv, "who-can", "kms:Encrypt", key_id, "--at", _epoch(instant), "--json")
+            assert printed.returncode == 0, printed.stderr
+            assert json.loads(printed.stdout)["Principals"] == body["Principals"]
+            return [route["Principal"] for route in body["Principals"]]
+
+        assert principals(before) == [ROOT_ARN, ALICE_ARN, DAVE_ARN]
+        assert principals(after) == [ROOT_ARN, ALICE_ARN]
+    finally:
+        srv.cleanup()
 
 
 def test_the_cli_takes_a_key_arn_as_its_key_id(server, kms):

@@ -48,7 +48,7 @@ def _arn(key_id: str) -> str:
 
 
 def _forensics(kms) -> Forensics:
-    return Forensics(kms.service, [REGION])
+    return Forensics(kms.service, REGION)
 
 
 def _stamps(kms, key_id: str) -> list[datetime]:
@@ -725,13 +725,14 @@ def test_the_identities_at_t_are_those_recorded_last_by_t_in_any_region_read(kms
                                   directory_changes(Directory(), second))
     now = datetime.now(UTC)
 
-    def principals(regions, at):
-        answer = Forensics(kms.service, regions).who_can(REGION, key_id, "kms:Decrypt", at)
+    def principals(default_region, at):
+        answer = Forensics(kms.service, default_region).who_can(REGION, key_id, "kms:Decrypt", at)
         return [route["Principal"] for route in answer["Principals"]]
 
-    assert principals([REGION, west], between) == [ROOT_ARN, ALICE_ARN]  # west's, then
-    assert principals([REGION, west], now) == [ROOT_ARN, DAVE_ARN]  # this region's, since
-    assert principals([REGION], between) == [ACCOUNT]  # (none recorded here by then)
+    # whichever region is the reader's default, the region that recorded them last by T
+    for default_region in (REGION, west):
+        assert principals(default_region, between) == [ROOT_ARN, ALICE_ARN]  # west's, then
+        assert principals(default_region, now) == [ROOT_ARN, DAVE_ARN]  # this region's, since
 
 
 def test_condition_keys_keyledger_fixes_are_judged_as_its_evaluator_judges_them(kms):

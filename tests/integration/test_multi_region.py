@@ -634,7 +634,7 @@ def test_an_on_demand_rotation_waiting_for_a_replica_is_in_progress(kms, monkeyp
         (rotation,) = kms.call("ListKeyRotations", KeyId=md["KeyId"])["Rotations"]
         status = kms.call("GetKeyRotationStatus", KeyId=md["KeyId"])
         assert status["OnDemandRotationStartDate"] == rotation["RotationDate"]
-        state = Forensics(kms.service, [PRIMARY]).key_state(PRIMARY, md["KeyId"], datetime.now(UTC))
+        state = Forensics(kms.service, PRIMARY).key_state(PRIMARY, md["KeyId"], datetime.now(UTC))
         assert state["KeyRotationStatus"]["OnDemandRotationStartDate"] == rotation["RotationDate"]
     kms.service.replicate()  # the replica takes the material: the rotation completes
     assert "OnDemandRotationStartDate" not in kms.call("GetKeyRotationStatus", KeyId=md["KeyId"])
