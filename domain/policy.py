@@ -463,10 +463,13 @@ class Policy:
             raise _malformed(
                 f"The policy document has a duplicate element: {duplicate.args[0]}."
             ) from None
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested deeper than Python's stack)
             raise _malformed("The policy document is not valid JSON.") from None
-        return cls.from_document(document, principal_exists=principal_exists, kind=kind,
-                                 text=text)
+        try:
+            return cls.from_document(document, principal_exists=principal_exists, kind=kind,
+                                     text=text)
+        except RecursionError:
+            raise _malformed("The policy document is not valid JSON.") from None
 
     @classmethod
     def from_document(cls, document: Any, *,

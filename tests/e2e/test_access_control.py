@@ -278,6 +278,18 @@ def test_create_key_lockout_check_and_bypass(acl):
         ROOT_ARN, "kms:DescribeKey", key["Arn"], NO_RESOURCE)
 
 
+def test_a_policy_nested_too_deep_to_parse_is_malformed(acl):
+    """Nesting that exhausts the JSON parser's recursion (a 2 KB policy, 1,000 levels deep) is
+    a malformed policy, never a 500."""
+    key = acl.key()
+    deep = '{"Statement":' + "[" * 1000 + "]" * 1000 + "}"
+    malformed = (400, "MalformedPolicyDocumentException", "The policy document is not valid JSON.")
+    assert refused(acl.root.put_key_policy, KeyId=key["KeyId"], PolicyName="default",
+                   Policy=deep) == malformed
+    assert refused(acl.root.create_key, Policy=deep) == malformed
+    assert acl.root.get_key_policy(KeyId=key["KeyId"])["Policy"] == DEFAULT_POLICY
+
+
 @pytest.mark.parametrize("principal", [
     f"arn:aws:iam::{ACCOUNT}:user/mallory",
     f"arn:aws:iam::{OTHER_ACCOUNT}:user/alice",

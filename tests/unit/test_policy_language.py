@@ -95,6 +95,9 @@ def test_key_policy_sid_may_contain_spaces():
         ("   ", "The new key policy will not allow you to update the key policy in the future."),
         ("{not json", "The policy document is not valid JSON."),
         ('{"Statement": NaN}', "The policy document is not valid JSON."),
+        # nested deeper than Python's JSON parser can recurse (about 1,000 levels): 2 KB
+        ('{"Statement":' + "[" * 5000 + "]" * 5000 + "}", "The policy document is not valid JSON."),
+        ("{" + '"a":{' * 5000 + "}" * 5001, "The policy document is not valid JSON."),
         ("[]", "The policy document must be a JSON object."),
         ('"text"', "The policy document must be a JSON object."),
         ("{}", "Policy contains no statements."),
