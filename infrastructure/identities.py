@@ -414,6 +414,8 @@ def parse_directory(text: str | bytes) -> Directory:
         ) from None
     except UnicodeDecodeError as error:
         raise IdentitiesError(f"not UTF-8 text: {error.reason}") from None
+    except RecursionError:
+        raise IdentitiesError("not valid JSON: nested too deeply") from None
     return _Loader().load(document)
 
 

@@ -188,6 +188,7 @@ MALFORMED = [
         '{"accounts": {',
         "line 1 column 15: not valid JSON: Expecting property name enclosed in double quotes",
     ),
+    ('{"accounts":' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON: nested too deeply"),
     ("[]", "(top level): expected an object, got an array"),
     ("{}", '(top level): missing "accounts"'),
     (
