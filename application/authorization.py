@@ -250,13 +250,13 @@ class Authorizer:
                   params: Mapping[str, Any], alias: str | None) -> None:
         """Raise AccessDeniedException unless the caller may perform ``action`` on ``key``."""
         caller = ctx.caller
+        grant_tokens = params.get("GrantTokens")
+        if grant_tokens:  # checked on every request, a decision cached or not
+            parse_grant_tokens(grant_tokens)  # InvalidGrantTokenException for a malformed one
         cache_key = (key.arn, key.policy, action)
         if cache_key in caller.allowed:
             return
         conditions = RequestConditions(ctx, operation, action, params, key, alias, self.aliases_of)
-        grant_tokens = params.get("GrantTokens")
-        if grant_tokens:
-            parse_grant_tokens(grant_tokens)  # InvalidGrantTokenException for a malformed one
         decision = authorize(AuthorizationRequest(
             principal=caller.principal,
             action=action,

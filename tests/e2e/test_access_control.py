@@ -278,6 +278,23 @@ def test_create_key_lockout_check_and_bypass(acl):
         ROOT_ARN, "kms:DescribeKey", key["Arn"], NO_RESOURCE)
 
 
+def test_a_malformed_grant_token_is_refused_whether_or_not_the_caller_was_allowed_before(acl):
+    """The caller's allowed decisions are cached per key and action; a grant token is checked
+    on every request all the same."""
+    key_id = acl.key()["KeyId"]
+    bad_token = (400, "InvalidGrantTokenException", "The grant token is not valid.")
+    assert refused(acl.root.encrypt, KeyId=key_id, Plaintext=b"x",
+                   GrantTokens=["not-a-grant-token"]) == bad_token
+    blob = acl.root.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]  # allowed, cached
+    assert refused(acl.root.encrypt, KeyId=key_id, Plaintext=b"x",
+                   GrantTokens=["not-a-grant-token"]) == bad_token
+    assert refused(acl.root.decrypt, CiphertextBlob=blob,
+                   GrantTokens=["not-a-grant-token"]) == bad_token
+    acl.root.decrypt(CiphertextBlob=blob)
+    assert refused(acl.root.decrypt, CiphertextBlob=blob,
+                   GrantTokens=["not-a-grant-token"]) == bad_token
+
+
 def test_a_policy_nested_too_deep_to_parse_is_malformed(acl):
     """Nesting that exhausts the JSON parser's recursion (a 2 KB policy, 1,000 levels deep) is
     a malformed policy, never a 500."""
