@@ -960,12 +960,16 @@ class KmsKey(StrAggregate):
         if self.key_state is KeyState.PENDING_IMPORT and material_id == self.current_key_material_id:
             self.key_state = KeyState.ENABLED
 
-    def delete_imported_material(self, key_material_id: str | None, actor: Actor) -> str:
+    def delete_imported_material(self, key_material_id: str | None, actor: Actor) -> str | None:
+        """The material id deleted; None for a key that never had material (PendingImport:
+        no effect, as AWS's key state table has it)."""
         self.check_importable("DeleteImportedKeyMaterial")
         material_id = key_material_id or self.current_key_material_id
-        record = self.imports.get(material_id) if material_id else None
+        if material_id is None:
+            return None
+        record = self.imports.get(material_id)
         if record is None:
-            raise NotFound.KEY_MATERIAL(material_id=key_material_id or "", arn=self.arn)
+            raise NotFound.KEY_MATERIAL(material_id=material_id, arn=self.arn)
         if record.imported:
             self._delete_imported(key_material_id=material_id, expired=False, actor=actor)
         return material_id

@@ -103,4 +103,6 @@ class ImportedMaterial(Handlers):
             # The deletion is recorded; now destroy the material's own data key, and record that.
             region.change(key.id, lambda: region.ledger.get_key(key.id),
                           lambda k: finish_shredding(region, k, ctx.actor))
+        if deleted["id"] is None:  # a key that never had material: no effect
+            return {"KeyId": key.arn}
         return {"KeyId": key.arn, "KeyMaterialId": deleted["id"]}

@@ -645,6 +645,22 @@ def test_delete_imported_key_material_and_reimport(kms, aws_error):
     assert kms.decrypt(CiphertextBlob=ct, EncryptionContext={"d": "1"})["Plaintext"] == b"survives"
 
 
+def test_delete_imported_key_material_of_a_key_that_never_had_any(kms, aws_error):
+    """PendingImport with no material: no effect (KDG key-state table, "✓ (No effect)"); a
+    KeyMaterialId the key does not have is named in the NotFoundException."""
+    md = create_external(kms)
+    for _ in range(2):
+        answer = kms.delete_imported_key_material(KeyId=md["KeyId"])
+        answer.pop("ResponseMetadata")
+        assert answer == {"KeyId": md["Arn"]}
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
+    unknown = "c" * 64
+    with aws_error("NotFoundException") as refused:
+        kms.delete_imported_key_material(KeyId=md["KeyId"], KeyMaterialId=unknown)
+    assert refused.value.response["Error"]["Message"] == (
+        f"Key material {unknown} is not associated with {md['Arn']}.")
+
+
 def test_reimport_after_deleting_material_of_a_disabled_key_enables_it(kms):
     md = create_external(kms)
     material = os.urandom(32)

@@ -366,11 +366,19 @@ def test_deleting_deleted_material_again_records_nothing():
 
 def test_delete_of_unknown_material_is_not_found():
     key = new_key()
-    with pytest.raises(errors.NotFoundException):
-        key.delete_imported_material(None, ALICE)
-    do_import(key, 1)
-    with pytest.raises(errors.NotFoundException):
+    with pytest.raises(errors.NotFoundException, match=f"Key material {mid(9)} is not associated"):
         key.delete_imported_material(mid(9), ALICE)
+    do_import(key, 1)
+    with pytest.raises(errors.NotFoundException, match=f"Key material {mid(9)} is not associated"):
+        key.delete_imported_material(mid(9), ALICE)
+
+
+def test_delete_of_the_material_of_a_key_that_never_had_any_has_no_effect():
+    # KDG key-state table: DeleteImportedKeyMaterial in PendingImport, "(No effect)"
+    key = new_key()
+    version = key.version
+    assert key.delete_imported_material(None, ALICE) is None
+    assert (key.key_state, key.version) == (KeyState.PENDING_IMPORT, version)
 
 
 def test_deleting_material_of_a_disabled_key_makes_it_pending_import():
