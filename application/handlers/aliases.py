@@ -19,7 +19,7 @@ from application.region import Region
 from domain.alias import MAX_ALIASES_PER_KEY, Alias, alias_aggregate_id, check_alias_name
 from domain.key import KmsKey
 from domain.messages import Aliases as AliasTexts
-from domain.messages import NotFound
+from domain.messages import NotFound, Requests
 from domain.operations import OPERATIONS
 from domain.values import alias_arn
 
@@ -136,6 +136,8 @@ class Aliases(Handlers):
                 raise self.gate.not_found(ctx, key_id, account)
             key_id = key.id
         after = unmarker(params.get("Marker")) or ""
+        if after and not ALIAS_NAME_PATTERN.fullmatch(after):  # no alias's position: forged
+            raise Requests.INVALID_MARKER()
         size = limit(params, default=50, maximum=100)
         region.projection.catch_up()
         rows = region.directory.list_aliases(ctx.account_id, key_id, after, size + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from application.handlers import Handlers
 from application.paging import limit, page, unmarker
 from domain.key import check_policy_name, tags_of_request
+from domain.messages import Requests
 from domain.operations import OPERATIONS
 from domain.policy import DEFAULT_POLICY_NAME
 
@@ -12,6 +13,7 @@ TAG_RESOURCE, UNTAG_RESOURCE, LIST_RESOURCE_TAGS, GET_KEY_POLICY, PUT_KEY_POLICY
     OPERATIONS[n] for n in ("TagResource", "UntagResource", "ListResourceTags", "GetKeyPolicy",
                             "PutKeyPolicy", "ListKeyPolicies")
 )
+MAX_TAG_KEY_LENGTH = 128  # the model's TagKeyType
 
 
 class TagsAndPolicies(Handlers):
@@ -34,6 +36,8 @@ class TagsAndPolicies(Handlers):
         tag_keys = sorted(key.tags)
         start = unmarker(params.get("Marker"))
         if start is not None:
+            if not 1 <= len(start) <= MAX_TAG_KEY_LENGTH:  # no tag key's position: forged
+                raise Requests.INVALID_MARKER()
             tag_keys = [k for k in tag_keys if k > start]
         size = limit(params, default=50, maximum=50)
         tag_keys, paging = page(tag_keys, size, lambda k: k)
@@ -58,7 +62,6 @@ class TagsAndPolicies(Handlers):
 
     def ListKeyPolicies(self, ctx, params):
         self._key(ctx, params, LIST_KEY_POLICIES)
-        if params.get("Marker") is not None:
-            unmarker(params["Marker"])
+        if params.get("Marker") is not None:  # (never issued: a key has one policy) past its end
             return {"PolicyNames": [], "Truncated": False}
         return {"PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": False}

@@ -293,6 +293,11 @@ def test_key_policy(kms, new_key, aws_error):
     ), policy
 
     assert kms.list_key_policies(KeyId=md["KeyId"])["PolicyNames"] == ["default"]
+    # a key has one policy, so no Marker is ever issued: any Marker is past its end (the
+    # model gives ListKeyPolicies no InvalidMarkerException)
+    for marker in ("garbage", "a2wxOmRlZmF1bHQ="):
+        listed = kms.list_key_policies(KeyId=md["KeyId"], Marker=marker)
+        assert (listed["PolicyNames"], listed["Truncated"]) == ([], False)
 
     new_policy = {
         "Version": "2012-10-17",

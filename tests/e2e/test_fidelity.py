@@ -14,6 +14,7 @@ rows move its clock.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import uuid
@@ -58,6 +59,9 @@ KEY_STATE_DOC = ("KMS Developer Guide, key-state.html: \"If the destination KMS 
 # -- the table ----------------------------------------------------------------------------------
 
 ABSENT = None  # the answer has no message member
+#: markers in keyledger's encoding (application.paging) that no listing ever issues
+FORGED_MARKER = base64.urlsafe_b64encode(b"kl1:anything").decode()
+FORGED_EMPTY_MARKER = base64.urlsafe_b64encode(b"kl1:").decode()
 
 
 @dataclass(frozen=True)
@@ -777,6 +781,10 @@ ROWS: list[Row] = [
         "must have value less than or equal to 50", None, "Validation.CONSTRAINT"),
     Row("list-tags-bad-marker", "ListResourceTags", lambda e: {"KeyId": e.sym, "Marker": "garbage"},
         "InvalidMarkerException", "Invalid marker", None, "Requests.INVALID_MARKER"),
+    # keyledger's own encoding around a position no tag key can hold (an empty one)
+    Row("list-tags-forged-marker", "ListResourceTags",
+        lambda e: {"KeyId": e.sym, "Marker": FORGED_EMPTY_MARKER},
+        "InvalidMarkerException", "Invalid marker", None, "Requests.INVALID_MARKER"),
     # -- key lifecycle ----------------------------------------------------------------------------------
     Row("enable-pending-deletion", "EnableKey", lambda e: {"KeyId": e.pending},
         "KMSInvalidStateException", "{pending_arn} is pending deletion.", STATE, "KeyState.PENDING_DELETION"),
@@ -1000,6 +1008,9 @@ ROWS: list[Row] = [
         f"Key '{ARN}:key/{MISSING}' does not exist", NOT_FOUND, "NotFound.KEY"),
     Row("list-aliases-bad-marker", "ListAliases", {"Marker": "garbage"}, "InvalidMarkerException",
         "Invalid marker", None, "Requests.INVALID_MARKER"),
+    # keyledger's own encoding around a position no alias name can hold
+    Row("list-aliases-forged-marker", "ListAliases", {"Marker": FORGED_MARKER},
+        "InvalidMarkerException", "Invalid marker", None, "Requests.INVALID_MARKER"),
     Row("list-aliases-limit", "ListAliases", {"Limit": 101}, "ValidationException",
         "1 validation error detected: Value '101' at 'limit' failed to satisfy constraint: Member "
         "must have value less than or equal to 100", None, "Validation.CONSTRAINT"),
