@@ -41,14 +41,26 @@ class Gate:
         return NotFound.KEY(arn=key_arn(ctx.region, account or ctx.account_id, key_id))
 
     def reference(self, ctx: RequestContext, region: Region, key_ref: str, aliases: bool = True,
-                  cross_account: bool = False) -> tuple[str, str, str | None]:
+                  cross_account: bool = False,
+                  invalid_arn: bool = True) -> tuple[str, str, str | None]:
         """(account, key id, alias name) named by a key id, key ARN, alias name or alias ARN.
 
         A key ARN or alias ARN of another account names that account's key only where the
         operation allows cross-account use; of another Region, never (NotFoundException
         ``Invalid arn <region>``, as AWS answers a key ARN of another Region). An alias ARN
-        where only keys may be named: InvalidArnException, as AWS answers CreateGrant.
+        where only keys may be named: InvalidArnException, as AWS answers CreateGrant. An
+        operation whose model has no InvalidArnException (``invalid_arn`` false: Encrypt ...)
+        answers a malformed ARN as any other string that is no key id: ``Invalid keyId``.
         """
+        try:
+            return self._reference(ctx, region, key_ref, aliases, cross_account)
+        except errors.InvalidArnException:
+            if invalid_arn:
+                raise
+            raise NotFound.INVALID_KEY_ID(key_id=key_ref) from None
+
+    def _reference(self, ctx: RequestContext, region: Region, key_ref: str, aliases: bool,
+                   cross_account: bool) -> tuple[str, str, str | None]:
         if key_ref[0] != "a":  # neither "arn:" nor "alias/": a key id as it is
             return ctx.account_id, key_ref, None
         if key_ref.startswith("arn:"):
@@ -105,7 +117,8 @@ class Gate:
             member: KeyMember, params: dict[str, Any]) -> KmsKey:
         """The in-memory key a request member names, authorized and in a usable state."""
         account, key_id, alias = self.reference(ctx, region, key_ref, member.aliases,
-                                                operation.cross_account)
+                                                operation.cross_account,
+                                                operation.answers_invalid_arn)
         key = region.live.key(key_id, KEY_ID_PATTERN.fullmatch)
         if key is None or key.account != account or key.deleted:
             raise self.not_found(ctx, key_id, account)
@@ -129,7 +142,8 @@ class Gate:
         key-state table) and save — retried on a concurrent write."""
         member = operation.keys[0]
         account, key_id, alias = self.reference(ctx, region, key_ref, member.aliases,
-                                                operation.cross_account)
+                                                operation.cross_account,
+                                                operation.answers_invalid_arn)
         if not KEY_ID_PATTERN.fullmatch(key_id):
             raise self.not_found(ctx, key_id, account)
 

@@ -47,9 +47,27 @@ class Operation:
     cross_account: bool = False
 
     @property
+    def answers_invalid_arn(self) -> bool:
+        """InvalidArnException is among the operation's errors in the model; elsewhere a
+        malformed ARN is a key id that names no key."""
+        return self.name in _ANSWER_INVALID_ARN
+
+    @property
     def iam_only(self) -> bool:
         """Authorized by identity policies alone: the operation names no key and no alias."""
         return not self.keys and not self.alias_resource and not self.retired_by_grant
+
+
+#: the operations whose errors in the model (service-2.json) include InvalidArnException
+_ANSWER_INVALID_ARN = frozenset({
+    "CancelKeyDeletion", "CreateGrant", "CreateKey", "DeleteImportedKeyMaterial", "DescribeKey",
+    "DisableKey", "DisableKeyRotation", "EnableKey", "EnableKeyRotation", "GetKeyLastUsage",
+    "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport", "GetPublicKey",
+    "ImportKeyMaterial", "ListAliases", "ListGrants", "ListKeyPolicies", "ListKeyRotations",
+    "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy", "ReplicateKey", "RetireGrant",
+    "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "TagResource", "UntagResource",
+    "UpdateKeyDescription", "UpdatePrimaryRegion",
+})
 
 
 def _op(name: str, kind: Kind, *members: tuple[str, bool] | KeyMember, hot=False, awaits=False,

@@ -82,14 +82,16 @@ class Encryption(Handlers):
         except self.ciphertext.MalformedCiphertext:
             if key_param in params:  # asymmetric key named without its algorithm?
                 account, key_id, _ = gate.reference(ctx, region, params[key_param],
-                                                    cross_account=operation.cross_account)
+                                                    cross_account=operation.cross_account,
+                                                    invalid_arn=operation.answers_invalid_arn)
                 named = _own_key_named(gate, ctx, region, account, key_id)
                 if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
                     encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise Ciphertext.INVALID() from None
         if key_param in params:
             account, requested, _ = gate.reference(ctx, region, params[key_param],
-                                                   cross_account=operation.cross_account)
+                                                   cross_account=operation.cross_account,
+                                                   invalid_arn=operation.answers_invalid_arn)
             if requested != header.key_id:
                 _own_key_named(gate, ctx, region, account, requested)
                 raise Ciphertext.INCORRECT_KEY()

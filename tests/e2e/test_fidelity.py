@@ -176,6 +176,16 @@ ROWS: list[Row] = [
         "must have length greater than or equal to 1", FORM, "Validation.MODEL"),
     Row("describe-not-a-kms-arn", "DescribeKey", {"KeyId": "arn:aws:s3:::bucket"},
         "InvalidArnException", "Invalid arn arn:aws:s3:::bucket", None, "InvalidArn.MALFORMED"),
+    # an operation whose model has no InvalidArnException: a key id that names no key
+    Row("encrypt-not-a-kms-arn", "Encrypt", {"KeyId": "arn:aws:s3:::bucket", "Plaintext": b"x"},
+        "NotFoundException", "Invalid keyId 'arn:aws:s3:::bucket'", None, "NotFound.INVALID_KEY_ID"),
+    Row("encrypt-other-partition-arn", "Encrypt",
+        {"KeyId": f"arn:aws-cn:kms:{REGION}:{ACCOUNT_ID}:key/{MISSING}", "Plaintext": b"x"},
+        "NotFoundException", f"Invalid keyId 'arn:aws-cn:kms:{REGION}:{ACCOUNT_ID}:key/{MISSING}'",
+        None, "NotFound.INVALID_KEY_ID"),
+    Row("create-alias-not-a-kms-arn", "CreateAlias",
+        {"AliasName": "alias/fidelity-bad-target", "TargetKeyId": "arn:aws:s3:::bucket"},
+        "NotFoundException", "Invalid keyId 'arn:aws:s3:::bucket'", None, "NotFound.INVALID_KEY_ID"),
     Row("describe-pending-deletion", "DescribeKey", lambda e: {"KeyId": e.pending}, None, None,
         "KMS Developer Guide, key-state.html (DescribeKey: every key state)"),
     # -- Encrypt --------------------------------------------------------------------------------
