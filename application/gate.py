@@ -38,7 +38,8 @@ class Gate:
         exist``."""
         if not KEY_ID_PATTERN.fullmatch(key_id):
             return NotFound.INVALID_KEY_ID(key_id=key_id)
-        return NotFound.KEY(arn=key_arn(ctx.region, account or ctx.account_id, key_id))
+        return NotFound.KEY(arn=key_arn(ctx.region, ctx.account_id if account is None else account,
+                                        key_id))
 
     def reference(self, ctx: RequestContext, region: Region, key_ref: str, aliases: bool = True,
                   cross_account: bool = False,

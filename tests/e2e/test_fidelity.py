@@ -176,6 +176,11 @@ ROWS: list[Row] = [
         "must have length greater than or equal to 1", FORM, "Validation.MODEL"),
     Row("describe-not-a-kms-arn", "DescribeKey", {"KeyId": "arn:aws:s3:::bucket"},
         "InvalidArnException", "Invalid arn arn:aws:s3:::bucket", None, "InvalidArn.MALFORMED"),
+    # a key ARN with no account names no key: the ARN as given (a cross-account operation too)
+    Row("encrypt-arn-without-account", "Encrypt",
+        lambda e: {"KeyId": e.sym_arn.replace(f":{ACCOUNT_ID}:", "::"), "Plaintext": b"x"},
+        "NotFoundException", f"Key 'arn:aws:kms:{REGION}::key/{{sym}}' does not exist", None,
+        "NotFound.KEY"),
     # an operation whose model has no InvalidArnException: a key id that names no key
     Row("encrypt-not-a-kms-arn", "Encrypt", {"KeyId": "arn:aws:s3:::bucket", "Plaintext": b"x"},
         "NotFoundException", "Invalid keyId 'arn:aws:s3:::bucket'", None, "NotFound.INVALID_KEY_ID"),
