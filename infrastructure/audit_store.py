@@ -34,6 +34,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from application.audit import AuditQuery, AuditRow
+from infrastructure.sqlite_files import open_sqlite_read_only
 
 __all__ = ["AuditQuery", "AuditRow", "AuditStore", "PostgresAuditStore", "SQLiteAuditStore"]
 
@@ -154,29 +155,6 @@ class AuditStore:
             clauses.append(f"position < {placeholder}")
             args.append(query.before_position)
         return clauses, args
-
-
-def open_sqlite_read_only(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection (never creates the file); an immutable one on read-only media,
-    unless a rollback journal or write-ahead log lies beside the file: an immutable connection
-    would read past it, while any writable one applies it first (what it reads would not be
-    what every other reader of the store sees)."""
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
-                               check_same_thread=False, timeout=30)
-        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        return conn
-    except sqlite3.OperationalError as error:
-        for suffix in ("-journal", "-wal"):
-            pending = path.with_name(path.name + suffix)
-            if pending.exists() and pending.stat().st_size > 0:
-                raise sqlite3.OperationalError(
-                    f"{pending} holds changes a read-only reader cannot apply ({error}): read "
-                    "a copy of the store on writable storage") from None
-        return sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True,
-                               check_same_thread=False)
 
 
 _SQLITE_ARN = "json_extract(CAST(record AS TEXT), '$.resources[1].ARN')"

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from psycopg.sql import SQL, Identifier
 
+from infrastructure.sqlite_files import open_sqlite_read_only
+
 
 class Keyring(Protocol):
     def put_many(self, rows: list[tuple[str, bytes]]) -> None: ...
@@ -27,9 +29,18 @@ class Keyring(Protocol):
 
 
 class SQLiteKeyring:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """``read_only``: for the commands that read a store (a copied data dir too): the file
+        is opened read-only, and a missing one reads as an empty keyring; nothing is created."""
         self._lock = threading.Lock()
+        if read_only:
+            db = open_sqlite_read_only(path)
+            if db is None:
+                db = sqlite3.connect(":memory:", check_same_thread=False)
+                db.execute("CREATE TABLE data_keys (key_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+            self._db = db
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

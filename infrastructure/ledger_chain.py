@@ -60,10 +60,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from infrastructure.audit_store import RECORD_TEXT, RECORD_TEXT_BODY, open_sqlite_read_only
+from infrastructure.audit_store import RECORD_TEXT, RECORD_TEXT_BODY
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
 from infrastructure.persistence import REGION_PATTERN, StoreConfig, file_lock, schema_name
 from infrastructure.root_key import RootKey
+from infrastructure.sqlite_files import open_sqlite_read_only
 
 log = logging.getLogger("keyledger.chain")
 

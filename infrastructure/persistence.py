@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from psycopg.sql import SQL, Identifier
 from infrastructure.audit_store import AuditStore, PostgresAuditStore, SQLiteAuditStore
 from infrastructure.directory import PostgresKeyDirectory, SQLiteKeyDirectory
 from infrastructure.keyring import Keyring, PostgresKeyring, SQLiteKeyring
+from infrastructure.sqlite_files import memory_copy, read_only_uri
 
 REGION_PATTERN = re.compile(r"^([a-z]+-){2,3}\d+$")
 
@@ -39,10 +41,14 @@ class RegionStorage:
     keyring: Keyring
     factory: InfrastructureFactory
     audit: AuditStore
+    #: what keeps a read-only region's in-memory directory alive (sqlite_files.memory_copy)
+    keeper: sqlite3.Connection | None = None
 
     def close(self) -> None:
         self.keyring.close()
         self.factory.close()
+        if self.keeper is not None:
+            self.keeper.close()
 
 
 #: every keyledger connection resolves functions and operators in pg_catalog alone: a search
@@ -132,23 +138,46 @@ class StoreConfig:
             return RegionStorage({**env, "CREATE_TABLE": "false"}, directory, keyring, factory,
                                  audit)
         folder = self.data_dir / "regions" / region
-        if not read_only:
-            folder.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            return self._open_sqlite_read_only(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         ledger_env = self._sqlite_env(folder / "ledger.db")
         # Workers starting together race to create the same tables, and eventsourcing's first
         # tracking row (its "__migration__" marker) is inserted by each: a Region's files get
         # their tables under one file lock, the ledger's too, as on PostgreSQL.
-        with contextlib.nullcontext() if read_only else file_lock(folder / ".tables.lock"):
+        with file_lock(folder / ".tables.lock"):
             factory = InfrastructureFactory.construct(
                 Environment("KeyDirectory", self._sqlite_env(folder / "directory.db"))
             )
             directory = factory.tracking_recorder(SQLiteKeyDirectory)
             keyring = SQLiteKeyring(folder / "keyring.db")
-            audit = SQLiteAuditStore(folder / "audit.db", read_only=read_only)
-            if not read_only:
-                _create_ledger_tables(ledger_env)
+            audit = SQLiteAuditStore(folder / "audit.db")
+            _create_ledger_tables(ledger_env)
         return RegionStorage({**ledger_env, "CREATE_TABLE": "false"}, directory, keyring, factory,
                              audit)
+
+    def _open_sqlite_read_only(self, folder: Path) -> RegionStorage:
+        """A Region's files as a command that only reads opens them: nothing in the folder is
+        created, written or merged (a copied data dir stays byte for byte as it was copied).
+        The ledger, keyring and audit are read in place; the directory (a view of the ledger,
+        which the region brings up to date as it opens) is read from a copy in memory."""
+        ledger_uri = read_only_uri(folder / "ledger.db")
+        if ledger_uri is None:
+            raise sqlite3.OperationalError(f"no ledger at {folder / 'ledger.db'}")
+        ledger_env = {**self._sqlite_env(folder / "ledger.db"), "SQLITE_DBNAME": ledger_uri}
+        directory_uri, keeper = memory_copy(folder / "directory.db")
+        try:
+            factory = InfrastructureFactory.construct(Environment(
+                "KeyDirectory", {**self._sqlite_env(folder / "directory.db"),
+                                 "SQLITE_DBNAME": directory_uri}))
+            directory = factory.tracking_recorder(SQLiteKeyDirectory)
+            keyring = SQLiteKeyring(folder / "keyring.db", read_only=True)
+            audit = SQLiteAuditStore(folder / "audit.db", read_only=True)
+        except BaseException:
+            keeper.close()
+            raise
+        return RegionStorage({**ledger_env, "CREATE_TABLE": "false"}, directory, keyring, factory,
+                             audit, keeper)
 
     def region_folder(self, region: str) -> Path:
         """Where a region's SQLite files live."""

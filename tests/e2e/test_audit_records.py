@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 
 import boto3
 import httpx
@@ -379,6 +380,41 @@ def test_reading_the_audit_needs_keyledger_read_audit(server_factory, e2e):
                                 credentials=Credentials("AKIAAUDITOR00000001", "a"))
     assert auditor.status_code == 200
     assert [r["errorCode"] for r in auditor.json()["Records"]] == ["AccessDeniedException"]
+
+
+def test_the_read_commands_leave_a_data_dir_copied_from_a_running_server_as_it_was(
+        server_factory, e2e, tmp_path):
+    """Evidence copied while the server runs (each SQLite file with its write-ahead log):
+    audit, history, who-can and regions read it, and every file keeps its bytes: no log is
+    merged, no file or table is created. (The -shm files are SQLite's shared-memory index,
+    which readers take their locks in; their bytes are not content.)"""
+    import shutil
+    import subprocess
+    import sys
+
+    server = server_factory("read-a-copy")
+    kms = server.kms()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/evidence", TargetKeyId=key_id)
+    kms.encrypt(KeyId=key_id, Plaintext=b"x")
+    copy = tmp_path / "copy"
+    shutil.copytree(server.data_dir, copy)
+    server.stop()
+
+    def files() -> dict[str, bytes | None]:
+        return {str(p.relative_to(copy)): None if p.name.endswith("-shm") else p.read_bytes()
+                for p in sorted(copy.rglob("*")) if p.is_file()}
+
+    before = files()
+    assert any(name.endswith("ledger.db-wal") and data for name, data in before.items())
+    for args in (["audit"], ["audit", "--key", key_id, "--json"], ["history", key_id],
+                 ["history", key_id, "--at", datetime.now(UTC).isoformat()],
+                 ["who-can", "kms:Decrypt", key_id], ["regions"]):
+        done = subprocess.run([sys.executable, "-m", "api", *args, "--data-dir", str(copy)],
+                              cwd=e2e.PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                              env=server.child_env())
+        assert done.returncode == 0, (args, done.stderr)
+        assert files() == before, args
 
 
 def test_the_audit_cli_reads_and_exports_offline(server_factory, e2e, tmp_path):

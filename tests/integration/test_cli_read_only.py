@@ -180,10 +180,10 @@ def exercise(kms) -> str:
     return key_id
 
 
-def store_state(kms) -> tuple[list[str], list[str]]:
-    """The paths of the data dir (a read may fold SQLite's log into a database file: its
-    bytes are not compared) and the database's keyledger schemas."""
-    data = sorted(tree(kms.settings.data_path))
+def store_state(kms) -> tuple[dict[str, bytes | None], list[str]]:
+    """Every path of the data dir with its bytes (a reader opens each SQLite file read-only:
+    it never merges the write-ahead log into it) and the database's keyledger schemas."""
+    data = tree(kms.settings.data_path)
     return data, keyledger_schemas(kms.settings.store) if kms.settings.store else []
 
 
