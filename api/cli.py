@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from api.audit_cli import add_audit_parser, audit
@@ -325,8 +325,8 @@ def fork(args: argparse.Namespace) -> int:
     own), snapshots (rebuilt on use). A key crypto-shredded since stays unusable in the fork."""
     import shutil
 
-    from api.bootstrap import build_service
-    from application.forensics import parse_instant
+    from api.bootstrap import build_service, existing_regions, existing_root_key
+    from application.forensics import past_instant
 
     os.umask(0o077)
     settings = Settings.of_store(args)
@@ -334,14 +334,19 @@ def fork(args: argparse.Namespace) -> int:
     if out.exists():
         print(f"keyledger fork: {out} exists; name a new directory", file=sys.stderr)
         return 1
-    if args.position is not None and len(args.region or ()) != 1:
+    named = list(dict.fromkeys(args.region or ()))
+    if args.position is not None and len(named) != 1:
         print("keyledger fork: --position is a position of one Region's ledger: name it with "
               "--region", file=sys.stderr)
         return 1
-    at = parse_instant(args.at, "--at") if args.at is not None else None
-    source = build_service(settings)
+    # as history --at reads it (to the end of a whole second; never the future)
+    at = past_instant(args.at, datetime.now(UTC), "--at") if args.at is not None else None
+    # the source is only read: no data dir, root key, Region or table is made there
+    regions = named or sorted(existing_regions(settings))
+    existing_regions(settings, regions)
+    existing_root_key(settings)
+    source = build_service(settings, read_only=True)
     try:
-        regions = args.region or sorted(source.known_regions())
         out.mkdir(parents=True)
         root_key = Path(settings.root_key_file) if settings.root_key_file else (
             settings.data_path / "root.key")
@@ -464,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from api.bootstrap import NoStore
     from domain.errors import KmsError
+    from infrastructure.root_key import RootKeyError
 
     command = args.command + (" export" if getattr(args, "audit_command", None) else "")
     store = getattr(args, "store", None)
@@ -476,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     except NoStore as error:  # a command that only reads, pointed at no store: nothing created
         print(f"keyledger {command}: {error}", file=sys.stderr)
         return 1  # (verify too: no ledger where one was expected is a failed verification)
+    except RootKeyError as error:  # (a root key file others may read, or no key in it)
+        print(f"keyledger {command}: {error}", file=sys.stderr)
+        return 2
     except KmsError as error:  # a bad argument (fork --at yesterday), as audit and history say it
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1

@@ -26,11 +26,17 @@ _TOKEN = re.compile(r"kla:([0-9]{1,19})")
 _TRUE, _FALSE = ("true", "t", "yes", "y", "on", "1"), ("false", "f", "no", "n", "off", "0")
 
 
-class WholeSecond(float):
-    """A time given to the whole second (no fractional part). eventTime shows records to the
-    second, so as an end bound it takes in all of that second (read_page: ``< T + 1``)."""
+class WholeUnit(float):
+    """A time given to a whole unit, without a fractional part: to the second (as eventTime
+    shows records), minute, hour or day (a date). As an end bound it takes in all of that unit
+    (end_bound: ``< T + unit``)."""
 
-    __slots__ = ()
+    __slots__ = ("unit",)
+
+    def __new__(cls, seconds: float, unit: int) -> WholeUnit:
+        value = super().__new__(cls, seconds)
+        value.unit = unit
+        return value
 
 
 _EPOCH = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
@@ -57,24 +63,40 @@ def parse_instant(text: str, name: str = "at") -> datetime:
 
 def parse_time(value: str | None, name: str) -> float | None:
     """Epoch seconds of a time given as parse_instant reads it (the forensic reads' ``at``
-    too); a WholeSecond when it has no fractional part."""
+    too); a WholeUnit when it has no fractional part."""
     if value is None or value == "":
         return None
     seconds = parse_instant(value, name).timestamp()
-    return WholeSecond(seconds) if to_the_second(value) else seconds
+    unit = whole_unit(value)
+    return WholeUnit(seconds, unit) if unit else seconds
 
 
-def to_the_second(value: str) -> bool:
-    """A time given without a fractional part, as a record's eventTime shows one."""
-    return "." not in value and "," not in value
+_ZONE = re.compile(r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$")
+_UNIT_OF_DIGITS = {2: 3600, 4: 60, 6: 1}  # a time of day as HH, HHMM or HHMMSS
+
+
+def whole_unit(value: str) -> int:
+    """The seconds in the unit a time is given to: a date 86,400, a time of day to the hour
+    3,600, to the minute 60, to the second (or epoch seconds without decimals) 1; 0 for a time
+    with a fractional part, which is exact. (For a text parse_instant reads.)"""
+    value = value.strip()
+    if "." in value or "," in value:
+        return 0
+    if _EPOCH.fullmatch(value):
+        return 1
+    date_and_time = re.split(r"[Tt ]", value, maxsplit=1)
+    if len(date_and_time) == 1:
+        return 86_400
+    digits = _ZONE.sub("", date_and_time[1]).replace(":", "")
+    return _UNIT_OF_DIGITS.get(len(digits), 1)
 
 
 def end_bound(end: float | None) -> float | None:
-    """The inclusive bound the store compares event_time with: a WholeSecond end takes in
-    every record its second shows (``event_time < end + 1``: the largest float below it);
-    an end with a fractional part is exact."""
-    if isinstance(end, WholeSecond):
-        return math.nextafter(float(end) + 1, -math.inf)
+    """The inclusive bound the store compares event_time with: a WholeUnit end takes in every
+    record of its unit (``event_time < end + unit``: the largest float below it); an end with
+    a fractional part is exact."""
+    if isinstance(end, WholeUnit):
+        return math.nextafter(float(end) + end.unit, -math.inf)
     return end
 
 
@@ -193,8 +215,8 @@ def read_page(store, query_type, wanted: AuditFilter, limit: int,
               next_token: str | None) -> dict[str, Any]:
     """``{"Records": [...], "NextToken": …}``, newest first (``query_type``: the store's query
     value class, infrastructure.audit_store.AuditQuery). ``wanted.key_id`` may be a key ARN
-    (key_filter), ``wanted.principal`` a role ARN (its sessions: principal_filter); a WholeSecond
-    ``wanted.end`` takes in its whole second (end_bound)."""
+    (key_filter), ``wanted.principal`` a role ARN (its sessions: principal_filter); a WholeUnit
+    ``wanted.end`` takes in its whole unit (end_bound)."""
     named = key_reference(wanted.key_id) if wanted.key_id else None
     if named is not None and None not in (named.account, wanted.account) \
             and named.account != wanted.account:

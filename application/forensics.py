@@ -101,7 +101,7 @@ from eventsourcing.persistence import DataError, ProgrammingError
 from eventsourcing.utils import get_topic
 
 from application.audit import AuditQuery, AuditStorePort
-from application.audit_query import parse_instant, to_the_second
+from application.audit_query import parse_instant, whole_unit
 from application.authorization import GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS, compiled
 from application.gate import KEY_ID_PATTERN
 from application.ledger import KeyLedger
@@ -152,7 +152,7 @@ def past_instant(text: str | None, now: datetime, name: str = "at") -> datetime:
     """The instant a forensic read is asked about: ``text`` (parse_instant), or ``now`` when
     it is absent or empty. A time given to the second, as a record's eventTime shows one, is
     the end of that second (up to now): the state after what its records show, as the audit
-    API's ``end``. ValidationException for an instant after ``now``: the ledger holds what
+    API's ``end``; to the minute, hour or day (a date), the end of that unit. ValidationException for an instant after ``now``: the ledger holds what
     happened, not what will (a scheduled deletion or rotation may not happen)."""
     if not text:
         return now
@@ -161,8 +161,9 @@ def past_instant(text: str | None, now: datetime, name: str = "at") -> datetime:
         raise errors.ValidationException(
             f"'{text[:64]}' is in the future: the ledger answers for instants up to now "
             f"({now.isoformat()}).")
-    if to_the_second(text):
-        at = min(at + timedelta(microseconds=999_999), now)
+    unit = whole_unit(text)
+    if unit:
+        at = min(at + timedelta(seconds=unit, microseconds=-1), now)
     return at
 
 

@@ -45,6 +45,20 @@ def create_root_key_file(path: Path) -> None:
         os.close(directory)
 
 
+class RootKeyError(ValueError):
+    """The root key cannot be used: a file others may read, or not a base64 key of 32 bytes."""
+
+
+def _decoded(text: bytes | str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:  # (binascii.Error)
+        key = b""
+    if len(key) != ROOT_KEY_BYTES:
+        raise RootKeyError(f"{where} does not hold a root key (base64 of {ROOT_KEY_BYTES} bytes)")
+    return key
+
+
 class RootKey:
     """Wraps and unwraps per-key data-encryption keys (AES-256-GCM, AAD = key id)."""
 
@@ -64,11 +78,12 @@ class RootKey:
     def load(cls, data_dir: Path, root_key_file: str | None = None) -> RootKey:
         encoded = os.environ.get("KEYLEDGER_ROOT_KEY")
         if encoded:
-            return cls(base64.b64decode(encoded))
+            return cls(_decoded(encoded.strip(), "KEYLEDGER_ROOT_KEY"))
         path = Path(root_key_file) if root_key_file else data_dir / "root.key"
         if not path.exists():
             create_root_key_file(path)
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
-            raise PermissionError(f"root key file {path} must not be readable by others (mode {mode:o})")
-        return cls(base64.b64decode(path.read_bytes().strip()))
+            raise RootKeyError(f"root key file {path} must not be readable by others (mode "
+                               f"{mode:o}; chmod 600 it)")
+        return cls(_decoded(path.read_bytes().strip(), f"root key file {path}"))

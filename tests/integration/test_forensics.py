@@ -465,6 +465,17 @@ def test_a_time_to_the_second_is_all_of_that_second():
     assert past_instant("2026-12-06T11:59:59.5Z", now) == now - timedelta(milliseconds=500)
 
 
+def test_a_time_to_the_minute_hour_or_day_is_all_of_it_up_to_now():
+    now = datetime(2026, 12, 6, 12, 0, 30, tzinfo=UTC)
+    assert past_instant("2026-12-06T11:58Z", now) == datetime(2026, 12, 6, 11, 58, 59, 999_999,
+                                                              tzinfo=UTC)
+    assert past_instant("2026-12-06T10Z", now) == datetime(2026, 12, 6, 10, 59, 59, 999_999,
+                                                           tzinfo=UTC)
+    assert past_instant("2026-12-05", now) == datetime(2026, 12, 5, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert past_instant("2026-12-06", now) == now  # today: up to now
+    assert past_instant("2026-12-06T12:00Z", now) == now
+
+
 def test_a_keys_state_at_its_creation_records_second_shows_it(kms):
     key_id = _create(kms, Description="made")
     (created,) = [e for e in kms.service.key_history(REGION, key_id) if e["Type"] == "KeyCreated"]

@@ -15,10 +15,11 @@ from application.audit_query import (
     MAX_POSITION,
     AuditFilter,
     KeyReference,
-    WholeSecond,
+    WholeUnit,
     check_limit,
     cloudtrail_file,
     cloudtrail_files,
+    end_bound,
     key_filter,
     key_reference,
     page_token,
@@ -81,18 +82,27 @@ def test_start_and_end_read_times_as_at_does(text):
         parse_instant(text)
 
 
-@pytest.mark.parametrize(("text", "whole"), [
-    ("1765012440", True),
-    ("2025-12-06T09:14:00Z", True),
-    ("2025-12-06T10:14:00+01:00", True),
-    ("2025-12-06", True),
-    ("1765012440.5", False),
-    ("1765012440.0", False),  # a fractional part given, even zero: exact
-    ("2025-12-06T09:14:00.000000Z", False),
-    ("2025-12-06T09:14:00,5Z", False),
+@pytest.mark.parametrize(("text", "unit"), [
+    ("1765012440", 1),
+    ("2025-12-06T09:14:00Z", 1),
+    ("2025-12-06T10:14:00+01:00", 1),
+    ("2025-12-06 09:14:00", 1),
+    ("2025-12-06T091400Z", 1),
+    ("2025-12-06T09:14Z", 60),
+    ("2025-12-06T10:14+01:00", 60),
+    ("2025-12-06T09:14", 60),
+    ("2025-12-06T09Z", 3600),
+    ("2025-12-06T09-05", 3600),
+    ("2025-12-06", 86_400),
+    ("1765012440.5", 0),
+    ("1765012440.0", 0),  # a fractional part given, even zero: exact
+    ("2025-12-06T09:14:00.000000Z", 0),
+    ("2025-12-06T09:14:00,5Z", 0),
 ])
-def test_a_time_given_to_the_whole_second_says_so(text, whole):
-    assert isinstance(parse_time(text, "end"), WholeSecond) is whole
+def test_a_time_given_to_a_whole_unit_says_which(text, unit):
+    parsed = parse_time(text, "end")
+    assert (parsed.unit if isinstance(parsed, WholeUnit) else 0) == unit
+    assert end_bound(parsed) == (parsed if not unit else math.nextafter(parsed + unit, -math.inf))
 
 
 def _token(text: str) -> str:

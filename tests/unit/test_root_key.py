@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from infrastructure import root_key
-from infrastructure.root_key import ROOT_KEY_BYTES, RootKey, create_root_key_file
+from infrastructure.root_key import ROOT_KEY_BYTES, RootKey, RootKeyError, create_root_key_file
 
 
 def test_a_new_root_key_is_private_fsynced_and_linked_into_place(tmp_path, monkeypatch):
@@ -50,5 +50,20 @@ def test_an_existing_root_key_file_readable_by_others_is_refused(tmp_path):
     path = tmp_path / "root.key"
     create_root_key_file(path)
     path.chmod(0o644)
-    with pytest.raises(PermissionError):
+    with pytest.raises(RootKeyError, match=r"must not be readable by others \(mode 644; chmod 600 it\)"):
+        RootKey.load(tmp_path)
+
+
+@pytest.mark.parametrize("contents", [b"garbage\n", b"", b"QUFBQQ==\n", b"\xff\xfe"])
+def test_a_root_key_file_without_a_32_byte_base64_key_is_refused(tmp_path, contents):
+    path = tmp_path / "root.key"
+    path.write_bytes(contents)
+    path.chmod(0o600)
+    with pytest.raises(RootKeyError, match=f"root key file {path} does not hold a root key"):
+        RootKey.load(tmp_path)
+
+
+def test_a_root_key_in_the_environment_must_be_32_bytes_of_base64(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEYLEDGER_ROOT_KEY", "not base64!")
+    with pytest.raises(RootKeyError, match="KEYLEDGER_ROOT_KEY does not hold a root key"):
         RootKey.load(tmp_path)
