@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,36 @@ def test_fork_refuses_a_time_it_cannot_read_in_one_line(kms, settings, tmp_path,
     assert capsys.readouterr().err == ("ValidationException: --at must be ISO 8601 "
                                        "(2024-05-01T09:14:00Z) or epoch seconds, not 'yesterday'.\n")
     assert not out.exists()
+
+
+def test_fork_only_reads_its_source(kms, settings, tmp_path, capsys):
+    """The source keeps every file's bytes (SQLite files are opened read-only); a Region or
+    data dir that holds no ledger is refused, and nothing is made there; a repeated --region
+    is read once; a time in the future is refused as history refuses it."""
+    kms.call("CreateKey")
+    kms.close()
+    source = Path(settings.data_dir)
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(source)): p.read_bytes() for p in sorted(source.rglob("*"))
+                if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+    before = files()
+    out = tmp_path / "fork"
+    assert main(_args(settings, "--at", datetime.now(UTC).isoformat(), "--region", "us-east-1",
+                      "--region", "us-east-1", "--out", str(out))) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("us-east-1: ")
+    assert files() == before
+    refused = [(["--region", "eu-central-1"], "region eu-central-1 has no ledger in this store"),
+               (["--region", "nowhere-1"], "region nowhere-1 has no ledger in this store")]
+    for extra, why in refused:
+        assert main(_args(settings, "--at", datetime.now(UTC).isoformat(), *extra,
+                          "--out", str(tmp_path / "refused"))) == 1
+        assert capsys.readouterr().err == f"keyledger fork: {why}\n"
+    assert files() == before and not (tmp_path / "refused").exists()
+    assert main(["fork", "--data-dir", str(tmp_path / "none"), "--at", "2026-01-01T00:00:00Z",
+                 "--out", str(tmp_path / "refused")]) == 1
+    assert capsys.readouterr().err == f"keyledger fork: no keyledger store in {tmp_path / 'none'}\n"
+    assert not (tmp_path / "none").exists()
+    assert main(_args(settings, "--at", "9999-01-01T00:00:00Z", "--out", str(tmp_path / "x"))) == 1
+    assert "is in the future" in capsys.readouterr().err
