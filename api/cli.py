@@ -405,10 +405,11 @@ def verify(args: argparse.Namespace) -> int:
         print(f"keyledger verify: cannot read the public key {args.public_key}: {error}",
               file=sys.stderr)
         return 2
+    regions = list(dict.fromkeys(args.region)) if args.region else None  # (each once)
     try:
-        existing_regions(settings, args.region or ())
+        existing_regions(settings, regions or ())
         report = verify_store(StoreConfig(settings.data_path, settings.store), public_key,
-                              args.region, anchored=args.anchored)
+                              regions, anchored=args.anchored)
     except NoStore:
         raise  # (main)
     except Exception as error:  # an unreachable or unreadable store: not a verdict

@@ -238,6 +238,9 @@ def test_the_read_commands_work_on_a_real_store_and_create_nothing(kms, tmp_path
     verified = cli("verify", *args, "--public-key", str(pem), "--region", "us-east-1")
     assert (verified.returncode, verified.stderr) == (0, ""), verified.stdout + verified.stderr
     assert verified.stdout.startswith("OK: ") and "  us-east-1: " in verified.stdout
+    twice = cli("verify", *args, "--public-key", str(pem), "--region", "us-east-1",
+                "--region", "us-east-1")  # a Region named twice is checked and counted once
+    assert (twice.returncode, twice.stdout) == (0, verified.stdout), twice.stderr
     assert store_state(kms) == before
 
 
