@@ -423,7 +423,7 @@ def checkpoint_key(args: argparse.Namespace) -> int:
     from cryptography.exceptions import InvalidTag
 
     from api.bootstrap import existing_regions, existing_root_key
-    from infrastructure.ledger_chain import checkpoint_public_key
+    from infrastructure.ledger_chain import SigningKeyLost, checkpoint_public_key
     from infrastructure.persistence import StoreConfig
 
     os.umask(0o077)
@@ -436,6 +436,9 @@ def checkpoint_key(args: argparse.Namespace) -> int:
     except InvalidTag:
         print("keyledger checkpoint-key: the checkpoint signing key cannot be unsealed with this "
               "root key", file=sys.stderr)
+        return 1
+    except SigningKeyLost as lost:
+        print(f"keyledger checkpoint-key: {lost}", file=sys.stderr)
         return 1
     sys.stdout.write(pem.decode())
     return 0

@@ -1029,11 +1029,28 @@ class CheckpointKey:
         return file_lock(self._store.data_dir / "regions" / ".checkpoint-key.lock")
 
 
+class SigningKeyLost(Exception):
+    """The store has signed checkpoints, and no keyring of it holds the key that signed them."""
+
+
 def checkpoint_public_key(store: StoreConfig, root_key: RootKey, region: str = "us-east-1") -> bytes:
     """The store's checkpoint public key (PEM); created (in ``region``'s keyring) if the store
-    has none yet."""
+    has none yet. SigningKeyLost if it has checkpoints and no keyring holds their key: a new
+    key would verify none of them, and only the public key exported before can."""
     known = sorted(store.known_regions(), key=lambda name: name != region)  # ``region`` first
     holders = [name for name in known if _stored_signing_key(store, name) is not None]
+    if not holders:
+        for name in known:
+            reader = _open_region_db(store, name, writable=False)
+            try:
+                signed = reader.last_checkpoint()
+            finally:
+                reader.close()
+            if signed is not None:
+                raise SigningKeyLost(
+                    f"the {name} Region has checkpoints signed by key {signed.key_id}, which no "
+                    "keyring of this store holds: verify them with the public key exported "
+                    "before (a new key would verify none of them)")
     db = _open_region_db(store, holders[0] if holders else region, writable=True)
     try:
         return public_key_pem(CheckpointKey(store, root_key).public_key(db))

@@ -337,6 +337,23 @@ def test_signing_key_is_sealed_once_per_store_and_shared_by_regions(kms, chainer
         checkpoint_public_key(config, RootKey(b"\x01" * 32))
 
 
+def test_a_store_with_checkpoints_whose_signing_key_is_gone_gets_no_new_one(kms, populated,
+                                                                            chainer, store):
+    """The keyrings lost the signing key (deleted, or a keyring file lost) while signed
+    checkpoints remain: checkpoint-key refuses to make a new key, which would verify none of
+    them; the public key exported before still verifies the store."""
+    pem = chainer.public_key_pem(REGION)
+    chainer.close()
+    store.sql("DELETE FROM {keyring} WHERE key_id = ?", (SIGNING_KEY_ENTRY,), db="keyring")
+    config = StoreConfig(kms.settings.data_path, kms.settings.store)
+    with pytest.raises(ledger_chain.SigningKeyLost, match=f"the {REGION} Region has checkpoints "
+                       "signed by key .*, which no keyring of this store holds"):
+        checkpoint_public_key(config, RootKey.load(kms.settings.data_path))
+    assert store.sql("SELECT COUNT(*) FROM {keyring} WHERE key_id = ?", (SIGNING_KEY_ENTRY,),
+                     db="keyring") == [(0,)]
+    assert verify(config, pem).ok
+
+
 # -- tampering with the sources -------------------------------------------------------------------
 
 def test_edited_event_state(kms, populated, chainer):
