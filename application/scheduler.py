@@ -4,6 +4,7 @@ key material (CloudTrail's AwsServiceEvent). Run by each server process's mainte
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,9 +35,17 @@ class Scheduler:
         #: a replica Region of a primary not read since this process started: its rotation
         #: waits (KeyManagementService.fence; the replication thread reads it meanwhile)
         self._unread_replica_region = unread_replica_region
+        #: one run at a time in a process: a caller (the maintenance thread, a test-control
+        #: request) returns once what was due is done, its records stored, even when another
+        #: thread's run had taken those changes first
+        self._running = threading.Lock()
 
     def run(self, regions: Iterable[Region]) -> int:
         """Complete due deletions, rotations and expiries in the regions; returns how many."""
+        with self._running:
+            return self._run(regions)
+
+    def _run(self, regions: Iterable[Region]) -> int:
         done = 0
         for region in regions:
             self._store_noted(region)  # what a process that died left unrecorded
