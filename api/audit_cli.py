@@ -38,10 +38,11 @@ def _filters(p: argparse.ArgumentParser, default: object = None) -> None:
 
 
 def audit(args: argparse.Namespace) -> int:
-    from api.bootstrap import build_service, existing_regions
+    from api.bootstrap import existing_regions
     from application.audit import AuditQuery
     from application.audit_query import AuditFilter, all_records, key_reference, parse_time
     from domain.errors import KmsError
+    from infrastructure.persistence import StoreConfig
 
     os.umask(0o077)
     if getattr(args, "limit", None) is not None and args.limit < 1:
@@ -55,27 +56,30 @@ def audit(args: argparse.Namespace) -> int:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1
     known = existing_regions(settings, [region] if region else ())
-    service = build_service(settings, read_only=True)
+    store = StoreConfig(settings.data_path, settings.store)
+    # every Region's audit store, its ledger readable or not (verify says what is wrong there)
+    regions = [region] if region else sorted(set(known) | set(store.audit_regions()))
     try:
         wanted = AuditFilter(account=named.account if named is not None else None,
                              key_id=named.key_id if named is not None else None,
                              principal=args.principal, event_name=args.event_name,
                              start=parse_time(args.since, "--since"),
                              end=parse_time(args.until, "--until"), errors_only=args.errors)
-        regions = [region] if region else known
         records: list[dict[str, Any]] = []
-        for region in regions:
-            records.extend(all_records(service.region(region).audit.store, AuditQuery, wanted))
+        for name in regions:
+            audit_store = store.open_audit_store(name)
+            try:
+                records.extend(all_records(audit_store, AuditQuery, wanted))
+            finally:
+                audit_store.close()
     except KmsError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1
-    finally:
-        service.close()
     records.sort(key=lambda r: r["eventTime"], reverse=True)
-    if args.audit_command == "export":
-        return _export(records, Path(args.out))
     if args.limit is not None:
         records = records[: args.limit]
+    if args.audit_command == "export":
+        return _export(records, Path(args.out))
     if args.json:
         for record in records:
             print(json.dumps(record, sort_keys=True))

@@ -26,6 +26,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
+from infrastructure.audit_store import TABLE as AUDIT_TABLE
 from infrastructure.audit_store import AuditStore, PostgresAuditStore, SQLiteAuditStore
 from infrastructure.directory import PostgresKeyDirectory, SQLiteKeyDirectory
 from infrastructure.keyring import Keyring, PostgresKeyring, SQLiteKeyring
@@ -178,6 +179,25 @@ class StoreConfig:
             raise
         return RegionStorage({**ledger_env, "CREATE_TABLE": "false"}, directory, keyring, factory,
                              audit, keeper)
+
+    def audit_regions(self) -> list[str]:
+        """Regions that have an audit store (their ledger may be damaged or gone)."""
+        if self.is_postgres:
+            with self._connect(self._postgres_env("us-east-1")) as conn:
+                schemas = {row[0] for row in conn.execute(
+                    "SELECT table_schema FROM information_schema.tables WHERE table_name = %s",
+                    (AUDIT_TABLE,)).fetchall()}
+            return [r for r in self.known_regions() if schema_name(r) in schemas]
+        return [r for r in self.known_regions() if (self.region_folder(r) / "audit.db").is_file()]
+
+    def open_audit_store(self, region: str) -> AuditStore:
+        """A Region's audit store alone, read-only (the audit command reads nothing else)."""
+        if not REGION_PATTERN.match(region):
+            raise ValueError(f"invalid region name {region!r}")
+        if self.is_postgres:
+            env = self._postgres_env(region)
+            return PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"], read_only=True)
+        return SQLiteAuditStore(self.region_folder(region) / "audit.db", read_only=True)
 
     def region_folder(self, region: str) -> Path:
         """Where a region's SQLite files live."""

@@ -154,20 +154,21 @@ def test_a_database_without_keyledgers_schemas_is_refused_and_left_empty(postgre
 # -- a real store ----------------------------------------------------------------------------
 
 
-def store_audit_records(kms, key_id: str, request_ids: list[str], when: datetime) -> None:
+def store_audit_records(kms, key_id: str, request_ids: list[str], when: datetime,
+                        region: str = "us-east-1") -> None:
     """Encrypt records, as the front end stores them (the harness calls the service itself),
     one after the other."""
     principal = Principal.root(ACCOUNT)
-    arn = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"
+    arn = f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"
     for request_id in request_ids:
         record = api_call_record(
-            principal=principal, access_key_id="AKIDTEST", account=ACCOUNT, region="us-east-1",
+            principal=principal, access_key_id="AKIDTEST", account=ACCOUNT, region=region,
             operation="Encrypt", params={"KeyId": arn, "Plaintext": b"secret"},
             result={"KeyId": arn, "CiphertextBlob": b"blob"}, error_code=None,
             error_message=None, event_time=when, event_id=new_event_id(), request_id=request_id,
             source_ip="127.0.0.1", user_agent="pytest", resources=(arn,),
         )
-        kms.service.region("us-east-1").audit.record_blocking(
+        kms.service.region(region).audit.record_blocking(
             audit_row(record, when, ACCOUNT, (arn,), principal.arn, request_id))
 
 
@@ -462,3 +463,30 @@ def test_the_audit_table_names_an_alias_as_an_alias_and_a_key_by_its_id_and_line
         f"2026-12-06T09:14:00Z  us-east-1  Decrypt      AccessDeniedException  {KEY}"
         f"{' ' * 12}{root['arn']}  (127.0.0.1, request r2)",
     ]
+
+
+def test_audit_reads_every_regions_audit_store_whatever_its_ledger(tmp_path):
+    """Without --region, every Region's records, a Region whose ledger (or keyring) is gone
+    or damaged too: the audit lives in its own store. --limit bounds an export as a listing."""
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    harness = Harness(settings)
+    key_id = exercise(harness)
+    store_audit_records(harness, key_id, ["req-west"], datetime.now(UTC), region="us-west-2")
+    harness.close()
+    west = settings.data_path / "regions" / "us-west-2"
+    for name in ("ledger.db", "keyring.db", "directory.db"):
+        for path in west.glob(name + "*"):
+            path.unlink()
+    both = cli("audit", "--json", *store_args(settings))
+    assert both.returncode == 0, both.stderr
+    records = [orjson.loads(line) for line in both.stdout.splitlines()]
+    assert {r["awsRegion"] for r in records} == {"us-east-1", "us-west-2"}
+    assert "req-west" in [r.get("requestID") for r in records]
+    newest = cli("audit", "--json", "--limit", "1", *store_args(settings))
+    out = tmp_path / "export"
+    export = cli("audit", "--limit", "1", "export", "--out", str(out), *store_args(settings))
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.startswith("wrote 1 records in 1 files"), export.stdout
+    (file,) = out.rglob("*.json.gz")
+    assert [orjson.loads(gzip.decompress(file.read_bytes()))["Records"][0]["eventID"]] == [
+        orjson.loads(newest.stdout)["eventID"]]
