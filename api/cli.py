@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from api.audit_cli import add_audit_parser, audit
-from api.forensics_cli import add_at_argument, add_who_can_parser, history_at, key_named, who_can
+from api.forensics_cli import (
+    add_at_argument,
+    add_who_can_parser,
+    as_json,
+    history_at,
+    key_named,
+    who_can,
+)
 from api.settings import Settings
 
 _DEFAULTS = Settings()
@@ -154,8 +161,7 @@ def history(args: argparse.Namespace) -> int:
     finally:
         service.close()
     if args.json:
-        print(json.dumps({"KeyId": named.key_id, "Region": region, "Events": events},
-                         default=str, indent=2))
+        print(as_json({"KeyId": named.key_id, "Region": region, "Events": events}))
         return 0
     print(f"History of {named.key_id} in {region} ({len(events)} events)")
     for e in events:

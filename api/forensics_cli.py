@@ -13,10 +13,13 @@ from typing import Any
 from api.settings import Settings
 
 
-def _json(value: Any) -> str:
+def as_json(value: Any) -> str:
+    """What a command prints with --json: times as the ledger API writes them (ISO 8601, UTC
+    as ``Z``), so the two answers to one question are the same text."""
     def default(item: Any) -> Any:
         if isinstance(item, datetime):
-            return item.isoformat()
+            text = item.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
         return str(item)
 
     return json.dumps(value, default=default, indent=2)
@@ -83,7 +86,7 @@ def history_at(args: argparse.Namespace) -> int:
         return status
     region, at, state = state
     if args.json:
-        print(_json(state))
+        print(as_json(state))
         return 0
     metadata = state["KeyMetadata"]
     print(f"{metadata['KeyId']} in {region} at {at.isoformat()} (version {state['Version']}"
@@ -151,7 +154,7 @@ def who_can(args: argparse.Namespace) -> int:
     if status:
         return status
     if args.json:
-        print(_json(answer))
+        print(as_json(answer))
         return 0
     rows = answer["Principals"]
     print(f"Who could {answer['Action']} {answer['KeyId']} at {answer['At'].isoformat()} "

@@ -160,6 +160,10 @@ def test_state_at_an_instant_over_http_and_the_cli(server, kms):
     printed = json.loads(proc.stdout)
     assert (printed["Version"], printed["Tags"], printed["KeyMetadata"]["Description"],
             printed["Aliases"]) == (2, [{"TagKey": "team", "TagValue": "blue"}], "forensic", [])
+    assert printed == _get(server, key_id, "state", at=_epoch(v2))[1]  # the API's answer, as text
+    history = _cli(server, "history", key_id, "--json")
+    assert (history.returncode, json.loads(history.stdout)) == (0, server.events(key_id)), \
+        history.stderr
     table = _cli(server, "history", key_id, "--at", v3.isoformat())
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0] == f"{key_id} in {REGION} at {v3.isoformat()} (version 3)"
