@@ -409,11 +409,27 @@ class KeyManagementService:
                 try:
                     if directory is None:
                         region.save(IdentityDirectory.first(digest, changes, actor))
-                    elif directory.record(digest, changes, actor):
+                    elif directory.record(digest, changes, actor,
+                                          superseded=self._superseded(region, directory, digest)):
                         region.save(directory)
                     return
                 except IntegrityError:
                     continue
+
+    def _superseded(self, region: Region, directory: IdentityDirectory, digest: str) -> bool:
+        """Another open region recorded another identities directory after ``region`` last
+        recorded ``digest`` (a store served with several default regions: application.forensics
+        reads the one recorded last)."""
+        if directory.digest != digest:
+            return False
+        for other in self.regions:
+            if other is region:
+                continue
+            theirs = other.ledger.get_identities()
+            if theirs is not None and theirs.digest != digest and \
+                    theirs.modified_on > directory.modified_on:
+                return True
+        return False
 
     def aliases_of(self, key) -> list[str]:
         """The alias names of a key (kms:ResourceAliases)."""

@@ -26,9 +26,12 @@ class IdentityDirectory(StrAggregate):
     def first(cls, digest: str, changes: list[dict[str, Any]], actor: Actor) -> IdentityDirectory:
         return cls(id=IDENTITY_DIRECTORY_ID, digest=digest, changes=changes, actor=actor)
 
-    def record(self, digest: str, changes: list[dict[str, Any]], actor: Actor) -> bool:
-        """Record a loaded directory's changes, unless this directory is already recorded."""
-        if digest == self.digest:
+    def record(self, digest: str, changes: list[dict[str, Any]], actor: Actor, *,
+               superseded: bool = False) -> bool:
+        """Record a loaded directory's changes, unless this directory is already recorded here
+        and no other region has recorded another one since (``superseded``: then the ledger
+        would answer "who could ... at T" with that other one, the newer record)."""
+        if digest == self.digest and not superseded:
             return False
         self._record(digest=digest, changes=changes, actor=actor)
         return True

@@ -18,7 +18,7 @@ import pytest
 from api.auth import directory_digest
 from application.audit import audit_row
 from application.audit_records import api_call_record
-from application.forensics import Forensics, parse_instant, past_instant
+from application.forensics import Forensics, identity_events, parse_instant, past_instant
 from domain import errors
 from domain.alias import alias_aggregate_id
 from domain.policy import default_key_policy
@@ -744,6 +744,35 @@ def test_the_identities_at_t_are_those_recorded_last_by_t_in_any_region_read(kms
     for default_region in (REGION, west):
         assert principals(default_region, between) == [ROOT_ARN, ALICE_ARN]  # west's, then
         assert principals(default_region, now) == [ROOT_ARN, DAVE_ARN]  # this region's, since
+
+
+def test_a_directory_recorded_again_after_another_regions_record_is_the_one_read(kms):
+    """Two servers on one store with other default regions: one records the file with dave in
+    us-west-2, then the other loads the file without him, which its region recorded before.
+    It records it again, so the record read at T (the last one by T) is the file as loaded."""
+    west = "us-west-2"
+    without, with_dave = _identities(alice_policy=False), _identities(alice_policy=False, dave=True)
+    kms.service.record_identities(REGION, directory_digest(without),
+                                  directory_changes(Directory(), without))
+    key_id = _create(kms)
+    kms.service.record_identities(west, directory_digest(with_dave),
+                                  directory_changes(Directory(), with_dave))
+    between = datetime.now(UTC)
+    kms.service.record_identities(REGION, directory_digest(without),
+                                  directory_changes(Directory(), without))
+    now = datetime.now(UTC)
+
+    def principals(at):
+        answer = Forensics(kms.service, REGION).who_can(REGION, key_id, "kms:Decrypt", at)
+        return [route["Principal"] for route in answer["Principals"]]
+
+    assert principals(between) == [ROOT_ARN, DAVE_ARN]
+    assert principals(now) == [ROOT_ARN]
+    # loaded once more, nothing newer elsewhere: recorded once
+    events = len(identity_events(kms.service.region(REGION).ledger, datetime.now(UTC)))
+    kms.service.record_identities(REGION, directory_digest(without),
+                                  directory_changes(Directory(), without))
+    assert len(identity_events(kms.service.region(REGION).ledger, datetime.now(UTC))) == events
 
 
 def test_condition_keys_keyledger_fixes_are_judged_as_its_evaluator_judges_them(kms):
