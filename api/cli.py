@@ -204,12 +204,19 @@ def _regions_parser(sub) -> None:
 
 def _regions_of_node(args: argparse.Namespace) -> int:
     """A running node's replication status: position, events applied, lag p50/p99/max."""
+    from urllib.parse import urlsplit
+
     import httpx
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     url = args.endpoint.rstrip("/") + "/ledger/v1/replication"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        print(f"keyledger regions: --endpoint takes a node's URL (http://HOST:PORT), not "
+              f"{args.endpoint[:100]!r}", file=sys.stderr)
+        return 1
     region = args.region or os.environ.get("AWS_DEFAULT_REGION") or Settings().default_region
     request = AWSRequest(method="GET", url=url)
     SigV4Auth(Credentials(os.environ.get("AWS_ACCESS_KEY_ID", ""),
@@ -286,12 +293,14 @@ def promote(args: argparse.Namespace) -> int:
     """Beyond AWS (which cannot change a primary while its Region is down): the replica
     becomes the primary in the next epoch; the old primary rejoins as its replica when its
     Region comes back. Works beside a running node (it reads the change from its ledger)."""
-    from api.bootstrap import build_service
+    from api.bootstrap import build_service, existing_regions, existing_root_key
     from domain.errors import KmsError
     from domain.values import Actor
 
     os.umask(0o077)
     settings = Settings.of_store(args)
+    existing_regions(settings, [args.region])  # (a store and a Region to promote in, not new ones)
+    existing_root_key(settings)
     service = build_service(settings)
     try:
         result = service.promote(args.region, args.key_id,

@@ -490,3 +490,36 @@ def test_audit_reads_every_regions_audit_store_whatever_its_ledger(tmp_path):
     (file,) = out.rglob("*.json.gz")
     assert [orjson.loads(gzip.decompress(file.read_bytes()))["Records"][0]["eventID"]] == [
         orjson.loads(newest.stdout)["eventID"]]
+
+
+def test_bad_arguments_and_an_unusable_root_key_are_one_line_never_a_traceback(sqlite_store,
+                                                                                tmp_path):
+    settings, key_id = sqlite_store
+    args = store_args(settings)
+    endpoint, promote_nowhere, promote_missing = run_all([
+        ["regions", "--endpoint", "not-a-url"],
+        ["promote", "mrk-" + "0" * 32, "--region", "nowhere-1", *args],
+        ["promote", "mrk-" + "0" * 32, "--region", "us-east-1", "--data-dir",
+         str(tmp_path / "none")]])
+    assert (endpoint.returncode, endpoint.stderr) == (
+        1, "keyledger regions: --endpoint takes a node's URL (http://HOST:PORT), not "
+           "'not-a-url'\n")
+    assert (promote_nowhere.returncode, promote_nowhere.stderr) == (
+        1, "keyledger promote: region nowhere-1 has no ledger in this store\n")
+    assert (promote_missing.returncode, promote_missing.stderr) == (
+        1, f"keyledger promote: no keyledger store in {tmp_path / 'none'}\n")
+    assert not (tmp_path / "none").exists()
+    root_key = settings.data_path / "root.key"
+    root_key.chmod(0o644)
+    for command in (["checkpoint-key"], ["fork", "--at", "2026-01-01T00:00:00Z", "--out",
+                                         str(tmp_path / "fork")]):
+        refused = cli(*command, *args)
+        assert (refused.returncode, refused.stderr) == (
+            2, f"keyledger {command[0]}: root key file {root_key} must not be readable by others "
+               "(mode 644; chmod 600 it)\n")
+    root_key.write_bytes(b"garbage\n")
+    root_key.chmod(0o600)
+    refused = cli("checkpoint-key", *args)
+    assert (refused.returncode, refused.stderr) == (
+        2, f"keyledger checkpoint-key: root key file {root_key} does not hold a root key "
+           "(base64 of 32 bytes)\n")
