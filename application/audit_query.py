@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from domain import errors
+from domain.values import REGION_PATTERN
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -131,7 +132,9 @@ def key_reference(key: str, taker: str = "The key filter", reads: str = "") -> K
             f"{taker} takes a key id or key ARN, not an alias: {key[:300]!r}{because}.")
     if key.startswith("arn:"):
         if (len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms"
-                or not parts[5].startswith("key/") or len(parts[5]) == 4):
+                or not REGION_PATTERN.match(parts[3])
+                or not (len(parts[4]) == 12 and parts[4].isascii() and parts[4].isdigit())
+                or not parts[5].startswith("key/") or len(parts[5]) == 4 or "/" in parts[5][4:]):
             raise errors.ValidationException(
                 f"{taker} takes a key id or key ARN "
                 f"(arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), not {key[:300]!r}.")

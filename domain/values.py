@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +22,10 @@ class Actor:
     def service(cls, request_id: str = "") -> Actor:
         """The service itself (scheduled rotation, deletion)."""
         return cls(principal="kms.amazonaws.com", request_id=request_id)
+
+
+#: a Region's name (us-east-1, us-gov-west-1, ap-southeast-4 ...)
+REGION_PATTERN = re.compile(r"^([a-z]+-){2,3}\d+$")
 
 
 class Origin(StrEnum):

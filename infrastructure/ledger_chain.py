@@ -60,9 +60,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from domain.values import REGION_PATTERN
 from infrastructure.audit_store import RECORD_TEXT, RECORD_TEXT_BODY
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
-from infrastructure.persistence import REGION_PATTERN, StoreConfig, file_lock, schema_name
+from infrastructure.persistence import StoreConfig, file_lock, schema_name
 from infrastructure.root_key import RootKey
 from infrastructure.sqlite_files import open_sqlite_read_only
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,13 +25,12 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
+from domain.values import REGION_PATTERN
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
 from infrastructure.audit_store import AuditStore, PostgresAuditStore, SQLiteAuditStore
 from infrastructure.directory import PostgresKeyDirectory, SQLiteKeyDirectory
 from infrastructure.keyring import Keyring, PostgresKeyring, SQLiteKeyring
 from infrastructure.sqlite_files import memory_copy, read_only_uri
-
-REGION_PATTERN = re.compile(r"^([a-z]+-){2,3}\d+$")
 
 
 @dataclass(frozen=True)

@@ -176,9 +176,16 @@ def test_a_key_reference_keeps_a_key_arns_region_and_account():
     assert key_reference(KEY) == KeyReference(KEY, None, None)
     assert key_reference(f"arn:aws:kms:eu-west-1:444455556666:key/{KEY}") == KeyReference(
         KEY, "eu-west-1", "444455556666")
-    # an empty Region or account stays empty (no Region is "", no account is ""), not absent
-    assert key_reference(f"arn:aws:kms::111122223333:key/{KEY}") == KeyReference(
-        KEY, "", "111122223333")
+    # a key ARN names a Region and a 12-digit account, and a key id with no path after it
+    for arn in (f"arn:aws:kms::111122223333:key/{KEY}", f"arn:aws:kms:eu-west-1::key/{KEY}",
+                f"arn:aws:kms:::key/{KEY}", f"arn:aws:kms:eu-west-1:1111:key/{KEY}",
+                f"arn:aws:kms:EU-WEST-1:111122223333:key/{KEY}",
+                f"arn:aws:kms:eu-west-1:111122223333:key/{KEY}/extra"):
+        with pytest.raises(errors.ValidationException) as refused:
+            key_reference(arn)
+        assert refused.value.message == (
+            "The key filter takes a key id or key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), "
+            f"not {arn!r}."), arn
 
 
 def test_a_key_arns_region_is_the_one_read():
