@@ -665,14 +665,21 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         if signed_for != region or region not in regions_served:
             raise HTTPException(status_code=404, detail=f"this node does not serve {region[:64]!r}")
 
+    def _whole(text: str) -> int | None:
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+
     @ledger_api.get("/ledger/v1/feed")
-    def feed(request: Request, region: str, after: int = 0, limit: int = 500) -> dict[str, Any]:
+    def feed(request: Request, region: str = "", after: str = "0",
+             limit: str = "500") -> dict[str, Any]:
         """The Region's ledger after position ``after`` (at most ``limit`` ≤ 1000 events, oldest
-        first), as stored: what another node's replicators read."""
+        first), as stored: what another node's replicators read. The signature is checked
+        before the parameters: a caller that is no node learns nothing of them."""
         node(request, region)
-        if not 0 <= after < 2**63 or not 1 <= limit <= 1000:  # (positions are 64-bit)
+        position, size = _whole(after), _whole(limit)
+        if position is None or size is None or not (
+                position < 2**63 and 1 <= size <= 1000):  # (positions are 64-bit)
             raise HTTPException(status_code=400, detail="0 ≤ after < 2^63 and 1 ≤ limit ≤ 1000")
-        return {"Region": region, "Events": service.feed(region, after, limit)}
+        return {"Region": region, "Events": service.feed(region, position, size)}
 
     @ledger_api.post("/ledger/v1/authorize")
     async def authorize(request: Request) -> dict[str, Any]:
@@ -706,7 +713,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         return {"Allowed": True}
 
     @ledger_api.get("/ledger/v1/transport-key")
-    def transport_key(request: Request, region: str) -> dict[str, Any]:
+    def transport_key(request: Request, region: str = "") -> dict[str, Any]:
         """The Region's transport public key: what a primary elsewhere seals material to."""
         node(request, region)
         return {"Region": region, "PublicKey": base64.b64encode(

@@ -76,6 +76,16 @@ def test_the_feed_is_for_nodes_only(nodes):
     as_node = httpx.get(url, headers=sign(url, {}, b"", EAST, method="GET",
                                           credentials=Credentials(*NODE_KEY)))
     assert as_node.status_code == 200 and as_node.json()["Region"] == EAST
+    # the signature is checked before the parameters: a caller that is no node learns nothing
+    for query in ("", "?region=", f"?region={EAST}&after=x", f"?region={EAST}&limit=-1"):
+        for path in ("/ledger/v1/feed", "/ledger/v1/transport-key"):
+            unsigned = httpx.get(f"{east.url}{path}{query}")
+            assert unsigned.status_code == 403, (path, query, unsigned.text)
+    bad = f"{east.url}/ledger/v1/feed?region={EAST}&after=x"
+    as_node = httpx.get(bad, headers=sign(bad, {}, b"", EAST, method="GET",
+                                          credentials=Credentials(*NODE_KEY)))
+    assert (as_node.status_code, as_node.json()) == (400, {
+        "detail": "0 ≤ after < 2^63 and 1 ≤ limit ≤ 1000"})
     with pytest.raises(ClientError) as kms_call:  # a node key is not a KMS caller
         east.kms(EAST, credentials=Credentials(*NODE_KEY)).list_keys()
     assert kms_call.value.response["Error"]["Code"] == "UnrecognizedClientException"
