@@ -357,8 +357,8 @@ def fork(args: argparse.Namespace) -> int:
     # as history --at reads it (to the end of a whole second; never the future)
     at = past_instant(args.at, datetime.now(UTC), "--at") if args.at is not None else None
     # the source is only read: no data dir, root key, Region or table is made there
-    regions = named or sorted(existing_regions(settings))
-    existing_regions(settings, regions)
+    known = existing_regions(settings, named)  # (NoStore for a Region named without a ledger)
+    regions = named or sorted(known)
     existing_root_key(settings)
     source = build_service(settings, read_only=True)
     try:

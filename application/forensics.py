@@ -152,8 +152,9 @@ def past_instant(text: str | None, now: datetime, name: str = "at") -> datetime:
     """The instant a forensic read is asked about: ``text`` (parse_instant), or ``now`` when
     it is absent or empty. A time given to the second, as a record's eventTime shows one, is
     the end of that second (up to now): the state after what its records show, as the audit
-    API's ``end``; to the minute, hour or day (a date), the end of that unit. ValidationException for an instant after ``now``: the ledger holds what
-    happened, not what will (a scheduled deletion or rotation may not happen)."""
+    API's ``end``; to the minute, hour or day (a date), the end of that unit.
+    ValidationException for an instant after ``now``: the ledger holds what happened, not
+    what will (a scheduled deletion or rotation may not happen)."""
     if not text:
         return now
     at = parse_instant(text, name)

@@ -28,6 +28,10 @@ class Keyring(Protocol):
     def close(self) -> None: ...
 
 
+_CREATE_DATA_KEYS = (
+    "CREATE TABLE IF NOT EXISTS data_keys (key_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+
+
 class SQLiteKeyring:
     def __init__(self, path: Path, read_only: bool = False) -> None:
         """``read_only``: for the commands that read a store (a copied data dir too): the file
@@ -37,7 +41,7 @@ class SQLiteKeyring:
             db = open_sqlite_read_only(path)
             if db is None:
                 db = sqlite3.connect(":memory:", check_same_thread=False)
-                db.execute("CREATE TABLE data_keys (key_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+                db.execute(_CREATE_DATA_KEYS)
             self._db = db
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +49,7 @@ class SQLiteKeyring:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS data_keys (key_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
-        )
+        self._db.execute(_CREATE_DATA_KEYS)
 
     def put_many(self, rows: list[tuple[str, bytes]]) -> None:
         with self._lock:

@@ -138,7 +138,7 @@ class StoreConfig:
                                  audit)
         folder = self.data_dir / "regions" / region
         if read_only:
-            return self._open_sqlite_read_only(folder)
+            return self._open_sqlite_read_only(region)
         folder.mkdir(parents=True, exist_ok=True)
         ledger_env = self._sqlite_env(folder / "ledger.db")
         # Workers starting together race to create the same tables, and eventsourcing's first
@@ -155,11 +155,12 @@ class StoreConfig:
         return RegionStorage({**ledger_env, "CREATE_TABLE": "false"}, directory, keyring, factory,
                              audit)
 
-    def _open_sqlite_read_only(self, folder: Path) -> RegionStorage:
+    def _open_sqlite_read_only(self, region: str) -> RegionStorage:
         """A Region's files as a command that only reads opens them: nothing in the folder is
         created, written or merged (a copied data dir stays byte for byte as it was copied).
         The ledger, keyring and audit are read in place; the directory (a view of the ledger,
         which the region brings up to date as it opens) is read from a copy in memory."""
+        folder = self.region_folder(region)
         ledger_uri = read_only_uri(folder / "ledger.db")
         if ledger_uri is None:
             raise sqlite3.OperationalError(f"no ledger at {folder / 'ledger.db'}")
@@ -171,7 +172,7 @@ class StoreConfig:
                                  "SQLITE_DBNAME": directory_uri}))
             directory = factory.tracking_recorder(SQLiteKeyDirectory)
             keyring = SQLiteKeyring(folder / "keyring.db", read_only=True)
-            audit = SQLiteAuditStore(folder / "audit.db", read_only=True)
+            audit = self.open_audit_store(region)
         except BaseException:
             keeper.close()
             raise
