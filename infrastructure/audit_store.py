@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from application.audit import AuditQuery, AuditRow
-from infrastructure.sqlite_files import open_sqlite_read_only
+from infrastructure.sqlite_files import insert_rows, open_sqlite_read_only
 
 __all__ = ["AuditQuery", "AuditRow", "AuditStore", "PostgresAuditStore", "SQLiteAuditStore"]
 
@@ -47,12 +47,13 @@ SESSIONS = "substr(principal, 1, 13) = 'arn:aws:sts::'"
 #: the records whose eventID is unique in the store (AuditStore docstring)
 _ONCE = "principal IS NULL"
 _ONCE_INDEX = f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_once ON {{table}} (event_id) WHERE {_ONCE}"
-_INSERT = (f"INSERT INTO {{table}} ({_COLUMNS}) VALUES ({{values}}) "
-           f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING")
+_INSERT_HEAD = f"INSERT INTO {{table}} ({_COLUMNS})"
+_ON_CONFLICT = f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING"
+_INSERT = _INSERT_HEAD + " VALUES ({values}) " + _ON_CONFLICT
 #: a record unless it is stored already (found by its time, then its eventID: the time index)
-_INSERT_MISSING = (f"INSERT INTO {{table}} ({_COLUMNS}) SELECT {{values}} WHERE NOT EXISTS "
+_INSERT_MISSING = (_INSERT_HEAD + " SELECT {values} WHERE NOT EXISTS "
                    "(SELECT 1 FROM {table} WHERE event_time = {p} AND event_id = {p}) "
-                   f"ON CONFLICT (event_id) WHERE {_ONCE} DO NOTHING")
+                   + _ON_CONFLICT)
 
 
 def _callers(rows: Sequence[AuditRow]) -> int:
@@ -205,18 +206,20 @@ class SQLiteAuditStore(AuditStore):
         """)
 
     def append(self, rows: Sequence[AuditRow]) -> None:
-        self._insert(_INSERT.format(table=TABLE, values=", ".join("?" * 9)),
-                     [row.values() for row in rows], _callers(rows))
+        self._insert(lambda: insert_rows(self._db, _INSERT_HEAD.format(table=TABLE), rows,
+                                             _ON_CONFLICT),
+                     _callers(rows))
 
     def append_missing(self, rows: Sequence[AuditRow]) -> None:
-        self._insert(_INSERT_MISSING.format(table=TABLE, values=", ".join("?" * 9), p="?"),
-                     self._missing_args(rows))
+        sql = _INSERT_MISSING.format(table=TABLE, values=", ".join("?" * 9), p="?")
+        self._insert(lambda: self._db.executemany(sql, self._missing_args(rows)).rowcount)
 
-    def _insert(self, sql: str, args: list[tuple[Any, ...]], at_least: int = 0) -> None:
+    def _insert(self, write: Callable[[], int], at_least: int = 0) -> None:
+        """``write`` (returns the rows it stored) in a transaction of its own."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                _check_stored(self._db.executemany(sql, args).rowcount, at_least)
+                _check_stored(write(), at_least)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:

@@ -65,7 +65,7 @@ from infrastructure.audit_store import RECORD_TEXT, RECORD_TEXT_BODY
 from infrastructure.audit_store import TABLE as AUDIT_TABLE
 from infrastructure.persistence import StoreConfig, file_lock, schema_name
 from infrastructure.root_key import RootKey
-from infrastructure.sqlite_files import open_sqlite_read_only
+from infrastructure.sqlite_files import insert_rows, open_sqlite_read_only
 
 log = logging.getLogger("keyledger.chain")
 
@@ -301,9 +301,6 @@ class _RegionDB:
     def _rows(self, sql: str, args: tuple = (), ledger: bool = False) -> list[tuple]:
         raise NotImplementedError
 
-    def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        raise NotImplementedError
-
     def _execute(self, sql: str, args: tuple = ()) -> int:
         raise NotImplementedError
 
@@ -470,9 +467,8 @@ class _RegionDB:
             "ORDER BY source_position LIMIT ?"), (source, position, limit))
 
     def insert_entries(self, entries: list[tuple]) -> None:
-        self._executemany(self.sql(
-            "INSERT INTO {chain} (seq, source, source_position, digest, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?)"), entries)
+        """Append (seq, source, source_position, digest, prev_hash, hash) rows to the chain."""
+        raise NotImplementedError
 
     def checkpoints_after(self, seq: int, limit: int) -> list[_Checkpoint]:
         if not self.has("checkpoints"):
@@ -547,8 +543,9 @@ class _SQLiteRegionDB(_RegionDB):
             return []
         return conn.execute(sql, args).fetchall()
 
-    def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        self._main.executemany(sql, rows)
+    def insert_entries(self, entries: list[tuple]) -> None:
+        insert_rows(self._main, self.sql(
+            "INSERT INTO {chain} (seq, source, source_position, digest, prev_hash, hash)"), entries)
 
     def _execute(self, sql: str, args: tuple = ()) -> int:
         return self._main.execute(sql, args).rowcount
@@ -861,10 +858,6 @@ class _PostgresRegionDB(_RegionDB):
                 "COPY {chain} (seq, source, source_position, digest, prev_hash, hash) "
                 "FROM STDIN")) as copy:
             copy.write(data)
-
-    def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        with self._conn.cursor() as cursor:
-            cursor.executemany(sql, rows)
 
     def _execute(self, sql: str, args: tuple = ()) -> int:
         return self._conn.execute(sql, args).rowcount
