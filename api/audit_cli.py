@@ -113,12 +113,16 @@ def _export(records: list[dict[str, Any]], out: Path) -> int:
 
     files = cloudtrail_files(records)
     show_progress = sys.stderr.isatty()
+    added = changed = 0
     for done, (path, window) in enumerate(sorted(files.items()), 1):
         target = out / path
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             already = target.read_bytes() if target.exists() else None
-            target.write_bytes(cloudtrail_file(window, already))
+            data, new = cloudtrail_file(window, already)
+            if new:  # (a file that holds them all already is left as it is)
+                target.write_bytes(data)
+                added, changed = added + new, changed + 1
         except (OSError, ValueError, KeyError, TypeError) as error:  # (the last three: a
             # file already there that is not an export)
             print(f"keyledger audit export: cannot write {target}: {error}", file=sys.stderr)
@@ -130,5 +134,7 @@ def _export(records: list[dict[str, Any]], out: Path) -> int:
                   end="", file=sys.stderr, flush=True)
     if show_progress:
         print(file=sys.stderr)
-    print(f"wrote {len(records)} records in {len(files)} files under {out / 'AWSLogs'}")
+    there = len(records) - added
+    print(f"wrote {added} records in {changed} files under {out / 'AWSLogs'}"
+          + (f"; {there} of the records were there already" if there else ""))
     return 0

@@ -274,12 +274,14 @@ def cloudtrail_files(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[s
     return files
 
 
-def cloudtrail_file(records: list[dict[str, Any]], already: bytes | None = None) -> bytes:
-    """A file's bytes: ``records`` after those of the file ``already`` exported for the same
-    window, each eventID once (an export run again, or over an overlapping time range, adds
-    what is new and repeats nothing)."""
+def cloudtrail_file(records: list[dict[str, Any]],
+                    already: bytes | None = None) -> tuple[bytes, int]:
+    """A file's bytes and how many of ``records`` they add: ``records`` after those of the file
+    ``already`` exported for the same window, each eventID once (an export run again, or over
+    an overlapping time range, adds what is new and repeats nothing)."""
     kept = orjson.loads(gzip.decompress(already))["Records"] if already is not None else []
     seen = {record["eventID"] for record in kept}
-    merged = kept + [record for record in records if record["eventID"] not in seen]
+    new = [record for record in records if record["eventID"] not in seen]
+    merged = kept + new
     merged.sort(key=lambda r: r["eventTime"])  # stable: a second's records keep their order
-    return gzip.compress(orjson.dumps({"Records": merged}), mtime=0)
+    return gzip.compress(orjson.dumps({"Records": merged}), mtime=0), len(new)

@@ -128,3 +128,32 @@ def test_export_draws_a_progress_bar_on_a_terminal_only(kms, tmp_path):
         f"req-{region}-{minutes}" for region, minutes in RECORDS)
     assert f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/03/01/{ACCOUNT}_CloudTrail_us-east-1_" \
            "20260301T0920Z.json.gz" in on_terminal
+
+
+def test_an_export_run_again_says_it_added_nothing_and_leaves_the_files_as_they_were(kms, tmp_path):
+    populate(kms)
+    kms.close()
+    out = tmp_path / "out"
+    first = subprocess.run(command(kms.settings, out), capture_output=True, text=True,
+                           timeout=60, cwd=PROJECT_ROOT, env=child_env())
+    assert first.returncode == 0, first.stderr
+    assert re.fullmatch(rf"wrote {len(RECORDS)} records in {FILES} files under .*/AWSLogs\n",
+                        first.stdout), first.stdout
+    files = sorted(path for path in out.rglob("*") if path.is_file())
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
+
+    again = subprocess.run(command(kms.settings, out), capture_output=True, text=True,
+                           timeout=60, cwd=PROJECT_ROOT, env=child_env())
+    assert again.returncode == 0, again.stderr
+    assert re.fullmatch(rf"wrote 0 records in 0 files under .*/AWSLogs; {len(RECORDS)} of the "
+                        r"records were there already\n", again.stdout), again.stdout
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == before
+
+    # one file's window loses a record (an operator pruned it): only that file is written again
+    window = next(path for path in files if "us-east-1_20260301T0920Z" in path.name)
+    window.write_bytes(gzip.compress(orjson.dumps({"Records": []}), mtime=0))
+    third = subprocess.run(command(kms.settings, out), capture_output=True, text=True,
+                           timeout=60, cwd=PROJECT_ROOT, env=child_env())
+    assert re.fullmatch(rf"wrote 1 records in 1 files under .*/AWSLogs; {len(RECORDS) - 1} of "
+                        r"the records were there already\n", third.stdout), third.stdout
+    assert window.read_bytes() == before[window][0]

@@ -285,9 +285,13 @@ def test_export_uses_cloudtrails_layout_one_file_per_account_region_and_five_min
 def test_an_export_again_adds_what_is_new_and_repeats_nothing():
     """The file of a window already exported gets the window's new records, each once."""
     records = [{**_record(f"2026-12-06T09:1{n}:00Z"), "eventID": f"e{n}"} for n in range(4)]
-    earlier = cloudtrail_file(records[1:3])
-    again = json.loads(gzip.decompress(cloudtrail_file(records, earlier)))
-    assert [r["eventID"] for r in again["Records"]] == ["e0", "e1", "e2", "e3"]
+    earlier, added = cloudtrail_file(records[1:3])
+    assert added == 2
+    again, added = cloudtrail_file(records, earlier)
+    assert added == 2  # e0 and e3
+    assert [r["eventID"] for r in json.loads(gzip.decompress(again))["Records"]] == [
+        "e0", "e1", "e2", "e3"]
+    assert cloudtrail_file(records, again) == (again, 0)
 
 
 def test_a_role_arn_filters_its_sessions():
