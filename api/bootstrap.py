@@ -103,6 +103,7 @@ def build_service(settings: Settings,
             hierarchy=KeyHierarchy(root_key, storage.keyring),
             close=storage.close,
             audit=storage.audit,
+            exclusive=lambda name: store.exclusive(region, name),
             audit_commit_delay=settings.audit_commit_delay_us / 1e6,
             audit_spool=None if read_only else AuditSpool(
                 store.region_folder(region) / SPOOL_FILE_NAME),

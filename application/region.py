@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,9 @@ class RegionResources:
     hierarchy: KeyHierarchy
     close: Callable[[], None]
     audit: AuditStorePort
+    #: a lock of that name held across the processes and nodes sharing the store while the
+    #: block runs (infrastructure.persistence.StoreConfig.exclusive)
+    exclusive: Callable[[str], AbstractContextManager[None]]
     audit_commit_delay: float = 0.0  # seconds (application.audit.AuditLog)
     audit_spool: AuditSpoolPort | None = None  # (application.audit.AuditLog)
 
@@ -53,6 +57,7 @@ class Region:
         self.resources = resources
         self.hierarchy = resources.hierarchy
         self.directory = resources.directory
+        self.exclusive = resources.exclusive
         self.ledger = KeyLedger(resources.ledger_env, transcodings)
         self.live = LiveKeys(self.ledger, self.hierarchy.unseal, load_material)
         self.projection = DirectoryProjection(self.ledger, self.directory, view_changes)

@@ -198,6 +198,21 @@ class StoreConfig:
             return PostgresAuditStore(self._conninfo(env), env["POSTGRES_SCHEMA"], read_only=True)
         return SQLiteAuditStore(self.region_folder(region) / "audit.db", read_only=True)
 
+    @contextlib.contextmanager
+    def exclusive(self, region: str, name: str) -> Iterator[None]:
+        """Held by one thread of every process and node sharing the store at a time, while the
+        block runs (a rule that counts what several aggregates hold, checked and written at
+        once): SQLite: an flock on ``<region>/.NAME.lock``; PostgreSQL: a session advisory lock
+        on a connection of its own. Either is released if the process dies."""
+        if self.is_postgres:
+            with self._connect(self._postgres_env(region)) as conn:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))",
+                             (f"keyledger:{region}:{name}",))
+                yield
+            return
+        with file_lock(self.region_folder(region) / f".{name}.lock"):
+            yield
+
     def region_folder(self, region: str) -> Path:
         """Where a region's SQLite files live."""
         return self.data_dir / "regions" / region

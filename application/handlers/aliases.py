@@ -26,6 +26,9 @@ from domain.values import alias_arn
 CREATE_ALIAS, UPDATE_ALIAS, DELETE_ALIAS, LIST_ALIASES = (
     OPERATIONS[n] for n in ("CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliases")
 )
+#: held while an alias is counted onto a key and saved (Region.exclusive): two requests that
+#: each found 49 aliases on a key would otherwise both add one
+ALIAS_COUNT_LOCK = "alias-count"
 
 
 class Aliases(Handlers):
@@ -47,23 +50,26 @@ class Aliases(Handlers):
         key = self._target_key(ctx, region, params, CREATE_ALIAS)
         # the record's resources, in the order of AWS's entry (ct-createalias): key, alias
         ctx.resources[:] = [key.arn, alias_arn(ctx.region, ctx.account_id, alias_name)]
-        self._check_alias_count(ctx, region, key)
-        now = self.clock.now()
-        alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
-        if alias is None:
-            alias = Alias.create(account=ctx.account_id, region=ctx.region, alias_name=alias_name,
-                                 target_key_id=key.id, now=now, actor=ctx.actor)
-        else:
-            alias.recreate(key.id, now, ctx.actor)
-        try:
-            region.save(alias)
-        except IntegrityError:
-            raise AliasTexts.ALREADY_EXISTS(
-                alias_arn=alias_arn(ctx.region, ctx.account_id, alias_name)
-            ) from None
+        with region.exclusive(ALIAS_COUNT_LOCK):
+            self._check_alias_count(ctx, region, key)
+            now = self.clock.now()
+            alias = region.ledger.get_alias(alias_aggregate_id(ctx.account_id, alias_name))
+            if alias is None:
+                alias = Alias.create(account=ctx.account_id, region=ctx.region,
+                                     alias_name=alias_name, target_key_id=key.id, now=now,
+                                     actor=ctx.actor)
+            else:
+                alias.recreate(key.id, now, ctx.actor)
+            try:
+                region.save(alias)
+            except IntegrityError:
+                raise AliasTexts.ALREADY_EXISTS(
+                    alias_arn=alias_arn(ctx.region, ctx.account_id, alias_name)
+                ) from None
         return {}
 
     def _check_alias_count(self, ctx, region: Region, key: KmsKey) -> None:
+        """(Under ALIAS_COUNT_LOCK: every alias another process saved is in the ledger.)"""
         region.projection.catch_up()
         if len(region.directory.list_aliases(ctx.account_id, key.id, "", MAX_ALIASES_PER_KEY + 1)) >= MAX_ALIASES_PER_KEY:
             raise AliasTexts.TOO_MANY(limit=MAX_ALIASES_PER_KEY)
@@ -91,7 +97,8 @@ class Aliases(Handlers):
                 self._check_alias_count(ctx, region, key)
             alias.retarget(key.id, self.clock.now(), ctx.actor)
 
-        self._change_alias(ctx, region, alias_name, retarget)
+        with region.exclusive(ALIAS_COUNT_LOCK):
+            self._change_alias(ctx, region, alias_name, retarget)
         return {}
 
     def DeleteAlias(self, ctx, params):

@@ -386,6 +386,47 @@ def test_update_alias_to_its_own_key_is_not_counted_again(kms):
         kms.call("UpdateAlias", AliasName="no-prefix", TargetKeyId=key_id)
 
 
+@pytest.mark.parametrize("operation", ["CreateAlias", "UpdateAlias"])
+def test_aliases_added_to_a_key_at_once_stop_at_its_limit(kms, operation):
+    """Requests that each find 48 aliases on a key, in two processes and several threads at
+    once: two of them get one of the two places left, the rest LimitExceededException (found
+    by a review: the count and the save were not one step, and a key got up to 56)."""
+    import threading
+
+    from domain.alias import MAX_ALIASES_PER_KEY
+
+    key_id, elsewhere = _create(kms), _create(kms)
+    for i in range(MAX_ALIASES_PER_KEY - 2):
+        kms.call("CreateAlias", AliasName=f"alias/held-{i}", TargetKeyId=key_id)
+    contenders = 8
+    if operation == "UpdateAlias":  # aliases of another key, moved onto this one
+        for i in range(contenders):
+            kms.call("CreateAlias", AliasName=f"alias/new-{i}", TargetKeyId=elsewhere)
+    other = kms.other_process()
+    start = threading.Barrier(contenders)
+    outcomes: list[str] = []
+
+    def add(n: int) -> None:
+        harness = kms if n % 2 else other
+        start.wait()
+        try:
+            harness.call(operation, AliasName=f"alias/new-{n}", TargetKeyId=key_id)
+            outcomes.append("added")
+        except errors.LimitExceededException:
+            outcomes.append("limit")
+
+    try:
+        threads = [threading.Thread(target=add, args=(n,)) for n in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        other.close()
+    assert sorted(outcomes) == ["added"] * 2 + ["limit"] * (contenders - 2)
+    assert len(kms.call("ListAliases", KeyId=key_id)["Aliases"]) == MAX_ALIASES_PER_KEY
+
+
 @pytest.mark.parametrize("key_id", ["nul\x00key", "../../etc/passwd", "x" * 5000])
 def test_key_history_of_impossible_ids_is_not_found(kms, key_id):
     with pytest.raises(errors.NotFoundException):
