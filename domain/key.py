@@ -684,8 +684,10 @@ class KmsKey(StrAggregate):
         """This replica becomes the primary: its Region applies the old primary's
         ``PrimaryRegionUpdated`` (``epoch``: the one it names), or an operator promotes it
         while the primary's Region is gone (the next epoch: the old primary, when it comes
-        back, reads it and rejoins as a replica). Every replica is taken to have every material
-        version this key has."""
+        back, reads it and rejoins as a replica). What each replica holds is not known here (a
+        replica made while its Region was out of reach holds nothing): every one is sent every
+        material version this key has, as it applies a change of the set
+        (application.replication)."""
         if not self.is_replica or self.deleted:
             return
         self._promote(replica_regions=list(replica_regions),
@@ -693,9 +695,15 @@ class KmsKey(StrAggregate):
 
     def promote_in_place_of_primary(self, actor: Actor) -> None:
         """``keyledger promote``: the primary's Region is gone; this replica takes over the set
-        (its Region first, then the old primary's, then the other replicas)."""
+        (its Region first, then the old primary's, then the other replicas). Not a replica
+        pending deletion (the set's primary would be deleted under its replicas), nor one that
+        holds no material yet (the set's primary could never encrypt, rotate or share)."""
         if not self.is_replica:
             raise MultiRegion.NOT_REPLICA_INTERNAL(arn=self.arn)
+        if self.key_state is KeyState.PENDING_DELETION:
+            raise MultiRegion.PROMOTE_PENDING_DELETION(arn=self.arn, region=self.region)
+        if self.key_state in (KeyState.CREATING, KeyState.PENDING_IMPORT):
+            raise MultiRegion.PROMOTE_NO_MATERIAL(arn=self.arn, state=self.key_state.value)
         replicas = [self.primary_region, *(r for r in self.replica_regions if r != self.region)]
         self.promote([r for r in replicas if r], actor)
 
@@ -704,7 +712,7 @@ class KmsKey(StrAggregate):
         self.primary_region = self.region
         self.epoch = epoch
         self.replica_regions = tuple(replica_regions)
-        self.shared_material_ids = {r: list(self.materials) for r in replica_regions}
+        self.shared_material_ids = {}
 
     def demote(self, primary_region: str, epoch: int, actor: Actor,
                now: datetime | None = None) -> None:
@@ -912,6 +920,8 @@ class KmsKey(StrAggregate):
             import_type = "EXISTING_KEY_MATERIAL" if self.imports else "NEW_KEY_MATERIAL"
         if import_type == "NEW_KEY_MATERIAL" and self.is_replica and self.imports:
             raise MultiRegion.REPLICA_NEW_MATERIAL(arn=self.arn)
+        if self.is_replica and not known:  # a replica takes the set's material only
+            raise Import.DIFFERENT_MATERIAL()
         if import_type == "NEW_KEY_MATERIAL":
             if key_material_id is not None:
                 raise messages.Validation.KEY_MATERIAL_ID_WITH_NEW()

@@ -464,6 +464,15 @@ class MultiRegion:
         "KMSInvalidStateException",
         "{arn}: key material {material_id} is not yet imported into every replica key "
         "({regions}).")
+    # `keyledger promote`'s own checks: never answered to a client (AWS has no such command)
+    PROMOTE_PENDING_DELETION = Text(
+        "KMSInvalidStateException",
+        "{arn} is pending deletion: a primary with replicas is never deleted; cancel its deletion "
+        "(CancelKeyDeletion in {region}) before it is promoted.", answered=False)
+    PROMOTE_NO_MATERIAL = Text(
+        "KMSInvalidStateException",
+        "{arn} is {state}: it holds none of the set's key material yet, and a primary without "
+        "it could never be used; promote a replica that holds it.", answered=False)
     # the replication's own checks: never answered to a client
     NOT_PRIMARY_INTERNAL = Text("UnsupportedOperationException",
                                 "{arn} is not a multi-Region primary key.", answered=False)
