@@ -87,7 +87,8 @@ def store(kms):
 @pytest.fixture
 def chainer(kms):
     c = LedgerChainer(StoreConfig(kms.settings.data_path, kms.settings.store),
-                      RootKey.load(kms.settings.data_path), clock=Clock())
+                      RootKey.load(kms.settings.data_path), clock=Clock(),
+                      pass_budget=600.0)  # (everything new at each call, however slow the machine)
     yield c
     c.close()
 
