@@ -51,6 +51,33 @@ def existing_regions(settings: Settings, regions: Iterable[str] = ()) -> list[st
     return known
 
 
+def check_root_key(settings: Settings) -> None:
+    """The root key opens the data keys already in the store (one of each Region's): a server
+    started with another one would look healthy and fail every use of a stored key, and
+    chaining and replication on every pass. RootKeyError if it does not."""
+    from cryptography.exceptions import InvalidTag
+
+    from infrastructure.root_key import RootKeyError
+
+    store = StoreConfig(settings.data_path, settings.store)
+    regions = store.known_regions()
+    if not regions:
+        return
+    root_key = RootKey.load(settings.data_path, settings.root_key_file)
+    for region in regions:
+        sample = store.sample_data_key(region)
+        if sample is None:
+            continue
+        try:
+            root_key.unwrap(*sample)
+        except InvalidTag:
+            raise RootKeyError(
+                f"the root key does not open the data keys of Region {region} in "
+                f"{store.describe() if store.is_postgres else settings.data_path}: they were "
+                "sealed under another root key; start with that one (--root-key-file or "
+                "KEYLEDGER_ROOT_KEY)") from None
+
+
 def existing_root_key(settings: Settings) -> RootKey:
     """The root key, as RootKey.load finds it, but never created: NoStore if there is none."""
     path = Path(settings.root_key_file) if settings.root_key_file else (

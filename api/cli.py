@@ -69,6 +69,9 @@ def serve(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"keyledger serve: {error}") from None
     created = _check_identities(settings)
+    from api.bootstrap import check_root_key
+
+    check_root_key(settings)  # (another root key than the store's: one line, exit 2)
     os.environ.update(settings.to_env())  # workers build their settings from the environment
     if settings.workers > 1:  # the workers end with this process (infrastructure.supervision)
         os.environ[SUPERVISOR_ENV] = str(os.getpid())

@@ -30,7 +30,7 @@ from infrastructure.audit_store import TABLE as AUDIT_TABLE
 from infrastructure.audit_store import AuditStore, PostgresAuditStore, SQLiteAuditStore
 from infrastructure.directory import PostgresKeyDirectory, SQLiteKeyDirectory
 from infrastructure.keyring import Keyring, PostgresKeyring, SQLiteKeyring
-from infrastructure.sqlite_files import memory_copy, read_only_uri
+from infrastructure.sqlite_files import memory_copy, open_sqlite_read_only, read_only_uri
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,28 @@ class StoreConfig:
             return
         with file_lock(self.region_folder(region) / f".{name}.lock"):
             yield
+
+    def sample_data_key(self, region: str) -> tuple[str, bytes] | None:
+        """One wrapped data key of a Region's keyring (its entry and its bytes), read without
+        creating anything; None if it has none."""
+        if self.is_postgres:
+            schema = schema_name(region)
+            with self._connect(self._postgres_env(region)) as conn:
+                if conn.execute("SELECT to_regclass(%s)",
+                                (f'"{schema}".data_keys',)).fetchone()[0] is None:
+                    return None
+                row = conn.execute(SQL("SELECT key_id, wrapped FROM {} LIMIT 1").format(
+                    Identifier(schema, "data_keys"))).fetchone()
+        else:
+            db = open_sqlite_read_only(self.region_folder(region) / "keyring.db")
+            if db is None:
+                return None
+            with contextlib.closing(db):
+                try:
+                    row = db.execute("SELECT key_id, wrapped FROM data_keys LIMIT 1").fetchone()
+                except sqlite3.OperationalError:  # (no table: nothing was ever kept there)
+                    return None
+        return None if row is None else (row[0], bytes(row[1]))
 
     def region_folder(self, region: str) -> Path:
         """Where a region's SQLite files live."""
