@@ -52,15 +52,17 @@ def existing_regions(settings: Settings, regions: Iterable[str] = ()) -> list[st
 
 
 def check_root_key(settings: Settings) -> None:
-    """The root key opens the data keys already in the store (one of each Region's): a server
-    started with another one would look healthy and fail every use of a stored key, and
-    chaining and replication on every pass. RootKeyError if it does not."""
+    """The root key opens the data keys already in the store (one of each Region the server
+    serves: nodes sharing a database may serve Regions apart, each under its own key); a
+    server started with another one would look healthy and fail every use of a stored key,
+    and chaining and replication on every pass. RootKeyError if it does not."""
     from cryptography.exceptions import InvalidTag
 
     from infrastructure.root_key import RootKeyError
 
     store = StoreConfig(settings.data_path, settings.store)
-    regions = store.known_regions()
+    served = settings.served_regions
+    regions = [r for r in store.known_regions() if served is None or r in served]
     if not regions:
         return
     root_key = RootKey.load(settings.data_path, settings.root_key_file)

@@ -191,6 +191,12 @@ def _living_members(group: int) -> list[int]:
     return [pid for pid, fields in process_stats() if int(fields[2]) == group and fields[0] != b"Z"]
 
 
+#: one root key per PostgreSQL database: the servers of a module that share a database share
+#: it, as a deployment's nodes serving the same Regions of one database do (``serve`` refuses
+#: a root key that does not open the data keys already in the store)
+_STORE_ROOT_KEYS: dict[str, bytes] = {}
+
+
 class KeyledgerServer:
     """A real ``python -m api serve`` process bound to 127.0.0.1."""
 
@@ -219,6 +225,11 @@ class KeyledgerServer:
         self.store = store
         if store:  # stopped before its database is dropped (pg_database)
             _ON_STORE.setdefault(store, []).append(self)
+            root_key = self.data_dir / "root.key"
+            if not root_key.exists():  # the database's: its data keys are sealed under it
+                root_key.write_bytes(_STORE_ROOT_KEYS.setdefault(
+                    store, base64.b64encode(os.urandom(32)) + b"\n"))
+                root_key.chmod(0o600)
         self.test_control = test_control
         self.name = name
         self.extra_args = extra_args
