@@ -50,6 +50,8 @@ class Caller:
         return cls(principal, access_key_id, identity_policies(principal))
 
 
+#: the operations kms:PolicyName is set for (their PolicyName, "default" when not given)
+_POLICY_NAME_OPERATIONS = frozenset({"GetKeyPolicy", "PutKeyPolicy"})
 _ENCRYPTION_ALGORITHM_OPERATIONS = frozenset({
     "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
@@ -197,6 +199,12 @@ class RequestConditions(Mapping[str, Any]):
             return "PRIMARY" if op == "CreateKey" and params.get("MultiRegion") else None
         if name == "kms:requestalias":
             return self.alias
+        if name == "kms:policyname":  # ("If the request doesn't include PolicyName, ... default")
+            return params.get("PolicyName", "default") if op in _POLICY_NAME_OPERATIONS else None
+        if name == "kms:replicaregion":
+            return params.get("ReplicaRegion") if op == "ReplicateKey" else None
+        if name == "kms:primaryregion":
+            return params.get("PrimaryRegion") if op == "UpdatePrimaryRegion" else None
         if name == "kms:resourcealiases":
             if key is None or self._aliases_of is None:
                 return None

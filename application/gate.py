@@ -129,10 +129,11 @@ class Gate:
         return key
 
     def use_named(self, ctx: RequestContext, region: Region, key: KmsKey, operation: Operation,
-                  member: KeyMember, params: dict[str, Any]) -> KmsKey:
-        """A key named by a ciphertext rather than the request: authorize, apply the table."""
+                  member: KeyMember, params: dict[str, Any], alias: str | None = None) -> KmsKey:
+        """A key named by a ciphertext rather than the request: authorize, apply the table.
+        ``alias``: the alias the request named it by too (its KeyId), for kms:RequestAlias."""
         ctx.resources.append(key.arn)
-        self.authorizer.check_key(ctx, key, operation, member.action, params, None)
+        self.authorizer.check_key(ctx, key, operation, member.action, params, alias)
         key.check(operation.name)
         return key
 

@@ -88,10 +88,11 @@ class Encryption(Handlers):
                 if named is not None and named.key_spec != SYMMETRIC_DEFAULT:
                     encryption_algorithm(named, SYMMETRIC_DEFAULT, operation.name)
             raise Ciphertext.INVALID() from None
+        alias = None  # (kms:RequestAlias: the alias the request named the key by, if any)
         if key_param in params:
-            account, requested, _ = gate.reference(ctx, region, params[key_param],
-                                                   cross_account=operation.cross_account,
-                                                   invalid_arn=operation.answers_invalid_arn)
+            account, requested, alias = gate.reference(ctx, region, params[key_param],
+                                                       cross_account=operation.cross_account,
+                                                       invalid_arn=operation.answers_invalid_arn)
             if requested != header.key_id:
                 _own_key_named(gate, ctx, region, account, requested)
                 raise Ciphertext.INCORRECT_KEY()
@@ -101,7 +102,7 @@ class Encryption(Handlers):
         if key is None or (key_param in params and params[key_param].startswith("arn:")
                            and key.account != account):
             raise Ciphertext.UNKNOWN_KEY()
-        gate.use_named(ctx, region, key, operation, key_member, params)
+        gate.use_named(ctx, region, key, operation, key_member, params, alias)
         try:
             plaintext = self.ciphertext.open_sealed(
                 self.cipher(region, key, header.key_material_id), header, blob, params.get(context_param)

@@ -18,7 +18,8 @@ from domain.policy import default_key_policy
 from domain.values import Origin, key_arn
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
-CREATE_KEY, DESCRIBE_KEY, LIST_KEYS = (OPERATIONS[n] for n in ("CreateKey", "DescribeKey", "ListKeys"))
+CREATE_KEY, DESCRIBE_KEY, LIST_KEYS, TAG_RESOURCE = (
+    OPERATIONS[n] for n in ("CreateKey", "DescribeKey", "ListKeys", "TagResource"))
 UPDATE_KEY_DESCRIPTION, ENABLE_KEY, DISABLE_KEY, SCHEDULE_KEY_DELETION, CANCEL_KEY_DELETION = (
     OPERATIONS[n] for n in ("UpdateKeyDescription", "EnableKey", "DisableKey",
                             "ScheduleKeyDeletion", "CancelKeyDeletion")
@@ -39,6 +40,9 @@ class KeyLifecycle(Handlers):
         multi_region = bool(params.get("MultiRegion"))
         self.authorizer.check_request(ctx, CREATE_KEY, params)
         key_id = new_multi_region_key_id() if multi_region else str(uuid.uuid4())
+        if params.get("Tags"):  # "To use the Tags parameter, kms:TagResource (IAM policy)"
+            self.authorizer.check_request(ctx, TAG_RESOURCE, params,
+                                          resource=key_arn(ctx.region, ctx.account_id, key_id))
         policy = self.authorizer.new_key_policy(
             ctx, params.get("Policy"), params.get("BypassPolicyLockoutSafetyCheck", False),
             key_arn(ctx.region, ctx.account_id, key_id), CREATE_KEY, params,

@@ -16,6 +16,7 @@ from domain.policy import default_key_policy
 from domain.values import key_arn
 
 REPLICATE_KEY = OPERATIONS["ReplicateKey"]
+CREATE_KEY, TAG_RESOURCE = OPERATIONS["CreateKey"], OPERATIONS["TagResource"]
 UPDATE_PRIMARY_REGION = OPERATIONS["UpdatePrimaryRegion"]
 
 
@@ -32,6 +33,13 @@ class MultiRegionKeys(Handlers):
         policies: list[str] = []
 
         def add_replica(key: KmsKey) -> None:
+            # AWS: "kms:CreateKey in an IAM policy in the replica Region. To use the Tags
+            # parameter, kms:TagResource in an IAM policy in the replica Region"
+            there = replace(ctx, region=replica_region)
+            self.authorizer.check_request(there, CREATE_KEY, params)
+            if params.get("Tags"):
+                self.authorizer.check_request(there, TAG_RESOURCE, params,
+                                              resource=key_arn(replica_region, key.account, key.id))
             # the replica's policy is its own: validated (and lockout-checked) for its ARN,
             # the default key policy when none is given (AWS does not copy the primary's)
             policy = self.authorizer.new_key_policy(
