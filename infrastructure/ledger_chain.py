@@ -801,6 +801,19 @@ class _PostgresRegionDB(_RegionDB):
             if trigger is not None:
                 return (f"{self.schema}.{name} has trigger {trigger[0]}: it can drop or change "
                         "what the server writes before the chain sees it")
+            rule = self._conn.execute("SELECT rulename FROM pg_rewrite WHERE ev_class = %s",
+                                      (table,)).fetchone()
+            if rule is not None:  # (a plain table has none: a view's is its relkind, above)
+                return (f"{self.schema}.{name} has rule {rule[0]}: it can drop or change what "
+                        "the server writes before the chain sees it")
+            related = self._conn.execute(
+                "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = "
+                "CASE WHEN i.inhparent = %s THEN i.inhrelid ELSE i.inhparent END "
+                "WHERE i.inhparent = %s OR i.inhrelid = %s", (table, table, table)).fetchone()
+            if related is not None:
+                return (f"{self.schema}.{name} inherits from, or is inherited by, {related[0]}: "
+                        "a query by key or principal may read other rows than the ones "
+                        "checked")
             if (missing := self._missing_column(key, f"{self.schema}.{name}")) is not None:
                 return missing
         functions = self._conn.execute(
@@ -1440,10 +1453,11 @@ class _Rows:
         if not self._buffer and not self._done:
             try:
                 rows = self._db.source_digests(self._source, self._after, _PAGE)
-            except (struct.error, TypeError):  # a position that does not pack as an integer
+            except (struct.error, TypeError):  # a value that does not pack as its column's type
                 table = _TABLES["events" if self._source == EVENT else "audit"]
-                raise _Failed("edited", table, "a row's position is not an integer (SQLite "
-                              "keeps whatever type is written)") from None
+                raise _Failed("edited", table, "a row holds a value not of its column's type: a "
+                              "position that is not an integer (SQLite keeps whatever type is "
+                              "written), or a column whose type was changed") from None
             if rows:
                 self._buffer.extend(rows)
                 self._after = rows[-1][0]
@@ -1654,6 +1668,8 @@ class _RegionVerifier:
                                                                        _REORDER_WINDOW)
                          if _digest(source, position, rest) == digest), None)
         for other, other_digest in self.db.chained_after(source, position, _REORDER_WINDOW):
+            if type(other) is not int or not isinstance(other_digest, bytes | memoryview):
+                continue  # (a malformed entry further on: the walk names it when it gets there)
             if _digest(source, other, here) == bytes(other_digest):
                 if moved_to is None:
                     raise _Failed("missing", where,

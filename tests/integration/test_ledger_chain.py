@@ -1091,6 +1091,46 @@ def test_a_trigger_on_a_chained_table_is_an_edit(kms, populated, chainer):
     assert said in report(kms, chainer).headline()
 
 
+@pytest.mark.parametrize("table", ["events", "audit"])
+def test_a_child_table_of_a_chained_table_is_an_edit(kms, populated, chainer, table):
+    """PostgreSQL: rows moved into a child table (whose CHECK, built on a function that
+    claims to be immutable, makes the planner leave it out of a query by key or principal)
+    vanish from what the server and the audit read, not from the verifier's walk (found in
+    an adversarial review)."""
+    store = populated
+    _pg_only(store, "PostgreSQL's table inheritance")
+    store.sql("CREATE SCHEMA evil")
+    store.sql(f"CREATE TABLE evil.hidden () INHERITS ({{{table}}})")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert "inherits from, or is inherited by, evil.hidden" in report(kms, chainer).headline()
+
+
+def test_a_rule_on_a_chained_table_is_an_edit(kms, populated, chainer):
+    """PostgreSQL: a rule rewrites (or drops) what the server writes before the chain sees it,
+    as a trigger can (found in an adversarial review)."""
+    store = populated
+    _pg_only(store, "PostgreSQL's rules")
+    store.sql("CREATE RULE swallow AS ON INSERT TO {audit} DO INSTEAD NOTHING")
+    assert problem(kms, chainer) == ("edited", "the store's structure")
+    assert "keyledger_audit has rule swallow" in report(kms, chainer).headline()
+
+
+@pytest.mark.parametrize("malformed", ["source_position = 'x'", "digest = -1"])
+def test_an_edit_before_a_malformed_chain_entry_is_named(kms, populated, chainer, malformed):
+    """The edit is named (exit 1), not a verifier that stops on the later entry it looked at
+    for the edited record's rightful place ("cannot read the store", exit 2; found in an
+    adversarial review)."""
+    store = populated
+    if store.postgres:
+        pytest.skip("PostgreSQL columns keep their types")
+    position = store.audit_positions()[2]
+    store.sql("UPDATE {audit} SET principal = ? WHERE position = ?", ("arn:aws:iam::1:root", position))
+    (last,), = store.sql("SELECT MAX(seq) FROM {chain} WHERE source = 'audit'")
+    store.sql(f"UPDATE {{chain}} SET {malformed} WHERE seq = ?", (last,))
+    assert problem(kms, chainer) == (
+        "edited", f"audit record at position {position} (chain seq {store.chain_seq_of(AUDIT, position)})")
+
+
 @pytest.mark.parametrize("table, column", [("audit", "error_code"), ("chain", "prev_hash"),
                                            ("cps", "key_id")])
 def test_a_chained_table_missing_a_column_is_an_edit(kms, populated, chainer, table, column):
