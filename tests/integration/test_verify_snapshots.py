@@ -332,7 +332,6 @@ def test_a_snapshot_written_in_another_attribute_order_verifies(kms, store, chai
     genuine = snapshots.decoded(key_id, 50)
     topic, before = snapshots.row(key_id, 50)
     reordered = {name: genuine.state[name] for name in reversed(list(genuine.state))}
-    reordered["tags"] = dict(reversed(list(genuine.state["tags"].items())))
     stored = snapshots.mapper.to_stored_event(dataclasses.replace(genuine, state=reordered))
     assert stored.state != before
     snapshots.write(key_id, 50, topic, stored.state)
@@ -340,6 +339,29 @@ def test_a_snapshot_written_in_another_attribute_order_verifies(kms, store, chai
     result = _verify(kms, chainer)
     assert result.ok, result.lines()
     assert result.regions[0].snapshots == 1
+
+
+@pytest.mark.parametrize("attribute", ["materials", "tags"])
+def test_a_snapshot_whose_mappings_are_reordered_is_edited(kms, store, chainer, snapshots,
+                                                          attribute):
+    """The order within a key's mappings is what the server lists them in (ListKeyRotations
+    names material versions oldest first, ListResourceTags the tags as they came): a snapshot
+    that only reorders one loads a key that answers otherwise than its events (found in an
+    adversarial review: it verified)."""
+    key_id = _create(kms, Tags=[{"TagKey": "z", "TagValue": "1"}, {"TagKey": "a", "TagValue": "2"}])
+    kms.call("RotateKeyOnDemand", KeyId=key_id)
+    _pad(kms, key_id, 50)
+    _chain_and_checkpoint(chainer)
+    genuine = snapshots.decoded(key_id, 50)
+    topic, _ = snapshots.row(key_id, 50)
+    assert len(genuine.state[attribute]) == 2
+    reordered = {**genuine.state,
+                 attribute: dict(reversed(list(genuine.state[attribute].items())))}
+    stored = snapshots.mapper.to_stored_event(dataclasses.replace(genuine, state=reordered))
+    snapshots.write(key_id, 50, topic, stored.state)
+    kind, where, detail = _problem(kms, chainer)
+    assert (kind, where) == ("edited", f"snapshot of aggregate {key_id} at version 50")
+    assert detail.endswith(f"in: {attribute}"), detail
 
 
 def test_row_security_on_the_snapshot_table_is_an_edit(kms, store, chainer, snapshots):
