@@ -69,8 +69,10 @@ Where docs/kms-access-control.md §1 marks a fact UNCONFIRMED, keyledger does th
   ``IncompleteSignatureException`` ``Unsupported AWS 'algorithm': '<algorithm>'.``
   (scratchstack's text).
 * ``host`` not signed: ``InvalidSignatureException`` ``'Host' or ':authority' must be a
-  'SignedHeader' in the AWS Authorization.`` (DynamoDB's reply, aws/aws-sdk-php#2469). No other
-  header has to be signed; the timestamp is covered by the string to sign anyway.
+  'SignedHeader' in the AWS Authorization.`` (DynamoDB's reply, aws/aws-sdk-php#2469). The
+  server speaks HTTP/1.1, whose requests carry no ``:authority`` (HTTP/2's pseudo-header):
+  signing it instead signs an empty value and leaves the Host unsigned, so ``host`` it is.
+  No other header has to be signed; the timestamp is covered by the string to sign anyway.
 * A malformed timestamp: ``IncompleteSignatureException`` ``Date must be in ISO-8601 'basic
   format'. Got '<value>'. See http://en.wikipedia.org/wiki/ISO_8601`` (scratchstack's text).
 * A credential without five parts: ``IncompleteSignatureException`` ``Credential must have
@@ -574,8 +576,8 @@ class SigV4Verifier:
         if algorithm != ALGORITHM:
             raise IncompleteSignatureException(f"Unsupported AWS 'algorithm': '{algorithm}'.")
         signed = params["SignedHeaders"].split(";")
-        if "host" not in signed and ":authority" not in signed:
-            raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)
+        if "host" not in signed:  # (":authority" names HTTP/2's pseudo-header: an HTTP/1.1
+            raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)  # request has none to sign)
         auth = _Authorization(params, self)
         # Cache only what any header with the same bytes before its last 64 is sure to parse to.
         tail = raw[-_SIG_HEX:]

@@ -386,6 +386,15 @@ def test_host_must_be_signed():
         "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         replace(pairs, b"authorization", bad),
     )
+    # HTTP/2's :authority in its place: an HTTP/1.1 request has none, so the Host would be
+    # signed by nothing (found in an adversarial review: any Host was accepted)
+    fails(
+        InvalidSignatureException,
+        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        replace(pairs, b"authorization", good.replace(
+            b"SignedHeaders=content-type;host;x-amz-date",
+            b"SignedHeaders=:authority;content-type;x-amz-date")),
+    )
 
 
 @pytest.mark.parametrize(
