@@ -264,8 +264,8 @@ class _Replay:
 
 
 def _differing(mapper: Mapper, loaded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    """The attributes whose values differ, each compared as canonical JSON of the mapper's
-    transcoder (an attribute only one side has differs)."""
+    """The attributes whose values differ, each compared as JSON of the mapper's transcoder
+    (an attribute only one side has differs)."""
     encode: Callable[[Any], bytes] = mapper.transcoder.encode
     ours, theirs = json.loads(encode(loaded)), json.loads(encode(expected))
     return sorted(name for name in ours.keys() | theirs.keys()
