@@ -692,6 +692,13 @@ class KmsKey(StrAggregate):
             return
         self._promote(replica_regions=list(replica_regions),
                       epoch=self.epoch + 1 if epoch is None else epoch, actor=actor)
+        self._replica_materials_unknown(actor=actor)
+
+    @event("ReplicaMaterialsUnknown")
+    def _replica_materials_unknown(self, actor: Actor) -> None:
+        """(An event of its own, after PromotedToPrimary: that one's stored events, and the
+        snapshots taken after them, keep meaning what they meant.)"""
+        self.shared_material_ids = {}
 
     def promote_in_place_of_primary(self, actor: Actor) -> None:
         """``keyledger promote``: the primary's Region is gone; this replica takes over the set
@@ -712,7 +719,7 @@ class KmsKey(StrAggregate):
         self.primary_region = self.region
         self.epoch = epoch
         self.replica_regions = tuple(replica_regions)
-        self.shared_material_ids = {}
+        self.shared_material_ids = {r: list(self.materials) for r in replica_regions}
 
     def demote(self, primary_region: str, epoch: int, actor: Actor,
                now: datetime | None = None) -> None:

@@ -230,3 +230,30 @@ def test_a_rotation_stored_before_rotations_could_wait_made_its_material_current
         rebuilt = event.mutate(rebuilt)
     assert (rebuilt.current_key_material_id, rebuilt.pending_material_id) == (
         material(2).key_material_id, None)
+
+
+def test_a_new_primary_sends_every_replica_every_material_and_old_promotions_replay_as_stored():
+    """What each replica holds is not known to a new primary (one made while its Region was
+    out of reach holds nothing): its replicas are sent every version again. That is an event
+    of its own after PromotedToPrimary, so a stored PromotedToPrimary (and a snapshot taken
+    after one by an earlier release) replays as it always did (found in a review)."""
+    key = primary()
+    key.add_replica(WEST, "", default_key_policy(ACCOUNT), {}, ALICE)
+    replica = replica_of(key)
+    synchronize(replica, key, list(key.materials.values()))
+    replica.collect_events()
+    replica.promote([EAST, "eu-west-1"], ALICE, epoch=1)
+    promoted, unknown = replica.collect_events()
+    assert [type(e).__name__ for e in (promoted, unknown)] == [
+        "PromotedToPrimary", "ReplicaMaterialsUnknown"]
+    assert [m.key_material_id for m in replica.unshared_materials("eu-west-1")] == [
+        material(1).key_material_id]
+    before = replay_from(replica_of(key), synchronize_with=key)
+    promoted.mutate(before)  # an earlier release's promotion: every replica taken to hold all
+    assert before.shared_material_ids == {
+        EAST: [material(1).key_material_id], "eu-west-1": [material(1).key_material_id]}
+
+
+def replay_from(replica: KmsKey, synchronize_with: KmsKey) -> KmsKey:
+    synchronize(replica, synchronize_with, list(synchronize_with.materials.values()))
+    return replay(replica)
