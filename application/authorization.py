@@ -297,9 +297,10 @@ class Authorizer:
         )).allowed
 
     def decide_request(self, ctx: RequestContext, operation: Operation, params: Mapping[str, Any],
-                       resource: str = "*") -> Decision:
+                       resource: str = "*", key: KmsKey | None = None) -> Decision:
         """The identity policies' decision on an operation on no key (or on an alias, or
-        RetireGrant's delegation through IAM)."""
+        RetireGrant's delegation through IAM). ``key``: the key it makes, whose properties
+        the kms: condition keys read (ReplicateKey's replica)."""
         return authorize(AuthorizationRequest(
             principal=ctx.caller.principal,
             action=operation.action,
@@ -307,17 +308,18 @@ class Authorizer:
             resource_account=None,
             key_policy=None,
             identity_policies=ctx.caller.identity_policies,
-            context=RequestConditions(ctx, operation, operation.action, params, None, None),
+            context=RequestConditions(ctx, operation, operation.action, params, key, None),
         ))
 
     def check_request(self, ctx: RequestContext, operation: Operation, params: Mapping[str, Any],
-                      resource: str = "*") -> None:
-        """Authorize an operation on no key (or on an alias) by identity policies alone."""
+                      resource: str = "*", key: KmsKey | None = None) -> None:
+        """Authorize an operation on no key (or on an alias) by identity policies alone
+        (``key``: decide_request)."""
         caller = ctx.caller
         cache_key = (resource, "", operation.action)
         if cache_key in caller.allowed:
             return
-        decision = self.decide_request(ctx, operation, params, resource)
+        decision = self.decide_request(ctx, operation, params, resource, key)
         if decision.outcome is Outcome.ALLOWED:
             if decision.cacheable:
                 caller.allowed[cache_key] = True

@@ -34,12 +34,20 @@ class MultiRegionKeys(Handlers):
 
         def add_replica(key: KmsKey) -> None:
             # AWS: "kms:CreateKey in an IAM policy in the replica Region. To use the Tags
-            # parameter, kms:TagResource in an IAM policy in the replica Region"
+            # parameter, kms:TagResource in an IAM policy in the replica Region": asked in that
+            # Region, of the replica it makes (the condition keys read its spec, usage, origin,
+            # multi-Region type REPLICA and tags)
             there = replace(ctx, region=replica_region)
-            self.authorizer.check_request(there, CREATE_KEY, params)
+            made = KmsKey.replica(
+                primary=SharedProperties(key.id, key.account, key.key_spec, key.key_usage,
+                                         key.origin, ctx.region, key.replica_regions),
+                region=replica_region, description=description,
+                policy=default_key_policy(key.account), tags=tags, now=self.clock.now(),
+                actor=ctx.actor)
+            self.authorizer.check_request(there, CREATE_KEY, params, key=made)
             if params.get("Tags"):
-                self.authorizer.check_request(there, TAG_RESOURCE, params,
-                                              resource=key_arn(replica_region, key.account, key.id))
+                self.authorizer.check_request(there, TAG_RESOURCE, params, resource=made.arn,
+                                              key=made)
             # the replica's policy is its own: validated (and lockout-checked) for its ARN,
             # the default key policy when none is given (AWS does not copy the primary's)
             policy = self.authorizer.new_key_policy(

@@ -52,7 +52,10 @@ def _identities() -> dict[str, Any]:
             {"Effect": "Allow", "Action": ["kms:ReplicateKey", "kms:DescribeKey"],
              "Resource": "*"},
             {"Effect": "Allow", "Action": ["kms:CreateKey", "kms:TagResource"], "Resource": "*",
-             "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}),
+             "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1",
+                                            "kms:MultiRegionKeyType": "REPLICA",
+                                            "kms:KeySpec": "RSA_2048"},
+                           "Bool": {"kms:MultiRegion": "true"}}}),
         "alice": _user(ALICE, {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}),
     }
     return identities
@@ -100,9 +103,13 @@ def test_create_key_with_tags_needs_tag_resource(server):
 
 
 def test_replicate_key_needs_create_key_and_tag_resource_in_the_replica_region(server):
+    """The replica-Region checks read the replica the request makes: its key spec, multi-Region
+    (true) and multi-Region key type (REPLICA); not ReplicateKey's parameters as if they were
+    CreateKey's (a first version of the fix did: found in a review)."""
     root, replicator = server.kms(), server.kms(credentials=REPLICATOR)
-    key = root.create_key(MultiRegion=True)["KeyMetadata"]
-    # allowed CreateKey and TagResource in eu-west-1 only
+    key = root.create_key(MultiRegion=True, KeySpec="RSA_2048",
+                          KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    # allowed CreateKey and TagResource in eu-west-1 only, of multi-Region RSA_2048 replicas
     code, message = refused(replicator.replicate_key, KeyId=key["Arn"], ReplicaRegion="us-west-2")
     assert (code, message) == denied("replicator", "kms:CreateKey", "*",
                                      NO_IDENTITY.format("kms:CreateKey"))
@@ -111,6 +118,11 @@ def test_replicate_key_needs_create_key_and_tag_resource_in_the_replica_region(s
         "ReplicaKeys"] == []  # nothing was made
     replica = replicator.replicate_key(KeyId=key["Arn"], ReplicaRegion="eu-west-1", Tags=TAGS)
     assert replica["ReplicaTags"] == TAGS
+    symmetric = root.create_key(MultiRegion=True)["KeyMetadata"]  # not RSA_2048: refused
+    code, message = refused(replicator.replicate_key, KeyId=symmetric["Arn"],
+                            ReplicaRegion="eu-west-1")
+    assert (code, message) == denied("replicator", "kms:CreateKey", "*",
+                                     NO_IDENTITY.format("kms:CreateKey"))
 
 
 def _statements(action: str, condition: dict[str, Any]) -> str:
