@@ -55,28 +55,34 @@ def check_root_key(settings: Settings) -> None:
     """The root key opens the data keys already in the store (one of each Region the server
     serves: nodes sharing a database may serve Regions apart, each under its own key); a
     server started with another one would look healthy and fail every use of a stored key,
-    and chaining and replication on every pass. RootKeyError if it does not."""
+    and chaining and replication on every pass. RootKeyError if it does not, or if there is
+    none where one is looked for (none is created then: a mistyped --root-key-file, or a lost
+    root.key, gets no new key beside a store that needs the old one)."""
     from cryptography.exceptions import InvalidTag
 
     from infrastructure.root_key import RootKeyError
 
     store = StoreConfig(settings.data_path, settings.store)
     served = settings.served_regions
-    regions = [r for r in store.known_regions() if served is None or r in served]
-    if not regions:
+    samples = [(region, sample) for region in store.known_regions()
+               if (served is None or region in served)
+               and (sample := store.sample_data_key(region)) is not None]
+    if not samples:
         return
-    root_key = RootKey.load(settings.data_path, settings.root_key_file)
-    for region in regions:
-        sample = store.sample_data_key(region)
-        if sample is None:
-            continue
+    where = store.describe() if store.is_postgres else settings.data_path
+    try:
+        root_key = existing_root_key(settings)
+    except NoStore as error:
+        raise RootKeyError(f"{error}, and the data keys of Region {samples[0][0]} in {where} "
+                           "were sealed under one; start with it (--root-key-file or "
+                           "KEYLEDGER_ROOT_KEY)") from None
+    for region, sample in samples:
         try:
             root_key.unwrap(*sample)
         except InvalidTag:
             raise RootKeyError(
-                f"the root key does not open the data keys of Region {region} in "
-                f"{store.describe() if store.is_postgres else settings.data_path}: they were "
-                "sealed under another root key; start with that one (--root-key-file or "
+                f"the root key does not open the data keys of Region {region} in {where}: they "
+                "were sealed under another root key; start with that one (--root-key-file or "
                 "KEYLEDGER_ROOT_KEY)") from None
 
 

@@ -15,10 +15,11 @@ it was. So each snapshot is checked against the events it stands for:
   ledger application's own mapper decodes it, its snapshot class's ``mutate`` builds it) is
   compared with the aggregate a snapshot the ledger takes of the replayed one would load
   (``Snapshot.take``, stored and decoded by the same mapper, ``mutate``): attribute by
-  attribute, each as canonical JSON of the application's transcoder (keys sorted, so the
-  order attributes were written in does not matter; the transcoder's type tags, and JSON's
-  own distinctions — true and 1, 1 and 1.0 — kept). What a snapshot cannot change (its
-  timestamp) is not compared; neither is the stored byte string.
+  attribute (by name, so the order attributes were written in does not matter), each as JSON
+  of the application's transcoder in its own order (the order within a key's mappings is what
+  the server lists them in; the transcoder's type tags, and JSON's own distinctions — true
+  and 1, 1 and 1.0 — kept). What a snapshot cannot change (its timestamp) is not compared;
+  neither is the stored byte string.
 
 A snapshot whose state differs, that does not decode, or whose topic is not the snapshot class
 of the aggregate's class (nor its state's the aggregate's class) is ``edited``; one at a version

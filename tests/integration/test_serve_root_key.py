@@ -52,8 +52,18 @@ def test_serve_refuses_a_new_data_dir_on_a_postgres_store_of_another(postgres_ur
     harness = Harness(Settings(data_dir=str(tmp_path / "first"), store=postgres_url))
     harness.call("CreateKey")
     harness.close()
-    refused = serve(harness.settings, tmp_path / "second", None)
+    second = tmp_path / "second"
+    refused = serve(harness.settings, second, None)
     assert refused.returncode == 2, refused.stderr
-    assert refused.stderr.splitlines()[-1].startswith(
-        "keyledger serve: the root key does not open the data keys of Region us-east-1 in "
-        "PostgreSQL "), refused.stderr
+    where = "PostgreSQL " + postgres_url.split("@")[-1].split("?")[0]
+    assert refused.stderr.splitlines()[-1] == (
+        f"keyledger serve: no root key at {second / 'root.key'}, and the data keys of Region "
+        f"us-east-1 in {where} were sealed under one; start with it (--root-key-file or "
+        "KEYLEDGER_ROOT_KEY)"), refused.stderr
+    assert not (second / "root.key").exists()  # (no new key beside a store needing the old)
+
+    # a mistyped --root-key-file: refused the same way, and no key is made there either
+    typo = tmp_path / "first" / "root.kye"
+    refused = serve(harness.settings, tmp_path / "first", typo)
+    assert refused.returncode == 2 and f"no root key at {typo}," in refused.stderr
+    assert not typo.exists()
