@@ -32,18 +32,21 @@ class MultiRegionKeys(Handlers):
         description = params.get("Description", "")
         policies: list[str] = []
 
+        def replica_of(key: KmsKey, policy: str) -> KmsKey:
+            """The replica the request makes, as its Region will (in memory, not saved)."""
+            return KmsKey.replica(
+                primary=SharedProperties(key.id, key.account, key.key_spec, key.key_usage,
+                                         key.origin, ctx.region, key.replica_regions),
+                region=replica_region, description=description, policy=policy, tags=tags,
+                now=self.clock.now(), actor=ctx.actor)
+
         def add_replica(key: KmsKey) -> None:
             # AWS: "kms:CreateKey in an IAM policy in the replica Region. To use the Tags
             # parameter, kms:TagResource in an IAM policy in the replica Region": asked in that
             # Region, of the replica it makes (the condition keys read its spec, usage, origin,
             # multi-Region type REPLICA and tags)
             there = replace(ctx, region=replica_region)
-            made = KmsKey.replica(
-                primary=SharedProperties(key.id, key.account, key.key_spec, key.key_usage,
-                                         key.origin, ctx.region, key.replica_regions),
-                region=replica_region, description=description,
-                policy=default_key_policy(key.account), tags=tags, now=self.clock.now(),
-                actor=ctx.actor)
+            made = replica_of(key, default_key_policy(key.account))
             self.authorizer.check_request(there, CREATE_KEY, params, key=made)
             if params.get("Tags"):
                 self.authorizer.check_request(there, TAG_RESOURCE, params, resource=made.arn,
@@ -61,12 +64,7 @@ class MultiRegionKeys(Handlers):
         key = self.gate.change(ctx, region, params["KeyId"], REPLICATE_KEY, params, add_replica)
         # The answer describes the replica as AWS does on return: Creating. The replica Region
         # creates it from the primary Region's stream (application.replication).
-        replica = KmsKey.replica(
-            primary=SharedProperties(key.id, key.account, key.key_spec, key.key_usage, key.origin,
-                                     ctx.region, key.replica_regions),
-            region=replica_region, description=description, policy=policies[0], tags=tags,
-            now=self.clock.now(), actor=ctx.actor,
-        )
+        replica = replica_of(key, policies[0])
         self.replicate_soon(replica_region)
         return {
             "ReplicaKeyMetadata": key_metadata(replica),
