@@ -43,7 +43,7 @@ from api.protocol import (
     parse_body,
 )
 from api.settings import Settings
-from application.audit import AuditQuery, audit_row, new_event_id
+from application.audit import AuditQuery, AuditRow, audit_row, new_event_id
 from application.audit_query import (
     AuditFilter,
     check_limit,
@@ -58,7 +58,7 @@ from application.authorization import Caller
 from application.context import RequestContext
 from application.forensics import Forensics, past_instant
 from application.kms_model import kms_regions
-from application.region import WRITTEN
+from application.region import NOTE_RECORDS, WRITTEN
 from application.service import KeyManagementService
 from domain.errors import (
     AccessDeniedException,
@@ -141,7 +141,7 @@ class KmsFrontend:
             return
         request_id = _request_id()
         headers = _request_headers(scope["headers"])
-        operation = context = params = result = failure = written = None
+        operation = context = params = result = failure = written = stamp = None
         try:
             route = self._route(headers)
             operation = route.operation
@@ -167,10 +167,15 @@ class KmsFrontend:
                     result = await result
             else:
                 written = []  # the ledger events this request writes (its audit record names them)
+                stamp = _RecordStamp()
                 token = WRITTEN.set(written)
+                noting = NOTE_RECORDS.set(
+                    lambda events: self._rows(scope, headers, request_id, operation, context,
+                                              params, None, None, events, stamp, recovered=True))
                 try:
                     result = await anyio.to_thread.run_sync(route.handler, context, params)
                 finally:
+                    NOTE_RECORDS.reset(noting)
                     WRITTEN.reset(token)
             status, payload = 200, encode_response(result)
         except _Disconnected:
@@ -185,7 +190,7 @@ class KmsFrontend:
             payload = encode_error(_INTERNAL.code, _INTERNAL.message)
         try:  # the request's record is durable before its answer leaves: no unaudited use
             await self._audit(scope, headers, request_id, operation, context, params, result,
-                              failure, written)
+                              failure, written, stamp)
         except Exception:
             log.exception("request %s answered KMSInternalException: its audit record could "
                           "not be stored", request_id)
@@ -206,8 +211,27 @@ class KmsFrontend:
 
     async def _audit(self, scope, headers, request_id: str, operation: str | None,
                      context: RequestContext | None, params, result, failure: KmsError | None,
-                     written: list | None) -> None:
+                     written: list | None, stamp: _RecordStamp | None) -> None:
         """Build the request's CloudTrail record and wait until it is stored."""
+        region, rows = self._rows(scope, headers, request_id, operation, context, params, result,
+                                  failure, written, stamp)
+        if not self.service.has_region(region):
+            await anyio.to_thread.run_sync(self.service.region, region)
+        audit = self.service.region(region).audit
+        kept = bool(written)  # it changed the ledger: its record is kept (AuditLog)
+        if len(rows) == 1:
+            await audit.record(rows[0], kept)
+        else:
+            await asyncio.gather(*(audit.record(row, kept) for row in rows))
+
+    def _rows(self, scope, headers, request_id: str, operation: str | None,
+              context: RequestContext | None, params, result, failure: KmsError | None,
+              written: list | None, stamp: _RecordStamp | None,
+              recovered: bool = False) -> tuple[str, list[AuditRow]]:
+        """The request's Region and its records, stored form: one, or one per account that
+        logs it. ``stamp``: a management request's eventTime and eventIDs, the same in its
+        ledger note (``recovered``: the note's records, which no answer has filled) as in
+        what it stores."""
         if context is None:  # not authenticated (or not even a KMS request): the Region it claimed
             principal, account, resources, material_id, extra = None, self.settings.account_id, (), None, None
             access_key_id, region = self.authenticator.claimed(scope["headers"], self.service.has_region)
@@ -225,38 +249,33 @@ class KmsFrontend:
         if operation is None:
             operation = headers.get(b"x-amz-target", b"").decode("latin-1")
             operation = operation[len(TARGET_PREFIX):] if operation.startswith(TARGET_PREFIX) else operation
-        now = datetime.now(UTC)
+        now, event_id = (datetime.now(UTC), new_event_id()) if stamp is None else (stamp.now, stamp.event_id(0))
+        additional = {"keyMaterialId": material_id} if material_id is not None else extra
+        if recovered:
+            additional = {**(additional or {}), "recoveredFromLedger": True}
         record = api_call_record(
             principal=principal, access_key_id=access_key_id, account=account, region=region,
             operation=operation, params=params, result=result,
             error_code=failure.code if failure is not None else None,
             error_message=failure.logged_message if failure is not None else None,
-            event_time=now, event_id=new_event_id(), request_id=request_id, source_ip=source_ip,
-            user_agent=user_agent, resources=resources,
-            additional=({"keyMaterialId": material_id} if material_id is not None else extra),
+            event_time=now, event_id=event_id, request_id=request_id, source_ip=source_ip,
+            user_agent=user_agent, resources=resources, additional=additional,
             ledger_events=written or (), tls=tls,
             host=headers.get(b"host", b"").decode("latin-1")[:_HOST_LIMIT] if tls else "",
         )
         caller_arn = principal.arn if principal else None
-        if not self.service.has_region(region):
-            await anyio.to_thread.run_sync(self.service.region, region)
-        audit = self.service.region(region).audit
         owners = _owners_elsewhere(resources, account, failure)
-        kept = bool(written)  # it changed the ledger: its record is kept (AuditLog)
         if not owners:
-            await audit.record(audit_row(record, now, account, resources, caller_arn, request_id),
-                               kept)
-            return
+            return region, [audit_row(record, now, account, resources, caller_arn, request_id)]
         # A cross-account call is logged in the caller's account and in the key owner's, one
         # copy each sharing a sharedEventID (DG logging-using-cloudtrail), unless access was
         # denied: then in the caller's only.
-        record["sharedEventID"] = new_event_id()
-        copies = [record] + [{**record, "eventID": new_event_id(), "recipientAccountId": owner}
-                             for owner in owners]
-        await asyncio.gather(*(
-            audit.record(audit_row(copy, now, copy["recipientAccountId"], resources, caller_arn,
-                                   request_id), kept)
-            for copy in copies))
+        record["sharedEventID"] = new_event_id() if stamp is None else stamp.event_id(1)
+        copies = [record] + [
+            {**record, "eventID": new_event_id() if stamp is None else stamp.event_id(2 + n),
+             "recipientAccountId": owner} for n, owner in enumerate(owners)]
+        return region, [audit_row(copy, now, copy["recipientAccountId"], resources, caller_arn,
+                                  request_id) for copy in copies]
 
     def _route(self, headers: dict[bytes, bytes]) -> _Route:
         """The operation named by X-Amz-Target, once the headers say the request is well formed."""
@@ -459,6 +478,29 @@ _NODE_ROUTES = frozenset({"/ledger/v1/feed", "/ledger/v1/authorize", "/ledger/v1
 NO_SUCH_ROUTE = "LedgerApi"
 _LEDGER_EVENTS = {"events": "ReadHistory", "state": "ReadKeyState", "access": "ReadKeyAccess",
                   "materials": "ReadMaterials", "audit": "ReadAudit", "replication": "ReadReplication"}
+
+
+class _RecordStamp:
+    """A management request's eventTime (when it is first asked for: the request's first save,
+    or its record) and eventIDs: the same in the note of its records that each save carries
+    (application.region.NOTE_RECORDS) as in the records it stores."""
+
+    __slots__ = ("_ids", "_now")
+
+    def __init__(self) -> None:
+        self._now: datetime | None = None
+        self._ids: list[str] = []
+
+    @property
+    def now(self) -> datetime:
+        if self._now is None:
+            self._now = datetime.now(UTC)
+        return self._now
+
+    def event_id(self, n: int) -> str:
+        while len(self._ids) <= n:
+            self._ids.append(new_event_id())
+        return self._ids[n]
 
 
 def _owners_elsewhere(resources, account: str, failure: KmsError | None) -> list[str]:

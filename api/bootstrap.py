@@ -154,6 +154,7 @@ def build_service(settings: Settings,
         authorizer=authorizer,
     )
     authorizer.aliases_of = service.aliases_of  # kms:ResourceAliases, read when a policy names it
+    service.scheduler.record_grace = settings.audit_record_grace
     return service
 
 

@@ -35,6 +35,11 @@ class Settings:
     #: microseconds the audit writer waits before a commit that follows one of several
     #: records, so that more share it (application.audit); 0: never waits
     audit_commit_delay_us: int = 100
+    #: seconds after which maintenance stores a management request's record from the note its
+    #: change carries, if the audit store lacks it (its process died in between:
+    #: domain.request_records); keep it past the store's 30 s busy timeout, after which a
+    #: late record is spooled, or a record stored that late is stored twice
+    audit_record_grace: float = 120.0
     #: the Regions this node serves, comma-separated (default: every Region); requests signed
     #: for another Region get AWS's wrong-Region answer
     regions: str | None = None
@@ -48,6 +53,9 @@ class Settings:
         if not 0 <= self.audit_commit_delay_us <= 100_000:
             raise ValueError(f"--audit-commit-delay-us must be 0 to 100000, not "
                              f"{self.audit_commit_delay_us}")
+        if not 0 <= self.audit_record_grace <= 86_400:
+            raise ValueError(f"--audit-record-grace must be 0 to 86400 seconds, not "
+                             f"{self.audit_record_grace}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
 

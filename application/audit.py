@@ -88,6 +88,16 @@ def audit_row(record: Mapping[str, Any], event_time: datetime, account: str,
                     canonical_bytes(record))
 
 
+def row_note(row: AuditRow) -> dict[str, Any]:
+    """A row as a ledger note holds it (domain.request_records): JSON values."""
+    return {**row._asdict(), "record": row.record.decode()}
+
+
+def noted_row(note: Mapping[str, Any]) -> AuditRow:
+    """The row a ledger note holds (row_note's inverse)."""
+    return AuditRow(**{**note, "record": note["record"].encode()})
+
+
 _prefix = os.urandom(10).hex()
 _EVENT_ID_PREFIX = f"{_prefix[:8]}-{_prefix[8:12]}-{_prefix[12:16]}-{_prefix[16:20]}-"
 # a random 48-bit start with bit 48 set, as api.app's request ids

@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from application.audit import AuditLog, AuditSpoolPort, AuditStorePort
+from application.audit import AuditLog, AuditRow, AuditSpoolPort, AuditStorePort, row_note
 from application.ledger import (
     DirectoryProjection,
     GroupCommitter,
@@ -25,12 +25,19 @@ from application.ledger import (
 from application.listing import view_changes
 from application.ports import KeyHierarchy, ListingView
 from domain.messages import Requests
+from domain.request_records import RequestRecord, request_record_id
 
 _WRITE_ATTEMPTS = 50
 
 #: the ledger events a request wrote, (aggregate id, version), for its audit record: the front
 #: end sets a list per management request; saves made outside a request record nothing
 WRITTEN: ContextVar[list[tuple[str, int]] | None] = ContextVar("keyledger_written", default=None)
+
+#: a management request's records as they will be stored, given the events it has written
+#: (its Region's name, and the rows): each save notes them in the same ledger transaction
+#: (domain.request_records), so a process killed before it stores them leaves them noted
+NOTE_RECORDS: ContextVar[Callable[[list[tuple[str, int]]], tuple[str, list[AuditRow]]] | None] = (
+    ContextVar("keyledger_note_records", default=None))
 
 
 @dataclass
@@ -70,13 +77,26 @@ class Region:
         self.projection.catch_up()
 
     def save(self, *aggregates, data_keys: tuple[tuple[str, bytes], ...] = ()) -> None:
-        """Record the aggregates' new events (and new keys' wrapped data keys) durably."""
-        self.committer.commit(aggregates, data_keys)
+        """Record the aggregates' new events (and new keys' wrapped data keys) durably; in a
+        management request, with a note of its records (NOTE_RECORDS)."""
         written = WRITTEN.get()
+        self.committer.commit((*aggregates, *self._note(aggregates, written)), data_keys)
         for aggregate in aggregates:
             self.live.put(aggregate)
             if written is not None:
                 written.append((aggregate.id, aggregate.version))
+
+    def _note(self, aggregates, written: list[tuple[str, int]] | None) -> tuple[RequestRecord, ...]:
+        """The note of the request's records to save with ``aggregates``, if it has records to
+        note and they are this Region's."""
+        note = NOTE_RECORDS.get() if written is not None else None
+        if note is None:
+            return ()
+        region, rows = note([*written, *((a.id, a.version) for a in aggregates)])
+        if region != self.name or not rows:
+            return ()
+        return (RequestRecord(id=request_record_id(rows[0].request_id or "", len(written)),
+                              rows=[row_note(row) for row in rows]),)
 
     def writer_lock(self, aggregate_id: str) -> threading.Lock:
         """Writers of one aggregate in this process take turns (striped locks)."""

@@ -5,31 +5,44 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.utils import get_topic
 
-from application.audit import AuditRow, audit_row, new_event_id
+from application.audit import AuditRow, audit_row, new_event_id, noted_row
 from application.audit_records import service_event_record
 from application.clock import Clock
 from application.region import Region
 from application.shredder import finish_shredding
 from domain.alias import alias_aggregate_id
 from domain.key import KmsKey
+from domain.request_records import RequestRecord
 from domain.service_records import SERVICE_RECORDS_ID, ServiceRecords
 from domain.values import Actor, BackingKey, RotationType
 
 log = logging.getLogger("keyledger.scheduler")
+
+#: the ledger's tracking name of how far the requests' notes were read (_store_request_notes)
+REQUEST_NOTES = "audit:request-notes"
+_NOTE_TOPIC = get_topic(RequestRecord.RequestRecordNoted)
+#: seconds after which a request's noted record is stored if the audit store lacks it: well
+#: past the audit store's 30 s busy timeout, after which a record is spooled instead
+#: (``keyledger serve --audit-record-grace``)
+RECORD_GRACE = 120.0
 
 
 class Scheduler:
     def __init__(self, clock: Clock,
                  new_material: Callable[[Region, str, str, datetime, RotationType | None], BackingKey],
                  share_with_replicas: Callable[[Region, KmsKey, Actor], None] = lambda *a: None,
-                 unread_replica_region: Callable[[str, KmsKey], str | None] = lambda *a: None):
+                 unread_replica_region: Callable[[str, KmsKey], str | None] = lambda *a: None,
+                 record_grace: float = RECORD_GRACE):
         self.clock = clock
+        self.record_grace = record_grace  # seconds (_store_request_notes)
         self._new_material = new_material
         self._share_with_replicas = share_with_replicas  # a rotated multi-Region primary
         #: a replica Region of a primary not read since this process started: its rotation
@@ -49,6 +62,7 @@ class Scheduler:
         done = 0
         for region in regions:
             self._store_noted(region)  # what a process that died left unrecorded
+            self._store_request_notes(region)
             region.projection.catch_up()
             now = self.clock.now()
             for key_id in region.directory.due_key_ids(now.timestamp()):
@@ -102,6 +116,46 @@ class Scheduler:
         log.warning("storing %d audit records of changes KMS made before a process stopped",
                     len(rows))
         self._store(region, *rows)
+
+    def _store_request_notes(self, region: Region) -> int:
+        """Store the records noted with management requests' changes at least
+        ``record_grace`` seconds ago that the audit store lacks: their process died between
+        the change and its record (domain.request_records). Returns how many notes were read.
+
+        The grace outlasts the store's busy timeout, after which a request's own record goes
+        to the spool; while records wait in the spool, nothing is recovered (they go first).
+        How far the notes were read is tracked in the ledger; a record stored already is left
+        out by ``append_missing``, so two processes reading the same notes store each once."""
+        spool = region.audit.spool
+        if spool is not None and spool.waiting():
+            return 0
+        ledger = region.ledger
+        position = ledger.recorder.max_tracking_id(REQUEST_NOTES) or 0
+        before = time.time() - self.record_grace  # (the events' own clock: the system's)
+        read = 0
+        while True:
+            batch = ledger.recorder.select_notifications(
+                start=position, limit=500, topics=(_NOTE_TOPIC,), inclusive_of_start=False)
+            rows, last, young = [], None, False
+            for notification in batch:
+                note = ledger.mapper.to_domain_event(notification)
+                if note.timestamp.timestamp() > before:
+                    young = True
+                    break
+                rows.extend(noted_row(row) for row in note.rows)
+                last = notification.id
+            if last is None:
+                return read
+            if rows:
+                region.audit.store.append_missing(rows)
+            try:
+                ledger.recorder.insert_events([], tracking=Tracking(REQUEST_NOTES, last))
+            except IntegrityError:  # another process read them too (and stored each once)
+                pass
+            read += len(rows)
+            position = last
+            if young or len(batch) < 500:
+                return read
 
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:
         saved: list[AuditRow] = []  # the records of the changes saved
