@@ -147,7 +147,12 @@ class Scheduler:
             if last is None:
                 return read
             if rows:
-                region.audit.store.append_missing(rows)
+                try:
+                    region.audit.store.append_missing(rows)
+                except Exception as failure:  # (read again next pass; the rest goes on)
+                    log.warning("noted audit records of management requests could not be "
+                                "stored yet: %s", failure)
+                    return read
             try:
                 ledger.recorder.insert_events([], tracking=Tracking(REQUEST_NOTES, last))
             except IntegrityError:  # another process read them too (and stored each once)

@@ -70,6 +70,24 @@ def _check_stored(stored: int, at_least: int) -> None:
         raise RuntimeError(f"the audit store kept {stored} of {at_least} requests' records")
 
 
+def _check_present(found: Callable[[str, tuple], Any], table: str, placeholder: str,
+                   rows: Sequence[AuditRow]) -> None:
+    """Every row of ``rows`` is in the store (append_missing, in its transaction): found by
+    its time and eventID, or, for KMS's own records (one per eventID), by its eventID. A row
+    neither stored nor stored already (a trigger swallowed it) fails the move, as a commit
+    that stores fewer requests' records than it was given fails: the spool keeps it."""
+    by_time = (f"SELECT 1 FROM {table} WHERE event_time = {placeholder} "
+               f"AND event_id = {placeholder} LIMIT 1")
+    once = f"SELECT 1 FROM {table} WHERE event_id = {placeholder} AND {_ONCE} LIMIT 1"
+    lost = sum(
+        not found(once, (row.event_id,)) if row.principal is None
+        else not found(by_time, (row.event_time, row.event_id))
+        for row in rows)
+    if lost:
+        raise RuntimeError(f"the audit store did not keep {lost} of {len(rows)} records moved "
+                           "into it")
+
+
 class AuditStore:
     """Append and query audit records (SQLite or PostgreSQL)."""
 
@@ -212,7 +230,14 @@ class SQLiteAuditStore(AuditStore):
 
     def append_missing(self, rows: Sequence[AuditRow]) -> None:
         sql = _INSERT_MISSING.format(table=TABLE, values=", ".join("?" * 9), p="?")
-        self._insert(lambda: self._db.executemany(sql, self._missing_args(rows)).rowcount)
+
+        def write() -> int:
+            stored = self._db.executemany(sql, self._missing_args(rows)).rowcount
+            _check_present(lambda query, args: self._db.execute(query, args).fetchone(),
+                           TABLE, "?", rows)
+            return stored
+
+        self._insert(write)
 
     def _insert(self, write: Callable[[], int], at_least: int = 0) -> None:
         """``write`` (returns the rows it stored) in a transaction of its own."""
@@ -318,7 +343,7 @@ class PostgresAuditStore(AuditStore):
 
     def append_missing(self, rows: Sequence[AuditRow]) -> None:
         self._insert(_INSERT_MISSING.format(table=self._table_sql, values=", ".join(["%s"] * 9),
-                                            p="%s"), self._missing_args(rows))
+                                            p="%s"), self._missing_args(rows), moved=rows)
 
     def _live(self) -> psycopg.Connection:
         """The connection, made again if it was lost (PostgreSQL restarted, or was out of
@@ -330,7 +355,9 @@ class PostgresAuditStore(AuditStore):
             self._conn = psycopg.connect(**self._conninfo, autocommit=True)
         return self._conn
 
-    def _insert(self, sql: str, args: list[tuple[Any, ...]], at_least: int = 0) -> None:
+    def _insert(self, sql: str, args: list[tuple[Any, ...]], at_least: int = 0,
+                moved: Sequence[AuditRow] = ()) -> None:
+        """``moved``: rows append_missing moves, each of which must be in the store after."""
         with self._lock:
             conn = self._live()
             with conn.transaction(), conn.cursor() as cursor:
@@ -339,6 +366,9 @@ class PostgresAuditStore(AuditStore):
                 cursor.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._table))
                 cursor.executemany(sql, args)
                 _check_stored(cursor.rowcount, at_least)
+                if moved:
+                    _check_present(lambda query, values: cursor.execute(query, values).fetchone(),
+                                   self._table_sql, "%s", moved)
 
     def query(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         sql, args = self._select(query, "%s")

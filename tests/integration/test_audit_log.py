@@ -565,6 +565,48 @@ def test_a_read_only_reader_refuses_a_file_with_a_journal_it_cannot_apply(tmp_pa
         open_sqlite_read_only(path)
 
 
+def _swallow_request(store, request_id: str) -> None:
+    """A trigger that drops, without a word, every insert of ``request_id``'s record."""
+    if isinstance(store, SQLiteAuditStore):
+        store._db.execute("CREATE TRIGGER swallow BEFORE INSERT ON keyledger_audit "
+                          f"WHEN NEW.request_id = '{request_id}' BEGIN SELECT RAISE(IGNORE); END")
+    else:
+        store._conn.execute("CREATE OR REPLACE FUNCTION public.swallow() RETURNS trigger "
+                            "LANGUAGE plpgsql AS $$BEGIN IF NEW.request_id = "
+                            f"'{request_id}' THEN RETURN NULL; END IF; RETURN NEW; END$$")
+        store._conn.execute(f"CREATE TRIGGER swallow BEFORE INSERT ON {store._table_sql} "
+                            "FOR EACH ROW EXECUTE FUNCTION public.swallow()")
+
+
+def _unswallow(store) -> None:
+    if isinstance(store, SQLiteAuditStore):
+        store._db.execute("DROP TRIGGER swallow")
+    else:
+        store._conn.execute(f"DROP TRIGGER swallow ON {store._table_sql}")
+
+
+def test_spooled_records_a_trigger_swallows_stay_in_the_spool(open_store, tmp_path):
+    """Moving the spool checks that every record it moves is in the store afterwards (stored
+    now, or already): one a trigger swallowed fails the move, and the spool keeps it all."""
+    from infrastructure.audit_spool import AuditSpool
+
+    store = open_store()
+    spool = AuditSpool(tmp_path / "audit-spool.jsonl")
+    spool.add([_row(0), _row(1), _row(2)])
+    store.append([_row(0)])  # (stored already: a crash between the store and the spool)
+    _swallow_request(store, "req-1")
+    with pytest.raises(RuntimeError, match="the audit store did not keep 1 of 3 records moved"):
+        spool.drain(store.append_missing)
+    assert [r for _, r in store.query(AuditQuery(limit=10))] == [b'{"n":0}']  # (rolled back)
+    assert spool.waiting()
+    _unswallow(store)
+    assert spool.drain(store.append_missing) == 3
+    assert sorted(r for _, r in store.query(AuditQuery(limit=10))) == [
+        b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    assert not spool.waiting()
+    store.close()
+
+
 def test_records_a_trigger_swallows_fail_their_commit(open_store):
     """A request's record the store does not keep (a trigger dropped it) fails the group
     commit, as a store that cannot be written does: no request is answered unaudited."""
