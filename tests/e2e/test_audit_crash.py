@@ -4,6 +4,7 @@ record (records are durable before the answer leaves), and the ledger still veri
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import threading
 import time
@@ -58,3 +59,68 @@ def test_every_answered_request_survives_a_kill_and_the_ledger_verifies(server_f
     result = cli("verify", *store_args(server), "--public-key", export_public_key(server, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("OK: ")
+
+
+def _changes(server, key_id: str, stop: threading.Event, e2e) -> None:
+    """Management requests only: each changes the key (a new event), so a kill lands between
+    a change and its record as often as it can."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        payload = ({"KeyId": key_id, "Tags": [{"TagKey": "n", "TagValue": str(n)}]} if n % 2
+                   else {"KeyId": key_id, "Description": f"change {n}"})
+        try:
+            e2e.raw_kms_call(server.url, "TagResource" if n % 2 else "UpdateKeyDescription",
+                             payload, timeout=5)
+        except httpx.HTTPError:
+            continue
+
+
+def _request_ids_of_changes(server, key_id: str) -> set[str]:
+    """The requests that changed the key, as its ledger events name them (their actor)."""
+    db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "ledger.db")
+    try:
+        states = [row[0] for row in db.execute(
+            "SELECT state FROM stored_events WHERE originator_id = ?", (key_id,))]
+    finally:
+        db.close()
+    return {json.loads(state)["actor"]["_data_"]["request_id"] for state in states} - {""}
+
+
+def _stored_request_ids(server) -> list[str]:
+    db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "audit.db")
+    try:
+        return [row[0] for row in db.execute("SELECT request_id FROM keyledger_audit")]
+    finally:
+        db.close()
+
+
+def test_every_change_a_killed_server_made_gets_its_record_once(server_factory, e2e):
+    """A change committed before the kill whose record was not stored yet gets it from the
+    note its save carried (docs/audit.md): after the restart, every request that changed the
+    key has exactly one record, answered or not."""
+    server = server_factory("notes-crash")
+    key_id = server.kms().create_key()["KeyMetadata"]["KeyId"]
+    stop = threading.Event()
+    threads = [threading.Thread(target=_changes, args=(server, key_id, stop, e2e))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)
+    server.kill()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    changed = _request_ids_of_changes(server, key_id)
+    assert len(changed) >= 20  # the load ran (a sanity floor, not a speed target)
+    server.extra_args = ("--audit-record-grace", "0")  # (nothing is in flight any more)
+    server.start()
+    deadline = time.monotonic() + 30
+    while not changed <= set(_stored_request_ids(server)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    server.stop()
+    stored = _stored_request_ids(server)
+    missing = changed - set(stored)
+    assert not missing, f"{len(missing)} of {len(changed)} changes have no record"
+    twice = {request_id for request_id in changed if stored.count(request_id) > 1}
+    assert not twice, f"{len(twice)} changes have two records"
