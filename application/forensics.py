@@ -579,6 +579,9 @@ class _Candidate:
     label: str  # what the answer names: an ARN, an account id or "*"
     principal: Principal
     known: bool  # the principal's own condition keys are known (False for "*")
+    #: a user or role of another account, named by the key policy or a grant: its own
+    #: account's IAM policies, which are that account's, are taken to allow (_elsewhere)
+    elsewhere: bool = False
 
 
 @dataclass
@@ -865,24 +868,83 @@ def _named(key_policy: Policy, grants: list[Grant]) -> tuple[set[str], set[str]]
     return arns, accounts
 
 
+_IAM_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):(user|role)(/(?:[^/]+/)*)([^/]+)")
+
+
+#: the identity policy a user or role of another account is given in the review: whatever its
+#: own account's IAM policies allow, the review of the key cannot know (nor show)
+_ITS_ACCOUNTS_IAM = "(its account's IAM policies)"
+_ITS_ACCOUNTS = {_ITS_ACCOUNTS_IAM: {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}}
+
+
+def _elsewhere(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A user or role of another account gets in through the key policy's statement (and its
+    own account's IAM, which is that account's): its routes say so, as the key policy's."""
+    found = []
+    for route in routes:
+        if route.get("PolicyName") == _ITS_ACCOUNTS_IAM:
+            route = {"Principal": route["Principal"], "Via": "key-policy",
+                     "Statement": route.get("KeyPolicyStatement"),
+                     "Conditions": route.get("KeyPolicyConditions"),
+                     **({"DeniedWhen": route["DeniedWhen"]} if "DeniedWhen" in route else {})}
+        if route not in found:
+            found.append(route)
+    return found
+
+
+def _named_elsewhere(arn: str) -> Principal | None:
+    """The user, role (any of its sessions) or role session an ARN of another account names,
+    as the key policy or a grant spells it: nothing of that account's identities (its
+    paths, tags and policies are its own, never shown to the key's owner)."""
+    session = _SESSION_ARN.fullmatch(arn)
+    if session is not None:
+        account, role, name = session.groups()
+        return Principal(account=account, kind=PrincipalKind.ASSUMED_ROLE, name=role,
+                         session_name=name)
+    match = _IAM_ARN.fullmatch(arn)
+    if match is None:
+        return None
+    account, kind, path, name = match.groups()
+    if kind == "user":
+        return Principal(account=account, kind=PrincipalKind.USER, name=name, path=path,
+                         unique_id=unique_id_for(PrincipalKind.USER, arn))
+    return Principal(account=account, kind=PrincipalKind.ASSUMED_ROLE, name=name, path=path,
+                     session_name=_ANY_SESSION,
+                     unique_id=unique_id_for(PrincipalKind.ASSUMED_ROLE, arn))
+
+
 def _candidates(key: KmsKey, key_policy: Policy, grants: list[Grant],
                 identities: Mapping[str, Principal]) -> list[_Candidate]:
+    """The key's own account's identities, each with its policies and tags; the principals
+    of other accounts only as the key policy and grants name them (an account, or an ARN,
+    whose own conditions keys are not known), since their identities are their accounts'."""
+    own = {arn: p for arn, p in identities.items() if p.account == key.account}
     candidates = []
-    for arn, principal in sorted(identities.items()):
+    for arn, principal in sorted(own.items()):
         if principal.kind is PrincipalKind.ASSUMED_ROLE:  # any of its sessions (_ANY_SESSION)
             principal = replace(principal, session_name=_ANY_SESSION)
         candidates.append(_Candidate(arn, principal, True))
     arns, accounts = _named(key_policy, grants)
     for arn in sorted(arns):
+        named = _NAMED_ACCOUNT.fullmatch(arn)
+        if named is None or arn in own:
+            continue
+        if named.group(1) != key.account:
+            elsewhere = _named_elsewhere(arn)
+            if elsewhere is not None:
+                candidates.append(_Candidate(arn, replace(elsewhere, policies=_ITS_ACCOUNTS),
+                                             False, elsewhere=True))
+            continue
         session = _SESSION_ARN.fullmatch(arn)
         if session is None:
             continue
         account, role, name = session.groups()
-        template = next((p for p in identities.values() if p.kind is PrincipalKind.ASSUMED_ROLE
-                         and p.account == account and p.name == role), None)
+        template = next((p for p in own.values() if p.kind is PrincipalKind.ASSUMED_ROLE
+                         and p.name == role), None)
         if template is not None:
             candidates.append(_Candidate(arn, replace(template, session_name=name), True))
-    present = {p.account for p in identities.values()}
+    present = {p.account for p in own.values()}
     for account in sorted(accounts - present):
         candidates.append(_Candidate(account, Principal.root(account), True))
     anyone = Principal(account=key.account, kind=PrincipalKind.USER, name="*")
@@ -903,7 +965,8 @@ def access_review(key: KmsKey, aliases: list[str], identities: Mapping[str, Prin
     key_context = _key_context(key, aliases, at)
     routes = []
     for candidate in _candidates(key, key_policy, grants, identities):
-        routes.extend(_routes(candidate, key, key_policy, document, grants, action, key_context))
+        found = _routes(candidate, key, key_policy, document, grants, action, key_context)
+        routes.extend(_elsewhere(found) if candidate.elsewhere else found)
     return sorted(routes, key=lambda r: (r["Principal"], _VIA_ORDER[r["Via"]],
                                          r.get("GrantId") or r.get("Statement") or ""))
 

@@ -29,7 +29,6 @@ from tests.e2e.conftest import (
 from tests.e2e.identities_fixture import (
     ACCOUNT,
     ALICE_ARN,
-    CAROL_ARN,
     DAVE_ARN,
     DEPLOYER_ROLE_ARN,
     NO_IDENTITY,
@@ -196,21 +195,20 @@ def test_who_could_decrypt_then_over_http_and_the_cli(server, kms):
 
     # the default key policy: its account's root, and alice through her identity policy
     assert who(v1) == (1, [ROOT_ROUTE, ALICE_ROUTE])
-    # account B named: its root, and carol through her identity policy (a statement without Sid)
+    # account B named: the account, as the key policy names it; never its users (carol, whose
+    # identity policy allows her the keys of A) nor their policies, which are B's, not A's
     account_b = [
-        ROOT_ROUTE, ALICE_ROUTE,
-        {"Principal": OTHER_ROOT_ARN, "Via": "key-policy", "Statement": "AccountB",
+        {"Principal": OTHER_ACCOUNT, "Via": "key-policy", "Statement": "AccountB",
          "Conditions": None},
-        {"Principal": CAROL_ARN, "Via": "identity-policy", "PolicyName": "CarolUsesKeysOfA",
-         "Statement": "#0", "Conditions": None, "KeyPolicyStatement": "AccountB",
-         "KeyPolicyConditions": None},
+        ROOT_ROUTE, ALICE_ROUTE,
     ]
     assert who(v2) == (2, account_b)
     # a grant to the deployer role: its sessions can decrypt through it
     with_grant = [
+        account_b[0],
         {"Principal": DEPLOYER_ROLE_ARN, "Via": "grant", "GrantId": grant["GrantId"],
          "Conditions": None},
-        *account_b,
+        *account_b[1:],
     ]
     assert who(v3) == (3, with_grant)
     assert who(v3, ids.AUDITOR) == (3, with_grant)

@@ -34,7 +34,8 @@ ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 BOB_ARN = f"arn:aws:iam::{ACCOUNT}:user/bob"
 DAVE_ARN = f"arn:aws:iam::{ACCOUNT}:user/dave"
 DEPLOYER_ARN = f"arn:aws:iam::{ACCOUNT}:role/deployer"
-OTHER_ROOT_ARN = f"arn:aws:iam::{OTHER}:root"
+ACCOUNT_B_ROUTE = {"Principal": OTHER, "Via": "key-policy", "Statement": "AccountB",
+                   "Conditions": None}
 CAROL_ARN = f"arn:aws:iam::{OTHER}:user/carol"
 MICROSECOND = timedelta(microseconds=1)
 
@@ -317,6 +318,9 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
                                          "kms:EncryptionContext:app": "ledger"}},
          "DeniedWhen": [{"Via": "key-policy", "Statement": "RedTeamNever",
                          "Conditions": {"StringEquals": {"aws:PrincipalTag/team": "purple"}}}]},
+        # account B as the key policy names it: its principals are its own (B's identities,
+        # recorded too, are never read into A's key's review)
+        ACCOUNT_B_ROUTE,
         # (two ways in, either suffices: the statement for anyone in A, its own)
         {"Principal": DEPLOYER_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
          "Conditions": FOR_LEDGER_APP},
@@ -326,27 +330,24 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
         ALICE_ROUTE,
         {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
          "Conditions": FOR_LEDGER_APP, "DeniedWhen": BOB_DENIED_WHEN},
-        {"Principal": OTHER_ROOT_ARN, "Via": "key-policy", "Statement": "AccountB",
-         "Conditions": None},
     ]
     assert who(stamps[1]) == ("kms:Decrypt", 2, wide)
     # a grant to bob: a route of its own, with its constraint
     bob_grant = {"Principal": BOB_ARN, "Via": "grant", "GrantId": grant["GrantId"],
                  "Conditions": {"EncryptionContextSubset": {"app": "pay"}},
                  "DeniedWhen": BOB_DENIED_WHEN}
-    with_grant = wide[:6] + [bob_grant] + wide[6:]
+    with_grant = [*wide, bob_grant]
     assert who(stamps[2]) == ("kms:Decrypt", 3, with_grant)
     # the identities change: alice loses her policy (the ledger app only, like bob), dave arrives
     now = datetime.now(UTC)
     changed = [
-        wide[0], wide[1], wide[2], ROOT_ROUTE,
+        wide[0], wide[1], wide[2], wide[3], ROOT_ROUTE,
         {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
          "Conditions": FOR_LEDGER_APP},
-        wide[5], bob_grant,
+        wide[6], bob_grant,
         {"Principal": DAVE_ARN, "Via": "identity-policy", "PolicyName": "DaveDecrypts",
          "Statement": "DaveDecrypt", "Conditions": None,
          "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None},
-        wide[6],
     ]
     assert who(directory_stamps[1]) == ("kms:Decrypt", 3, changed)
     assert who(now) == ("kms:Decrypt", 3, changed)
@@ -355,15 +356,53 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
     assert who(stamps[0]) == ("kms:Decrypt", 1, [ROOT_ROUTE, ALICE_ROUTE])
     # another action: the account-B statement also covers DescribeKey; carol's identity
     # policy does not (Decrypt only); actions are matched case-insensitively
+    # (carol of account B, named by the key policy's Deny of Decrypt, gets in as it names her)
     assert who(now, "KMS:describekey") == ("kms:DescribeKey", 3, [
-        ROOT_ROUTE, {"Principal": OTHER_ROOT_ARN, "Via": "key-policy", "Statement": "AccountB",
-                     "Conditions": None}])
+        ACCOUNT_B_ROUTE, ROOT_ROUTE, {**ACCOUNT_B_ROUTE, "Principal": CAROL_ARN}])
     with pytest.raises(errors.ValidationException):
         forensics.who_can(REGION, key_id, "kms:Fly", now)
     created = kms.service.key_history(REGION, key_id)[0]["Details"]["created_at"]
     assert who(created) == who(stamps[0])  # the key exists from its CreationDate
     with pytest.raises(errors.NotFoundException):
         forensics.who_can(REGION, key_id, "kms:Decrypt", created - MICROSECOND)
+
+
+def test_who_can_names_another_accounts_principals_only_as_the_key_policy_does(kms):
+    """Account B's key, whose policy lets anyone decrypt and names A's alice: B's review lists
+    alice as the policy names her, account A, and "*" for the rest; nothing of A's identities
+    (alice's identity policy, bob, dave, the deployer role), which are A's, not B's, to read."""
+    _record_identities(kms, Directory(), _identities(dave=True))
+    b_root = kms.context(principal=Principal.root(OTHER))
+    key_id = kms.call("CreateKey", b_root)["KeyMetadata"]["KeyId"]
+    kms.call("PutKeyPolicy", b_root, KeyId=key_id, PolicyName="default", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:aws:iam::{OTHER}:root"}, "Action": "kms:*",
+             "Resource": "*"},
+            {"Sid": "AnyoneDecrypts", "Effect": "Allow", "Principal": "*",
+             "Action": "kms:Decrypt", "Resource": "*"},
+            {"Sid": "AliceOfA", "Effect": "Allow", "Principal": {"AWS": ALICE_ARN},
+             "Action": "kms:Decrypt", "Resource": "*"}]}))
+    now = datetime.now(UTC)
+    answer = _forensics(kms).who_can(REGION, key_id, "kms:Decrypt", now)
+    by_statement = "Enable IAM User Permissions"
+    assert answer["Principals"] == [
+        {"Principal": "*", "Via": "key-policy", "Statement": "AnyoneDecrypts",
+         "Conditions": None},
+        # (account A, named by alice's ARN: its principals as A's own IAM lets them)
+        {"Principal": ACCOUNT, "Via": "key-policy", "Statement": "AnyoneDecrypts",
+         "Conditions": None},
+        # (through the key policy and A's IAM: as a route through an identity policy names
+        # one key policy statement that admits it, the first)
+        {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneDecrypts",
+         "Conditions": None},
+        {"Principal": f"arn:aws:iam::{OTHER}:root", "Via": "key-policy",
+         "Statement": "AnyoneDecrypts", "Conditions": None},
+        {"Principal": f"arn:aws:iam::{OTHER}:root", "Via": "key-policy",
+         "Statement": by_statement, "Conditions": None},
+        {"Principal": f"arn:aws:iam::{OTHER}:user/carol", "Via": "key-policy",
+         "Statement": "AnyoneDecrypts", "Conditions": None},
+    ]
 
 
 def test_who_can_without_identities_names_accounts_and_grantee_accounts(kms):
