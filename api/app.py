@@ -233,8 +233,9 @@ class KmsFrontend:
         ledger note (``recovered``: the note's records, which no answer has filled) as in
         what it stores."""
         if context is None:  # not authenticated (or not even a KMS request): the Region it claimed
-            principal, account, resources, material_id, extra = None, self.settings.account_id, (), None, None
-            access_key_id, region = self.authenticator.claimed(scope["headers"], self.service.has_region)
+            principal, resources, material_id, extra = None, (), None, None
+            access_key_id, region, account = self.authenticator.claimed(scope["headers"],
+                                                                        self.service.has_region)
             client = scope.get("client")
             source_ip = client[0] if client else ""
             agent = headers.get(b"user-agent")
@@ -622,9 +623,11 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 request.scope["headers"], body,
             )[0]
         except KmsError as error:
-            access_key_id, region = authenticator.claimed(request.scope["headers"], service.has_region)
-            row = ledger_audit(request, None, access_key_id, settings.account_id, region,
-                               event_name, dict(request.query_params), (), error, request_id)
+            access_key_id, region, account = authenticator.claimed(request.scope["headers"],
+                                                                   service.has_region)
+            # (no parameter of a request no one is proven to have made: as a KMS request's)
+            row = ledger_audit(request, None, access_key_id, account, region, event_name, None,
+                               (), error, request_id)
             status, detail = ((403, f"{error.code}: {error.message}")
                               if await kept(region, row, request_id) else (500, _INTERNAL.message))
             raise HTTPException(status_code=status, detail=detail,
@@ -638,7 +641,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         return await authenticated(request, _ledger_event_name(request.url.path))
 
     def ledger_read(request: Request, caller: Caller, operation: Operation, region: str | None,
-                    key: str | None, read) -> Any:
+                    key: str | None, read, audited_key: str | None = None) -> Any:
         """``read(region, account, key_id)`` for the caller's account, authorized by
         ``operation``'s identity-policy action (on the key ARN, or "*"; an account's root needs
         none), and audited before the answer leaves, whatever the answer: 400 for a malformed
@@ -646,7 +649,10 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
         refused, 404 no such key (then), 500 a bug of ours or an audit record that could not
         be stored. ``key`` (a key route's; else None) is a key id or key ARN (key_reference,
         which refuses an alias): a key ARN's Region is the one read (a ``region`` given too
-        must match it), and a key ARN of another account names no key of the caller's."""
+        must match it), and a key ARN of another account names no key of the caller's.
+        ``audited_key``: the key whose records a ReadAudit reads (a key id or ARN): the
+        action is authorized on its ARN. A key of the caller's that is read about is
+        refused, too, by an explicit Deny of the action in its key policy."""
         account = caller.principal.account
         asked, key_id, resources = region or settings.default_region, None, ()
         failure: KmsError | None = None
@@ -662,11 +668,19 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 raise ValidationException(f"invalid region {asked[:64]!r}")
             if key_id:
                 resources = (key_arn(asked, owner, key_id),)
+            resource, about = (resources[0], key_id) if resources else ("*", None)
+            if audited_key:
+                audited = key_reference(audited_key)
+                resource = key_arn(audited.region or asked, audited.account or account,
+                                   audited.key_id)
+                about = audited.key_id if audited.account in (None, account) else None
             context = RequestContext(account, asked, request_id, caller, caller.access_key_id)
-            service.authorizer.check_request(context, operation, {},
-                                             resource=resources[0] if resources else "*")
+            service.authorizer.check_request(context, operation, {}, resource=resource)
             if owner != account:  # as a key id of no key of the caller's account is answered
                 raise NotFoundException(f"Key '{key_id[:64]}' does not exist in {asked}")
+            known = service.region(asked).ledger.get_key(about) if about else None
+            if known is not None and known.account == account:
+                service.authorizer.check_key_policy_deny(context, operation, known)
             answer, status = read(asked, account, key_id), 200
         except AccessDeniedException as error:
             failure, status = error, 403
@@ -677,7 +691,9 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             log.exception("internal error in ledger API request %s", request_id)
             failure, status = _INTERNAL, 500
         region = asked if asked in regions_served else settings.default_region
-        params = {**request.path_params, **request.query_params}
+        if failure is not None and not service.has_region(region):
+            region = settings.default_region  # (a refused request opens no Region's store)
+        params = {**request.query_params, **request.path_params}  # (the path's own win)
         try:
             service.region(region).audit.record_blocking(ledger_audit(
                 request, caller.principal, caller.access_key_id, account, region,
@@ -848,7 +864,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             return read_page(service.region(r).audit.store, AuditQuery, wanted,
                              check_limit(limit), next_token)
 
-        return ledger_read(request, caller, READ_AUDIT, region, None, read)
+        return ledger_read(request, caller, READ_AUDIT, region, None, read, audited_key=key_id)
 
     if settings.enable_test_control:
 

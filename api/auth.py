@@ -77,14 +77,20 @@ class Authenticator:
             self.on_change(directory_digest(new), changes)
 
     def claimed(self, headers: Sequence[tuple[bytes, bytes]],
-                is_open: Callable[[str], bool]) -> tuple[str, str]:
-        """(access key id, Region) a request that failed authentication claimed, for its
-        record: its credential scope's Region (awsRegion is the Region the request was made
-        to) if that Region's store is open here (``is_open``: an unauthenticated request opens
-        none), else the default Region."""
+                is_open: Callable[[str], bool]) -> tuple[str, str, str]:
+        """(access key id, Region, account) a request that failed authentication claimed, for
+        its record: its credential scope's Region (awsRegion is the Region the request was
+        made to) if that Region's store is open here (``is_open``: an unauthenticated request
+        opens none), else the default Region; the account of the access key it named if the
+        identities file has it (its owner sees the attempts on it, no other account does),
+        else the default account."""
         header = next((value for name, value in headers if name == b"authorization"), b"")
         access_key_id, region = credential_fields(header)
-        return access_key_id[:128], region if is_open(region) else self.default_region
+        directory = self.directory
+        known = directory.access_key(access_key_id) if directory is not None else None
+        account = known.principal.account if known is not None else self.default_account
+        return (access_key_id[:128], region if is_open(region) else self.default_region,
+                account)
 
     def authenticate(self, method: str, path: str, query_string: bytes,
                      headers: Sequence[tuple[bytes, bytes]], body: bytes) -> tuple[Caller, str]:

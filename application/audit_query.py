@@ -220,10 +220,6 @@ def read_page(store, query_type, wanted: AuditFilter, limit: int,
     value class, infrastructure.audit_store.AuditQuery). ``wanted.key_id`` may be a key ARN
     (key_filter), ``wanted.principal`` a role ARN (its sessions: principal_filter); a WholeUnit
     ``wanted.end`` takes in its whole unit (end_bound)."""
-    named = key_reference(wanted.key_id) if wanted.key_id else None
-    if named is not None and None not in (named.account, wanted.account) \
-            and named.account != wanted.account:
-        return {"Records": []}  # another account's key: none of this account's records name it
     principal, principal_prefix = principal_filter(wanted.principal)
     rows = store.query(query_type(
         account=wanted.account, key_id=key_filter(wanted.key_id), principal=principal,

@@ -328,6 +328,22 @@ class Authorizer:
             decision.message(caller.principal.arn, operation.action, resource)
         )
 
+    def check_key_policy_deny(self, ctx: RequestContext, operation: Operation,
+                              key: KmsKey) -> None:
+        """A read of the ledger about ``key`` (keyledger:ReadHistory, keyledger:ReadAudit),
+        allowed by identity policies (check_request): the key's policy refuses it too when
+        one of its statements denies the action explicitly, as it refuses every other
+        request on the key. Its allows do not grant these actions."""
+        decision = authorize(AuthorizationRequest(
+            principal=ctx.caller.principal, action=operation.action, resource=key.arn,
+            resource_account=key.account, key_policy=compiled(key.policy),
+            identity_policies=(),
+            context=RequestConditions(ctx, operation, operation.action, {}, key, None),
+        ))
+        if decision.outcome is Outcome.EXPLICIT_DENY_RESOURCE:
+            raise errors.AccessDeniedException(
+                decision.message(ctx.caller.principal.arn, operation.action, key.arn))
+
     def new_key_policy(self, ctx: RequestContext, text: str | None, bypass_lockout_check: bool,
                        key_arn: str, operation: Operation, params: Mapping[str, Any]) -> str | None:
         """Validate a key policy a caller sets (CreateKey, PutKeyPolicy) as AWS does: grammar,

@@ -247,15 +247,15 @@ def test_a_page_is_read_by_the_key_id_a_key_arn_names():
         read_page(store, AuditQuery, AuditFilter(key_id="alias/app"), 50, None)
 
 
-def test_another_accounts_key_arn_finds_none_of_this_accounts_records():
-    """(Its key id alone would find this account's records of a key with that id.)"""
+def test_another_accounts_key_arn_finds_this_accounts_records_of_it():
+    """A cross-account call leaves a copy of its record in the caller's account too: the key
+    ARN of another account's key finds the caller's records of it (by its key id)."""
     store = _Store([1765012440.0])
     arn = f"arn:aws:kms:us-east-1:444455556666:key/{KEY}"
-    assert read_page(store, AuditQuery, AuditFilter(account="111122223333", key_id=arn), 50,
-                     None) == {"Records": []}
-    assert store.asked is None  # (not even asked)
-    found = read_page(store, AuditQuery, AuditFilter(account="444455556666", key_id=arn), 50, None)
-    assert [r["n"] for r in found["Records"]] == [0]
+    for account in ("111122223333", "444455556666"):
+        found = read_page(store, AuditQuery, AuditFilter(account=account, key_id=arn), 50, None)
+        assert [r["n"] for r in found["Records"]] == [0]
+        assert (store.asked.account, store.asked.key_id) == (account, KEY)
 
 
 def _record(time: str, region: str = "us-east-1", account: str = "111122223333") -> dict:
