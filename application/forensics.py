@@ -772,16 +772,14 @@ def _routes(candidate: _Candidate, key: KmsKey, key_policy: Policy, key_document
         ))
 
     routes: list[dict[str, Any]] = []
-    for pass_key, pass_ids in ((kp.unconditional, [r.unconditional for r in ids]),
-                               (kp.optimistic, [r.optimistic for r in ids])):
-        decision = decide(pass_key, pass_ids, None)
-        if not decision.allowed:
-            continue
-        # every statement that would let the candidate in is a way in of its own (meeting
-        # any one's conditions suffices; an unconditional one does not hide the others)
-        routes.extend(_ways_in(decision, decide, pass_key, pass_ids, parts, candidate, caller,
-                               action, key.arn, context))
-        break
+    # every statement that would let the candidate in, its conditions met, is a way in of its
+    # own (meeting any one's conditions suffices; an unconditional one hides none of the
+    # conditional ones: taking it away leaves them open)
+    optimistic = [r.optimistic for r in ids]
+    decision = decide(kp.optimistic, optimistic, None)
+    if decision.allowed:
+        routes.extend(_ways_in(decision, decide, kp.optimistic, optimistic, parts, candidate,
+                               caller, action, key.arn, context))
     for grant in grants:
         plain = replace(grant, constraints=None)
         for pass_ids in ([r.unconditional for r in ids], [r.optimistic for r in ids]):

@@ -285,6 +285,12 @@ ALICE_ROUTE = {"Principal": ALICE_ARN, "Via": "identity-policy", "PolicyName": "
                "Statement": "AllowDecrypt", "Conditions": None,
                "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None}
 FOR_LEDGER_APP = {"StringEquals": {"kms:EncryptionContext:app": "ledger"}}
+def _for_ledger_app(arn: str) -> dict:
+    """A principal of A let in by the statement for anyone in A, for the ledger app."""
+    return {"Principal": arn, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
+            "Conditions": FOR_LEDGER_APP}
+
+
 BOB_DENIED_WHEN = [{"Via": "key-policy", "Statement": "BobOnlyOverTls",
                     "Conditions": {"Bool": {"aws:SecureTransport": "false"}}}]
 
@@ -326,7 +332,11 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
          "Conditions": FOR_LEDGER_APP},
         {"Principal": DEPLOYER_ARN, "Via": "key-policy", "Statement": "DeployerDecrypts",
          "Conditions": {"StringEquals": {"kms:EncryptionContext:app": "pay"}}},
+        # the root and alice: their unconditional ways in hide none of the conditional ones
+        # (taking them away leaves the statement for anyone in A open to them)
+        _for_ledger_app(ROOT_ARN),
         ROOT_ROUTE,
+        _for_ledger_app(ALICE_ARN),
         ALICE_ROUTE,
         {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
          "Conditions": FOR_LEDGER_APP, "DeniedWhen": BOB_DENIED_WHEN},
@@ -341,10 +351,7 @@ def test_who_can_follows_policy_grant_and_identity_changes(kms):
     # the identities change: alice loses her policy (the ledger app only, like bob), dave arrives
     now = datetime.now(UTC)
     changed = [
-        wide[0], wide[1], wide[2], wide[3], ROOT_ROUTE,
-        {"Principal": ALICE_ARN, "Via": "key-policy", "Statement": "AnyoneInAForTheLedgerApp",
-         "Conditions": FOR_LEDGER_APP},
-        wide[6], bob_grant,
+        *wide[:6], _for_ledger_app(ALICE_ARN), wide[8], bob_grant, _for_ledger_app(DAVE_ARN),
         {"Principal": DAVE_ARN, "Via": "identity-policy", "PolicyName": "DaveDecrypts",
          "Statement": "DaveDecrypt", "Conditions": None,
          "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None},
@@ -760,6 +767,11 @@ def test_a_role_is_reviewed_for_any_of_its_sessions(kms):
         ROOT_ROUTE]
     assert forensics.who_can(REGION, named, "kms:Decrypt", now)["Principals"] == [
         {"Principal": role, "Via": "key-policy", "Statement": "App", "Conditions": None},
+        # (its ci sessions get in through its own policy too: the key policy's App statement
+        # taken away, they still could)
+        {"Principal": role, "Via": "identity-policy", "PolicyName": "CiOnly",
+         "Statement": "CiSessions", "Conditions": ci_only,
+         "KeyPolicyStatement": "Enable IAM User Permissions", "KeyPolicyConditions": None},
         ROOT_ROUTE]
 
 
@@ -867,8 +879,11 @@ def test_a_policy_variable_whose_key_is_known_is_evaluated_not_left_to_the_reque
         return [route for route in _forensics(kms).who_can(REGION, key, "kms:Decrypt", now)[
             "Principals"] if route["Principal"] == BOB_ARN]
 
-    assert bob(red) == [{"Principal": BOB_ARN, "Via": "key-policy", "Statement": "OwnTeam",
-                         "Conditions": None}]
+    own_agent = {"Principal": BOB_ARN, "Via": "key-policy", "Statement": "OwnAgent",
+                 "Conditions": {"StringEquals": {"aws:ResourceTag/agent": "${aws:UserAgent}"}}}
+    # (OwnTeam holds, known at T; OwnAgent is a way in of its own, left to the request)
+    assert bob(red) == [own_agent, {"Principal": BOB_ARN, "Via": "key-policy",
+                                    "Statement": "OwnTeam", "Conditions": None}]
     # (the user agent is the request's: that statement is left to it, as a condition)
     assert bob(green) == [{"Principal": BOB_ARN, "Via": "key-policy", "Statement": "OwnAgent",
                            "Conditions": {"StringEquals": {
