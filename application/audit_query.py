@@ -41,6 +41,8 @@ class WholeUnit(float):
 
 
 _EPOCH = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+#: a decimal sign with no digit after it (ISO 8601 wants one; Python 3.11 reads "56.Z")
+_EMPTY_FRACTION = re.compile(r"[.,](?![0-9])")
 
 
 def parse_instant(text: str, name: str = "at") -> datetime:
@@ -54,6 +56,8 @@ def parse_instant(text: str, name: str = "at") -> datetime:
             whole = int(seconds)
             micros = int((seconds - whole) * 1_000_000)
             return datetime.fromtimestamp(whole, UTC) + timedelta(microseconds=micros)
+        if _EMPTY_FRACTION.search(value):
+            raise ValueError(value)
         when = datetime.fromisoformat(value)
         return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError, OSError):

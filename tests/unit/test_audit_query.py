@@ -82,6 +82,18 @@ def test_start_and_end_read_times_as_at_does(text):
         parse_instant(text)
 
 
+@pytest.mark.parametrize("text", ["2026-12-07T21:45:56.Z", "2026-12-07T21:45:56.",
+                                  "2026-12-07T21:45:56,+01:00", "2026-12-07T21:45:56.Z "])
+def test_a_decimal_sign_without_a_digit_after_it_is_refused(text):
+    """ISO 8601 wants a digit after the decimal sign: "56.Z" read as the second's start (an
+    exact instant) would answer a reader who meant the whole second otherwise."""
+    with pytest.raises(errors.ValidationException) as refused:
+        parse_time(text, "end")
+    assert refused.value.message == (
+        f"end must be ISO 8601 (2024-05-01T09:14:00Z) or epoch seconds, not {text!r}.")
+    assert parse_time("2026-12-07T21:45:56.5Z", "end") == 1796679956.5
+
+
 @pytest.mark.parametrize(("text", "unit"), [
     ("1765012440", 1),
     ("2025-12-06T09:14:00Z", 1),
