@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import urllib.parse
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -408,6 +409,10 @@ def _checkpoint_key_parser(sub) -> None:
     _store_arguments(p)
 
 
+#: the most a --public-key file is read of (an Ed25519 public key's PEM is 113 bytes)
+_PUBLIC_KEY_BYTES = 16_384
+
+
 def verify(args: argparse.Namespace) -> int:
     """Exit 0: every region verified; 1: tampering found (or no ledger there); 2: could not run."""
     from api.bootstrap import NoStore, existing_regions
@@ -418,7 +423,10 @@ def verify(args: argparse.Namespace) -> int:
     settings = Settings.of_store(args)
     try:
         with open(args.public_key, "rb") as pem:
-            public_key = load_public_key(pem.read())
+            text = pem.read(_PUBLIC_KEY_BYTES + 1)  # (a device that never ends, e.g. /dev/zero)
+        if len(text) > _PUBLIC_KEY_BYTES:
+            raise ValueError(f"more than {_PUBLIC_KEY_BYTES} bytes: no PEM public key")
+        public_key = load_public_key(text)
     except (OSError, ValueError) as error:
         print(f"keyledger verify: cannot read the public key {args.public_key}: {error}",
               file=sys.stderr)
@@ -499,6 +507,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"keyledger {command}: --store takes a postgresql:// URL, not {store[:100]!r}",
               file=sys.stderr)
         return 1
+    if store:
+        try:  # (its port and host are read when the store is opened: say what is wrong now)
+            parsed = urllib.parse.urlparse(store)
+            _ = (parsed.port, parsed.hostname)
+        except ValueError as error:  # (its text names the part, never the password)
+            print(f"keyledger {command}: --store is not a URL keyledger can use: {error}",
+                  file=sys.stderr)
+            return 1
     try:
         return _dispatch(args)
     except NoStore as error:  # a command that only reads, pointed at no store: nothing created

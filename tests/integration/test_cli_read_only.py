@@ -523,3 +523,30 @@ def test_bad_arguments_and_an_unusable_root_key_are_one_line_never_a_traceback(s
     assert (refused.returncode, refused.stderr) == (
         2, f"keyledger checkpoint-key: root key file {root_key} does not hold a root key "
            "(base64 of 32 bytes)\n")
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:secret@127.0.0.1:notaport/db",
+                                 "postgresql://u:secret@127.0.0.1:99999/db",
+                                 "postgresql://[::1/db"])
+def test_a_store_url_that_cannot_be_used_is_one_line_without_a_traceback(tmp_path, url):
+    commands = [["audit", "--store", url], ["history", KEY, "--store", url],
+                ["who-can", "kms:Decrypt", KEY, "--store", url],
+                ["checkpoint-key", "--store", url, "--data-dir", str(tmp_path / "d")],
+                ["audit", "export", "--store", url, "--out", str(tmp_path / "out")],
+                ["verify", "--store", url, "--public-key", str(tmp_path / "none.pub")]]
+    for proc in run_all(commands):
+        command = " ".join(proc.args[:2] if proc.args[0] == "audit" else proc.args[:1])
+        assert proc.returncode == 1, (proc.args, proc.stderr)
+        assert proc.stderr.startswith(f"keyledger {command.split(' --')[0]}: --store is not a "
+                                      "URL keyledger can use: "), proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and "secret" not in proc.stderr
+    assert not any(tmp_path.iterdir())  # (nothing made)
+
+
+def test_verify_reads_no_more_of_a_public_key_file_than_a_key_takes(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "api", "verify", "--data-dir", str(tmp_path),
+                           "--public-key", "/dev/zero"], cwd=PROJECT_ROOT, env=child_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("keyledger verify: cannot read the public key /dev/zero: more than "
+                           "16384 bytes: no PEM public key\n")
