@@ -1045,7 +1045,11 @@ def checkpoint_public_key(store: StoreConfig, root_key: RootKey, region: str = "
     has none yet. SigningKeyLost if it has checkpoints and no keyring holds their key: a new
     key would verify none of them, and only the public key exported before can."""
     known = sorted(store.known_regions(), key=lambda name: name != region)  # ``region`` first
-    holders = [name for name in known if _stored_signing_key(store, name) is not None]
+    stored = {name: _stored_signing_key(store, name) for name in known}
+    holders = [name for name in known if stored[name] is not None]
+    if holders:  # read as it is stored: nothing of the store is opened for writing
+        raw = root_key.unwrap(SIGNING_KEY_ENTRY, stored[holders[0]])
+        return public_key_pem(Ed25519PrivateKey.from_private_bytes(raw).public_key())
     if not holders:
         for name in known:
             reader = _open_region_db(store, name, writable=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -550,3 +551,26 @@ def test_verify_reads_no_more_of_a_public_key_file_than_a_key_takes(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == ("keyledger verify: cannot read the public key /dev/zero: more than "
                            "16384 bytes: no PEM public key\n")
+
+
+def test_checkpoint_key_reads_a_copied_data_dir_as_it_was_copied(kms, tmp_path):
+    """Once the store has its signing key, checkpoint-key only reads: on a copy taken while a
+    server ran (write-ahead logs full), every file keeps its bytes, the logs too."""
+    if kms.settings.store:
+        pytest.skip("a data dir's files: SQLite")
+    exercise(kms)
+    assert cli("checkpoint-key", *store_args(kms.settings)).returncode == 0  # (made: live)
+    exercise(kms)  # (the open process's writes wait in the write-ahead logs)
+    copy = tmp_path / "copy"
+    shutil.copytree(kms.settings.data_path, copy)
+    assert (copy / "regions" / "us-east-1" / "audit.db-wal").stat().st_size > 0
+    def files() -> dict[str, bytes]:  # (-shm: SQLite's shared index of the log, which a
+        # reader rebuilds; the log itself and the databases are the contents)
+        return {str(p.relative_to(copy)): p.read_bytes() for p in sorted(copy.rglob("*"))
+                if p.is_file() and not p.name.endswith("-shm")}
+
+    before = files()
+    printed = cli("checkpoint-key", "--data-dir", str(copy))
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("-----BEGIN PUBLIC KEY-----\n")
+    assert files() == before
