@@ -671,9 +671,12 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             resource, about = (resources[0], key_id) if resources else ("*", None)
             if audited_key:
                 audited = key_reference(audited_key)
-                resource = key_arn(audited.region or asked, audited.account or account,
-                                   audited.key_id)
-                about = audited.key_id if audited.account in (None, account) else None
+                mine = service.region(asked).ledger.get_key(audited.key_id)
+                if mine is not None and mine.account == account:  # however its ARN is spelled
+                    resource, about = mine.arn, audited.key_id
+                else:
+                    resource = key_arn(audited.region or asked, audited.account or account,
+                                       audited.key_id)
             context = RequestContext(account, asked, request_id, caller, caller.access_key_id)
             service.authorizer.check_request(context, operation, {}, resource=resource)
             if owner != account:  # as a key id of no key of the caller's account is answered

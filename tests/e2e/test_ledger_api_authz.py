@@ -84,21 +84,25 @@ def test_a_key_policys_explicit_deny_refuses_the_ledger_reads_of_its_key(server)
                     **query).status_code == 200, route
         assert _get(server, f"/ledger/v1/keys/{shut}/{route}", ids.ROOT,
                     **query).status_code == 200, route
-    refused = _get(server, "/ledger/v1/audit", ids.ALICE, key_id=shut)
-    assert (refused.status_code, _detail(refused)) == (403, "AccessDeniedException: " + ids.denied(
-        ids.ALICE_ARN, "keyledger:ReadAudit", arn, ids.DENY_RESOURCE))
+    # the key's records, by its id, its ARN, or its id under an ARN of another account
+    for named in (shut, arn, f"arn:aws:kms:{ids.REGION}:999999999999:key/{shut}"):
+        refused = _get(server, "/ledger/v1/audit", ids.ALICE, key_id=named)
+        assert (refused.status_code, _detail(refused)) == (
+            403, "AccessDeniedException: " + ids.denied(ids.ALICE_ARN, "keyledger:ReadAudit", arn,
+                                                        ids.DENY_RESOURCE)), named
     assert _get(server, "/ledger/v1/audit", ids.ALICE, key_id=open_key).status_code == 200
 
 
 def test_a_read_audit_of_one_keys_records_is_authorized_on_that_key(server):
     key_id = _key(server)
     arn = f"arn:aws:kms:{ids.REGION}:{ids.ACCOUNT}:key/{key_id}"
-    for named in (key_id, arn):
+    for named in (key_id, arn, f"arn:aws:kms:{ids.REGION}:999999999999:key/{key_id}"):
         refused = _get(server, "/ledger/v1/audit", ERIN, key_id=named)
         assert (refused.status_code, _detail(refused)) == (
             403, "AccessDeniedException: " + ids.denied(ERIN_ARN, "keyledger:ReadAudit", arn,
                                                         ids.DENY_IDENTITY))
-    # the account's whole audit is read on "*", which her Deny does not name
+    # the account's whole audit is read on "*", which her Deny does not name (docs/audit.md:
+    # it holds every key's records; a Deny on "*" withholds it)
     assert _get(server, "/ledger/v1/audit", ERIN).status_code == 200
 
 
