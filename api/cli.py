@@ -511,9 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         try:  # (its port and host are read when the store is opened: say what is wrong now)
             parsed = urllib.parse.urlparse(store)
             _ = (parsed.port, parsed.hostname)
-        except ValueError as error:  # (its text names the part, never the password)
-            print(f"keyledger {command}: --store is not a URL keyledger can use: {error}",
-                  file=sys.stderr)
+        except ValueError:  # (its text may quote a password cut at a "/", "?" or "#")
+            print(f"keyledger {command}: --store is not a URL keyledger can use: its host or "
+                  "port cannot be read (percent-encode a user name or password that holds "
+                  "/ ? # @ or :)", file=sys.stderr)
             return 1
     try:
         return _dispatch(args)

@@ -62,7 +62,11 @@ class Scheduler:
         done = 0
         for region in regions:
             self._store_noted(region)  # what a process that died left unrecorded
-            self._store_request_notes(region)
+            try:
+                self._store_request_notes(region)
+            except Exception:  # (the Region's due changes go on; read again next pass)
+                log.exception("the notes of requests' audit records in %s could not be read",
+                              region.name)
             region.projection.catch_up()
             now = self.clock.now()
             for key_id in region.directory.due_key_ids(now.timestamp()):
@@ -136,16 +140,18 @@ class Scheduler:
         while True:
             batch = ledger.recorder.select_notifications(
                 start=position, limit=500, topics=(_NOTE_TOPIC,), inclusive_of_start=False)
-            rows, last, young = [], None, False
+            noted, last, young = {}, None, False
             for notification in batch:
                 note = ledger.mapper.to_domain_event(notification)
                 if note.timestamp.timestamp() > before:
                     young = True
                     break
-                rows.extend(noted_row(row) for row in note.rows)
+                for row in map(noted_row, note.rows):  # a request's later save's note names
+                    noted[row.event_id] = row  # every event it wrote: the last one is kept
                 last = notification.id
             if last is None:
                 return read
+            rows = list(noted.values())
             if rows:
                 try:
                     region.audit.store.append_missing(rows)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from application.audit import audit_row, new_event_id
 from application.audit_records import PROMOTE_COMMAND, replica_region_record
@@ -38,7 +38,7 @@ from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
 from application.region import WRITTEN, Region, RegionResources
 from application.replication import LocalFeed, Replicator, share_with_replicas, stored_event
-from application.scheduler import Scheduler
+from application.scheduler import REQUEST_NOTES, Scheduler
 from domain import errors
 from domain.identity import IDENTITY_DIRECTORY_ID, IdentityDirectory
 from domain.operations import OPERATIONS
@@ -261,6 +261,10 @@ class KeyManagementService:
             target.hierarchy.store_data_keys(source.hierarchy.wrapped_data_keys())
             if stored:
                 target.ledger.recorder.insert_events(stored)
+                # the notes of requests' records it copied are read: their records are the
+                # source's audit's, and the fork starts its own (scheduler._store_request_notes)
+                target.ledger.recorder.insert_events([], tracking=Tracking(
+                    REQUEST_NOTES, target.ledger.recorder.max_notification_id()))
             copied[name] = len(stored)
         return copied
 

@@ -71,8 +71,12 @@ class KeyLifecycle(Handlers):
             actor=ctx.actor,
             multi_region=multi_region,
         )
-        region.save(key, data_keys=((key_id, wrapped_data_key),))
-        ctx.resources.append(key.arn)
+        ctx.resources.append(key.arn)  # (before the save: the note of the record it carries
+        try:  # names the key, as the record does)
+            region.save(key, data_keys=((key_id, wrapped_data_key),))
+        except BaseException:
+            ctx.resources.remove(key.arn)  # (no key was made)
+            raise
         return {"KeyMetadata": key_metadata(key)}
 
     def DescribeKey(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

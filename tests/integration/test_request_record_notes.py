@@ -6,14 +6,22 @@ in process, on SQLite and PostgreSQL; the death is a store that keeps nothing fo
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from api.app import create_app
+from api.bootstrap import build_service
+from api.cli import main
+from api.settings import Settings
 from application.audit import AuditQuery
 from application.scheduler import RECORD_GRACE
 
@@ -97,6 +105,22 @@ def test_a_change_whose_record_was_never_stored_gets_it_from_its_note(server):
     assert len(records(server, request_id)) == 1
 
 
+def test_a_lost_create_keys_record_names_the_key_it_made(server):
+    audit = server.service.region("us-east-1").audit
+    audit.store = ForgetfulStore(audit.store)
+    lost = server.call("CreateKey", Description="made, unrecorded")
+    audit.store = audit.store.real
+    key = lost.json()["KeyMetadata"]
+    recover(server)
+    (record,) = records(server, lost.headers["x-amzn-RequestId"])
+    assert (record["eventName"], record["resources"]) == ("CreateKey", [
+        {"accountId": "111122223333", "type": "AWS::KMS::Key", "ARN": key["Arn"]}])
+    assert record["requestParameters"]["description"] == "made, unrecorded"
+    store = audit.store
+    assert [orjson.loads(r)["requestID"] for _, r in store.query(
+        AuditQuery(key_id=key["KeyId"], limit=10))] == [lost.headers["x-amzn-RequestId"]]
+
+
 def test_a_stored_record_is_not_stored_again_from_its_note(server):
     created = server.call("CreateKey", Description="kept")
     key_id = created.json()["KeyMetadata"]["KeyId"]
@@ -107,3 +131,49 @@ def test_a_stored_record_is_not_stored_again_from_its_note(server):
         assert "recoveredFromLedger" not in (record.get("additionalEventData") or {})
     (record,) = records(server, created.headers["x-amzn-RequestId"])
     assert record["responseElements"]["keyMetadata"]["keyId"] == key_id
+
+
+def test_a_fork_reads_the_notes_it_copies_as_read(server, settings, tmp_path):
+    """A fork copies the ledger, notes included, and starts its own audit: the records of the
+    requests it copied are the source's, not its own to recover."""
+    key_id = server.call("CreateKey").json()["KeyMetadata"]["KeyId"]
+    server.call("TagResource", KeyId=key_id, Tags=[{"TagKey": "t", "TagValue": "v"}])
+    out = tmp_path / "fork"
+    args = ["fork", "--data-dir", settings.data_dir, "--out", str(out),
+            "--at", datetime.now(UTC).isoformat()]
+    assert main(args + (["--store", settings.store] if settings.store else [])) == 0
+    fork = build_service(Settings(data_dir=str(out)))
+    try:
+        fork.scheduler.record_grace = 0.0
+        region = fork.region("us-east-1")
+        fork.scheduler.run([region])
+        assert region.audit.store.query(AuditQuery(limit=10)) == []
+        assert region.ledger.get_key(key_id) is not None  # (the fork holds the key)
+    finally:
+        fork.close()
+
+
+def test_a_request_that_saved_twice_gets_the_record_naming_both_saves(server):
+    """DeleteImportedKeyMaterial saves the deletion, then the shredding: each save's note names
+    the events written so far; the recovered record is the last note's."""
+    key_id = server.call("CreateKey", Origin="EXTERNAL").json()["KeyMetadata"]["KeyId"]
+    wrapping = server.call("GetParametersForImport", KeyId=key_id,
+                           WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                           WrappingKeySpec="RSA_2048").json()
+    public_key = serialization.load_der_public_key(base64.b64decode(wrapping["PublicKey"]))
+    material = public_key.encrypt(os.urandom(32), padding.OAEP(
+        mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+    server.call("ImportKeyMaterial", KeyId=key_id, ImportToken=wrapping["ImportToken"],
+                EncryptedKeyMaterial=base64.b64encode(material).decode(),
+                ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+    region = server.service.region("us-east-1")
+    before = region.ledger.get_key(key_id).version
+    region.audit.store = ForgetfulStore(region.audit.store)
+    lost = server.call("DeleteImportedKeyMaterial", KeyId=key_id)
+    region.audit.store = region.audit.store.real
+    written = list(range(before + 1, region.ledger.get_key(key_id).version + 1))
+    assert len(written) == 2  # (the two saves)
+    recover(server)
+    (record,) = records(server, lost.headers["x-amzn-RequestId"])
+    assert record["additionalEventData"]["ledgerEvents"] == [
+        {"aggregateId": key_id, "version": version} for version in written]
