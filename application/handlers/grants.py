@@ -28,7 +28,6 @@ from domain.grants import (
     new_grant_id,
     new_grant_token,
     parse_grant_token,
-    parse_grant_tokens,
 )
 from domain.key import KmsKey
 from domain.messages import Grants as GrantTexts
@@ -123,7 +122,6 @@ class Grants(Handlers):
         for member in ("GranteeServicePrincipal", "RetiringServicePrincipal"):
             if params.get(member) is not None:
                 raise Unsupported.SERVICE_PRINCIPAL(member=member)
-        parse_grant_tokens(params.get("GrantTokens"))  # InvalidGrantTokenException
         constraints = GrantConstraints.from_request(params.get("Constraints"))
         operations = list(params["Operations"])
         grantee = params.get("GranteePrincipal")

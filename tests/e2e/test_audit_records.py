@@ -112,6 +112,20 @@ def test_a_decrypt_refused_before_its_key_is_used_names_the_key_it_named(store_s
         assert [r["requestID"] for r in found.json()["Records"]][:1] == [request_id]
 
 
+def test_a_create_grant_with_a_malformed_grant_token_names_the_key_it_named(store_server, e2e):
+    """Its grant tokens are read when the key is authorized, as Encrypt's are: the refusal's
+    record names the key, and the key's audit lists it."""
+    kms = store_server.kms()
+    key = kms.create_key()["KeyMetadata"]
+    with pytest.raises(ClientError) as failure:
+        kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=f"arn:aws:iam::{e2e.ACCOUNT_ID}:root",
+                         Operations=["Decrypt"], GrantTokens=["not-a-grant-token"])
+    assert failure.value.response["Error"]["Code"] == "InvalidGrantTokenException"
+    record = stored_audit_record(store_server, failure.value.response["ResponseMetadata"][
+        "RequestId"])
+    assert [r["ARN"] for r in record["resources"]] == [key["Arn"]]
+
+
 def test_a_request_tried_again_after_catching_up_names_its_key_once(store_server, e2e):
     """A refused Encrypt right after CreateKey is tried once more after the server catches up
     with the ledger (the policy may have changed in another process): its record names the key
