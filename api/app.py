@@ -784,9 +784,17 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
     def replication(request: Request, caller: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         """How far each Region this node serves has followed each other Region: position, events
         applied and their lag (commit there to commit here, p50/p99/max of the last 1,000, ms).
-        Authorized by ``keyledger:ReadReplication`` (an account's root needs none)."""
-        return ledger_read(request, caller, READ_REPLICATION, None, None,
-                           lambda r, account, _: {"Replication": service.replication_status()})
+        Authorized by ``keyledger:ReadReplication`` (an account's root needs none), for the
+        deployment's own account only: the positions and counts are every account's events."""
+        def read(r: str, account: str, _: None) -> dict[str, Any]:
+            if account != settings.account_id:
+                raise AccessDeniedException(
+                    f"User: {caller.principal.arn} is not authorized to perform: "
+                    f"{READ_REPLICATION.action} on resource: * because the deployment's "
+                    f"replication is read by its own account ({settings.account_id})")
+            return {"Replication": service.replication_status()}
+
+        return ledger_read(request, caller, READ_REPLICATION, None, None, read)
 
     # The key routes take a key id or a key ARN, whose "/" the path converter lets through
     # (``.../keys/arn:aws:kms:REGION:ACCOUNT:key/ID/state``); never an alias (ledger_read).

@@ -158,3 +158,14 @@ def test_a_refused_request_opens_no_regions_store(server):
         assert stored_audit_record(server, refused.headers["x-amzn-RequestId"])[
             "eventSource"] == "keyledger.ledger"
     assert not (server.data_dir / "regions" / "ap-southeast-4").exists()
+
+
+def test_only_the_deployments_own_account_reads_its_replication(server):
+    """Its positions and counts are every account's events: another account's root, which
+    reads its own account's ledger without a policy, does not read them."""
+    assert _get(server, "/ledger/v1/replication", ids.ROOT).status_code == 200
+    refused = _get(server, "/ledger/v1/replication", ids.OTHER_ROOT)
+    assert (refused.status_code, _detail(refused)) == (
+        403, f"AccessDeniedException: User: {ids.OTHER_ROOT_ARN} is not authorized to perform: "
+             "keyledger:ReadReplication on resource: * because the deployment's replication is "
+             f"read by its own account ({ids.ACCOUNT})")
