@@ -57,6 +57,7 @@ from application.audit_records import prepare as prepare_audit_records
 from application.authorization import Caller
 from application.context import RequestContext
 from application.forensics import Forensics, past_instant
+from application.gate import KEY_ID_PATTERN
 from application.kms_model import kms_regions
 from application.region import NOTE_RECORDS, WRITTEN
 from application.service import KeyManagementService
@@ -671,7 +672,10 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             resource, about = (resources[0], key_id) if resources else ("*", None)
             if audited_key:
                 audited = key_reference(audited_key)
-                mine = service.region(asked).ledger.get_key(audited.key_id)
+                # (a Region is opened for a key id only if it has a ledger: never made here)
+                mine = service.region(asked).ledger.get_key(audited.key_id) if (
+                    KEY_ID_PATTERN.fullmatch(audited.key_id) and (
+                        service.has_region(asked) or asked in service.known_regions())) else None
                 if mine is not None and mine.account == account:  # however its ARN is spelled
                     resource, about = mine.arn, audited.key_id
                 else:

@@ -29,6 +29,11 @@ log = logging.getLogger("keyledger.scheduler")
 #: the ledger's tracking name of how far the requests' notes were read (_store_request_notes)
 REQUEST_NOTES = "audit:request-notes"
 _NOTE_TOPIC = get_topic(RequestRecord.RequestRecordNoted)
+def _request_of(note: RequestRecord.RequestRecordNoted) -> str:
+    """The request a note is of (its aggregate id, less the save's number)."""
+    return note.originator_id.rsplit("/", 1)[0]
+
+
 #: seconds after which a request's noted record is stored if the audit store lacks it: well
 #: past the audit store's 30 s busy timeout, after which a record is spooled instead
 #: (``keyledger serve --audit-record-grace``)
@@ -61,12 +66,11 @@ class Scheduler:
     def _run(self, regions: Iterable[Region]) -> int:
         done = 0
         for region in regions:
-            self._store_noted(region)  # what a process that died left unrecorded
-            try:
-                self._store_request_notes(region)
-            except Exception:  # (the Region's due changes go on; read again next pass)
-                log.exception("the notes of requests' audit records in %s could not be read",
-                              region.name)
+            for store_noted in (self._store_noted, self._store_request_notes):
+                try:  # what a process that died left unrecorded
+                    store_noted(region)
+                except Exception:  # (the Region's due changes go on; tried again next pass)
+                    log.exception("noted audit records in %s could not be stored", region.name)
             region.projection.catch_up()
             now = self.clock.now()
             for key_id in region.directory.due_key_ids(now.timestamp()):
@@ -140,17 +144,23 @@ class Scheduler:
         while True:
             batch = ledger.recorder.select_notifications(
                 start=position, limit=500, topics=(_NOTE_TOPIC,), inclusive_of_start=False)
-            noted, last, young = {}, None, False
+            ready, young = [], None
             for notification in batch:
                 note = ledger.mapper.to_domain_event(notification)
                 if note.timestamp.timestamp() > before:
-                    young = True
+                    young = note
                     break
-                for row in map(noted_row, note.rows):  # a request's later save's note names
-                    noted[row.event_id] = row  # every event it wrote: the last one is kept
-                last = notification.id
-            if last is None:
+                ready.append((notification.id, note))
+            # a request's later save's note names every event it wrote, and its last note is
+            # the one to store: the notes of the request this read stopped in wait for it
+            waiting = (_request_of(young) if young is not None
+                       else _request_of(ready[-1][1]) if len(batch) == 500 and ready else None)
+            while ready and _request_of(ready[-1][1]) == waiting:
+                ready.pop()
+            if not ready:
                 return read
+            noted = {row.event_id: row for _, note in ready for row in map(noted_row, note.rows)}
+            last = ready[-1][0]
             rows = list(noted.values())
             if rows:
                 try:
@@ -165,7 +175,7 @@ class Scheduler:
                 pass
             read += len(rows)
             position = last
-            if young or len(batch) < 500:
+            if young is not None or len(batch) < 500:
                 return read
 
     def _run_due(self, region: Region, key_id: str, now: datetime) -> int:

@@ -260,11 +260,12 @@ class KeyManagementService:
                 break
             target.hierarchy.store_data_keys(source.hierarchy.wrapped_data_keys())
             if stored:
-                target.ledger.recorder.insert_events(stored)
-                # the notes of requests' records it copied are read: their records are the
-                # source's audit's, and the fork starts its own (scheduler._store_request_notes)
-                target.ledger.recorder.insert_events([], tracking=Tracking(
-                    REQUEST_NOTES, target.ledger.recorder.max_notification_id()))
+                # with the notes of requests' records it copies marked read, in the same
+                # transaction: their records are the source's audit's, and the fork starts its
+                # own (scheduler._store_request_notes); its new ledger numbers them on from 1
+                copied_upto = (target.ledger.recorder.max_notification_id() or 0) + len(stored)
+                target.ledger.recorder.insert_events(
+                    stored, tracking=Tracking(REQUEST_NOTES, copied_upto))
             copied[name] = len(stored)
         return copied
 

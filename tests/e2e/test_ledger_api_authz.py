@@ -152,8 +152,10 @@ def test_another_accounts_key_arn_finds_the_callers_own_records_of_it(server):
 
 
 def test_a_refused_request_opens_no_regions_store(server):
-    for path in ("/ledger/v1/audit", "/ledger/v1/keys/x/state"):
-        refused = _get(server, path, ids.BOB, region="ap-southeast-4")
+    key_id = _key(server)
+    for path, query in (("/ledger/v1/audit", {}), ("/ledger/v1/keys/x/state", {}),
+                        ("/ledger/v1/audit", {"key_id": key_id})):
+        refused = _get(server, path, ids.BOB, region="ap-southeast-4", **query)
         assert refused.status_code == 403
         assert stored_audit_record(server, refused.headers["x-amzn-RequestId"])[
             "eventSource"] == "keyledger.ledger"

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ from api.bootstrap import build_service
 from api.cli import main
 from api.settings import Settings
 from application.audit import AuditQuery
-from application.scheduler import RECORD_GRACE
+from application.scheduler import _NOTE_TOPIC, RECORD_GRACE
 
 
 class ForgetfulStore:
@@ -173,6 +174,11 @@ def test_a_request_that_saved_twice_gets_the_record_naming_both_saves(server):
     region.audit.store = region.audit.store.real
     written = list(range(before + 1, region.ledger.get_key(key_id).version + 1))
     assert len(written) == 2  # (the two saves)
+    first, second = (region.ledger.mapper.to_domain_event(n).timestamp.timestamp()
+                     for n in region.ledger.recorder.select_notifications(
+                         start=0, limit=1000, topics=(_NOTE_TOPIC,))[-2:])
+    recover(server, grace=time.time() - (first + second) / 2)  # (a pass between the saves:
+    assert records(server, lost.headers["x-amzn-RequestId"]) == []  # the request's notes wait)
     recover(server)
     (record,) = records(server, lost.headers["x-amzn-RequestId"])
     assert record["additionalEventData"]["ledgerEvents"] == [
