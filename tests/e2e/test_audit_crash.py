@@ -10,6 +10,8 @@ import threading
 import time
 
 import httpx
+import psycopg
+import pytest
 
 from tests.e2e.test_verify_cli import cli, export_public_key, store_args
 
@@ -76,30 +78,47 @@ def _changes(server, key_id: str, stop: threading.Event, e2e) -> None:
             continue
 
 
+def _rows(server, sqlite_file: str, sql: str, args: tuple) -> list[tuple]:
+    """Rows of the us-east-1 Region's store, read straight from it (``sql`` with ``{t}`` for
+    the table's schema prefix and ``?`` placeholders)."""
+    if server.store is None:
+        db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / sqlite_file)
+        try:
+            return db.execute(sql.format(t=""), args).fetchall()
+        finally:
+            db.close()
+    with psycopg.connect(server.store, autocommit=True) as conn:
+        return conn.execute(sql.format(t="keyledger_us_east_1.").replace("?", "%s"),
+                            args).fetchall()
+
+
 def _request_ids_of_changes(server, key_id: str) -> set[str]:
     """The requests that changed the key, as its ledger events name them (their actor)."""
-    db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "ledger.db")
-    try:
-        states = [row[0] for row in db.execute(
-            "SELECT state FROM stored_events WHERE originator_id = ?", (key_id,))]
-    finally:
-        db.close()
+    events = "stored_events" if server.store is None else "keyledger_events"
+    states = [bytes(row[0]) for row in _rows(
+        server, "ledger.db", f"SELECT state FROM {{t}}{events} WHERE originator_id = ?",
+        (key_id,))]
     return {json.loads(state)["actor"]["_data_"]["request_id"] for state in states} - {""}
 
 
 def _stored_request_ids(server) -> list[str]:
-    db = sqlite3.connect(server.data_dir / "regions" / "us-east-1" / "audit.db")
-    try:
-        return [row[0] for row in db.execute("SELECT request_id FROM keyledger_audit")]
-    finally:
-        db.close()
+    return [row[0] for row in _rows(server, "audit.db",
+                                    "SELECT request_id FROM {t}keyledger_audit", ())]
 
 
-def test_every_change_a_killed_server_made_gets_its_record_once(server_factory, e2e):
+@pytest.mark.parametrize("store_name", ["sqlite", pytest.param("postgresql",
+                                                                marks=pytest.mark.postgres)])
+def test_every_change_a_killed_server_made_gets_its_record_once(server_factory, e2e, request,
+                                                                store_name):
     """A change committed before the kill whose record was not stored yet gets it from the
     note its save carried (docs/audit.md): after the restart, every request that changed the
-    key has exactly one record, answered or not."""
-    server = server_factory("notes-crash")
+    key has exactly one record, answered or not. On PostgreSQL with two workers, which both
+    read the notes."""
+    if store_name == "sqlite":
+        server = server_factory("notes-crash")
+    else:
+        server = server_factory("notes-crash-pg", store=request.getfixturevalue("pg_database"),
+                                workers=2)
     key_id = server.kms().create_key()["KeyMetadata"]["KeyId"]
     stop = threading.Event()
     threads = [threading.Thread(target=_changes, args=(server, key_id, stop, e2e))
