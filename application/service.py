@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from application.audit import audit_row, new_event_id
@@ -36,7 +35,7 @@ from application.handlers.tags_policies import TagsAndPolicies
 from application.handlers.usage import KeyUsage
 from application.ports import CiphertextFormat, KeyMaterial
 from application.presenters import describe_event
-from application.region import WRITTEN, Region, RegionResources
+from application.region import NOTE_RECORDS, WRITTEN, Region, RegionResources
 from application.replication import LocalFeed, Replicator, share_with_replicas, stored_event
 from application.scheduler import REQUEST_NOTES, Scheduler
 from domain import errors
@@ -201,6 +200,8 @@ class KeyManagementService:
             key.promote_in_place_of_primary(actor)
             key.share_properties({}, actor)  # the announcement every Region of the set reads
 
+        loaded: list[Any] = []
+
         def load():
             key = region.ledger.get_key(key_id)
             if key is None or key.deleted:
@@ -208,32 +209,41 @@ class KeyManagementService:
             if not key.is_replica:
                 raise errors.UnsupportedOperationException(
                     f"{key.arn} is not a multi-Region replica key: only a replica is promoted")
+            loaded[:] = [key]
             return key
 
+        # its record, as the new primary's Region records an UpdatePrimaryRegion, invoked by
+        # the command (no caller was authenticated: whoever ran it held the data dir); noted
+        # with the change, as a request's (application.region.NOTE_RECORDS), the same record
+        now, event_id, request_id = self.clock.now(), new_event_id(), str(uuid.uuid4())
+
+        def rows(events: list[tuple[str, int]]) -> tuple[str, list[Any]]:
+            key = loaded[0]
+            record = replica_region_record(
+                event_name="UpdatePrimaryRegion", account=key.account, region=region_name,
+                key_arn=key.arn, event_time=now, event_id=event_id, request_id=request_id,
+                invoked_by=PROMOTE_COMMAND,
+                request_parameters={"keyId": key.arn, "primaryRegion": region_name},
+                ledger_events=events)
+            return region_name, [audit_row(record, now, key.account, (key.arn,), None,
+                                           request_id)]
+
         written: list[tuple[str, int]] = []
-        token = WRITTEN.set(written)
+        token, noting = WRITTEN.set(written), NOTE_RECORDS.set(rows)
         try:
             key = region.change(key_id, load, promote)
         finally:
+            NOTE_RECORDS.reset(noting)
             WRITTEN.reset(token)
-        # its record, as the new primary's Region records an UpdatePrimaryRegion, invoked by
-        # the command (no caller was authenticated: whoever ran it held the data dir)
-        now = self.clock.now()
-        record = replica_region_record(
-            event_name="UpdatePrimaryRegion", account=key.account, region=region_name,
-            key_arn=key.arn, event_time=now, event_id=new_event_id(),
-            request_id=str(uuid.uuid4()), invoked_by=PROMOTE_COMMAND,
-            request_parameters={"keyId": key.arn, "primaryRegion": region_name},
-            ledger_events=written)
+        (row,) = rows(written)[1]
         result = {"KeyId": key.arn, "Epoch": key.epoch,
                   "ReplicaRegions": list(key.replica_regions), "AuditRecordKept": True}
         try:  # (the store, or else the spool: AuditLog)
-            region.audit.record_blocking(
-                audit_row(record, now, key.account, (key.arn,), None, record["requestID"]),
-                kept=True)
+            region.audit.record_blocking(row, kept=True)
         except Exception:  # promoted all the same: say so, and keep the record in the log
-            log.exception("the promotion of %s is done, but its audit record could not be kept: "
-                          "%s", key.arn, orjson.dumps(record).decode())
+            log.exception("the promotion of %s is done, but its audit record could not be kept "
+                          "(its note in the ledger keeps it for later): %s", key.arn,
+                          row.record.decode())
             result["AuditRecordKept"] = False
         return result
 

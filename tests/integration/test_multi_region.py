@@ -16,6 +16,7 @@ from application.audit import AuditQuery
 from application.replication import Replicator
 from domain import errors
 from domain.policy import default_key_policy
+from tests.integration.conftest import Harness
 
 PRIMARY, REPLICA, THIRD = "us-east-1", "us-west-2", "eu-west-1"
 
@@ -401,6 +402,25 @@ def _refuse_audit_writes(settings, region: str) -> None:
     (config.region_folder(region) / "audit-spool.jsonl").mkdir(parents=True)  # not a file
 
 
+def _allow_audit_writes(settings, region: str) -> None:
+    """_refuse_audit_writes undone."""
+    import sqlite3
+
+    import psycopg
+
+    from infrastructure.persistence import StoreConfig, schema_name
+
+    config = StoreConfig(settings.data_path, settings.store)
+    if settings.store:
+        with psycopg.connect(settings.store, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {schema_name(region)}.keyledger_audit DROP CONSTRAINT refuse")
+    else:
+        db = sqlite3.connect(config.region_folder(region) / "audit.db", isolation_level=None)
+        db.execute("DROP TRIGGER refuse")
+        db.close()
+    (config.region_folder(region) / "audit-spool.jsonl").rmdir()
+
+
 def test_promote_whose_record_cannot_be_kept_says_so_and_fails(kms, settings, capsys):
     from api.cli import main
 
@@ -416,6 +436,24 @@ def test_promote_whose_record_cannot_be_kept_says_so_and_fails(kms, settings, ca
     assert err.endswith("keyledger promote: promoted, but its audit record could not be kept "
                         "(neither the audit store nor the spool took it); the record is in the "
                         "log above\n")
+    # its note in the ledger keeps it: once the store takes records again, maintenance stores it
+    _allow_audit_writes(settings, REPLICA)
+    again = Harness(settings)
+    try:
+        again.service.scheduler.record_grace = 0.0
+        region = again.service.region(REPLICA)
+        again.service.scheduler.run([region])
+        records = [orjson.loads(r) for _, r in region.audit.store.query(AuditQuery(limit=100))
+                   if orjson.loads(r)["eventName"] == "UpdatePrimaryRegion"]
+        (record,) = records
+        assert (record["userIdentity"]["invokedBy"], record["requestParameters"]) == (
+            "keyledger promote", {"keyId": md["Arn"].replace(PRIMARY, REPLICA),
+                                  "primaryRegion": REPLICA})
+        again.service.scheduler.run([region])  # (read once: stored once)
+        assert len(region.audit.store.query(AuditQuery(event_name="UpdatePrimaryRegion",
+                                                       limit=100))) == 1
+    finally:
+        again.close()
 
 
 def test_imported_material_multi_region_keys_take_the_same_material_in_every_region(kms):
