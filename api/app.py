@@ -685,7 +685,8 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             service.authorizer.check_request(context, operation, {}, resource=resource)
             if owner != account:  # as a key id of no key of the caller's account is answered
                 raise NotFoundException(f"Key '{key_id[:64]}' does not exist in {asked}")
-            known = service.region(asked).ledger.get_key(about) if about else None
+            known = (service.region(asked).ledger.get_key(about)
+                     if about and KEY_ID_PATTERN.fullmatch(about) else None)
             if known is not None and known.account == account:
                 service.authorizer.check_key_policy_deny(context, operation, known)
             answer, status = read(asked, account, key_id), 200

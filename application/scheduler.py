@@ -29,15 +29,15 @@ log = logging.getLogger("keyledger.scheduler")
 #: the ledger's tracking name of how far the requests' notes were read (_store_request_notes)
 REQUEST_NOTES = "audit:request-notes"
 _NOTE_TOPIC = get_topic(RequestRecord.RequestRecordNoted)
-def _request_of(note: RequestRecord.RequestRecordNoted) -> str:
-    """The request a note is of (its aggregate id, less the save's number)."""
-    return note.originator_id.rsplit("/", 1)[0]
-
-
 #: seconds after which a request's noted record is stored if the audit store lacks it: well
 #: past the audit store's 30 s busy timeout, after which a record is spooled instead
 #: (``keyledger serve --audit-record-grace``)
 RECORD_GRACE = 120.0
+
+
+def _request_of(note: RequestRecord.RequestRecordNoted) -> str:
+    """The request a note is of (its aggregate id, less the save's number)."""
+    return note.originator_id.rsplit("/", 1)[0]
 
 
 class Scheduler:
