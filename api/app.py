@@ -669,7 +669,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                 raise ValidationException(f"invalid region {asked[:64]!r}")
             if key_id:
                 resources = (key_arn(asked, owner, key_id),)
-            resource, about = (resources[0], key_id) if resources else ("*", None)
+            resource, known = (resources[0] if resources else "*"), None
             if audited_key:
                 audited = key_reference(audited_key)
                 # (a Region is opened for a key id only if it has a ledger: never made here)
@@ -677,7 +677,7 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
                     KEY_ID_PATTERN.fullmatch(audited.key_id) and (
                         service.has_region(asked) or asked in service.known_regions())) else None
                 if mine is not None and mine.account == account:  # however its ARN is spelled
-                    resource, about = mine.arn, audited.key_id
+                    resource, known = mine.arn, mine
                 else:
                     resource = key_arn(audited.region or asked, audited.account or account,
                                        audited.key_id)
@@ -685,8 +685,8 @@ def create_app(settings: Settings | None = None) -> KmsFrontend:
             service.authorizer.check_request(context, operation, {}, resource=resource)
             if owner != account:  # as a key id of no key of the caller's account is answered
                 raise NotFoundException(f"Key '{key_id[:64]}' does not exist in {asked}")
-            known = (service.region(asked).ledger.get_key(about)
-                     if about and KEY_ID_PATTERN.fullmatch(about) else None)
+            if key_id and KEY_ID_PATTERN.fullmatch(key_id):  # (a key route's key)
+                known = service.region(asked).ledger.get_key(key_id)
             if known is not None and known.account == account:
                 service.authorizer.check_key_policy_deny(context, operation, known)
             answer, status = read(asked, account, key_id), 200
