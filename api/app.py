@@ -123,6 +123,7 @@ class KmsFrontend:
         self.settings = settings
         self.fallback = fallback
         self.authenticator = authenticator
+        self._answering: set[asyncio.Task] = set()  # answer_now's requests answered in a task
         #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
         self._routes = {}
         for operation in operation_names():
@@ -140,26 +141,104 @@ class KmsFrontend:
         if scope["type"] != "http" or scope["path"] != "/" or scope["method"] != "POST":
             await self.fallback(scope, receive, send)
             return
-        request_id = _request_id()
         headers = _request_headers(scope["headers"])
+        body: bytes | KmsError
+        try:
+            self._route(headers)  # a request that names no operation is refused unread
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body"):
+                body = message.get("body", b"")  # the whole body in one message: the usual case
+            else:
+                body = await _read_rest_of_body(receive, message)
+        except _Disconnected:
+            return
+        except KmsError as error:
+            body = error
+        request_id, status, payload = await self._answer(scope, headers, body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    _CONTENT_TYPE_HEADER,
+                    (b"content-length", b"%d" % len(payload)),
+                    (b"x-amzn-requestid", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    def answer_now(self, scope, body: bytes, respond: Callable[[int, bytes, str], None]) -> None:
+        """Answer a KMS request whose whole body has arrived (api.http_protocol), calling
+        ``respond(status, payload, request_id)`` on the event loop once its record is durable.
+
+        A hot operation (served from memory, not awaiting a helper process) in a Region whose
+        store is open is answered here and now, with no coroutine of its own: what it waits
+        for, its audit record, calls back when durable. Every other request (and one that
+        turns out to need a Region opened first, before anything of it happened) is answered
+        as :meth:`__call__` answers it, in a task. ``scope`` needs ``headers``,
+        ``query_string``, ``client`` and ``scheme`` only."""
+        headers = _request_headers(scope["headers"])
+        route = self._routes.get(headers.get(b"x-amz-target", b""))
+        if route is None or not route.hot or route.awaits:
+            self._answer_later(scope, headers, body, respond)
+            return
+        request_id = _request_id()
+        context = params = result = failure = None
+        try:  # as _answer does for a hot operation
+            route = self._route(headers)  # (its content type and declared length)
+            if len(body) > MAX_BODY_BYTES:
+                raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
+            context, params = self._prepare(scope, headers, request_id, route, body)
+            if not self.service.has_region(context.region):
+                self._answer_later(scope, headers, body, respond)  # (nothing was done yet)
+                return
+            result = route.handler(context, params)
+            status, payload = 200, encode_response(result)
+        except Exception as error:
+            failure, status, payload = self._failed(error, request_id)
+        try:
+            region, rows = self._rows(scope, headers, request_id, route.operation, context,
+                                      params, result, failure, None, None)
+            if not self.service.has_region(region):  # (not even authenticated: nothing done)
+                self._answer_later(scope, headers, body, respond)
+                return
+            stored = self._submit(region, rows, False)
+        except Exception as error:
+            respond(*self._unaudited(request_id, error), request_id)
+            return
+
+        def durable(stored: asyncio.Future) -> None:
+            error = asyncio.CancelledError() if stored.cancelled() else stored.exception()
+            if error is None:
+                respond(status, payload, request_id)
+            else:
+                respond(*self._unaudited(request_id, error), request_id)
+
+        stored.add_done_callback(durable)
+
+    def _answer_later(self, scope, headers, body: bytes, respond) -> None:
+        async def answer() -> None:
+            request_id, status, payload = await self._answer(scope, headers, body)
+            respond(status, payload, request_id)
+
+        task = asyncio.get_running_loop().create_task(answer())
+        self._answering.add(task)  # (the loop keeps only a weak reference to a task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, scope, headers, body: bytes | KmsError) -> tuple[str, int, bytes]:
+        """(request id, status, payload) of a KMS request, once its record is durable.
+        ``body``: the error that refused it before its body was read, if it was."""
+        request_id = _request_id()
         operation = context = params = result = failure = written = stamp = None
         try:
             route = self._route(headers)
             operation = route.operation
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body"):
-                body = message.get("body", b"")  # the whole body in one message: the usual case
-                if len(body) > MAX_BODY_BYTES:
-                    raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
-            else:
-                body = await _read_rest_of_body(receive, message)
-            caller, region = self.authenticator.authenticate(
-                "POST", "/", scope["query_string"], scope["headers"], body
-            )
-            context = self._context(scope, headers, request_id, caller, region)
-            if route.handler is None:
-                raise Unsupported.OPERATION(operation=route.operation)
-            params = parse_body(route.rules, body)
+            if isinstance(body, KmsError):
+                raise body
+            if len(body) > MAX_BODY_BYTES:
+                raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
+            context, params = self._prepare(scope, headers, request_id, route, body)
             if route.hot:
                 if not self.service.has_region(context.region):  # its store opens on a thread
                     await anyio.to_thread.run_sync(self.service.region, context.region)
@@ -179,51 +258,50 @@ class KmsFrontend:
                     NOTE_RECORDS.reset(noting)
                     WRITTEN.reset(token)
             status, payload = 200, encode_response(result)
-        except _Disconnected:
-            return
-        except KmsError as error:
-            failure = error
-            status, payload = error.status, encode_error(error.code, error.message)
-        except Exception:  # a bug of ours: log it, never leak a stack trace to the caller
-            log.exception("internal error in request %s", request_id)
-            failure = _INTERNAL
-            status = 500
-            payload = encode_error(_INTERNAL.code, _INTERNAL.message)
+        except Exception as error:
+            failure, status, payload = self._failed(error, request_id)
         try:  # the request's record is durable before its answer leaves: no unaudited use
-            await self._audit(scope, headers, request_id, operation, context, params, result,
-                              failure, written, stamp)
-        except Exception:
-            log.exception("request %s answered KMSInternalException: its audit record could "
-                          "not be stored", request_id)
-            status = 500
-            payload = encode_error(_INTERNAL.code, _INTERNAL.message)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    _CONTENT_TYPE_HEADER,
-                    (b"content-length", b"%d" % len(payload)),
-                    (b"x-amzn-requestid", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+            region, rows = self._rows(scope, headers, request_id, operation, context, params,
+                                      result, failure, written, stamp)
+            if not self.service.has_region(region):
+                await anyio.to_thread.run_sync(self.service.region, region)
+            await self._submit(region, rows, bool(written))  # (changed the ledger: kept)
+        except Exception as error:
+            status, payload = self._unaudited(request_id, error)
+        return request_id, status, payload
 
-    async def _audit(self, scope, headers, request_id: str, operation: str | None,
-                     context: RequestContext | None, params, result, failure: KmsError | None,
-                     written: list | None, stamp: _RecordStamp | None) -> None:
-        """Build the request's CloudTrail record and wait until it is stored."""
-        region, rows = self._rows(scope, headers, request_id, operation, context, params, result,
-                                  failure, written, stamp)
-        if not self.service.has_region(region):
-            await anyio.to_thread.run_sync(self.service.region, region)
+    def _prepare(self, scope, headers, request_id: str, route: _Route,
+                 body: bytes) -> tuple[RequestContext, dict[str, Any]]:
+        """The request's caller and Region (authenticated) and its parameters (validated)."""
+        caller, region = self.authenticator.authenticate(
+            "POST", "/", scope["query_string"], scope["headers"], body
+        )
+        context = self._context(scope, headers, request_id, caller, region)
+        if route.handler is None:
+            raise Unsupported.OPERATION(operation=route.operation)
+        return context, parse_body(route.rules, body)
+
+    @staticmethod
+    def _failed(error: Exception, request_id: str) -> tuple[KmsError, int, bytes]:
+        """(the failure, status, payload) a request that raised ``error`` is answered with."""
+        if isinstance(error, KmsError):
+            return error, error.status, encode_error(error.code, error.message)
+        # a bug of ours: log it, never leak a stack trace to the caller
+        log.error("internal error in request %s", request_id, exc_info=error)
+        return _INTERNAL, 500, encode_error(_INTERNAL.code, _INTERNAL.message)
+
+    @staticmethod
+    def _unaudited(request_id: str, error: BaseException) -> tuple[int, bytes]:
+        log.error("request %s answered KMSInternalException: its audit record could not be "
+                  "stored", request_id, exc_info=error)
+        return 500, encode_error(_INTERNAL.code, _INTERNAL.message)
+
+    def _submit(self, region: str, rows: list[AuditRow], kept: bool) -> asyncio.Future:
+        """The request's records handed to its (open) Region's audit log: done once durable."""
         audit = self.service.region(region).audit
-        kept = bool(written)  # it changed the ledger: its record is kept (AuditLog)
         if len(rows) == 1:
-            await audit.record(rows[0], kept)
-        else:
-            await asyncio.gather(*(audit.record(row, kept) for row in rows))
+            return audit.submit(rows[0], kept)
+        return asyncio.gather(*(audit.submit(row, kept) for row in rows))
 
     def _rows(self, scope, headers, request_id: str, operation: str | None,
               context: RequestContext | None, params, result, failure: KmsError | None,

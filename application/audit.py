@@ -157,6 +157,12 @@ class AuditLog:
     async def record(self, row, kept: bool = False) -> None:
         """Store ``row``; return once it is durable (raise if it could not be stored).
         ``kept``: its request has changed the ledger (module docstring)."""
+        await self.submit(row, kept)
+
+    def submit(self, row, kept: bool = False) -> asyncio.Future:
+        """Hand ``row`` to the writer (from the running event loop): the future is done once it
+        is durable, or failed if it could not be stored (:meth:`record` awaits it; a request
+        answered from a callback adds one to it)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         turn = self._turns.get(loop)
@@ -166,7 +172,7 @@ class AuditLog:
             turn = self._turns[loop] = []
             loop.call_soon(self._hand_over, loop)
         turn.append((row, future, kept))
-        await future
+        return future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """The records of a loop's turn go to the writer together."""

@@ -47,17 +47,21 @@ def _patch(variant: str) -> None:
     if variant == "no-audit":
         from api.app import KmsFrontend
 
-        async def no_audit(self, *args, **kwargs) -> None:
-            return None
+        def no_records(self, scope, headers, request_id, operation, context, *args, **kwargs):
+            return context.region, []  # (nothing to store: a future already done)
 
-        KmsFrontend._audit = no_audit
+        KmsFrontend._rows = no_records
     elif variant == "build":
+        import asyncio
+
         from application.audit import AuditLog
 
-        async def record(self, row, kept: bool = False) -> None:
-            return None
+        def submit(self, row, kept: bool = False) -> asyncio.Future:
+            stored = asyncio.get_running_loop().create_future()
+            stored.set_result(None)
+            return stored
 
-        AuditLog.record = record
+        AuditLog.submit = submit
     elif variant == "no-store":
         from infrastructure.audit_store import SQLiteAuditStore
 
