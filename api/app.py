@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,7 +123,6 @@ class KmsFrontend:
         self.settings = settings
         self.fallback = fallback
         self.authenticator = authenticator
-        self._answering: set[asyncio.Task] = set()  # answer_now's requests answered in a task
         #: X-Amz-Target (raw header bytes) -> route, for every operation of the model
         self._routes = {}
         for operation in operation_names():
@@ -168,21 +167,22 @@ class KmsFrontend:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    def answer_now(self, scope, body: bytes, respond: Callable[[int, bytes, str], None]) -> None:
+    def answer_now(self, scope, body: bytes,
+                   respond: Callable[[int, bytes, str], None]) -> Coroutine[Any, Any, None] | None:
         """Answer a KMS request whose whole body has arrived (api.http_protocol), calling
         ``respond(status, payload, request_id)`` on the event loop once its record is durable.
 
         A hot operation (served from memory, not awaiting a helper process) in a Region whose
         store is open is answered here and now, with no coroutine of its own: what it waits
-        for, its audit record, calls back when durable. Every other request (and one that
-        turns out to need a Region opened first, before anything of it happened) is answered
-        as :meth:`__call__` answers it, in a task. ``scope`` needs ``headers``,
+        for, its audit record, calls back when durable; None is returned. Every other request
+        (and one that turns out to need a Region opened first, before anything of it happened)
+        is answered as :meth:`__call__` answers it, by the coroutine returned, which the caller
+        runs as a task (and a shutdown waits for). ``scope`` needs ``headers``,
         ``query_string``, ``client`` and ``scheme`` only."""
         headers = _request_headers(scope["headers"])
         route = self._routes.get(headers.get(b"x-amz-target", b""))
         if route is None or not route.hot or route.awaits:
-            self._answer_later(scope, headers, body, respond)
-            return
+            return self._answer_later(scope, headers, body, respond)
         request_id = _request_id()
         context = params = result = failure = None
         try:  # as _answer does for a hot operation
@@ -190,9 +190,8 @@ class KmsFrontend:
             if len(body) > MAX_BODY_BYTES:
                 raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
             context, params = self._prepare(scope, headers, request_id, route, body)
-            if not self.service.has_region(context.region):
-                self._answer_later(scope, headers, body, respond)  # (nothing was done yet)
-                return
+            if not self.service.has_region(context.region):  # (nothing was done yet)
+                return self._answer_later(scope, headers, body, respond)
             result = route.handler(context, params)
             status, payload = 200, encode_response(result)
         except Exception as error:
@@ -201,12 +200,11 @@ class KmsFrontend:
             region, rows = self._rows(scope, headers, request_id, route.operation, context,
                                       params, result, failure, None, None)
             if not self.service.has_region(region):  # (not even authenticated: nothing done)
-                self._answer_later(scope, headers, body, respond)
-                return
+                return self._answer_later(scope, headers, body, respond)
             stored = self._submit(region, rows, False)
         except Exception as error:
             respond(*self._unaudited(request_id, error), request_id)
-            return
+            return None
 
         def durable(stored: asyncio.Future) -> None:
             error = asyncio.CancelledError() if stored.cancelled() else stored.exception()
@@ -216,15 +214,15 @@ class KmsFrontend:
                 respond(*self._unaudited(request_id, error), request_id)
 
         stored.add_done_callback(durable)
+        return None
 
-    def _answer_later(self, scope, headers, body: bytes, respond) -> None:
-        async def answer() -> None:
+    async def _answer_later(self, scope, headers, body: bytes, respond) -> None:
+        try:
             request_id, status, payload = await self._answer(scope, headers, body)
-            respond(status, payload, request_id)
-
-        task = asyncio.get_running_loop().create_task(answer())
-        self._answering.add(task)  # (the loop keeps only a weak reference to a task)
-        task.add_done_callback(self._answering.discard)
+        except BaseException:  # (cancelled): answered, as uvicorn answers an ASGI task that ends so
+            respond(500, encode_error(_INTERNAL.code, _INTERNAL.message), _request_id())
+            raise
+        respond(status, payload, request_id)
 
     async def _answer(self, scope, headers, body: bytes | KmsError) -> tuple[str, int, bytes]:
         """(request id, status, payload) of a KMS request, once its record is durable.

@@ -13,13 +13,14 @@ uvicorn runs every request as an ASGI task: a scope, a task, ``receive`` and ``s
 coroutines and an event per request, which on this machine cost more than keyledger's whole
 Encrypt (docs/benchmarks.md, "Session 19"). :class:`KmsHttpProtocol` hands a KMS request
 (``POST /`` over HTTP/1.1 with a ``Content-Length`` of at most :data:`DIRECT_BODY_LIMIT`, no
-``Expect`` and no ``Transfer-Encoding``) to the front end's ``answer_now`` once its body has
-arrived, and writes the answer when the front end calls back (its audit record durable). Such a
-request takes its place in uvicorn's own order of a connection's requests (an
-:class:`_Exchange` stands where a cycle would): pipelined requests wait their turn, keep-alive,
-``Connection: close``, shutdown and a lost connection behave as uvicorn has them. Every other
-request, and every request when the application is not keyledger's front end (a proxy-header
-middleware around it, say), is uvicorn's, unchanged.
+``Expect: 100-continue`` and no ``Transfer-Encoding``) to the front end's ``answer_now`` once
+its body has arrived, and writes the answer when the front end calls back (its audit record
+durable); a request the front end answers in a task is tracked as uvicorn tracks its own, so a
+shutdown waits for it. Such a request takes its place in uvicorn's own order of a connection's
+requests (an :class:`_Exchange` stands where a cycle would): pipelined requests wait their
+turn, keep-alive, ``Connection: close``, shutdown and a lost connection behave as uvicorn has
+them. Every other request, and every request when the application is not keyledger's front
+end (a proxy-header middleware around it, say), is uvicorn's, unchanged.
 """
 
 from __future__ import annotations
@@ -187,7 +188,11 @@ class KmsHttpProtocol(HttpToolsProtocol):
         def respond(status: int, payload: bytes, request_id: str) -> None:
             self._respond(exchange, status, payload, request_id)
 
-        self._answer_now(exchange.scope, bytes(exchange.body), respond)  # type: ignore[misc]
+        later = self._answer_now(exchange.scope, bytes(exchange.body), respond)  # type: ignore[misc]
+        if later is not None:  # answered in a task, which a shutdown waits for (as uvicorn's)
+            task = self.loop.create_task(later)
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
 
     def _respond(self, exchange: _Exchange, status: int, payload: bytes, request_id: str) -> None:
         """Write the answer (as uvicorn's ``send`` would), then let the next request go."""

@@ -1,6 +1,7 @@
 """Where the durable audit record's CPU goes, per Encrypt request, in process.
 
-keyledger's ASGI front (``KmsFrontend.__call__``) is driven directly, with 16 requests
+keyledger's front end is driven directly, as the server's HTTP protocol drives it
+(``KmsFrontend.answer_now``, answering once the record is durable), with 16 requests
 (``--in-flight``) in flight on one event loop (as wrk's connections keep them in
 ``http_bench.py``), from a pool
 of 256 distinct pre-signed 1 KiB Encrypt requests (``auth_bench.build``: SigV4 verified, the
@@ -74,14 +75,19 @@ def one(variant: str, requests: int, cpu: int, in_flight: int) -> dict:
     os.sched_setaffinity(0, {cpu})
     tmp = Path(tempfile.mkdtemp(prefix="keyledger-audit-cost-"))
     _patch(variant)
-    app, driver, _ = auth_bench.build("sigv4", tmp, 256)
-    items, send = driver.items, driver._send
+    app, driver, signed = auth_bench.build("sigv4", tmp, 256)
+    loop = driver.loop
 
     async def connection(offset: int, n: int) -> None:
         for i in range(n):
-            scope, receive = items[(i * in_flight + offset) % len(items)]
-            await app(scope, receive, send)
-            driver.sent.clear()
+            scope, body = signed[(i * in_flight + offset) % len(signed)]
+            answered = loop.create_future()
+            later = app.answer_now(scope, body, lambda status, payload, request_id,
+                                   answered=answered: answered.set_result(status))
+            if later is not None:  # (not answered in place: as the server does, in a task)
+                await later
+            if await answered != 200:
+                raise SystemExit(f"{variant}: an Encrypt was refused")
 
     async def load() -> None:
         await asyncio.gather(*(connection(c, requests // in_flight) for c in range(in_flight)))

@@ -457,3 +457,27 @@ def test_every_answer_of_a_long_pipeline_has_exactly_one_record(server, kms, key
     for answer, text in zip(answers, texts, strict=True):
         assert_decrypts(kms, answer, key_id, text)
     assert_audited_once_each(server, key_id, [answer.request_id for answer in answers])
+
+
+# -- 9. a graceful shutdown and the requests answered in a task ----------------------------------
+
+
+def test_a_shutdown_finishes_the_requests_of_clients_that_left(server_factory, e2e):
+    """SIGTERM just after clients sent GenerateDataKeyPair for RSA_4096 pairs (answered in a
+    task: it awaits a crypto helper for about a second) and hung up: the shutdown waits for
+    those tasks, so every request has its record (without the wait none had)."""
+    srv = server_factory("direct-shutdown")
+    key_id = srv.kms().create_key(Description="shutdown")["KeyMetadata"]["KeyId"]
+    wires = []
+    for _ in range(8):
+        wire = Wire(srv)
+        wire.send(request(e2e, "GenerateDataKeyPair", {"KeyId": key_id, "KeyPairSpec": "RSA_4096"}))
+        wires.append(wire)
+    time.sleep(0.1)  # (read by the server: under way)
+    for wire in wires:
+        wire.close()
+    srv.stop()
+    srv.start()
+    records = audited(srv, key_id, "GenerateDataKeyPair")
+    assert len(records) == 8, records
+    assert len({record["requestID"] for record in records}) == 8

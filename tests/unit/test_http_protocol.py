@@ -374,3 +374,48 @@ async def test_behind_uvicorns_proxy_header_middleware_every_request_goes_throug
     await turns(transport, 1)
     assert front.now == [] and front.asgi == [("POST", "/", b"{}")]
     protocol.connection_lost(None)
+
+
+@on_a_loop
+async def test_a_request_the_front_end_answers_in_a_task_is_one_a_shutdown_waits_for():
+    """(uvicorn's graceful shutdown waits for ``server_state.tasks``: a client that left must not
+    let it drop a request half done)"""
+    front = FrontEnd()
+    release = asyncio.Event()
+
+    async def later(respond) -> None:
+        await release.wait()
+        respond(200, b"late", "r-1")
+
+    front.answer_now = lambda scope, body, respond: later(respond)
+    state = ServerState()
+    protocol, transport = connect(front, state)
+    protocol.data_received(REQUEST)
+    await asyncio.sleep(0)
+    (task,) = state.tasks
+    assert not task.done() and transport.writes == []
+    release.set()
+    await task
+    assert transport.writes == [ANSWER_HEAD % 1 + b"late"]
+    assert state.tasks == set()
+    protocol.connection_lost(None)
+
+
+def test_a_request_whose_task_is_cancelled_is_still_answered():
+    """(a task answering a request that ends without an answer would hold its connection, and
+    every request pipelined behind it, open forever: uvicorn answers 500, so does the front end)"""
+    from api.app import KmsFrontend
+
+    frontend = KmsFrontend.__new__(KmsFrontend)
+
+    async def cancelled(scope, headers, body):
+        raise asyncio.CancelledError
+
+    frontend._answer = cancelled
+    answers = []
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(frontend._answer_later({}, {}, b"{}", lambda *answer: answers.append(answer)))
+    ((status, payload, request_id),) = answers
+    assert (status, payload) == (500, b'{"__type":"KMSInternalException","message":"An internal '
+                                      b'error occurred."}')
+    assert len(request_id) == 36
