@@ -189,9 +189,10 @@ class KmsFrontend:
             route = self._route(headers)  # (its content type and declared length)
             if len(body) > MAX_BODY_BYTES:
                 raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
-            context, params = self._prepare(scope, headers, request_id, route, body)
+            context = self._authenticated(scope, headers, request_id, body)
             if not self.service.has_region(context.region):  # (nothing was done yet)
                 return self._answer_later(scope, headers, body, respond)
+            params = self._parameters(route, body)
             result = route.handler(context, params)
             status, payload = 200, encode_response(result)
         except Exception as error:
@@ -236,7 +237,8 @@ class KmsFrontend:
                 raise body
             if len(body) > MAX_BODY_BYTES:
                 raise Protocol.TOO_LARGE(limit=MAX_BODY_BYTES)
-            context, params = self._prepare(scope, headers, request_id, route, body)
+            context = self._authenticated(scope, headers, request_id, body)
+            params = self._parameters(route, body)
             if route.hot:
                 if not self.service.has_region(context.region):  # its store opens on a thread
                     await anyio.to_thread.run_sync(self.service.region, context.region)
@@ -268,16 +270,20 @@ class KmsFrontend:
             status, payload = self._unaudited(request_id, error)
         return request_id, status, payload
 
-    def _prepare(self, scope, headers, request_id: str, route: _Route,
-                 body: bytes) -> tuple[RequestContext, dict[str, Any]]:
-        """The request's caller and Region (authenticated) and its parameters (validated)."""
+    def _authenticated(self, scope, headers, request_id: str, body: bytes) -> RequestContext:
+        """The request's caller and Region (its signature checked): what its record names,
+        whatever else refuses it."""
         caller, region = self.authenticator.authenticate(
             "POST", "/", scope["query_string"], scope["headers"], body
         )
-        context = self._context(scope, headers, request_id, caller, region)
+        return self._context(scope, headers, request_id, caller, region)
+
+    @staticmethod
+    def _parameters(route: _Route, body: bytes) -> dict[str, Any]:
+        """The request's parameters, validated against the operation's model."""
         if route.handler is None:
             raise Unsupported.OPERATION(operation=route.operation)
-        return context, parse_body(route.rules, body)
+        return parse_body(route.rules, body)
 
     @staticmethod
     def _failed(error: Exception, request_id: str) -> tuple[KmsError, int, bytes]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.e2e.conftest import ACCOUNT_ID
+
 pytestmark = pytest.mark.e2e
 
 CT = "application/x-amz-json-1.1"
@@ -60,14 +62,14 @@ def _json(payload: dict | bytes) -> bytes:
 
 
 def request(e2e, operation: str, payload: dict | bytes, *, version: str = "HTTP/1.1",
-            extra: tuple[str, ...] = (), chunked: bool = False) -> bytes:
+            extra: tuple[str, ...] = (), chunked: bool = False, region: str = "us-east-1") -> bytes:
     """The bytes of one signed KMS request. SigV4 signs Content-Type, Host, X-Amz-Date and
     X-Amz-Target over the (unchunked) body, exactly as botocore signs; ``extra`` headers
     (Connection, Expect, ...) are sent unsigned. ``chunked``: the body in two chunks under
     ``Transfer-Encoding: chunked`` (no Content-Length)."""
     body = _json(payload)
     target = f"TrentService.{operation}"
-    signed = e2e.sign("http://kms/", {"Content-Type": CT, "X-Amz-Target": target}, body)
+    signed = e2e.sign("http://kms/", {"Content-Type": CT, "X-Amz-Target": target}, body, region)
     lines = [f"POST / {version}", "Host: kms", f"Content-Type: {CT}", f"X-Amz-Target: {target}",
              f"X-Amz-Date: {signed['X-Amz-Date']}", f"Authorization: {signed['Authorization']}"]
     lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}")
@@ -427,6 +429,26 @@ def test_a_plaintext_too_long_is_the_same_error_under_and_over_64_kib(server, ke
         records = [r for r in found.json()["Records"] if r["requestID"] == answer.request_id]
         assert [(r["errorCode"], r["errorMessage"]) for r in records] == [
             ("ValidationException", PLAINTEXT_TOO_LONG["message"])], records
+        # the caller signed it: its record names them, whatever refused it after the signature
+        assert records[0]["userIdentity"]["arn"] == f"arn:aws:iam::{ACCOUNT_ID}:root"
+        assert records[0]["awsRegion"] == "us-east-1"
+
+
+def test_a_refused_request_is_recorded_in_the_region_it_was_signed_for(server, key_id, e2e):
+    """A Region whose store this server has not opened yet: the refusal opens it and is
+    recorded there, with its caller, on the path that answers in place (which hands such a
+    request to a task before doing anything) as on uvicorn's."""
+    for region, size in (("ap-southeast-2", 60 * 1024), ("ca-central-1", 100 * 1024)):
+        body = _padded(encrypt_payload(key_id, b"p" * (size * 3 // 4 - 200)), size)
+        with Wire(server) as wire:
+            wire.send(request(e2e, "Encrypt", body, region=region))
+            answer = wire.answer()
+        assert answer.json() == PLAINTEXT_TOO_LONG
+        found = server.ledger_get(f"/ledger/v1/audit?region={region}&errors_only=true")
+        assert found.status_code == 200, found.text
+        (record,) = found.json()["Records"]
+        assert (record["requestID"], record["awsRegion"], record["userIdentity"]["arn"]) == (
+            answer.request_id, region, f"arn:aws:iam::{ACCOUNT_ID}:root")
 
 
 def test_valid_encrypts_at_and_just_over_64_kib_are_both_answered(server, kms, key_id, e2e):

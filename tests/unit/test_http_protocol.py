@@ -181,7 +181,7 @@ class FrontEnd:
 
 def connect(app, state: ServerState | None = None):
     config = uvicorn.Config(app, lifespan="off", access_log=False, server_header=False,
-                            date_header=False, proxy_headers=False)  # (as `keyledger serve`)
+                            date_header=False, proxy_headers=False)  # (no proxy: as `serve`)
     config.load()
     protocol = KmsHttpProtocol(config, state or ServerState(), {}, _loop=asyncio.get_running_loop())
     transport = RecordingTransport()
@@ -259,11 +259,13 @@ async def test_a_kms_request_pipelined_behind_an_asgi_one_waits_for_it():
 async def test_a_body_in_pieces_is_answered_once_whole():
     front = FrontEnd()
     protocol, transport = connect(front)
-    request = REQUEST.replace(b"Content-Length: 2", b"Content-Length: 6").replace(b"{}", b"")
+    request = REQUEST.replace(b"Content-Length: 2", b"Content-Length: 7").replace(b"{}", b"")
     protocol.data_received(request + b'{"a"')
     assert front.now == []
     protocol.data_received(b":1}")
-    assert [body for body, _, _ in front.now] == [b'{"a":1}'[:6]]
+    assert [body for body, _, _ in front.now] == [b'{"a":1}']
+    front.now[0][2](200, b"done", "r-1")
+    assert transport.writes == [ANSWER_HEAD % 1 + b"done"] and not transport.closed
     protocol.connection_lost(None)
 
 
