@@ -18,6 +18,7 @@ from api.app import create_app
 from api.http_protocol import KmsHttpProtocol
 from api.settings import Settings
 from application.audit import AuditQuery
+from tests.integration.test_unaudited_use import BrokenStore
 from tests.unit.test_http_protocol import RecordingTransport
 
 
@@ -139,21 +140,11 @@ def test_a_request_for_a_region_not_open_yet_opens_it_in_a_task_and_is_recorded_
 
 
 def test_an_answer_in_place_whose_record_cannot_be_stored_is_an_internal_error(front):
-    class RefusingStore:
-        def __init__(self, real) -> None:
-            self.real = real
-
-        def append(self, rows) -> None:
-            raise OSError("disk full")
-
-        def __getattr__(self, name):
-            return getattr(self.real, name)
-
     async def run():
         loop = asyncio.get_running_loop()
         protocol, transport, state = connect(front, loop)
         audit = front.service.region("us-east-1").audit
-        audit.store = RefusingStore(audit.store)
+        audit.store = BrokenStore(audit.store)
         protocol.data_received(kms_request("GenerateRandom", {"NumberOfBytes": 16}))
         assert state.tasks == set()
         await written(transport)
