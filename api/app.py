@@ -172,16 +172,18 @@ class KmsFrontend:
         """Answer a KMS request whose whole body has arrived (api.http_protocol), calling
         ``respond(status, payload, request_id)`` on the event loop once its record is durable.
 
-        A hot operation (served from memory, not awaiting a helper process) in a Region whose
-        store is open is answered here and now, with no coroutine of its own: what it waits
-        for, its audit record, calls back when durable; None is returned. Every other request
-        (and one that turns out to need a Region opened first, before anything of it happened)
-        is answered as :meth:`__call__` answers it, by the coroutine returned, which the caller
-        runs as a task (and a shutdown waits for). ``scope`` needs ``headers``,
-        ``query_string``, ``client`` and ``scheme`` only."""
+        A hot operation (served from memory) in a Region whose store is open is answered here
+        and now, with no coroutine of its own: what it waits for, its audit record, calls back
+        when durable; None is returned. An operation whose handler is a coroutine (it may await
+        a crypto helper) runs here too until it has to wait, as an eager task would: a
+        symmetric Decrypt never does; one that waits goes on in the coroutine returned. Every
+        other request (and one that turns out to need a Region opened first, before anything
+        of it happened) is answered as :meth:`__call__` answers it, by the coroutine returned.
+        The caller runs a returned coroutine as a task (which a shutdown waits for).
+        ``scope`` needs ``headers``, ``query_string``, ``client`` and ``scheme`` only."""
         headers = _request_headers(scope["headers"])
         route = self._routes.get(headers.get(b"x-amz-target", b""))
-        if route is None or not route.hot or route.awaits:
+        if route is None or not route.hot:
             return self._answer_later(scope, headers, body, respond)
         request_id = _request_id()
         context = params = result = failure = None
@@ -194,14 +196,53 @@ class KmsFrontend:
                 return self._answer_later(scope, headers, body, respond)
             params = self._parameters(route, body)
             result = route.handler(context, params)
+            if route.awaits:
+                running, result = result, None
+                try:
+                    waiting = running.send(None)  # it runs until it has to wait, if it does
+                except StopIteration as done:
+                    result = done.value
+                else:
+                    return self._answer_after(running, waiting, scope, headers, request_id,
+                                              route, context, params, respond)
             status, payload = 200, encode_response(result)
         except Exception as error:
             failure, status, payload = self._failed(error, request_id)
         try:
             region, rows = self._rows(scope, headers, request_id, route.operation, context,
                                       params, result, failure, None, None)
-            if not self.service.has_region(region):  # (not even authenticated: nothing done)
-                return self._answer_later(scope, headers, body, respond)
+        except Exception as error:
+            respond(*self._unaudited(request_id, error), request_id)
+            return None
+        if not self.service.has_region(region):  # (not even authenticated: nothing was done)
+            return self._answer_later(scope, headers, body, respond)
+        self._store_then_respond(region, rows, request_id, status, payload, respond)
+        return None
+
+    async def _answer_after(self, running, waiting, scope, headers, request_id: str,
+                            route: _Route, context: RequestContext, params, respond) -> None:
+        """The rest of a request whose operation had to wait (:meth:`answer_now`)."""
+        result = failure = None
+        try:
+            result = await _run_on(running, waiting)
+            status, payload = 200, encode_response(result)
+        except Exception as error:
+            failure, status, payload = self._failed(error, request_id)
+        try:
+            region, rows = self._rows(scope, headers, request_id, route.operation, context,
+                                      params, result, failure, None, None)
+        except Exception as error:
+            respond(*self._unaudited(request_id, error), request_id)
+            return
+        stored = self._store_then_respond(region, rows, request_id, status, payload, respond)
+        if stored is not None:
+            await asyncio.wait([stored])  # (a shutdown waits for the task: for the record too)
+
+    def _store_then_respond(self, region: str, rows: list[AuditRow], request_id: str,
+                            status: int, payload: bytes, respond) -> asyncio.Future | None:
+        """Hand the records to the (open) Region's audit log; respond once they are durable
+        (500 if they cannot be stored). The records' future, unless they failed at once."""
+        try:
             stored = self._submit(region, rows, False)
         except Exception as error:
             respond(*self._unaudited(request_id, error), request_id)
@@ -215,7 +256,7 @@ class KmsFrontend:
                 respond(*self._unaudited(request_id, error), request_id)
 
         stored.add_done_callback(durable)
-        return None
+        return stored
 
     async def _answer_later(self, scope, headers, body: bytes, respond) -> None:
         try:
@@ -397,6 +438,29 @@ class KmsFrontend:
 
 
 _INTERNAL = Requests.INTERNAL()
+
+
+async def _run_on(coroutine: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """The value of ``coroutine``, which ran outside a task until it yielded ``waiting`` (the
+    asyncio future it waits for, or None to let the loop come round), run on in this task as
+    a task runs it: the future is taken (no longer "blocking", as ``Task`` marks it), and once
+    it is done the coroutine is sent None and reads its outcome itself. A cancellation of
+    this task cancels the future and closes the coroutine (its ``finally`` clauses run)."""
+    while True:
+        if waiting is None:
+            await asyncio.sleep(0)
+        else:
+            waiting._asyncio_future_blocking = False
+            try:
+                await asyncio.wait([waiting])
+            except asyncio.CancelledError:
+                waiting.cancel()
+                coroutine.close()
+                raise
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration as done:
+            return done.value
 
 
 def _request_headers(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:

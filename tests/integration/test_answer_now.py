@@ -15,6 +15,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from api.app import create_app
+from api.bootstrap import serve_crypto_helpers_on, stop_crypto_helpers
 from api.http_protocol import KmsHttpProtocol
 from api.settings import Settings
 from application.audit import AuditQuery
@@ -97,7 +98,7 @@ def test_an_encrypt_is_answered_in_place_once_its_record_is_stored(front):
     asyncio.run(run())
 
 
-def test_decrypt_and_management_operations_are_answered_in_a_task(front):
+def test_a_management_operation_is_answered_in_a_task_a_symmetric_decrypt_in_place(front):
     async def run():
         loop = asyncio.get_running_loop()
         protocol, transport, state = connect(front, loop)
@@ -108,15 +109,48 @@ def test_decrypt_and_management_operations_are_answered_in_a_task(front):
         protocol.data_received(kms_request("Encrypt", {
             "KeyId": key_id, "Plaintext": base64.b64encode(b"back").decode()}))
         await written(transport, 2)
+        while state.tasks:  # (CreateKey's task: answered, about to end)
+            await asyncio.sleep(0)
         blob = answers(transport)[1][2]["CiphertextBlob"]
         protocol.data_received(kms_request("Decrypt", {"CiphertextBlob": blob}))
-        (task,) = state.tasks  # (Decrypt may await a crypto helper: its handler is a coroutine)
+        assert state.tasks == set()  # (its handler is a coroutine that had nothing to wait for)
         await written(transport, 3)
         status, headers, body = answers(transport)[2]
         assert (status, base64.b64decode(body["Plaintext"])) == (200, b"back")
         assert [record["eventName"] for record in stored(
             front, "us-east-1", headers["x-amzn-requestid"])] == ["Decrypt"]
         protocol.connection_lost(None)
+
+    asyncio.run(run())
+
+
+def test_an_operation_that_waits_for_a_crypto_helper_goes_on_in_a_task(front):
+    async def run():
+        loop = asyncio.get_running_loop()
+        serve_crypto_helpers_on(loop)  # (as the server's lifespan does)
+        protocol, transport, state = connect(front, loop)
+        protocol.data_received(kms_request("CreateKey", {"KeySpec": "RSA_2048",
+                                                         "KeyUsage": "ENCRYPT_DECRYPT"}))
+        await written(transport)
+        key_id = answers(transport)[0][2]["KeyMetadata"]["KeyId"]
+        protocol.data_received(kms_request("Encrypt", {
+            "KeyId": key_id, "Plaintext": base64.b64encode(b"asymmetric").decode(),
+            "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}))
+        await written(transport, 2)
+        while state.tasks:
+            await asyncio.sleep(0)
+        blob = answers(transport)[1][2]["CiphertextBlob"]
+        protocol.data_received(kms_request("Decrypt", {
+            "KeyId": key_id, "CiphertextBlob": blob, "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}))
+        (task,) = state.tasks  # (the private key's work is a helper process's)
+        await written(transport, 3)
+        status, headers, body = answers(transport)[2]
+        assert (status, base64.b64decode(body["Plaintext"])) == (200, b"asymmetric")
+        assert [record["eventName"] for record in stored(
+            front, "us-east-1", headers["x-amzn-requestid"])] == ["Decrypt"]
+        await task
+        protocol.connection_lost(None)
+        stop_crypto_helpers()
 
     asyncio.run(run())
 

@@ -421,3 +421,76 @@ def test_a_request_whose_task_is_cancelled_is_still_answered():
     assert (status, payload) == (500, b'{"__type":"KMSInternalException","message":"An internal '
                                       b'error occurred."}')
     assert len(request_id) == 36
+
+
+# --------------------------------------------------------------------------- _run_on
+
+
+def _started(coroutine):
+    """Run ``coroutine`` outside a task until it first waits (as answer_now does): what it
+    yielded."""
+    return coroutine.send(None)
+
+
+@on_a_loop
+async def test_a_coroutine_started_outside_a_task_runs_on_to_its_value():
+    from api.app import _run_on
+
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+
+    async def operation():
+        a = await first
+        await asyncio.sleep(0)
+        b = await second
+        return a + b
+
+    coroutine = operation()
+    waiting = _started(coroutine)
+    assert waiting is first
+    task = asyncio.ensure_future(_run_on(coroutine, waiting))
+    loop.call_soon(first.set_result, 40)
+    loop.call_later(0.01, second.set_result, 2)
+    assert await task == 42
+
+
+@on_a_loop
+async def test_the_coroutine_reads_a_failure_of_what_it_waited_for_itself():
+    from api.app import _run_on
+
+    loop = asyncio.get_running_loop()
+    answer = loop.create_future()
+
+    async def operation():
+        try:
+            await answer
+        except LookupError as error:
+            return f"caught {error}"
+
+    coroutine = operation()
+    task = asyncio.ensure_future(_run_on(coroutine, _started(coroutine)))
+    loop.call_soon(answer.set_exception, LookupError("it"))
+    assert await task == "caught it"
+
+
+@on_a_loop
+async def test_cancelling_the_task_cancels_what_it_waits_for_and_closes_the_coroutine():
+    from api.app import _run_on
+
+    loop = asyncio.get_running_loop()
+    answer = loop.create_future()
+    cleaned = []
+
+    async def operation():
+        try:
+            await answer
+        finally:
+            cleaned.append(True)
+
+    coroutine = operation()
+    task = asyncio.ensure_future(_run_on(coroutine, _started(coroutine)))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert answer.cancelled() and cleaned == [True]
