@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import gc
 import itertools
 import logging
@@ -228,6 +229,9 @@ class KmsFrontend:
             status, payload = 200, encode_response(result)
         except Exception as error:
             failure, status, payload = self._failed(error, request_id)
+        except BaseException:  # (cancelled): answered, as _answer_later answers
+            respond(500, encode_error(_INTERNAL.code, _INTERNAL.message), request_id)
+            raise
         try:
             region, rows = self._rows(scope, headers, request_id, route.operation, context,
                                       params, result, failure, None, None)
@@ -445,20 +449,24 @@ async def _run_on(coroutine: Coroutine[Any, Any, Any], waiting: Any) -> Any:
     asyncio future it waits for, or None to let the loop come round), run on in this task as
     a task runs it: the future is taken (no longer "blocking", as ``Task`` marks it), and once
     it is done the coroutine is sent None and reads its outcome itself. A cancellation of
-    this task cancels the future and closes the coroutine (its ``finally`` clauses run)."""
+    this task cancels the future the coroutine waits for (or, with none to cancel, is thrown
+    into it), as a task's cancellation does."""
     while True:
-        if waiting is None:
-            await asyncio.sleep(0)
-        else:
-            waiting._asyncio_future_blocking = False
-            try:
-                await asyncio.wait([waiting])
-            except asyncio.CancelledError:
-                waiting.cancel()
-                coroutine.close()
-                raise
         try:
-            waiting = coroutine.send(None)
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                waiting._asyncio_future_blocking = False
+                await asyncio.wait([waiting])
+        except asyncio.CancelledError as cancelled:
+            if waiting is None or not waiting.cancel():
+                step = functools.partial(coroutine.throw, cancelled)
+            else:
+                step = functools.partial(coroutine.send, None)
+        else:
+            step = functools.partial(coroutine.send, None)
+        try:
+            waiting = step()
         except StopIteration as done:
             return done.value
 

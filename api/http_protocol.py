@@ -26,6 +26,7 @@ end (a proxy-header middleware around it, say), is uvicorn's, unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -188,7 +189,10 @@ class KmsHttpProtocol(HttpToolsProtocol):
         def respond(status: int, payload: bytes, request_id: str) -> None:
             self._respond(exchange, status, payload, request_id)
 
-        later = self._answer_now(exchange.scope, bytes(exchange.body), respond)  # type: ignore[misc]
+        # In a context of its own: a request released by the answer before it (its turn come)
+        # may be answered inside that answer's task, whose context is that request's.
+        later = contextvars.Context().run(self._answer_now, exchange.scope,  # type: ignore[arg-type]
+                                          bytes(exchange.body), respond)
         if later is not None:  # answered in a task, which a shutdown waits for (as uvicorn's)
             task = self.loop.create_task(later)
             task.add_done_callback(self.tasks.discard)

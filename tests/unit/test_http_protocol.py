@@ -474,7 +474,7 @@ async def test_the_coroutine_reads_a_failure_of_what_it_waited_for_itself():
 
 
 @on_a_loop
-async def test_cancelling_the_task_cancels_what_it_waits_for_and_closes_the_coroutine():
+async def test_cancelling_the_task_cancels_what_it_waits_for_and_the_coroutine_sees_it():
     from api.app import _run_on
 
     loop = asyncio.get_running_loop()
@@ -484,8 +484,9 @@ async def test_cancelling_the_task_cancels_what_it_waits_for_and_closes_the_coro
     async def operation():
         try:
             await answer
-        finally:
+        except asyncio.CancelledError:
             cleaned.append(True)
+            raise
 
     coroutine = operation()
     task = asyncio.ensure_future(_run_on(coroutine, _started(coroutine)))
@@ -494,3 +495,53 @@ async def test_cancelling_the_task_cancels_what_it_waits_for_and_closes_the_coro
     with pytest.raises(asyncio.CancelledError):
         await task
     assert answer.cancelled() and cleaned == [True]
+
+
+@on_a_loop
+async def test_cancelling_a_coroutine_that_waits_for_nothing_throws_the_cancellation_into_it():
+    from api.app import _run_on
+
+    seen = []
+
+    async def operation():
+        try:
+            await asyncio.sleep(0)
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    coroutine = operation()
+    task = asyncio.ensure_future(_run_on(coroutine, _started(coroutine)))  # (it yielded None)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled"]
+
+
+def test_a_request_whose_operation_is_cancelled_while_it_waits_is_still_answered():
+    from api.app import KmsFrontend
+
+    frontend = KmsFrontend.__new__(KmsFrontend)
+    answers = []
+
+    async def run():
+        answer = asyncio.get_running_loop().create_future()
+
+        async def operation():
+            return await answer
+
+        coroutine = operation()
+        task = asyncio.ensure_future(frontend._answer_after(
+            coroutine, _started(coroutine), {}, {}, "r-1", None, None, None,
+            lambda *answered: answers.append(answered)))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert answer.cancelled()
+
+    asyncio.run(run())
+    assert answers == [(500, b'{"__type":"KMSInternalException","message":"An internal error '
+                             b'occurred."}', "r-1")]
